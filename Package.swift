@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds of the proxy drop exclusivity checks only where measured (issue 7); debug keeps every check.
+let package = Package(
+    name: "lb",
+    products: [
+        .executable(name: "lb-server", targets: ["lb-server"]),
+        .executable(name: "lb-demo-backend", targets: ["lb-demo-backend"]),
+        .executable(name: "lb-bench-core", targets: ["lb-bench-core"]),
+        .library(name: "LBCore", targets: ["LBCore"]),
+        .library(name: "LBServer", targets: ["LBServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+    ],
+    targets: [
+        // C libraries, each behind its own small system-library module.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Pure Swift routing core: hashes, balancing algorithms, snapshots, health hysteresis, stats types. No I/O.
+        .target(
+            name: "LBCore",
+            dependencies: [
+                "CXXHash", "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        // The I/O: libuv loop, listeners, connections, HTTP/1.1 parser (sans-I/O), admin API, config.
+        .target(
+            name: "LBServer",
+            dependencies: [
+                "LBCore", "CLibUV",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .executableTarget(
+            name: "lb-server",
+            dependencies: ["LBServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lb-demo-backend",
+            dependencies: ["LBServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "lb-bench-core", dependencies: ["LBCore"]),
+
+        .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
+        .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
+        // Runs the real binaries over loopback; `make test` builds them first.
+        .testTarget(name: "IntegrationTests", dependencies: ["LBServer"]),
+    ]
+)
