@@ -49,7 +49,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "lb-demo-backend",
-            dependencies: ["LBServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "LBServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(name: "lb-bench-core", dependencies: ["LBCore"]),
 

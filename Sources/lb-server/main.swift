@@ -1,1 +1,76 @@
-print("lb-server")
+import ArgumentParser
+import Foundation
+import LBCore
+import LBServer
+import Logging
+
+/// `lb-server`: the load balancer. Flags override the config file; `--backend` flags replace its servers.
+struct LBServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lb-server",
+        abstract: "A consistent-hashing HTTP/1.1 load balancer.",
+        version: LBVersion.current
+    )
+
+    @Option(name: .long, help: "Config file (JSON). Not needed when --backend flags are given.")
+    var config: String?
+
+    @Option(name: .long, help: "Traffic listen address, HOST:PORT (port 0 picks a free port).")
+    var listen: String?
+
+    @Option(name: .long, help: "A backend HOST:PORT[@WEIGHT]; repeat for more. Replaces the config file's servers.")
+    var backend: [String] = []
+
+    @Option(name: .long, help: "Admin API listen address, HOST:PORT.")
+    var admin: String?
+
+    @Option(name: .long, help: "Balancing algorithm: \(AlgorithmName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var algorithm: String?
+
+    @Option(name: .long, help: "Key hash function: \(KeyHashName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var hash: String?
+
+    @Option(name: .long, help: "Routing key: path, uri, host, header:NAME, cookie:NAME, query:NAME, client-ip.")
+    var key: String?
+
+    @Option(name: .long, help: "Worker threads: a number or auto.")
+    var workers: String?
+
+    @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")
+    var checkConfig = false
+
+    mutating func run() throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessInfo.processInfo.environment["LB_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+            return handler
+        }
+        let logger = Logger(label: "lb")
+        let overrides = CommandLineOverrides(
+            listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers)
+        let resolved: LBConfig
+        do {
+            resolved = try LBConfig.resolve(configPath: config, overrides: overrides)
+        } catch {
+            FileHandle.standardError.write(Data("lb-server: configuration is invalid:\n\(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if checkConfig {
+            print("configuration is valid: \(resolved.servers.count) servers, algorithm \(resolved.routing.algorithm.rawValue)")
+            return
+        }
+        do {
+            let server = try ProxyServer(config: resolved, configPath: config, overrides: overrides, logger: logger)
+            try server.start()
+            let status = server.run()
+            if status != 0 { throw ExitCode(status) }
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("lb-server: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+LBServerCommand.main()

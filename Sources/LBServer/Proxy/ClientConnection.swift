@@ -1,0 +1,522 @@
+import CLibUV
+import LBCore
+
+/// One client connection: parses requests, routes each to a backend, streams the request and the response,
+/// and answers pipelined requests strictly in order (the next one is not parsed until the current response
+/// is complete). Bytes read but not yet usable stay in `pending` and reading stops, so one connection never
+/// holds more than one read buffer of unprocessed input.
+final class ClientConnection: TCPConnection, ListLinked {
+    enum Phase { case head, connecting, body, awaitingResponse, tunnel, closed }
+
+    unowned(unsafe) let worker: Worker
+    var parser: HTTPParser
+    private var phase = Phase.head
+    /// Unconsumed input, kept while the current exchange cannot take it.
+    private var pending: [UInt8] = []
+    private var clientAddress: [UInt8] = []
+
+    // The current exchange.
+    private var routing: RoutingState?
+    private var upstream: UpstreamConnection?
+    private var backendIndex = -1
+    private var tried: [Int] = []
+    private var keyHash: UInt64 = 0
+    private var outgoingHead: [UInt8] = []
+    private var method = HTTPMethod.get
+    private var versionMinor = 1
+    private var requestChunked = false
+    private var requestHasBody = false
+    private var requestComplete = false
+    private var isUpgradeRequest = false
+    private var responseStarted = false
+    private var responseComplete = false
+    private var responseChunked = false
+    private var keepAlive = true
+    private var peerClosedWrite = false
+    private var readPausedForBackpressure = false
+    /// True while `process` runs, so completion paths know whether a parse loop will go on by itself.
+    private var inProcess = false
+
+    /// Deadline for the current phase (0 = none), checked by the worker's sweep.
+    private var deadline: UInt64 = 0
+    private var deadlineIsIdle = true
+
+    var listPrev: ClientConnection?
+    var listNext: ClientConnection?
+    var inList = false
+
+    init(worker: Worker) {
+        self.worker = worker
+        parser = HTTPParser(kind: .request, limits: worker.settings.limits)
+        super.init(loop: worker.loop)
+    }
+
+    func start() {
+        uv_tcp_nodelay(handle, 1)
+        peerAddress(into: &clientAddress)
+        setIdleDeadline()
+        startReading()
+    }
+
+    private var settings: ProxySettings { worker.settings }
+
+    private func setIdleDeadline() {
+        deadline = loop.now + settings.clientIdleTimeout
+        deadlineIsIdle = true
+    }
+
+    // MARK: reading and parsing
+
+    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+        worker.counters.bytesIn &+= UInt64(bytes.count)
+        if phase == .tunnel {
+            upstream?.append(bytes)
+            upstream?.flush()
+            applyBackpressureTowardUpstream()
+            return
+        }
+        if phase == .head && deadlineIsIdle {
+            deadline = loop.now + settings.clientHeaderTimeout
+            deadlineIsIdle = false
+        }
+        let used = process(bytes)
+        if used < bytes.count && !isClosing {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
+            stopReading()
+        }
+        upstream?.flush()
+        applyBackpressureTowardUpstream()
+    }
+
+    /// Feeds `input` to the parser as far as the current exchange allows; returns how much was used.
+    private func process(_ input: UnsafeRawBufferPointer) -> Int {
+        inProcess = true
+        defer { inProcess = false }
+        var pos = 0
+        while !isClosing {
+            switch phase {
+            case .head:
+                switch parser.next(input, &pos) {
+                case .needMore:
+                    return pos
+                case .head:
+                    beginExchange()
+                case .error(let e):
+                    respondError(status: e.status, close: true)
+                    return input.count
+                case .body, .end:
+                    return pos  // not reachable in this phase
+                }
+            case .body:
+                switch parser.next(input, &pos) {
+                case .needMore:
+                    return pos
+                case .body(let range):
+                    // With no upstream (the proxy already answered) the rest of the body is discarded.
+                    if let up = upstream { forwardRequestBody(UnsafeRawBufferPointer(rebasing: input[range]), to: up) }
+                case .end:
+                    requestComplete = true
+                    if requestChunked { upstream?.append(HeadWriter.lastChunk) }
+                    if responseComplete {
+                        finishExchange()
+                        continue
+                    }
+                    phase = .awaitingResponse
+                    return pos
+                case .error(let e):
+                    // The request body broke its own framing: nothing more of it can be trusted.
+                    failExchange(status: e.status)
+                    return input.count
+                case .head:
+                    return pos
+                }
+            case .connecting, .awaitingResponse, .tunnel, .closed:
+                return pos
+            }
+        }
+        return input.count
+    }
+
+    /// Replays bytes kept in `pending` once the exchange can take them, then resumes reading.
+    private func drainPending() {
+        // Always run the parser, even on no bytes: a body-less request ends right after its head.
+        var buf = pending
+        pending = []
+        let used: Int = buf.isEmpty
+            ? withUnsafeBytes(of: UInt8(0)) { process(UnsafeRawBufferPointer(rebasing: $0[0..<0])) }
+            : buf.withUnsafeBytes { process($0) }
+        if isClosing { return }
+        upstream?.flush()
+        if used < buf.count {
+            buf.removeFirst(used)
+            pending = buf
+            return
+        }
+        buf.removeAll(keepingCapacity: true)
+        pending = buf
+        if !readPausedForBackpressure && phase != .closed && !peerClosedWrite {
+            startReading()
+        }
+    }
+
+    override func didReadEnd(_ error: UVError) {
+        peerClosedWrite = true
+        switch phase {
+        case .head where parser.isBetweenMessages && pending.isEmpty:
+            close()
+        case .awaitingResponse:
+            // Half-close after a complete request: still deliver the response, then close.
+            keepAlive = false
+        case .tunnel:
+            upstream?.closeAfterFlush()
+            closeAfterFlush()
+        default:
+            close()
+        }
+    }
+
+    // MARK: routing
+
+    private func beginExchange() {
+        let head = parser.head
+        worker.counters.requests &+= 1
+        method = head.method
+        versionMinor = head.versionMinor
+        keepAlive = head.keepAlive && !worker.isDraining
+        requestChunked = head.framing == .chunked
+        requestHasBody = head.framing != .none && head.framing != .contentLength(0)
+        requestComplete = false
+        responseStarted = false
+        responseComplete = false
+        isUpgradeRequest = head.isUpgrade
+        deadline = 0
+        if method == .connect {
+            respondError(status: 405, close: true)
+            return
+        }
+        let state = worker.routing.load()
+        routing = state
+        keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
+                                  snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
+        outgoingHead.removeAll(keepingCapacity: true)
+        clientAddress.withUnsafeBytes { addr in
+            HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
+                                    options: settings.forwarding, into: &outgoingHead)
+        }
+        tried.removeAll(keepingCapacity: true)
+        dispatch()
+    }
+
+    /// Sends the request to the best remaining candidate: a pooled connection if one is idle, else a new one.
+    private func dispatch() {
+        guard let state = routing else { return }
+        let backends = state.backends
+        let pick: Int?
+        if let factor = state.snapshot.config.boundedLoad, factor > 0 {
+            var total = 0
+            for b in backends { total += b.perWorker[worker.id].inFlight }
+            pick = state.snapshot.pick(
+                forKeyHash: keyHash,
+                isEligible: { i in backends[i].isEligible && !tried.contains(i) },
+                load: { i in backends[i].perWorker[worker.id].inFlight }, totalLoad: total)
+        } else {
+            pick = state.snapshot.pick(forKeyHash: keyHash, isEligible: { i in backends[i].isEligible && !tried.contains(i) })
+        }
+        guard let index = pick, tried.count <= settings.retries else {
+            worker.counters.noServer &+= 1
+            respondError(status: 503, close: !requestComplete && requestHasBody)
+            return
+        }
+        tried.append(index)
+        backendIndex = index
+        let backend = backends[index]
+        let slot = backend.perWorker[worker.id]
+        slot.stats.requests &+= 1
+        slot.inFlight += 1
+        if tried.count > 1 { slot.stats.retries &+= 1 }
+        while let up = slot.idle.popLast() {
+            if up.isClosing { continue }
+            slot.stats.reused &+= 1
+            upstream = up
+            sendHead()
+            return
+        }
+        let up = UpstreamConnection(worker: worker, backend: backend)
+        upstream = up
+        up.client = self
+        phase = .connecting
+        up.open()
+    }
+
+    private func sendHead() {
+        guard let up = upstream else { return }
+        up.attach(to: self, method: method)
+        up.append(outgoingHead)
+        phase = .body
+        drainPending()
+        up.flush()
+    }
+
+    private func forwardRequestBody(_ bytes: UnsafeRawBufferPointer, to up: UpstreamConnection) {
+        if bytes.isEmpty { return }
+        if requestChunked {
+            HeadWriter.writeChunkHeader(bytes.count, into: &up.out)
+            up.append(bytes)
+            up.append(HeadWriter.chunkTrailer)
+        } else {
+            up.append(bytes)
+        }
+        up.slot.stats.bytesOut &+= UInt64(bytes.count)
+    }
+
+    // MARK: events from the upstream side
+
+    func upstreamConnected(_ up: UpstreamConnection) {
+        guard up === upstream else { return }
+        sendHead()
+    }
+
+    func upstreamConnectFailed(_ up: UpstreamConnection, timedOut: Bool) {
+        guard up === upstream else { return }
+        upstream = nil
+        endInFlight()
+        // Nothing was sent: any method may move to the next candidate.
+        dispatch()
+    }
+
+    func upstreamFailed(_ up: UpstreamConnection, cause: UpstreamFailure) {
+        guard up === upstream else { return }
+        upstream = nil
+        endInFlight()
+        if !responseStarted {
+            // The keep-alive race: a pooled connection the backend had closed. Nothing was processed, so a
+            // request whose body we never streamed may be replayed on a fresh connection.
+            if cause == .closedBeforeResponse && up.wasReused && !requestHasBody && requestComplete {
+                tried.removeLast()
+                phase = .connecting
+                dispatch()
+                return
+            }
+            let status = cause == .timeout ? 504 : 502
+            failExchange(status: status)
+        } else {
+            // Part of the response is out: the client must see it was cut short.
+            abort()
+        }
+    }
+
+    func responseHead(_ up: UpstreamConnection, _ head: HTTPHead) {
+        guard up === upstream else { return }
+        let status = head.status
+        if status < 200 && status != 101 {
+            // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
+            if versionMinor >= 1 {
+                HeadWriter.writeResponse(head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
+                flush()
+            }
+            return
+        }
+        responseStarted = true
+        countStatus(status)
+        let noBody = method == .head || status == 204 || status == 304 || status == 101
+        responseChunked = false
+        if !noBody {
+            switch head.framing {
+            case .chunked, .closeDelimited:
+                if versionMinor >= 1 { responseChunked = true } else { keepAlive = false }
+            default:
+                break
+            }
+        }
+        if !requestComplete { keepAlive = false }
+        HeadWriter.writeResponse(head, keepAlive: keepAlive, clientVersionMinor: versionMinor,
+                                 chunked: responseChunked, into: &out)
+    }
+
+    func interimResponseEnded() {}
+
+    func responseBody(_ bytes: UnsafeRawBufferPointer) {
+        if responseChunked {
+            if bytes.isEmpty { return }
+            HeadWriter.writeChunkHeader(bytes.count, into: &out)
+            append(bytes)
+            append(HeadWriter.chunkTrailer)
+        } else {
+            append(bytes)
+        }
+        worker.counters.bytesOut &+= UInt64(bytes.count)
+        if writeQueueBytes > settings.highWater, let up = upstream {
+            flush()
+            if writeQueueBytes > settings.highWater { up.stopReading() }
+        }
+    }
+
+    func responseEnd(_ up: UpstreamConnection, reusable: Bool) {
+        guard up === upstream else { return }
+        if responseChunked { append(HeadWriter.lastChunk) }
+        upstream = nil
+        endInFlight()
+        up.release(reusable: reusable && requestComplete)
+        flush()
+        responseComplete = true
+        if requestComplete {
+            finishExchange()
+        } else {
+            // The backend answered before the request ended; keepAlive is already off: close once written.
+            phase = .closed
+            closeAfterFlush()
+        }
+    }
+
+    func upgraded(_ up: UpstreamConnection) {
+        guard up === upstream else { return }
+        phase = .tunnel
+        flush()
+        // Bytes the client sent after its upgrade request belong to the tunnel.
+        if !pending.isEmpty {
+            up.append(pending)
+            pending.removeAll()
+            up.flush()
+        }
+        startReading()
+    }
+
+    func tunnelData(_ bytes: UnsafeRawBufferPointer) {
+        append(bytes)
+        flush()
+        if writeQueueBytes > settings.highWater { upstream?.stopReading() }
+    }
+
+    func tunnelEnded() {
+        upstream = nil
+        endInFlight()
+        closeAfterFlush()
+    }
+
+    /// The upstream's write queue fell below the low-water mark: read the client again.
+    func upstreamDrained() {
+        if readPausedForBackpressure {
+            readPausedForBackpressure = false
+            if phase == .body || phase == .tunnel { drainPending() }
+        }
+    }
+
+    override func didDrain() {
+        if writeQueueBytes <= settings.lowWater, let up = upstream, !up.isClosing {
+            up.startReading()
+        }
+    }
+
+    private func applyBackpressureTowardUpstream() {
+        if let up = upstream, up.writeQueueBytes > settings.highWater {
+            readPausedForBackpressure = true
+            stopReading()
+        }
+    }
+
+    // MARK: finishing
+
+    private func endInFlight() {
+        if let state = routing, backendIndex >= 0 {
+            state.backends[backendIndex].perWorker[worker.id].inFlight -= 1
+        }
+        backendIndex = -1
+    }
+
+    /// Request and response are both complete: go on with the next request, or close. Outside `process`
+    /// (an upstream event) kept input is replayed and reading resumes; inside it, the caller's loop goes on.
+    private func finishExchange() {
+        routing = nil
+        if !keepAlive || peerClosedWrite {
+            phase = .closed
+            closeAfterFlush()
+            return
+        }
+        phase = .head
+        setIdleDeadline()
+        if !inProcess { drainPending() }
+    }
+
+    /// Answers an error the proxy generated itself, when no response byte has gone out yet.
+    private func failExchange(status: Int) {
+        if let up = upstream {
+            upstream = nil
+            endInFlight()
+            up.client = nil
+            up.close()
+        }
+        if responseStarted {
+            abort()
+            return
+        }
+        respondError(status: status, close: !requestComplete || !keepAlive)
+    }
+
+    /// Writes a response generated by the proxy. Without `close`, the rest of the request (if any) is read
+    /// and discarded and the connection goes on; the caller may be inside `process` or an upstream event.
+    private func respondError(status: Int, close: Bool) {
+        guard phase != .closed else { return }
+        responseStarted = true
+        responseComplete = true
+        countStatus(status)
+        let shouldClose = close || !keepAlive
+        ErrorResponses.write(status: status, close: shouldClose, into: &out)
+        if shouldClose {
+            phase = .closed
+            keepAlive = false
+            closeAfterFlush()
+            return
+        }
+        flush()
+        if requestComplete {
+            finishExchange()
+        } else {
+            phase = .body  // no upstream: the body is discarded up to its end
+            if !inProcess { drainPending() }
+        }
+    }
+
+    private func countStatus(_ status: Int) {
+        switch status / 100 {
+        case 1: worker.counters.responsesByClass.0 &+= 1
+        case 2: worker.counters.responsesByClass.1 &+= 1
+        case 3: worker.counters.responsesByClass.2 &+= 1
+        case 4: worker.counters.responsesByClass.3 &+= 1
+        default: worker.counters.responsesByClass.4 &+= 1
+        }
+    }
+
+    /// Graceful shutdown: idle connections close now, busy ones after their response.
+    func drain() {
+        keepAlive = false
+        if phase == .head && parser.isBetweenMessages && pending.isEmpty {
+            close()
+        }
+    }
+
+    func checkDeadline(now: UInt64) {
+        guard deadline != 0, now >= deadline, !isClosing else { return }
+        if phase == .head {
+            if deadlineIsIdle || parser.isBetweenMessages {
+                close()
+            } else {
+                respondError(status: 408, close: true)
+            }
+        }
+    }
+
+    override func didFailWrite(_ error: UVError) {}
+
+    override func didClose() {
+        phase = .closed
+        worker.clientClosed(self)
+        if let up = upstream {
+            // Never return a connection in the middle of an exchange to the pool.
+            upstream = nil
+            endInFlight()
+            up.client = nil
+            up.close()
+        }
+        routing = nil
+    }
+}

@@ -1,0 +1,104 @@
+import LBCore
+
+/// Extracts the routing key of a request (config `routing.key`) and hashes it, without allocating.
+/// When the chosen key is absent (no such header, cookie or query parameter, no Host), the request's path
+/// is used instead and `fellBack` is incremented so stats show it.
+enum RoutingKey {
+    static func hash(_ head: HTTPHead, source: KeySource, clientAddress: [UInt8], snapshot: RoutingSnapshot,
+                     fellBack: inout UInt64) -> UInt64 {
+        head.bytes.withUnsafeBytes { raw in
+            func hashRange(_ r: Range<Int>) -> UInt64 { snapshot.hashKey(UnsafeRawBufferPointer(rebasing: raw[r])) }
+            let target = head.target
+            let path = pathRange(raw, target)
+            switch source {
+            case .path:
+                return hashRange(path)
+            case .uri:
+                return hashRange(target)
+            case .host:
+                if let h = head.host { return hashRange(h) }
+            case .header(let name):
+                if let r = fieldValue(head, raw, named: name) { return hashRange(r) }
+            case .cookie(let name):
+                for f in head.fields where f.known == .cookie {
+                    if let r = parameter(raw, in: f.value, named: name, separator: UInt8(ascii: ";")) {
+                        return hashRange(r)
+                    }
+                }
+            case .query(let name):
+                if path.upperBound < target.upperBound {
+                    let q = (path.upperBound + 1)..<target.upperBound
+                    if let r = parameter(raw, in: q, named: name, separator: UInt8(ascii: "&")) { return hashRange(r) }
+                }
+            case .clientIP:
+                return clientAddress.withUnsafeBytes { snapshot.hashKey($0) }
+            }
+            fellBack &+= 1
+            return hashRange(path)
+        }
+    }
+
+    /// The path part of the request-target: up to `?` (or `#`), skipping `scheme://authority` in absolute form.
+    static func pathRange(_ raw: UnsafeRawBufferPointer, _ target: Range<Int>) -> Range<Int> {
+        var start = target.lowerBound
+        if target.count > 0 && raw[start] != UInt8(ascii: "/") {
+            // absolute-form: find "//" then the next "/"
+            var i = start
+            while i + 1 < target.upperBound && !(raw[i] == UInt8(ascii: "/") && raw[i + 1] == UInt8(ascii: "/")) { i += 1 }
+            i += 2
+            while i < target.upperBound && raw[i] != UInt8(ascii: "/") && raw[i] != UInt8(ascii: "?") { i += 1 }
+            start = min(i, target.upperBound)
+        }
+        var end = start
+        while end < target.upperBound && raw[end] != UInt8(ascii: "?") && raw[end] != UInt8(ascii: "#") { end += 1 }
+        return start..<end
+    }
+
+    /// Value of the first field named `name` (ASCII case-insensitive).
+    static func fieldValue(_ head: HTTPHead, _ raw: UnsafeRawBufferPointer, named name: String) -> Range<Int>? {
+        var name = name
+        return name.withUTF8 { n -> Range<Int>? in
+            for f in head.fields where f.name.count == n.count {
+                var same = true
+                var j = 0
+                for i in f.name {
+                    if lower(raw[i]) != lower(n[j]) { same = false; break }
+                    j += 1
+                }
+                if same { return f.value }
+            }
+            return nil
+        }
+    }
+
+    /// Finds `name=value` among `separator`-separated pairs in `range` (cookies, query strings).
+    static func parameter(_ raw: UnsafeRawBufferPointer, in range: Range<Int>, named name: String,
+                          separator: UInt8) -> Range<Int>? {
+        var name = name
+        return name.withUTF8 { n -> Range<Int>? in
+            var i = range.lowerBound
+            while i < range.upperBound {
+                while i < range.upperBound && (raw[i] == UInt8(ascii: " ") || raw[i] == separator) { i += 1 }
+                let keyStart = i
+                while i < range.upperBound && raw[i] != UInt8(ascii: "=") && raw[i] != separator { i += 1 }
+                let keyEnd = i
+                var valueRange = i..<i
+                if i < range.upperBound && raw[i] == UInt8(ascii: "=") {
+                    i += 1
+                    let vs = i
+                    while i < range.upperBound && raw[i] != separator { i += 1 }
+                    valueRange = vs..<i
+                }
+                if keyEnd - keyStart == n.count {
+                    var same = true
+                    for k in 0..<n.count where raw[keyStart + k] != n[k] { same = false; break }
+                    if same && !valueRange.isEmpty { return valueRange }
+                }
+            }
+            return nil
+        }
+    }
+
+    @inline(__always)
+    private static func lower(_ c: UInt8) -> UInt8 { c &- 65 < 26 ? c | 0x20 : c }
+}

@@ -1,0 +1,223 @@
+import CLibUV
+import LBCore
+
+/// A connection to one backend, owned by one worker. It carries one exchange at a time for its client and
+/// returns to the backend's pool only after a complete, well-framed response (RFC 9112 §9.3 requires no
+/// more than that; anything odd discards it).
+final class UpstreamConnection: TCPConnection, ListLinked {
+    enum State { case connecting, active, idle, tunnel }
+
+    unowned(unsafe) let worker: Worker
+    let backend: Backend
+    unowned(unsafe) let slot: WorkerBackend
+    /// The client this exchange belongs to. Cleared by whichever side ends the link first.
+    unowned(unsafe) var client: ClientConnection?
+    var parser: HTTPParser
+    private(set) var state = State.connecting
+    /// True once it has served a response: a failure before the first response byte may be the keep-alive
+    /// race (the backend closed it while idle), which is safe to replay for a body-less request.
+    private(set) var wasReused = false
+    private(set) var receivedAny = false
+    var deadline: UInt64 = 0
+    var connectStarted: UInt64 = 0
+
+    var listPrev: UpstreamConnection?
+    var listNext: UpstreamConnection?
+    var inList = false
+
+    init(worker: Worker, backend: Backend) {
+        self.worker = worker
+        self.backend = backend
+        slot = backend.perWorker[worker.id]
+        parser = HTTPParser(kind: .response, limits: worker.settings.limits)
+        super.init(loop: worker.loop)
+        uv_tcp_nodelay(handle, 1)
+    }
+
+    func open() {
+        worker.upstreamOpened(self)
+        slot.activeConnections += 1
+        slot.stats.connectsOpened &+= 1
+        connectStarted = loop.now
+        deadline = connectStarted + worker.settings.upstreamConnectTimeout
+        backend.address.withSockaddr { connect(to: $0) }
+    }
+
+    // MARK: exchange
+
+    /// Binds this connection to `client` for one exchange; the request head follows.
+    func attach(to client: ClientConnection, method: HTTPMethod) {
+        self.client = client
+        receivedAny = false
+        parser.expectResponse(to: method)
+        if state == .idle { state = .active }
+        deadline = loop.now + worker.settings.upstreamResponseTimeout
+    }
+
+    /// Ends the link after a complete response. Returns it to the pool when `reusable`.
+    func release(reusable: Bool) {
+        client = nil
+        wasReused = true
+        if reusable && !backend.isRemoved && !worker.isDraining && slot.idle.count < worker.settings.poolSize
+            && writeQueueBytes == 0 && !isClosing
+        {
+            state = .idle
+            deadline = loop.now + worker.settings.upstreamIdleTimeout
+            slot.idle.append(self)
+        } else {
+            close()
+        }
+    }
+
+    /// Tunnel mode after `101 Switching Protocols`: bytes pass through unparsed.
+    func becomeTunnel() {
+        state = .tunnel
+        deadline = loop.now + worker.settings.tunnelIdleTimeout
+    }
+
+    func closeIfIdle() {
+        if state == .idle { close() }
+    }
+
+    func checkDeadline(now: UInt64) {
+        guard deadline != 0, now >= deadline, !isClosing else { return }
+        switch state {
+        case .idle:
+            close()
+        case .connecting:
+            slot.stats.connectErrors &+= 1
+            let c = client
+            client = nil
+            close()
+            c?.upstreamConnectFailed(self, timedOut: true)
+        case .active:
+            let c = client
+            client = nil
+            slot.stats.responseErrors &+= 1
+            close()
+            c?.upstreamFailed(self, cause: .timeout)
+        case .tunnel:
+            let c = client
+            client = nil
+            close()
+            c?.tunnelEnded()
+        }
+    }
+
+    // MARK: TCPConnection hooks
+
+    override func didConnectResult(_ status: Int32) {
+        if status < 0 {
+            slot.stats.connectErrors &+= 1
+            let c = client
+            client = nil
+            close()
+            c?.upstreamConnectFailed(self, timedOut: false)
+            return
+        }
+        state = .active
+        deadline = loop.now + worker.settings.upstreamResponseTimeout
+        startReading()
+        client?.upstreamConnected(self)
+    }
+
+    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+        slot.stats.bytesIn &+= UInt64(bytes.count)
+        guard let client else {
+            // Bytes on an idle pooled connection are not a response to anything: discard the connection.
+            close()
+            return
+        }
+        if state == .tunnel {
+            deadline = loop.now + worker.settings.tunnelIdleTimeout
+            client.tunnelData(bytes)
+            return
+        }
+        receivedAny = true
+        var pos = 0
+        // The client may end the link from any of these calls (e.g. its socket failed): re-check each turn.
+        while self.client != nil, !isClosing {
+            switch parser.next(bytes, &pos) {
+            case .needMore:
+                return
+            case .head:
+                deadline = 0
+                client.responseHead(self, parser.head)
+            case .body(let range):
+                client.responseBody(UnsafeRawBufferPointer(rebasing: bytes[range]))
+            case .end:
+                if parser.isUpgraded {
+                    becomeTunnel()
+                    client.upgraded(self)
+                    if pos < bytes.count {
+                        client.tunnelData(UnsafeRawBufferPointer(rebasing: bytes[pos...]))
+                    }
+                    return
+                }
+                if parser.head.status < 200 {
+                    client.interimResponseEnded()
+                    continue
+                }
+                // Extra bytes after a complete response can only be garbage or an attack: never reuse.
+                let clean = pos == bytes.count && parser.head.keepAlive
+                client.responseEnd(self, reusable: clean)
+                return
+            case .error:
+                slot.stats.responseErrors &+= 1
+                self.client = nil
+                close()
+                client.upstreamFailed(self, cause: .badResponse)
+                return
+            }
+        }
+    }
+
+    override func didReadEnd(_ error: UVError) {
+        guard let client else {
+            close()
+            return
+        }
+        if state == .tunnel {
+            self.client = nil
+            close()
+            client.tunnelEnded()
+            return
+        }
+        if error.isEOF, case .end = parser.finish() {
+            // A close-delimited response ends here.
+            client.responseEnd(self, reusable: false)
+            close()
+            return
+        }
+        slot.stats.responseErrors &+= 1
+        self.client = nil
+        close()
+        client.upstreamFailed(self, cause: receivedAny ? .truncated : .closedBeforeResponse)
+    }
+
+    override func didDrain() {
+        if let client, writeQueueBytes <= worker.settings.lowWater {
+            client.upstreamDrained()
+        }
+    }
+
+    override func didClose() {
+        worker.upstreamClosed(self)
+        slot.activeConnections -= 1
+        if state == .idle, let i = slot.idle.firstIndex(where: { $0 === self }) {
+            slot.idle.remove(at: i)
+        }
+        if let c = client {
+            // Closed under an exchange (write failure): the client decides what the client sees.
+            client = nil
+            c.upstreamFailed(self, cause: receivedAny ? .truncated : .closedBeforeResponse)
+        }
+    }
+}
+
+enum UpstreamFailure {
+    case closedBeforeResponse
+    case truncated
+    case badResponse
+    case timeout
+}

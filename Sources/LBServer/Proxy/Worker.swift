@@ -1,0 +1,154 @@
+import CLibUV
+import LBCore
+
+/// One loop's proxy: its listener, its client connections and its share of every backend's pool.
+/// Everything here runs on the loop's thread; the routing state is read lock-free from the shared publisher.
+final class Worker {
+    let id: Int
+    let loop: EventLoop
+    let settings: ProxySettings
+    let routing: SnapshotPublisher<RoutingState>
+    var listener: Listener?
+    /// Every open client connection (intrusive list: O(1) add/remove, no allocation), for timeouts and shutdown.
+    private(set) var clients = ConnectionList<ClientConnection>()
+    /// Upstream connections being connected, active or idle in a pool, for timeouts and shutdown.
+    private(set) var upstreams = ConnectionList<UpstreamConnection>()
+    private var sweepTimer: LoopTimer?
+    private var requestIDBase: UInt64
+    private var requestCounter: UInt64 = 0
+    /// Set by graceful shutdown: responses carry `Connection: close`, idle keep-alive clients are closed.
+    private(set) var isDraining = false
+    var counters = WorkerCounters()
+
+    init(id: Int, loop: EventLoop, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>) {
+        self.id = id
+        self.loop = loop
+        self.settings = settings
+        self.routing = routing
+        var seed = UInt64(0)
+        withUnsafeMutableBytes(of: &seed) { raw in
+            _ = uv_random(nil, nil, raw.baseAddress, raw.count, 0, nil)
+        }
+        requestIDBase = seed
+    }
+
+    /// Binds the traffic listener. `reusePort` when several workers share the address.
+    func listen(on address: SocketAddress, reusePort: Bool) throws(SetupError) -> SocketAddress {
+        let l = try Listener(loop: loop, address: address, reusePort: reusePort)
+        l.onAccept = { [unowned self] listener in self.accept(from: listener) }
+        l.onError = { [unowned self] _ in self.counters.acceptErrors &+= 1 }
+        listener = l
+        let tick = max(50, min(1000, min(settings.clientHeaderTimeout, settings.upstreamConnectTimeout) / 4))
+        let t = LoopTimer(loop: loop) { [unowned self] in self.sweep() }
+        t.start(timeout: tick, repeat: tick)
+        t.unref()
+        sweepTimer = t
+        return l.boundAddress
+    }
+
+    private func accept(from listener: Listener) {
+        let conn = ClientConnection(worker: self)
+        guard listener.accept(into: conn) else { return }
+        counters.connectionsTotal &+= 1
+        if clients.count >= settings.maxClientConnections || isDraining {
+            counters.connectionsRefused &+= 1
+            conn.close()
+            return
+        }
+        clients.insert(conn)
+        conn.start()
+    }
+
+    func clientClosed(_ conn: ClientConnection) { clients.remove(conn) }
+    func upstreamOpened(_ conn: UpstreamConnection) { upstreams.insert(conn) }
+    func upstreamClosed(_ conn: UpstreamConnection) { upstreams.remove(conn) }
+
+    /// A fresh request id: a random per-worker base plus a counter (unique, no allocation).
+    func nextRequestID() -> UInt64 {
+        requestCounter &+= 1
+        return requestIDBase &+ (requestCounter &* 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Periodic deadline check for every connection (timeouts are deadlines, not per-connection timers).
+    private func sweep() {
+        let now = loop.now
+        clients.forEach { $0.checkDeadline(now: now) }
+        upstreams.forEach { $0.checkDeadline(now: now) }
+    }
+
+    /// Graceful shutdown, step 1: stop accepting, close idle clients, let in-flight exchanges finish with
+    /// `Connection: close`.
+    func beginDrain() {
+        isDraining = true
+        listener?.close()
+        listener = nil
+        clients.forEach { $0.drain() }
+        upstreams.forEach { $0.closeIfIdle() }
+    }
+
+    /// Graceful shutdown, step 2 (deadline reached or nothing left): close everything.
+    func closeAll() {
+        listener?.close()
+        listener = nil
+        sweepTimer?.close()
+        sweepTimer = nil
+        clients.forEach { $0.close() }
+        upstreams.forEach { $0.close() }
+    }
+
+    var isIdle: Bool { clients.count == 0 }
+}
+
+struct WorkerCounters {
+    var connectionsTotal: UInt64 = 0
+    var connectionsRefused: UInt64 = 0
+    var acceptErrors: UInt64 = 0
+    var requests: UInt64 = 0
+    var noServer: UInt64 = 0
+    var keyFallbacks: UInt64 = 0
+    var responsesByClass = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+}
+
+/// Objects that can sit in a `ConnectionList` (one list at a time).
+protocol ListLinked: AnyObject {
+    var listPrev: Self? { get set }
+    var listNext: Self? { get set }
+    var inList: Bool { get set }
+}
+
+/// An intrusive doubly linked list: insertion and removal without allocation.
+struct ConnectionList<T: ListLinked> {
+    private(set) var head: T?
+    private(set) var count = 0
+
+    mutating func insert(_ x: T) {
+        guard !x.inList else { return }
+        x.inList = true
+        x.listPrev = nil
+        x.listNext = head
+        head?.listPrev = x
+        head = x
+        count += 1
+    }
+
+    mutating func remove(_ x: T) {
+        guard x.inList else { return }
+        x.inList = false
+        if let p = x.listPrev { p.listNext = x.listNext } else { head = x.listNext }
+        x.listNext?.listPrev = x.listPrev
+        x.listPrev = nil
+        x.listNext = nil
+        count -= 1
+    }
+
+    /// Safe against `body` removing the current element.
+    func forEach(_ body: (T) -> Void) {
+        var cursor = head
+        while let c = cursor {
+            cursor = c.listNext
+            body(c)
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import CLibUV
+import Foundation
+import LBCore
+import Logging
+
+/// The running balancer: workers, the shared routing state, the admin API, signals and graceful shutdown.
+///
+/// Threads: `run()` runs the control loop on the calling thread; that loop is also worker 0's loop. Writers of
+/// the routing state (admin API, config reload, health checks) run on this loop and publish whole
+/// `RoutingState` snapshots; workers only read them.
+public final class ProxyServer {
+    public private(set) var config: LBConfig
+    let configPath: String?
+    let overrides: CommandLineOverrides
+    let logger: Logger
+    let loop: EventLoop
+    let routing: SnapshotPublisher<RoutingState>
+    private(set) var workers: [Worker] = []
+    private var admin: AdminServer?
+    private var signals: [SignalWatcher] = []
+    private var shutdownTimer: LoopTimer?
+    private var shutdownPoll: LoopTimer?
+    private var isShuttingDown = false
+    private var generation: UInt64 = 0
+    let startedAt = Date()
+    /// Bound addresses, known after `start()`.
+    public private(set) var proxyAddress: SocketAddress?
+    public private(set) var adminAddress: SocketAddress?
+
+    public init(config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger) throws {
+        self.config = config
+        self.configPath = configPath
+        self.overrides = overrides
+        self.logger = logger
+        loop = try EventLoop()
+        let state = try ProxyServer.buildState(config: config, previous: nil, workers: 1, generation: 1)
+        generation = 1
+        routing = SnapshotPublisher(state)
+    }
+
+    /// Builds a routing state for `config`, reusing the `Backend` objects of `previous` whose id and address
+    /// are unchanged (their pools, counters and health survive a reload or an admin change).
+    static func buildState(config: LBConfig, previous: RoutingState?, workers: Int, generation: UInt64) throws -> RoutingState {
+        let snapshot = try RoutingSnapshot(servers: config.servers, config: config.routing, generation: generation)
+        var reusable: [String: Backend] = [:]
+        for b in previous?.backends ?? [] { reusable[b.spec.id] = b }
+        var backends: [Backend] = []
+        for spec in snapshot.servers {
+            if let old = reusable[spec.id], old.spec.host == spec.host, old.spec.port == spec.port, !old.isRemoved {
+                if old.spec.weight == spec.weight {
+                    backends.append(old)
+                } else {
+                    backends.append(old.reweighted(spec))
+                }
+            } else {
+                let address = try SocketAddress.resolve(host: spec.host, port: spec.port)
+                backends.append(Backend(spec: spec, address: address, workers: workers))
+            }
+        }
+        return RoutingState(snapshot: snapshot, backends: backends, generation: generation)
+    }
+
+    static func settings(from config: LBConfig) -> ProxySettings {
+        var s = ProxySettings()
+        s.limits = HTTPLimits(
+            maxRequestLine: config.limits.maxRequestLine, maxHeaderBytes: config.limits.maxHeaderBytes,
+            maxHeaderCount: config.limits.maxHeaders, maxBodyBytes: config.limits.maxBodyBytes)
+        s.forwarding = ForwardingOptions(
+            xForwardedFor: config.forwarding.xForwardedFor, xForwardedProto: config.forwarding.xForwardedProto,
+            xForwardedHost: config.forwarding.xForwardedHost, forwarded: config.forwarding.forwarded,
+            requestID: config.forwarding.requestID)
+        s.keySource = config.routingKey
+        s.clientHeaderTimeout = config.timeouts.clientHeaderMs
+        s.clientIdleTimeout = config.timeouts.clientIdleMs
+        s.upstreamConnectTimeout = config.timeouts.upstreamConnectMs
+        s.upstreamResponseTimeout = config.timeouts.upstreamResponseMs
+        s.upstreamIdleTimeout = config.timeouts.upstreamIdleMs
+        s.tunnelIdleTimeout = config.timeouts.tunnelIdleMs
+        s.maxClientConnections = config.limits.maxClientConnections
+        s.poolSize = config.limits.upstreamPoolSize
+        s.retries = config.retries.max
+        return s
+    }
+
+    /// Binds the listeners and installs the signal handlers. Prints one `listening on` line per socket.
+    public func start() throws {
+        lb_ignore_sigpipe()
+        let worker = Worker(id: 0, loop: loop, settings: ProxyServer.settings(from: config), routing: routing)
+        workers = [worker]
+        let listenAddress = try SocketAddress.resolve(host: config.listen.host, port: config.listen.port)
+        let bound = try worker.listen(on: listenAddress, reusePort: false)
+        proxyAddress = bound
+        announce("lb-server listening on \(bound) (proxy)")
+        let adminListen = try SocketAddress.resolve(host: config.admin.listen.host, port: config.admin.listen.port)
+        let adminServer = try AdminServer(server: self, address: adminListen)
+        admin = adminServer
+        adminAddress = adminServer.boundAddress
+        announce("lb-server listening on \(adminServer.boundAddress) (admin)")
+        logger.info("started", metadata: [
+            "servers": "\(routing.load().backends.count)", "algorithm": "\(config.routing.algorithm.rawValue)",
+            "hash": "\(config.routing.hash.rawValue)", "key": "\(config.routingKey)",
+        ])
+        for sig in [SIGINT, SIGTERM] {
+            signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] signum in
+                self.beginShutdown(signal: signum)
+            })
+        }
+        signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reload() })
+    }
+
+    private func announce(_ line: String) {
+        print(line)
+        fflush(stdout)
+    }
+
+    /// Runs until shutdown completes. Returns the process exit status.
+    public func run() -> Int32 {
+        loop.run()
+        let open = loop.close()
+        if open != 0 {
+            logger.error("handles still open at exit", metadata: ["count": "\(open)"])
+        }
+        logger.info("stopped")
+        return 0
+    }
+
+    // MARK: shutdown
+
+    /// SIGTERM/SIGINT: stop accepting, finish in-flight requests with `Connection: close`, then close every
+    /// handle; in-flight work still running at the deadline (`timeouts.shutdown_grace`) is cut.
+    func beginShutdown(signal: Int32) {
+        if isShuttingDown {
+            logger.warning("second signal: closing now")
+            finishShutdown()
+            return
+        }
+        isShuttingDown = true
+        logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts.shutdownGraceMs)"])
+        for w in workers { w.beginDrain() }
+        admin?.close()
+        let deadline = LoopTimer(loop: loop) { [unowned self] in
+            self.logger.warning("shutdown grace period over: closing in-flight connections")
+            self.finishShutdown()
+        }
+        deadline.start(timeout: config.timeouts.shutdownGraceMs)
+        shutdownTimer = deadline
+        let poll = LoopTimer(loop: loop) { [unowned self] in
+            if self.workers.allSatisfy({ $0.isIdle }) { self.finishShutdown() }
+        }
+        poll.start(timeout: 0, repeat: 20)
+        shutdownPoll = poll
+    }
+
+    private func finishShutdown() {
+        for w in workers { w.closeAll() }
+        admin?.close()
+        shutdownTimer?.close()
+        shutdownTimer = nil
+        shutdownPoll?.close()
+        shutdownPoll = nil
+        for s in signals { s.close() }
+        signals.removeAll()
+    }
+
+    // MARK: changes
+
+    /// SIGHUP: re-read the config file; a valid one replaces servers and routing (connections stay), an invalid
+    /// one is logged with every error and the running config stays.
+    func reload() {
+        guard let path = configPath else {
+            logger.warning("SIGHUP ignored: no --config file to reload")
+            return
+        }
+        do {
+            let fresh = try ConfigLoader.load(path: path).applying(overrides)
+            try apply(fresh, reason: "reload")
+        } catch {
+            logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Publishes a new routing state for `newConfig` (routing and server list). Settings that need new sockets
+    /// (listen addresses, workers) are reported and left as they are.
+    func apply(_ newConfig: LBConfig, reason: String) throws {
+        let previous = routing.load()
+        let state = try ProxyServer.buildState(config: newConfig, previous: previous, workers: workers.count, generation: generation + 1)
+        let kept = Set(state.backends.map { ObjectIdentifier($0) })
+        for b in previous.backends where !kept.contains(ObjectIdentifier(b)) {
+            b.markRemoved()
+        }
+        generation += 1
+        routing.publish(state)
+        for w in workers { w.closeIdleUpstreamsOfRemovedBackends(previous) }
+        let moved = previous.snapshot.movedFraction(to: state.snapshot)
+        if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
+            logger.warning("listen addresses change only on restart")
+        }
+        config.servers = newConfig.servers
+        config.routing = newConfig.routing
+        logger.info("config applied", metadata: [
+            "reason": "\(reason)", "generation": "\(generation)", "servers": "\(state.backends.count)",
+            "moved_fraction": "\(moved)",
+        ])
+    }
+}
+
+extension Backend {
+    /// Same backend (pools, health, counters) with a new weight.
+    func reweighted(_ spec: ServerSpec) -> Backend {
+        Backend(spec: spec, address: address, sharing: self)
+    }
+}
+
+extension Worker {
+    /// Idle pooled connections of servers that left the routing state are closed; busy ones finish first.
+    func closeIdleUpstreamsOfRemovedBackends(_ previous: RoutingState) {
+        for b in previous.backends where b.isRemoved {
+            let slot = b.perWorker[id]
+            for up in slot.idle { up.close() }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import CLibUV
+
+// Every C callback libuv calls lives in this file (STYLE habit 7). Each one is capture-free, recovers its
+// owner from `data` without retaining it (the handle holds the one retain until its close callback), maps the
+// status to a typed value and calls one named Swift method. Nothing else in the program is called from C.
+
+@inline(__always)
+func owner<T: AnyObject>(_ data: UnsafeMutableRawPointer?, as: T.Type = T.self) -> T {
+    Unmanaged<T>.fromOpaque(data!).takeUnretainedValue()
+}
+
+enum Callbacks {
+    // MARK: streams
+
+    static let alloc: uv_alloc_cb = { handle, _, buf in
+        let conn: TCPConnection = owner(handle!.pointee.data)
+        let loop = conn.loop
+        buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
+    }
+
+    static let read: uv_read_cb = { stream, nread, buf in
+        let conn: TCPConnection = owner(stream!.pointee.data)
+        if nread > 0 {
+            conn.didRead(UnsafeRawBufferPointer(start: buf!.pointee.base, count: nread))
+        } else if nread < 0 {
+            conn.didReadEnd(UVError(Int32(nread)))
+        }
+        // nread == 0: nothing this time (EAGAIN), not end of file.
+    }
+
+    static let write: uv_write_cb = { req, status in
+        let conn: TCPConnection = owner(req!.pointee.data)
+        conn.didWrite(status: status)
+    }
+
+    static let connect: uv_connect_cb = { req, status in
+        let conn: TCPConnection = owner(req!.pointee.data)
+        conn.didConnect(status: status)
+    }
+
+    static let shutdown: uv_shutdown_cb = { req, status in
+        let conn: TCPConnection = owner(req!.pointee.data)
+        conn.didShutdown(status: status)
+    }
+
+    static let closeConnection: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<TCPConnection>.fromOpaque(handle!.pointee.data!)
+        unmanaged.takeUnretainedValue().didClose()
+        unmanaged.release()  // the handle's one retain, taken in TCPConnection.init
+        handle!.deallocate()
+    }
+
+    // MARK: listeners
+
+    static let connection: uv_connection_cb = { server, status in
+        let listener: Listener = owner(server!.pointee.data)
+        listener.didAccept(status: status)
+    }
+
+    static let closeListener: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<Listener>.fromOpaque(handle!.pointee.data!)
+        unmanaged.takeUnretainedValue().didClose()
+        unmanaged.release()
+        handle!.deallocate()
+    }
+
+    // MARK: timers, signals, async wake-ups
+
+    static let timer: uv_timer_cb = { handle in
+        let timer: LoopTimer = owner(handle!.pointee.data)
+        timer.fire()
+    }
+
+    static let closeTimer: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<LoopTimer>.fromOpaque(handle!.pointee.data!)
+        unmanaged.release()
+        handle!.deallocate()
+    }
+
+    static let signal: uv_signal_cb = { handle, signum in
+        let watcher: SignalWatcher = owner(handle!.pointee.data)
+        watcher.fire(signum)
+    }
+
+    static let closeSignal: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<SignalWatcher>.fromOpaque(handle!.pointee.data!)
+        unmanaged.release()
+        handle!.deallocate()
+    }
+
+    static let async: uv_async_cb = { handle in
+        let wakeup: AsyncWakeup = owner(handle!.pointee.data)
+        wakeup.fire()
+    }
+
+    static let closeAsync: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<AsyncWakeup>.fromOpaque(handle!.pointee.data!)
+        unmanaged.release()
+        handle!.deallocate()
+    }
+}

@@ -1,0 +1,93 @@
+import CLibUV
+
+/// A repeating or one-shot `uv_timer_t`. Closed with `close()`; memory goes in the close callback.
+final class LoopTimer {
+    let handle: UnsafeMutablePointer<uv_timer_t>
+    private var action: () -> Void
+    private var isClosing = false
+
+    init(loop: EventLoop, action: @escaping () -> Void) {
+        self.action = action
+        handle = .allocate(capacity: 1)
+        uv_timer_init(loop.raw, handle)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    /// Starts (or restarts) the timer: first after `timeout` ms, then every `repeat` ms (0 = once).
+    func start(timeout: UInt64, repeat: UInt64 = 0) {
+        guard !isClosing else { return }
+        uv_timer_start(handle, Callbacks.timer, timeout, `repeat`)
+    }
+
+    func stop() {
+        guard !isClosing else { return }
+        uv_timer_stop(handle)
+    }
+
+    /// Does not keep the loop alive on its own (housekeeping timers).
+    func unref() { uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) }
+
+    func fire() { action() }
+
+    func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        action = {}
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeTimer)
+    }
+}
+
+/// A `uv_signal_t`: the signal is delivered on the loop's thread, never in a signal handler.
+final class SignalWatcher {
+    let handle: UnsafeMutablePointer<uv_signal_t>
+    private var action: (Int32) -> Void
+    private var isClosing = false
+
+    init(loop: EventLoop, signal: Int32, action: @escaping (Int32) -> Void) {
+        self.action = action
+        handle = .allocate(capacity: 1)
+        uv_signal_init(loop.raw, handle)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        uv_signal_start(handle, Callbacks.signal, signal)
+        // A signal watcher alone must not keep the loop running after shutdown.
+        uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self))
+    }
+
+    func fire(_ signum: Int32) { action(signum) }
+
+    func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        action = { _ in }
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeSignal)
+    }
+}
+
+/// A `uv_async_t`: the one way another thread asks this loop to do something (STYLE habit 10).
+/// `wake()` may be called from any thread; `action` runs on the loop's thread.
+final class AsyncWakeup: @unchecked Sendable {
+    let handle: UnsafeMutablePointer<uv_async_t>
+    private var action: () -> Void
+    private var isClosing = false
+
+    init(loop: EventLoop, action: @escaping () -> Void) {
+        self.action = action
+        handle = .allocate(capacity: 1)
+        uv_async_init(loop.raw, handle, Callbacks.async)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self))
+    }
+
+    /// Thread-safe.
+    func wake() { uv_async_send(handle) }
+
+    func fire() { action() }
+
+    /// Loop thread only.
+    func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        action = {}
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeAsync)
+    }
+}

@@ -1,0 +1,209 @@
+import CLibUV
+
+/// One TCP stream on one loop: the base of client, upstream, admin and demo-backend connections.
+///
+/// Ownership (STYLE habit 8): the `uv_tcp_t` is heap-allocated here and holds one retain on this object in
+/// `data` until its close callback releases it and frees the handle. `close()` is idempotent and the only way
+/// a connection ends; subclasses learn of the end in `didClose()`.
+///
+/// Writing (STYLE habit 9, LIBUV-NOTES): bytes are appended to `out` and sent by `flush()` with `uv_try_write`
+/// first; only what the kernel did not take is copied into `inflight`, a buffer owned by this connection and
+/// passed to `uv_write`, untouched until the write callback. One `uv_write` is in flight at a time, so order is
+/// kept and nothing allocates in the steady state.
+class TCPConnection {
+    unowned(unsafe) let loop: EventLoop
+    let handle: UnsafeMutablePointer<uv_tcp_t>
+
+    /// Bytes waiting to be written (not yet handed to the kernel).
+    var out: [UInt8] = []
+    private var inflight: UnsafeMutableRawPointer?
+    private var inflightCapacity = 0
+    private var inflightCount = 0
+    private var writeReq: UnsafeMutablePointer<uv_write_t>?
+    private var connectReq: UnsafeMutablePointer<uv_connect_t>?
+    private var shutdownReq: UnsafeMutablePointer<uv_shutdown_t>?
+    private(set) var isWriting = false
+    private(set) var isReading = false
+    private(set) var isClosing = false
+    /// Close as soon as everything queued has been written.
+    private var closeWhenFlushed = false
+
+    var stream: UnsafeMutablePointer<uv_stream_t> { UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self) }
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        handle = .allocate(capacity: 1)
+        uv_tcp_init(loop.raw, handle)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    deinit {
+        inflight?.deallocate()
+        writeReq?.deallocate()
+        connectReq?.deallocate()
+        shutdownReq?.deallocate()
+    }
+
+    // MARK: subclass hooks
+
+    func didRead(_ bytes: UnsafeRawBufferPointer) {}
+    /// EOF or a read error. The default closes.
+    func didReadEnd(_ error: UVError) { close() }
+    /// Called after a write completed and `out` was flushed again; `writeQueueBytes` is lower than before.
+    func didDrain() {}
+    /// Connect result (status 0 or a negative libuv error).
+    func didConnectResult(_ status: Int32) {}
+    /// A write failed (peer reset); the connection is closed right after.
+    func didFailWrite(_ error: UVError) {}
+    /// The handle is closed and its memory about to go. Pending requests have already been cancelled.
+    func didClose() {}
+
+    // MARK: reading
+
+    func startReading() {
+        guard !isReading, !isClosing else { return }
+        let status = uv_read_start(stream, Callbacks.alloc, Callbacks.read)
+        if status < 0 { close(); return }
+        isReading = true
+    }
+
+    func stopReading() {
+        guard isReading, !isClosing else { return }
+        uv_read_stop(stream)
+        isReading = false
+    }
+
+    // MARK: writing
+
+    /// Bytes queued for this peer and not yet taken by the kernel.
+    var writeQueueBytes: Int { out.count + (isWriting ? inflightCount : 0) }
+
+    @inline(__always)
+    func append(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
+
+    @inline(__always)
+    func append(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
+
+    /// Hands `out` to the kernel: `uv_try_write` first, `uv_write` for the remainder.
+    func flush() {
+        guard !isWriting, !isClosing else { return }
+        if out.isEmpty {
+            if closeWhenFlushed { close() }
+            return
+        }
+        var written = 0
+        let status: Int32 = out.withUnsafeMutableBytes { raw in
+            var buf = uv_buf_init(raw.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(raw.count))
+            return uv_try_write(stream, &buf, 1)
+        }
+        if status >= 0 {
+            written = Int(status)
+        } else if status != UV_EAGAIN.rawValue {
+            failWrite(UVError(status))
+            return
+        }
+        let remaining = out.count - written
+        if remaining == 0 {
+            out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+            if closeWhenFlushed { close() }
+            return
+        }
+        // The kernel is full: copy the rest into the buffer this connection lends to uv_write.
+        if inflightCapacity < remaining {
+            inflight?.deallocate()
+            inflightCapacity = max(remaining, 16 * 1024)
+            inflight = .allocate(byteCount: inflightCapacity, alignment: 16)
+        }
+        out.withUnsafeBytes { raw in
+            inflight!.copyMemory(from: raw.baseAddress! + written, byteCount: remaining)
+        }
+        inflightCount = remaining
+        out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+        if writeReq == nil {
+            writeReq = .allocate(capacity: 1)
+        }
+        writeReq!.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        var buf = uv_buf_init(inflight!.assumingMemoryBound(to: CChar.self), UInt32(remaining))
+        let s = uv_write(writeReq, stream, &buf, 1, Callbacks.write)
+        if s < 0 {
+            failWrite(UVError(s))
+            return
+        }
+        isWriting = true
+    }
+
+    /// Write callback (from Callbacks.write).
+    final func didWrite(status: Int32) {
+        isWriting = false
+        inflightCount = 0
+        if status < 0 {
+            if !isClosing { failWrite(UVError(status)) }
+            return
+        }
+        flush()
+        if !isClosing { didDrain() }
+    }
+
+    private func failWrite(_ error: UVError) {
+        out.removeAll()
+        didFailWrite(error)
+        close()
+    }
+
+    /// Closes once everything queued is written (a response followed by `Connection: close`).
+    func closeAfterFlush() {
+        closeWhenFlushed = true
+        stopReading()
+        if !isWriting { flush() }
+    }
+
+    // MARK: connecting
+
+    /// Starts a non-blocking connect; the result arrives in `didConnectResult`.
+    func connect(to address: UnsafePointer<sockaddr>) {
+        if connectReq == nil { connectReq = .allocate(capacity: 1) }
+        connectReq!.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        let status = uv_tcp_connect(connectReq, handle, address, Callbacks.connect)
+        if status < 0 {
+            didConnectResult(status)
+        }
+    }
+
+    final func didConnect(status: Int32) {
+        if isClosing { return }
+        didConnectResult(status)
+    }
+
+    final func didShutdown(status: Int32) {}
+
+    // MARK: closing
+
+    /// Idempotent. The object stays alive until the close callback; pending write/connect requests are
+    /// cancelled first and must not touch the other side of a proxy pair.
+    func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        isReading = false
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeConnection)
+    }
+
+    /// Sends a TCP reset instead of a FIN (used when a response had to be cut short).
+    func abort() {
+        guard !isClosing else { return }
+        isClosing = true
+        isReading = false
+        uv_tcp_close_reset(handle, Callbacks.closeConnection)
+    }
+
+    /// Peer address as text (e.g. "127.0.0.1"), written into `into` without allocating beyond its capacity.
+    func peerAddress(into text: inout [UInt8]) {
+        var storage = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        text.removeAll(keepingCapacity: true)
+        let status = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(handle, $0, &len) }
+        }
+        guard status == 0 else { return }
+        SocketAddress.formatIP(storage, into: &text)
+    }
+}
