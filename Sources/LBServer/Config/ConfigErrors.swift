@@ -89,9 +89,3 @@ func editDistance(_ a: String, _ b: String) -> Int {
     }
     return previous[b.count]
 }
-
-/// "a, b or c" for messages listing valid choices.
-func listing(_ names: [String], lastJoiner: String = "or") -> String {
-    guard names.count > 1 else { return names.first ?? "" }
-    return names.dropLast().joined(separator: ", ") + " \(lastJoiner) " + names.last!
-}

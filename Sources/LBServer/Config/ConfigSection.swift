@@ -27,7 +27,7 @@ struct ConfigSection {
                 if let guess = closestName(to: member.key, among: known) {
                     problems.add(keyPath, "unknown key (did you mean \(guess)?)")
                 } else {
-                    problems.add(keyPath, "unknown key; valid keys here are \(listing(known))")
+                    problems.add(keyPath, "unknown key; valid keys here are \(known.joined(separator: ", "))")
                 }
             }
             values[member.key] = member.value
