@@ -1,0 +1,139 @@
+import Foundation
+import LBCore
+
+/// The flags of `lb-server` that change the configuration, as raw strings. The executable's argument parser
+/// fills this in; validation happens in `LBConfig.applying(_:)` so messages are the same for every caller.
+public struct CommandLineOverrides: Sendable, Equatable {
+    /// `--listen HOST:PORT`
+    public var listen: String?
+    /// `--admin HOST:PORT`
+    public var admin: String?
+    /// `--backend HOST:PORT[@WEIGHT]`, repeatable. When non-empty, replaces the file's whole server list.
+    public var backends: [String]
+    /// `--algorithm NAME`
+    public var algorithm: String?
+    /// `--hash NAME`
+    public var hash: String?
+    /// `--key SOURCE`
+    public var key: String?
+    /// `--workers N|auto`
+    public var workers: String?
+
+    public init(
+        listen: String? = nil, admin: String? = nil, backends: [String] = [], algorithm: String? = nil,
+        hash: String? = nil, key: String? = nil, workers: String? = nil
+    ) {
+        self.listen = listen
+        self.admin = admin
+        self.backends = backends
+        self.algorithm = algorithm
+        self.hash = hash
+        self.key = key
+        self.workers = workers
+    }
+}
+
+extension LBConfig {
+    /// Source name used in `ConfigErrors` for problems found in flags.
+    public static let commandLineSource = "command line"
+
+    /// Returns this config with the flags laid over it: each given flag replaces its key; `--backend` flags
+    /// replace the server list (ids are `host:port`, per-server health-check overrides are dropped).
+    /// Throws every bad flag at once, each named with its value, e.g. `--backend "x:y": port "y" is not a number`.
+    public func applying(_ o: CommandLineOverrides) throws(ConfigErrors) -> LBConfig {
+        let problems = ProblemList()
+        var config = self
+        func flag(_ name: String, _ value: String) -> String { "--\(name) \(quoted(value))" }
+
+        if let text = o.listen {
+            do { config.listen = try HostPort(parsing: text) } catch { problems.add(flag("listen", text), error.message) }
+        }
+        if let text = o.admin {
+            do { config.admin.listen = try HostPort(parsing: text) } catch { problems.add(flag("admin", text), error.message) }
+        }
+        if let text = o.algorithm {
+            if let name = AlgorithmName(rawValue: text) {
+                config.routing.algorithm = name
+            } else {
+                problems.add(flag("algorithm", text), "not one of \(AlgorithmName.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let text = o.hash {
+            if let name = KeyHashName(rawValue: text) {
+                config.routing.hash = name
+            } else {
+                problems.add(flag("hash", text), "not one of \(KeyHashName.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
+        if let text = o.key {
+            do { config.routingKey = try KeySource(parsing: text) } catch { problems.add(flag("key", text), error.message) }
+        }
+        if let text = o.workers {
+            do { config.workers = try ConfigLoader.parseWorkers(text) } catch { problems.add(flag("workers", text), error.message) }
+        }
+        if !o.backends.isEmpty {
+            var servers: [ServerSpec] = []
+            var seen: Set<String> = []
+            for text in o.backends {
+                do {
+                    let server = try Self.parseBackend(text)
+                    if seen.insert(server.id).inserted {
+                        servers.append(server)
+                    } else {
+                        problems.add(flag("backend", text), "\(server.id) is given twice")
+                    }
+                } catch {
+                    problems.add(flag("backend", text), error.message)
+                }
+            }
+            config.servers = servers
+            config.serverHealthChecks = [:]
+        }
+        if problems.isEmpty {
+            for problem in config.crossFieldProblems() { problems.add(problem.location, problem.message) }
+        }
+        guard problems.isEmpty else { throw problems.errors(source: Self.commandLineSource) }
+        return config
+    }
+
+    /// Parses `HOST:PORT[@WEIGHT]`; the id is the address as written back (`host:port`, IPv6 in brackets).
+    static func parseBackend(_ text: String) throws(ConfigValueError) -> ServerSpec {
+        var address = Substring(text)
+        var weight = 1
+        if let at = text.lastIndex(of: "@") {
+            address = text[..<at]
+            let weightText = text[text.index(after: at)...]
+            guard let w = Int(weightText), weightText.allSatisfy(\.isNumber) else {
+                throw ConfigValueError("weight \(quoted(String(weightText))) is not a number")
+            }
+            guard ConfigLoader.weightRange.contains(w) else {
+                throw ConfigValueError("weight \(w) is out of range 0-1000")
+            }
+            weight = w
+        }
+        let hostPort = try HostPort(parsing: String(address), allowPortZero: false)
+        return ServerSpec(id: hostPort.description, host: hostPort.host, port: hostPort.port, weight: weight)
+    }
+
+    /// The whole startup path: the file (if any), then the flags, then `LB_ADMIN_TOKEN`.
+    ///
+    /// Errors: no path and no backends → "give --config FILE or at least one --backend HOST:PORT"; a path that
+    /// cannot be read → names it and the OS reason; otherwise every problem in the file, or in the flags.
+    /// A file without `servers` is fine when `--backend` flags are given.
+    public static func resolve(
+        configPath: String?, overrides: CommandLineOverrides,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigErrors) -> LBConfig {
+        let base: LBConfig
+        if let path = configPath {
+            base = try ConfigLoader.load(path: path, requireServers: overrides.backends.isEmpty)
+        } else if overrides.backends.isEmpty {
+            throw ConfigErrors(
+                source: commandLineSource,
+                problems: [ConfigProblem("", "give --config FILE or at least one --backend HOST:PORT")])
+        } else {
+            base = LBConfig()
+        }
+        return try base.applying(overrides).withAdminToken(fromEnvironment: environment)
+    }
+}

@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import LBCore
+
+/// Reads and validates a JSON config file (schema: docs/config.md).
+///
+/// Contract: returns a fully validated `LBConfig`, or throws `ConfigErrors` listing every problem found (unknown
+/// keys, wrong types, out-of-range values, duplicate server ids, cross-field rules), each with its key path.
+/// A missing or unreadable file and a JSON syntax error are reported alone, since nothing further can be checked.
+/// Pure apart from reading the file; safe to call from any thread.
+public enum ConfigLoader {
+    static let topLevelKeys = [
+        "listen", "workers", "admin", "routing", "servers", "health_check", "retries", "timeouts", "limits",
+        "forwarding", "access_log",
+    ]
+
+    /// Loads the file at `path`. `requireServers` is false when the command line supplies the servers.
+    public static func load(path: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
+        let bytes: [UInt8]
+        do {
+            bytes = try readFile(path)
+        } catch {
+            throw ConfigErrors(source: path, problems: [ConfigProblem("", error.message)])
+        }
+        return try parse(bytes: bytes, source: path, requireServers: requireServers)
+    }
+
+    public static func parse(data: Data, source: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
+        try parse(bytes: [UInt8](data), source: source, requireServers: requireServers)
+    }
+
+    /// Parses a config document; `source` names it in messages (usually the file path).
+    public static func parse(bytes: [UInt8], source: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(bytes)
+        } catch {
+            let problem = ConfigProblem("line \(error.line), column \(error.column)", "invalid JSON: \(error.message)")
+            throw ConfigErrors(source: source, problems: [problem])
+        }
+        let problems = ProblemList()
+        guard case .object = document else {
+            problems.add("", "the top level must be a JSON object ({ ... }), got \(document.kindDescription)")
+            throw problems.errors(source: source)
+        }
+        guard let top = ConfigSection(document, path: "", known: topLevelKeys, problems: problems) else {
+            throw problems.errors(source: source)
+        }
+        let config = read(top, requireServers: requireServers)
+        for problem in config.crossFieldProblems() { problems.add(problem.location, problem.message) }
+        guard problems.isEmpty else { throw problems.errors(source: source) }
+        return config
+    }
+
+    static func read(_ top: ConfigSection, requireServers: Bool) -> LBConfig {
+        var config = LBConfig()
+        config.listen = top.parsed("listen", default: config.listen) { (s: String) throws(ConfigValueError) in
+            try parseAddress(s, allowPortZero: true)
+        }
+        config.workers = readWorkers(top)
+        if let admin = top.section("admin", known: ["listen", "token"]) {
+            config.admin.listen = admin.parsed("listen", default: config.admin.listen) {
+                (s: String) throws(ConfigValueError) in try parseAddress(s, allowPortZero: true)
+            }
+            config.admin.token = readToken(admin)
+        }
+        if let routing = top.section("routing", known: routingKeys) {
+            (config.routing, config.routingKey) = readRouting(routing)
+        }
+        if let health = top.section("health_check", known: healthCheckKeys) {
+            config.healthCheck = readHealthCheck(health, over: config.healthCheck)
+        }
+        if let servers = top["servers"] {
+            (config.servers, config.serverHealthChecks) = readServers(servers, in: top, health: config.healthCheck)
+        } else if requireServers {
+            top.problem("servers", "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
+        }
+        if let retries = top.section("retries", known: ["max", "per_try_timeout"]) {
+            config.retries.max = retries.int("max", default: config.retries.max, in: 0...10)
+            config.retries.perTryTimeoutMs = retries.duration("per_try_timeout", default: config.retries.perTryTimeoutMs)
+        }
+        if let timeouts = top.section("timeouts", known: timeoutKeys) {
+            config.timeouts = readTimeouts(timeouts)
+        }
+        if let limits = top.section("limits", known: limitKeys) {
+            config.limits = readLimits(limits)
+        }
+        if let forwarding = top.section("forwarding", known: forwardingKeys) {
+            config.forwarding = readForwarding(forwarding)
+        }
+        if let log = top.section("access_log", known: ["format", "path"]) {
+            config.accessLog.format = log.choice("format", default: config.accessLog.format)
+            let path = log.string("path", default: config.accessLog.path)
+            if path.isEmpty { log.problem("path", "must not be empty; use \"-\" for standard output") }
+            config.accessLog.path = path.isEmpty ? "-" : path
+        }
+        return config
+    }
+
+    /// HostPort parsing with the input quoted in front of the reason, for config-file messages.
+    static func parseAddress(_ s: String, allowPortZero: Bool) throws(ConfigValueError) -> HostPort {
+        do {
+            return try HostPort(parsing: s, allowPortZero: allowPortZero)
+        } catch {
+            throw ConfigValueError("\(quoted(s)) is not HOST:PORT: \(error.message)")
+        }
+    }
+
+    /// Upper bound for `workers`: far beyond any core count this runs on, low enough to catch a typo.
+    static let maxWorkers = 1024
+
+    static func parseWorkers(_ s: String) throws(ConfigValueError) -> LBConfig.WorkerCount {
+        if s == "auto" { return .auto }
+        guard let n = Int(s), (1...maxWorkers).contains(n) else {
+            throw ConfigValueError("\(quoted(s)) is not a worker count; use an integer 1-\(maxWorkers) or \"auto\"")
+        }
+        return .count(n)
+    }
+
+    static func readWorkers(_ top: ConfigSection) -> LBConfig.WorkerCount {
+        switch top["workers"] {
+        case nil: return .count(1)
+        case .string?: return top.parsed("workers", default: .count(1), parseWorkers)
+        case .number?: return .count(top.int("workers", default: 1, in: 1...maxWorkers))
+        case let other?:
+            top.problem("workers", "expected an integer or \"auto\", got \(other.kindDescription)")
+            return .count(1)
+        }
+    }
+
+    static func readToken(_ admin: ConfigSection) -> String? {
+        switch admin["token"] {
+        case nil, .null?: return nil
+        case .string(let s)?:
+            if s.isEmpty { admin.problem("token", "must not be empty; use null for no token") }
+            return s.isEmpty ? nil : s
+        case let other?:
+            admin.problem("token", "expected a string or null, got \(other.kindDescription)")
+            return nil
+        }
+    }
+
+    /// Reads a whole file with POSIX calls so the message carries the OS reason ("No such file or directory").
+    static func readFile(_ path: String) throws(ConfigValueError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ConfigValueError("cannot open: \(String(cString: strerror(errno)))") }
+        defer { _ = Glibc.close(fd) }
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            throw ConfigValueError("is a directory, not a config file")
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { return bytes }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ConfigValueError("cannot read: \(String(cString: strerror(errno)))")
+            }
+            bytes.append(contentsOf: chunk[0..<n])
+            // A config is a few kilobytes; refuse something that is clearly not one.
+            if bytes.count > 16 * 1024 * 1024 { throw ConfigValueError("larger than 16 MiB; is this the right file?") }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+extension LBConfig {
+    /// `health_check`: active probes plus passive failure counting.
+    public struct HealthCheck: Equatable, Sendable {
+        public enum Kind: String, CaseIterable, Sendable {
+            /// `GET path`, healthy when the status is in `expectedStatus`.
+            case http
+            /// Healthy when a TCP connection is accepted.
+            case tcp
+        }
+
+        /// Active probes on or off; passive counting is governed by `passiveFailures` alone.
+        public var enabled: Bool
+        public var type: Kind
+        /// Request path for `http` probes; starts with "/".
+        public var path: String
+        public var intervalMs: UInt64
+        public var timeoutMs: UInt64
+        /// Consecutive successes that bring a down server up.
+        public var rise: Int
+        /// Consecutive failures that take an up server down.
+        public var fall: Int
+        /// Statuses that count as healthy for `http` probes.
+        public var expectedStatus: ClosedRange<Int>
+        /// Consecutive proxied-request failures (connect error, reset, timeout) that mark a server down;
+        /// 0 = passive checking off.
+        public var passiveFailures: Int
+
+        public init(
+            enabled: Bool = true, type: Kind = .http, path: String = "/health", intervalMs: UInt64 = 2000,
+            timeoutMs: UInt64 = 1000, rise: Int = 2, fall: Int = 3, expectedStatus: ClosedRange<Int> = 200...399,
+            passiveFailures: Int = 3
+        ) {
+            self.enabled = enabled
+            self.type = type
+            self.path = path
+            self.intervalMs = intervalMs
+            self.timeoutMs = timeoutMs
+            self.rise = rise
+            self.fall = fall
+            self.expectedStatus = expectedStatus
+            self.passiveFailures = passiveFailures
+        }
+    }
+}

@@ -1,0 +1,22 @@
+import LBCore
+
+extension LBConfig {
+    /// Rules that involve more than one key. Checked after a file is read and again after flags are applied,
+    /// since either can change the values involved.
+    func crossFieldProblems() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        // Maglev fills a table of M slots with N backends; with M ≤ N some backend gets no slot at all.
+        if routing.algorithm == .maglev && routing.maglevTableSize <= servers.count {
+            problems.append(
+                ConfigProblem(
+                    "routing.maglev_table_size",
+                    "\(routing.maglevTableSize) must be larger than the number of servers (\(servers.count)); "
+                        + "use a prime of at least 100 × servers, e.g. \(ConfigLoader.nextPrime(after: max(100 * servers.count, 1)))"
+                ))
+        }
+        if admin.listen == listen && listen.port != 0 {
+            problems.append(ConfigProblem("admin.listen", "\(admin.listen) is the same address as listen"))
+        }
+        return problems
+    }
+}

@@ -1,0 +1,159 @@
+import LBCore
+
+/// The balancer's whole configuration, after validation. Every field has the default documented in
+/// docs/config.md, so `LBConfig()` is a working config with no servers (which answers 503).
+///
+/// Build one with `ConfigLoader` (file), `applying(_:)` (flags) and `withAdminToken(fromEnvironment:)` (env),
+/// or all three at once with `LBConfig.resolve(configPath:overrides:)`.
+/// Durations are whole milliseconds (`UInt64`), the unit libuv timers take.
+public struct LBConfig: Equatable, Sendable {
+    /// Where clients connect (`listen`).
+    public var listen: HostPort
+    /// Event-loop threads (`workers`).
+    public var workers: WorkerCount
+    /// The admin API (`admin`).
+    public var admin: Admin
+    /// Algorithm, hash and table parameters (`routing.algorithm`, `.hash`, `.vnodes`, `.maglev_table_size`,
+    /// `.bounded_load`), in the shape the routing tables take.
+    public var routing: RoutingConfig
+    /// What is hashed (`routing.key`).
+    public var routingKey: KeySource
+    /// Backends in file order (`servers`). Ids are unique; algorithms key on `id`, never on position.
+    public var servers: [ServerSpec]
+    /// Active and passive health checking for every server without an override (`health_check`).
+    public var healthCheck: HealthCheck
+    /// Effective health-check settings for servers that have a `health_check` object of their own, by server id:
+    /// the global settings with that server's keys laid over them. Use `healthCheck(forServer:)`.
+    public var serverHealthChecks: [String: HealthCheck]
+    /// Retry policy (`retries`).
+    public var retries: Retries
+    /// Timeouts (`timeouts`).
+    public var timeouts: Timeouts
+    /// Size and count limits (`limits`).
+    public var limits: Limits
+    /// Which forwarding headers are added (`forwarding`).
+    public var forwarding: Forwarding
+    /// Access logging (`access_log`).
+    public var accessLog: AccessLog
+
+    public init(
+        listen: HostPort = HostPort(host: "0.0.0.0", port: 8080),
+        workers: WorkerCount = .count(1),
+        admin: Admin = Admin(),
+        routing: RoutingConfig = RoutingConfig(),
+        routingKey: KeySource = .path,
+        servers: [ServerSpec] = [],
+        healthCheck: HealthCheck = HealthCheck(),
+        serverHealthChecks: [String: HealthCheck] = [:],
+        retries: Retries = Retries(),
+        timeouts: Timeouts = Timeouts(),
+        limits: Limits = Limits(),
+        forwarding: Forwarding = Forwarding(),
+        accessLog: AccessLog = AccessLog()
+    ) {
+        self.listen = listen
+        self.workers = workers
+        self.admin = admin
+        self.routing = routing
+        self.routingKey = routingKey
+        self.servers = servers
+        self.healthCheck = healthCheck
+        self.serverHealthChecks = serverHealthChecks
+        self.retries = retries
+        self.timeouts = timeouts
+        self.limits = limits
+        self.forwarding = forwarding
+        self.accessLog = accessLog
+    }
+
+    /// The health-check settings that apply to the server with this id.
+    public func healthCheck(forServer id: String) -> HealthCheck { serverHealthChecks[id] ?? healthCheck }
+
+    /// `workers`: a fixed count, or `"auto"` for one per core.
+    public enum WorkerCount: Hashable, Sendable, CustomStringConvertible {
+        case auto
+        case count(Int)
+
+        /// The number of loops to start; `cores` is normally `ProcessInfo.processInfo.activeProcessorCount`.
+        public func resolved(cores: Int) -> Int {
+            switch self {
+            case .auto: max(1, cores)
+            case .count(let n): n
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .auto: "auto"
+            case .count(let n): "\(n)"
+            }
+        }
+    }
+
+    /// `admin`: the admin API's address and bearer token.
+    public struct Admin: Equatable, Sendable {
+        public var listen: HostPort
+        /// Required as `Authorization: Bearer <token>` when set; nil = no authentication (bind to loopback then).
+        /// `LB_ADMIN_TOKEN` overrides it; see `withAdminToken(fromEnvironment:)`.
+        public var token: String?
+
+        public init(listen: HostPort = HostPort(host: "127.0.0.1", port: 8081), token: String? = nil) {
+            self.listen = listen
+            self.token = token
+        }
+    }
+
+    /// `retries`: how often a failed upstream attempt is retried on another backend.
+    public struct Retries: Equatable, Sendable {
+        /// Extra attempts after the first; 0 = no retries.
+        public var max: Int
+        /// Budget for one attempt (connect through the response head).
+        public var perTryTimeoutMs: UInt64
+
+        public init(max: Int = 2, perTryTimeoutMs: UInt64 = 30_000) {
+            self.max = max
+            self.perTryTimeoutMs = perTryTimeoutMs
+        }
+    }
+
+    /// `forwarding`: request headers the balancer adds before forwarding.
+    public struct Forwarding: Equatable, Sendable {
+        public var xForwardedFor: Bool
+        public var xForwardedProto: Bool
+        public var xForwardedHost: Bool
+        /// RFC 7239 `Forwarded`.
+        public var forwarded: Bool
+        /// `X-Request-Id`, generated when the request has none.
+        public var requestID: Bool
+
+        public init(
+            xForwardedFor: Bool = true, xForwardedProto: Bool = true, xForwardedHost: Bool = true,
+            forwarded: Bool = false, requestID: Bool = true
+        ) {
+            self.xForwardedFor = xForwardedFor
+            self.xForwardedProto = xForwardedProto
+            self.xForwardedHost = xForwardedHost
+            self.forwarded = forwarded
+            self.requestID = requestID
+        }
+    }
+
+    /// `access_log`: one line per request.
+    public struct AccessLog: Equatable, Sendable {
+        public enum Format: String, CaseIterable, Sendable {
+            case off, common, json
+        }
+
+        public var format: Format
+        /// A file path, or "-" for standard output.
+        public var path: String
+
+        public init(format: Format = .off, path: String = "-") {
+            self.format = format
+            self.path = path
+        }
+
+        /// True when `path` is "-".
+        public var isStandardOutput: Bool { path == "-" }
+    }
+}

@@ -1,0 +1,107 @@
+/// Header fields the proxy acts on, recognised once while parsing so nobody compares names again.
+public enum KnownHeader: UInt8, Sendable {
+    case other, host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, upgrade, expect,
+        trailer, xForwardedFor, xForwardedProto, xForwardedHost, forwarded, xRequestID, cookie
+
+    /// Lowercase names; index = rawValue.
+    static let names: [StaticString] = [
+        "", "host", "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te",
+        "upgrade", "expect", "trailer", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded",
+        "x-request-id", "cookie",
+    ]
+
+    static func lookup(_ p: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> KnownHeader {
+        // Cheap pre-filter on length: names we know are 2...17 bytes long.
+        guard name.count >= 2 && name.count <= 17 else { return .other }
+        for raw in 1..<names.count where HTTPSyntax.equalsLowercase(p, name, names[raw]) {
+            return KnownHeader(rawValue: UInt8(raw))!
+        }
+        return .other
+    }
+
+    /// RFC 9110 §7.6.1: always hop-by-hop, whatever Connection says.
+    var isStandardHopByHop: Bool {
+        switch self {
+        case .connection, .keepAlive, .proxyConnection, .te, .transferEncoding, .upgrade: return true
+        default: return false
+        }
+    }
+}
+
+/// One field line. Ranges index into `HTTPHead.bytes`.
+public struct HTTPHeaderField: Sendable, Equatable {
+    public var name: Range<Int>
+    /// The field value without leading and trailing OWS.
+    public var value: Range<Int>
+    public var known: KnownHeader
+    /// A standard hop-by-hop field, or one named in Connection (never Host or Content-Length: naming them in
+    /// Connection must not let a client strip the routing or framing fields).
+    public var isHopByHop: Bool
+
+    public init(name: Range<Int>, value: Range<Int>, known: KnownHeader, isHopByHop: Bool) {
+        self.name = name
+        self.value = value
+        self.known = known
+        self.isHopByHop = isHopByHop
+    }
+}
+
+/// A validated request or response head. All ranges index into `bytes`.
+public struct HTTPHead: Sendable {
+    /// Raw head bytes exactly as received, from the start line through the final CRLF CRLF (leading empty
+    /// lines excluded). The parser reuses its capacity for the next message.
+    public var bytes: [UInt8] = []
+    /// Requests only.
+    public var method: HTTPMethod = .get
+    public var methodRange: Range<Int> = 0..<0
+    /// The request-target, as received.
+    public var target: Range<Int> = 0..<0
+    /// 0 or 1. Minor versions above 1 are treated as 1.1 (RFC 9110 §2.5) and reported as 1.
+    public var versionMinor: Int = 1
+    /// Responses only.
+    public var status: Int = 0
+    /// Responses only; may be empty.
+    public var reason: Range<Int> = 0..<0
+    public var fields: [HTTPHeaderField] = []
+    public var framing: HTTPFraming = .none
+    /// Version default (1.1 on, 1.0 off) adjusted by Connection: close / keep-alive. Off for close-delimited
+    /// responses.
+    public var keepAlive: Bool = true
+    /// Request: Connection lists "upgrade" and an Upgrade field is present. Response: status 101.
+    public var isUpgrade: Bool = false
+    /// HTTP/1.1 request with `Expect: 100-continue`.
+    public var expectContinue: Bool = false
+    /// Requests: the value of the single Host field (nil for an HTTP/1.0 request without one).
+    public var host: Range<Int>? = nil
+
+    public init() {}
+
+    /// The value of the first field with that name.
+    public func value(_ known: KnownHeader) -> Range<Int>? {
+        for f in fields where f.known == known { return f.value }
+        return nil
+    }
+
+    /// Calls `body` with the bytes of `range` without copying.
+    public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+
+    /// Case-insensitive comparison of the bytes of `range` with an ASCII literal.
+    public func equalsIgnoringCase(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { lit in
+            guard lit.count == range.count else { return false }
+            var j = 0
+            for i in range {
+                if HTTPSyntax.lower(bytes[i]) != HTTPSyntax.lower(lit[j]) { return false }
+                j += 1
+            }
+            return true
+        }
+    }
+
+    /// The bytes of `range` as a String (allocates: for logs and tests, not for the data path).
+    public func string(_ range: Range<Int>) -> String {
+        String(decoding: bytes[range], as: UTF8.self)
+    }
+}

@@ -1,0 +1,97 @@
+/// Copies a CRLF-terminated line block (a head, or a trailer section) from the caller's buffers into one
+/// contiguous array, checking line terminators and size limits as bytes arrive, so that limits are enforced
+/// before a whole oversized head has been buffered.
+///
+/// Contract: `feed` consumes bytes from `pos` and appends them to `buf` until the empty line that ends the
+/// block (included in `buf`). Bare LF and bare CR are errors wherever they appear: we require CRLF.
+struct HTTPLineAccumulator: Sendable {
+    enum Result { case needMore, complete, error(HTTPParseError) }
+
+    struct Config {
+        /// Limit on the first line (request/status line); nil for trailers.
+        var maxFirstLine: Int?
+        var firstLineError: HTTPParseError
+        /// Limit on `buf.count`.
+        var maxBytes: Int
+        /// Limit on field lines (lines after the first, or all lines for trailers).
+        var maxFields: Int
+        /// Empty lines ignored before the first line (RFC 9112 §2.2); 0 for trailers.
+        var maxLeadingEmptyLines: Int
+        /// Trailers have no start line: every line is a field line.
+        var hasStartLine: Bool
+    }
+
+    private(set) var sawCR = false
+    private var lineStart = 0
+    private var lines = 0
+    private var leadingEmptyLines = 0
+    /// True once a byte of the block itself (not a leading empty line) has been consumed.
+    private(set) var started = false
+
+    mutating func reset() { self = HTTPLineAccumulator() }
+
+    mutating func feed(
+        _ input: UnsafeRawBufferPointer, _ pos: inout Int, into buf: inout [UInt8], _ config: Config
+    ) -> Result {
+        let end = input.count
+        var i = pos
+        defer { pos = i }
+        while i < end {
+            let b = input[i]
+            if sawCR {
+                guard b == ASCII.lf else { return .error(.bareCR) }
+                sawCR = false
+                buf.append(b)
+                i += 1
+                if buf.count - lineStart == 2 {  // an empty line
+                    if config.hasStartLine && lines == 0 {
+                        // Before the request line: ignore it, a few times (robustness for clients that send
+                        // an extra CRLF after a body), but not forever.
+                        leadingEmptyLines += 1
+                        buf.removeAll(keepingCapacity: true)
+                        started = false
+                        if leadingEmptyLines > config.maxLeadingEmptyLines { return .error(.tooManyLeadingEmptyLines) }
+                        continue
+                    }
+                    return .complete
+                }
+                if lines == 0, config.hasStartLine, let first = config.maxFirstLine, buf.count - 2 > first {
+                    return .error(config.firstLineError)
+                }
+                lines += 1
+                lineStart = buf.count
+                let fields = config.hasStartLine ? lines - 1 : lines
+                if fields > config.maxFields { return .error(.tooManyHeaders) }
+                continue
+            }
+            if b == ASCII.lf { return .error(.bareLF) }
+            started = true
+            if b == ASCII.cr {
+                sawCR = true
+                buf.append(b)
+                i += 1
+                if buf.count > config.maxBytes { return .error(.headerTooLarge) }
+                continue
+            }
+            // Copy the run up to the next CR/LF in one append, but never past the limits.
+            var room = config.maxBytes - buf.count
+            if lines == 0, config.hasStartLine, let first = config.maxFirstLine {
+                room = min(room, first - (buf.count - lineStart))
+            }
+            var j = i
+            let stop = min(end, i + max(room, 0) + 1)
+            while j < stop {
+                let c = input[j]
+                if c == ASCII.cr || c == ASCII.lf { break }
+                j += 1
+            }
+            buf.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[i..<j]))
+            i = j
+            if lines == 0, config.hasStartLine, let first = config.maxFirstLine, buf.count - lineStart > first {
+                return .error(config.firstLineError)
+            }
+            if buf.count > config.maxBytes { return .error(.headerTooLarge) }
+        }
+        return .needMore
+    }
+}

@@ -1,0 +1,166 @@
+/// A sans-I/O HTTP/1.1 message parser (STYLE habit 2): feed it bytes, it yields events. It never touches a
+/// socket, never copies body bytes, and enforces `HTTPLimits` as bytes arrive.
+///
+/// Usage: call `next(input, &pos)` until it returns `.needMore` (all of `input` consumed). `.head` makes
+/// `head` valid until the first byte of the next message; `.body(range)` gives DATA bytes in `input`;
+/// `.end` finishes a message, after which the caller may stop and keep the rest of `input` (pipelining).
+/// After `.error` the parser stays failed and returns the same error. On EOF call `finish()`.
+///
+/// Responses: call `expectResponse(to:)` before each response. A 1xx other than 101 yields `.head`, `.end`
+/// and the parser waits for another response to the same request. 101, and 2xx to CONNECT, yield `.head`,
+/// `.end`, then `isUpgraded` is true: `next` consumes nothing more and returns `.needMore`.
+///
+/// Not thread-safe; a value owned by one connection on its loop thread.
+public struct HTTPParser: Sendable {
+    enum State: Sendable {
+        case head
+        case endPending
+        case contentLength(remaining: UInt64)
+        case chunked(ChunkState)
+        case closeDelimited
+        case upgraded
+        case failed(HTTPParseError)
+    }
+
+    /// Leading CRLFs ignored before a request line (RFC 9112 §2.2: "SHOULD ignore at least one"). A few
+    /// cover clients that append CRLF after a POST body; more is garbage.
+    public static let maxLeadingEmptyLines = 4
+
+    public let kind: HTTPMessageKind
+    public let limits: HTTPLimits
+    public private(set) var head = HTTPHead()
+
+    var state: State = .head
+    var accumulator = HTTPLineAccumulator()
+    /// Set by `.end`: the next byte starts a new message, so `head` is cleared lazily then.
+    private var headIsStale = false
+    /// Responses: the method of the request being answered.
+    private var requestMethod: HTTPMethod = .get
+    /// Chunked bodies: sum of the chunk sizes so far (maxBodyBytes), and scratch for extensions and trailers.
+    var chunkedTotal: UInt64 = 0
+    var scratch: [UInt8] = []
+
+    public init(kind: HTTPMessageKind, limits: HTTPLimits = HTTPLimits()) {
+        self.kind = kind
+        self.limits = limits
+    }
+
+    /// Responses only: the method of the request the next response answers. HEAD → no body whatever the
+    /// CL/TE; CONNECT 2xx → tunnel.
+    public mutating func expectResponse(to method: HTTPMethod) {
+        requestMethod = method
+    }
+
+    /// No byte of a next message has been consumed yet (leading empty lines do not count).
+    public var isBetweenMessages: Bool {
+        if case .head = state { return !accumulator.started && !accumulator.sawCR }
+        return false
+    }
+
+    /// After a 101 response (or a 2xx to CONNECT) the bytes are no longer HTTP: the caller tunnels them.
+    public var isUpgraded: Bool {
+        if case .upgraded = state { return true }
+        return false
+    }
+
+    public mutating func next(_ input: UnsafeRawBufferPointer, _ pos: inout Int) -> HTTPEvent {
+        switch state {
+        case .failed(let e):
+            return .error(e)
+        case .upgraded:
+            return .needMore
+        case .endPending:
+            return endMessage()
+        case .head:
+            return nextHead(input, &pos)
+        case .contentLength(let remaining):
+            if pos >= input.count { return .needMore }
+            let n = Int(min(UInt64(input.count - pos), remaining))
+            let range = pos..<(pos + n)
+            pos += n
+            state = remaining == UInt64(n) ? .endPending : .contentLength(remaining: remaining - UInt64(n))
+            return .body(range)
+        case .chunked:
+            return nextChunked(input, &pos)
+        case .closeDelimited:
+            if pos >= input.count { return .needMore }
+            let range = pos..<input.count
+            pos = input.count
+            return .body(range)
+        }
+    }
+
+    /// The peer closed. A close-delimited body ends (`.end`); EOF in the middle of a head or of a
+    /// Content-Length/chunked body is `.error(.truncated)`; between messages it is `.needMore` (clean close).
+    public mutating func finish() -> HTTPEvent {
+        switch state {
+        case .failed(let e): return .error(e)
+        case .upgraded: return .needMore
+        case .endPending, .closeDelimited: return endMessage()
+        case .head: return isBetweenMessages ? .needMore : fail(.truncated)
+        case .contentLength, .chunked: return fail(.truncated)
+        }
+    }
+
+    mutating func fail(_ e: HTTPParseError) -> HTTPEvent {
+        state = .failed(e)
+        return .error(e)
+    }
+
+    private mutating func nextHead(_ input: UnsafeRawBufferPointer, _ pos: inout Int) -> HTTPEvent {
+        if pos >= input.count { return .needMore }
+        if headIsStale {
+            head.bytes.removeAll(keepingCapacity: true)
+            headIsStale = false
+        }
+        let config = HTTPLineAccumulator.Config(
+            maxFirstLine: limits.maxRequestLine,
+            firstLineError: kind == .request ? .requestLineTooLong : .statusLineTooLong,
+            maxBytes: limits.maxHeaderBytes, maxFields: limits.maxHeaderCount,
+            maxLeadingEmptyLines: kind == .request ? Self.maxLeadingEmptyLines : 0, hasStartLine: true)
+        switch accumulator.feed(input, &pos, into: &head.bytes, config) {
+        case .needMore: return .needMore
+        case .error(let e): return fail(e)
+        case .complete: break
+        }
+        accumulator.reset()
+        if let e = parseCompleteHead() { return fail(e) }
+        switch head.framing {
+        case .none, .contentLength(0): state = .endPending
+        case .contentLength(let n): state = .contentLength(remaining: n)
+        case .chunked:
+            chunkedTotal = 0
+            state = .chunked(.size(value: 0, digits: 0, lineLength: 0))
+        case .closeDelimited: state = .closeDelimited
+        }
+        return .head
+    }
+
+    /// Resets every parsed field of `head` and parses `head.bytes` into it.
+    private mutating func parseCompleteHead() -> HTTPParseError? {
+        var bytes: [UInt8] = []
+        swap(&bytes, &head.bytes)  // parse from the bytes while writing the other fields: no copy
+        var fields = head.fields
+        fields.removeAll(keepingCapacity: true)
+        head = HTTPHead()
+        head.fields = fields
+        let parser = HTTPHeadParser(kind: kind, limits: limits, requestMethod: requestMethod)
+        let error = bytes.withUnsafeBufferPointer { parser.parse($0, into: &head) }
+        swap(&bytes, &head.bytes)
+        return error
+    }
+
+    mutating func endMessage() -> HTTPEvent {
+        headIsStale = true
+        if kind == .response {
+            let s = head.status
+            if s == 101 || (requestMethod == .connect && s >= 200 && s < 300) {
+                state = .upgraded
+                return .end
+            }
+            if s >= 200 { requestMethod = .get }  // a 1xx leaves us waiting for the final response
+        }
+        state = .head
+        return .end
+    }
+}

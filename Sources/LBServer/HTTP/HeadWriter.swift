@@ -1,0 +1,208 @@
+/// Which forwarding headers the proxy adds to requests sent to backends.
+public struct ForwardingOptions: Sendable, Equatable {
+    public var xForwardedFor: Bool
+    public var xForwardedProto: Bool
+    public var xForwardedHost: Bool
+    /// RFC 7239 `Forwarded`.
+    public var forwarded: Bool
+    public var requestID: Bool
+
+    public init(
+        xForwardedFor: Bool = true, xForwardedProto: Bool = true, xForwardedHost: Bool = true,
+        forwarded: Bool = false, requestID: Bool = true
+    ) {
+        self.xForwardedFor = xForwardedFor
+        self.xForwardedProto = xForwardedProto
+        self.xForwardedHost = xForwardedHost
+        self.forwarded = forwarded
+        self.requestID = requestID
+    }
+}
+
+/// Serialises heads for forwarding. Everything is appended to `out`; nothing else is allocated when `out`
+/// has enough capacity. Field names and values are copied byte for byte from the parsed head.
+public enum HeadWriter {
+    /// The request as forwarded to a backend: `METHOD SP target SP HTTP/1.1`, every field except hop-by-hop
+    /// ones (Upgrade and `Connection: upgrade` kept when `head.isUpgrade`), `Transfer-Encoding: chunked` when
+    /// the body is chunked (the caller re-frames it), Content-Length passed through, then the forwarding
+    /// fields per `options`. Several X-Forwarded-For (or Forwarded) fields are merged into one.
+    ///
+    /// Returns the range (in `head.bytes`) of the client's X-Request-ID when one was kept, nil when
+    /// `requestID` was added (formatted as 16 lowercase hex digits) or request ids are disabled.
+    @discardableResult
+    public static func writeRequest(
+        _ head: HTTPHead, clientAddress: UnsafeRawBufferPointer, requestID: UInt64, options: ForwardingOptions,
+        into out: inout [UInt8]
+    ) -> Range<Int>? {
+        head.bytes.withUnsafeBufferPointer { p in
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.methodRange]))
+            out.append(ASCII.sp)
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.target]))
+            append(" HTTP/1.1\r\n", &out)
+            for f in head.fields {
+                if f.isHopByHop && !(head.isUpgrade && f.known == .upgrade) { continue }
+                switch f.known {
+                case .xForwardedFor where options.xForwardedFor: continue
+                case .xForwardedProto where options.xForwardedProto: continue
+                case .xForwardedHost where options.xForwardedHost: continue
+                case .forwarded where options.forwarded: continue
+                default: appendField(p, f, &out)
+                }
+            }
+            if head.isUpgrade { append("Connection: upgrade\r\n", &out) }
+            if head.framing == .chunked { append("Transfer-Encoding: chunked\r\n", &out) }
+            if options.xForwardedFor {
+                append("X-Forwarded-For: ", &out)
+                appendMerged(p, head, .xForwardedFor, &out)
+                out.append(contentsOf: clientAddress)
+                append("\r\n", &out)
+            }
+            if options.xForwardedProto { append("X-Forwarded-Proto: http\r\n", &out) }
+            if options.xForwardedHost, let host = head.host, !host.isEmpty {
+                append("X-Forwarded-Host: ", &out)
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: p[host]))
+                append("\r\n", &out)
+            }
+            if options.forwarded { appendForwarded(p, head, clientAddress, &out) }
+            var kept: Range<Int>? = nil
+            if options.requestID {
+                kept = head.value(.xRequestID)
+                if kept == nil {
+                    append("X-Request-ID: ", &out)
+                    for shift in stride(from: 60, through: 0, by: -4) { out.append(hexDigit(UInt8((requestID >> UInt64(shift)) & 0xF))) }
+                    append("\r\n", &out)
+                }
+            }
+            append("\r\n", &out)
+            return kept
+        }
+    }
+
+    /// The response as sent to the client: `HTTP/1.1 SP status SP reason`, fields minus hop-by-hop (Upgrade
+    /// and `Connection: upgrade` kept for 101), `Transfer-Encoding: chunked` when `chunked` (the caller
+    /// re-frames), then `Connection: close` when !keepAlive, or `Connection: keep-alive` for a keep-alive
+    /// HTTP/1.0 client.
+    public static func writeResponse(
+        _ head: HTTPHead, keepAlive: Bool, clientVersionMinor: Int, chunked: Bool, into out: inout [UInt8]
+    ) {
+        let upgrade = head.status == 101
+        append("HTTP/1.1 ", &out)
+        appendDecimal(head.status, &out)
+        out.append(ASCII.sp)
+        head.bytes.withUnsafeBufferPointer { p in
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.reason]))
+            append("\r\n", &out)
+            for f in head.fields {
+                if f.isHopByHop && !(upgrade && f.known == .upgrade) { continue }
+                appendField(p, f, &out)
+            }
+        }
+        if chunked { append("Transfer-Encoding: chunked\r\n", &out) }
+        if upgrade {
+            append("Connection: upgrade\r\n", &out)
+        } else if !keepAlive {
+            append("Connection: close\r\n", &out)
+        } else if clientVersionMinor == 0 {
+            append("Connection: keep-alive\r\n", &out)
+        }
+        append("\r\n", &out)
+    }
+
+    /// "<size in lowercase hex>\r\n".
+    public static func writeChunkHeader(_ size: Int, into out: inout [UInt8]) {
+        precondition(size >= 0, "chunk size must not be negative")
+        var shift = 60
+        while shift > 0 && (size >> shift) & 0xF == 0 { shift -= 4 }
+        while shift >= 0 {
+            out.append(hexDigit(UInt8((size >> shift) & 0xF)))
+            shift -= 4
+        }
+        append("\r\n", &out)
+    }
+
+    /// Follows each chunk's data.
+    public static let chunkTrailer: [UInt8] = Array("\r\n".utf8)
+    /// The last chunk and the empty trailer section.
+    public static let lastChunk: [UInt8] = Array("0\r\n\r\n".utf8)
+
+    /// A complete small response generated by the proxy itself (errors). `extraHeader` is one field line
+    /// without CRLF, e.g. "Retry-After: 1".
+    public static func writeSimpleResponse(
+        status: Int, reason: StaticString, body: StaticString, close: Bool, extraHeader: StaticString? = nil,
+        into out: inout [UInt8]
+    ) {
+        append("HTTP/1.1 ", &out)
+        appendDecimal(status, &out)
+        out.append(ASCII.sp)
+        append(reason, &out)
+        append("\r\nContent-Type: text/plain\r\nContent-Length: ", &out)
+        appendDecimal(body.utf8CodeUnitCount, &out)
+        append(close ? "\r\nConnection: close\r\n" : "\r\nConnection: keep-alive\r\n", &out)
+        if let extraHeader {
+            append(extraHeader, &out)
+            append("\r\n", &out)
+        }
+        append("\r\n", &out)
+        append(body, &out)
+    }
+
+    // MARK: Helpers
+
+    @inline(__always) static func append(_ s: StaticString, _ out: inout [UInt8]) {
+        s.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always) static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
+
+    static func appendDecimal(_ value: Int, _ out: inout [UInt8]) {
+        precondition(value >= 0, "only non-negative numbers are written")
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        while divisor > 0 {
+            out.append(UInt8(0x30 + rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        }
+    }
+
+    private static func appendField(_ p: UnsafeBufferPointer<UInt8>, _ f: HTTPHeaderField, _ out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: p[f.name]))
+        append(": ", &out)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: p[f.value]))
+        append("\r\n", &out)
+    }
+
+    /// The values of every `known` field, each followed by ", " (so the caller appends its own element).
+    private static func appendMerged(_ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ known: KnownHeader, _ out: inout [UInt8]) {
+        for f in head.fields where f.known == known && !f.value.isEmpty {
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[f.value]))
+            append(", ", &out)
+        }
+    }
+
+    /// RFC 7239 §4: `for=<client>;host=<host>;proto=http`; an IPv6 address is bracketed and quoted, a host
+    /// that is not a token (e.g. "example.com:8080") is quoted.
+    private static func appendForwarded(
+        _ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ client: UnsafeRawBufferPointer, _ out: inout [UInt8]
+    ) {
+        append("Forwarded: ", &out)
+        appendMerged(p, head, .forwarded, &out)
+        append("for=", &out)
+        if client.contains(ASCII.colon) {
+            append("\"[", &out)
+            out.append(contentsOf: client)
+            append("]\"", &out)
+        } else {
+            out.append(contentsOf: client)
+        }
+        if let host = head.host, !host.isEmpty {
+            append(";host=", &out)
+            let token = host.allSatisfy { HTTPSyntax.isTchar(p[$0]) }
+            if !token { out.append(ASCII.dquote) }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[host]))  // host bytes never include '"' or '\'
+            if !token { out.append(ASCII.dquote) }
+        }
+        append(";proto=http\r\n", &out)
+    }
+}
