@@ -49,7 +49,7 @@ public final class DemoBackend {
         }
         listener = l
         print("lb-demo-backend listening on \(l.boundAddress)")
-        fflush(stdout)
+        fflush(nil)
         for sig in [SIGINT, SIGTERM] {
             signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] _ in self.stop() })
         }

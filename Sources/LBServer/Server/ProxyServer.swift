@@ -110,7 +110,7 @@ public final class ProxyServer {
 
     private func announce(_ line: String) {
         print(line)
-        fflush(stdout)
+        fflush(nil)
     }
 
     /// Runs until shutdown completes. Returns the process exit status.

@@ -1,0 +1,54 @@
+# lb: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+CONFIG ?= config.json
+APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev pkg-config curl
+RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
+DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
+SHARED ?= ../shared
+
+.PHONY: deps build run test test-tsan bench bench-close bench-core fuzz clean
+
+# Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
+deps:
+	@if ! pkg-config --exists libuv libxxhash zlib 2>/dev/null || ! command -v curl >/dev/null; then \
+		echo "installing: $(APT_PACKAGES)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release
+
+# Three demo backends on 8001-8003 and the balancer on :8080 (admin on 127.0.0.1:8081), as in config.json.
+run: build
+	@bin=$(RELEASE_BIN); pids=(); \
+	trap 'kill $${pids[@]} 2>/dev/null; wait 2>/dev/null' EXIT INT TERM; \
+	for i in 1 2 3; do $$bin/lb-demo-backend --port 800$$i --name backend-$$i & pids+=($$!); done; \
+	$$bin/lb-server --config $(CONFIG) & pids+=($$!); \
+	sleep 0.5; \
+	echo; echo "lb is running: curl localhost:8080/anything   admin: curl localhost:8081/api/servers"; \
+	echo "Ctrl-C stops it (kill -HUP $${pids[3]} reloads $(CONFIG))."; \
+	wait $${pids[3]}
+
+# The whole suite: unit tests of LBCore and LBServer, and integration tests that run the real binaries.
+test: deps
+	$(SWIFT) build
+	LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test
+
+# The lock-free publication test under ThreadSanitizer.
+test-tsan: deps
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter LBCoreTests
+
+# HAProxy, nginx and lb side by side on loopback (needs ../shared/bench/peers.sh).
+bench: build
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3
+
+bench-close: build
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3 --close
+
+bench-core: deps
+	$(SWIFT) run -c release lb-bench-core
+
+clean:
+	rm -rf .build .build-*
