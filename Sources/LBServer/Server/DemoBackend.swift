@@ -10,7 +10,8 @@ import Foundation
 ///   `/close?size=N` → N bytes delimited by closing the connection
 /// - `/status/NNN` → that status; `/headers` → the request head as received
 /// - `/upgrade` with `Upgrade:` → `101`, then echoes every byte
-/// - anything else → `backend NAME path=PATH` (padded to `--size` bytes), header `X-Backend: NAME`
+/// - anything else → `backend NAME path=PATH` (padded to `--size` bytes)
+/// Every answer carries `X-Backend: NAME` and `X-Connection: N` (the connection's serial number).
 public final class DemoBackend {
     public struct Options: Sendable {
         public var name: String
@@ -29,6 +30,8 @@ public final class DemoBackend {
     private var listener: Listener?
     private var signals: [SignalWatcher] = []
     private var connections: [ObjectIdentifier: DemoConnection] = [:]
+    /// Serial number of the next accepted connection (reported as `X-Connection`, so tests see reuse).
+    var nextSerial = 1
 
     public init(options: Options, digest: @escaping @Sendable ([UInt8]) -> String) throws {
         loop = try EventLoop()
@@ -41,7 +44,8 @@ public final class DemoBackend {
         lb_ignore_sigpipe()
         let l = try Listener(loop: loop, address: SocketAddress.resolve(host: host, port: port))
         l.onAccept = { [unowned self] listener in
-            let c = DemoConnection(backend: self)
+            let c = DemoConnection(backend: self, serial: nextSerial)
+            nextSerial += 1
             if listener.accept(into: c) {
                 connections[ObjectIdentifier(c)] = c
                 c.startReading()
@@ -83,9 +87,11 @@ final class DemoConnection: TCPConnection {
     private var timer: LoopTimer?
 
     enum Route { case plain, echo, digest, upgrade }
+    let serial: Int
 
-    init(backend: DemoBackend) {
+    init(backend: DemoBackend, serial: Int) {
         self.backend = backend
+        self.serial = serial
         super.init(loop: backend.loop)
         uv_tcp_nodelay(handle, 1)
     }
@@ -265,6 +271,7 @@ final class DemoConnection: TCPConnection {
 
     private func respondHead(status: Int, headers: String) {
         var text = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Status")\r\nX-Backend: \(backend.options.name)\r\n"
+        text += "X-Connection: \(serial)\r\n"
         text += headers
         if !parser.head.keepAlive { text += "Connection: close\r\n" }
         text += "\r\n"
