@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import LBCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Reads and validates a JSON config file (schema: docs/config.md).
 ///
@@ -34,7 +35,9 @@ public enum ConfigLoader {
     }
 
     /// Parses a config document; `source` names it in messages (usually the file path).
-    public static func parse(bytes: [UInt8], source: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
+    public static func parse(bytes: [UInt8], source: String, requireServers: Bool = true) throws(ConfigErrors)
+        -> LBConfig
+    {
         let document: JSONValue
         do {
             document = try JSONParser.parse(bytes)
@@ -77,11 +80,13 @@ public enum ConfigLoader {
         if let servers = top["servers"] {
             (config.servers, config.serverHealthChecks) = readServers(servers, in: top, health: config.healthCheck)
         } else if requireServers {
-            top.problem("servers", "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
+            top.problem(
+                "servers", "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
         }
         if let retries = top.section("retries", known: ["max", "per_try_timeout"]) {
             config.retries.max = retries.int("max", default: config.retries.max, in: 0...10)
-            config.retries.perTryTimeoutMs = retries.duration("per_try_timeout", default: config.retries.perTryTimeoutMs)
+            config.retries.perTryTimeoutMs = retries.duration(
+                "per_try_timeout", default: config.retries.perTryTimeoutMs)
         }
         if let timeouts = top.section("timeouts", known: timeoutKeys) {
             config.timeouts = readTimeouts(timeouts)
