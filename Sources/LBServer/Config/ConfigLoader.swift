@@ -3,8 +3,14 @@ import LBCore
 
 #if canImport(Glibc)
     import Glibc
+
+    private let posixRead = Glibc.read
+    private let posixClose = Glibc.close
 #elseif canImport(Darwin)
     import Darwin
+
+    private let posixRead = Darwin.read
+    private let posixClose = Darwin.close
 #endif
 
 /// Reads and validates a JSON config file (schema: docs/config.md).
@@ -153,7 +159,7 @@ public enum ConfigLoader {
     static func readFile(_ path: String) throws(ConfigValueError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ConfigValueError("cannot open: \(String(cString: strerror(errno)))") }
-        defer { _ = Glibc.close(fd) }
+        defer { _ = posixClose(fd) }
         var st = stat()
         if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
             throw ConfigValueError("is a directory, not a config file")
@@ -161,7 +167,7 @@ public enum ConfigLoader {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
             if n == 0 { return bytes }
             if n < 0 {
                 if errno == EINTR { continue }
