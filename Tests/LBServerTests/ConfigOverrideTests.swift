@@ -1,6 +1,7 @@
 import LBCore
-@testable import LBServer
 import XCTest
+
+@testable import LBServer
 
 /// Command-line flags laid over a file, `LB_ADMIN_TOKEN`, and the whole `resolve` path.
 final class ConfigOverrideTests: XCTestCase {
@@ -76,7 +77,8 @@ final class ConfigOverrideTests: XCTestCase {
         let lines = messages(
             CommandLineOverrides(backends: (1...7).map { "h:\($0)" }), base: fileConfig)
         XCTAssertEqual(lines.count, 1)
-        XCTAssertTrue(lines[0].hasPrefix("routing.maglev_table_size: 7 must be larger than the number of servers (7)"), lines[0])
+        XCTAssertTrue(
+            lines[0].hasPrefix("routing.maglev_table_size: 7 must be larger than the number of servers (7)"), lines[0])
     }
 
     // MARK: LB_ADMIN_TOKEN
@@ -92,7 +94,8 @@ final class ConfigOverrideTests: XCTestCase {
     // MARK: resolve
 
     func testResolveWithoutConfigOrBackendsSaysWhatToGive() {
-        XCTAssertThrowsError(try LBConfig.resolve(configPath: nil, overrides: CommandLineOverrides(), environment: [:])) {
+        XCTAssertThrowsError(try LBConfig.resolve(configPath: nil, overrides: CommandLineOverrides(), environment: [:]))
+        {
             XCTAssertEqual("\($0)", "command line: give --config FILE or at least one --backend HOST:PORT")
         }
     }
@@ -122,7 +125,9 @@ final class ConfigOverrideTests: XCTestCase {
             configPath: path, overrides: CommandLineOverrides(backends: ["h:1"]), environment: [:])
         XCTAssertEqual(config.listen.port, 0)
         XCTAssertEqual(config.servers.map(\.id), ["h:1"])
-        XCTAssertThrowsError(try LBConfig.resolve(configPath: path, overrides: CommandLineOverrides(), environment: [:])) {
+        XCTAssertThrowsError(
+            try LBConfig.resolve(configPath: path, overrides: CommandLineOverrides(), environment: [:])
+        ) {
             XCTAssertTrue("\($0)".contains("servers: missing"), "\($0)")
         }
     }

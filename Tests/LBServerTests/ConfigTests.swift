@@ -1,6 +1,7 @@
 import LBCore
-@testable import LBServer
 import XCTest
+
+@testable import LBServer
 
 final class ConfigTests: XCTestCase {
     // MARK: The repository's config.json
@@ -35,7 +36,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.listen.description, "0.0.0.0:8080")
         XCTAssertEqual(config.workers, .count(1))
         XCTAssertEqual(config.admin.listen.description, "127.0.0.1:8081")
-        XCTAssertEqual(config.routing, RoutingConfig(algorithm: .ring, hash: .xxh3, vnodes: 160, maglevTableSize: 65537))
+        XCTAssertEqual(
+            config.routing, RoutingConfig(algorithm: .ring, hash: .xxh3, vnodes: 160, maglevTableSize: 65537))
         XCTAssertEqual(config.routingKey, .path)
         XCTAssertEqual(config.healthCheck.intervalMs, 2000)
         XCTAssertEqual(config.healthCheck.timeoutMs, 1000)
@@ -137,7 +139,8 @@ final class ConfigTests: XCTestCase {
     func testBoundedLoadMustBeNullOrAtLeastOne() throws {
         XCTAssertEqual(try parseConfig(#"{"routing": {"bounded_load": 1.25}}"#).routing.boundedLoad, 1.25)
         XCTAssertNil(try parseConfig(#"{"routing": {"bounded_load": null}}"#).routing.boundedLoad)
-        assertSingleProblem(#"{"routing": {"bounded_load": 0.9}}"#, startsWith: "routing.bounded_load:", contains: "1.0")
+        assertSingleProblem(
+            #"{"routing": {"bounded_load": 0.9}}"#, startsWith: "routing.bounded_load:", contains: "1.0")
     }
 
     func testServerPortOutOfRangeIsNamedByIndex() {
@@ -148,7 +151,8 @@ final class ConfigTests: XCTestCase {
 
     func testServerHostMustBePresentAndNonEmpty() {
         assertSingleProblem(#"{"servers": [{"port": 1}]}"#, startsWith: "servers[0].host:", contains: "missing")
-        assertSingleProblem(#"{"servers": [{"host": "", "port": 1}]}"#, startsWith: "servers[0].host:", contains: "empty")
+        assertSingleProblem(
+            #"{"servers": [{"host": "", "port": 1}]}"#, startsWith: "servers[0].host:", contains: "empty")
         assertSingleProblem(
             #"{"servers": [{"host": "h:80", "port": 1}]}"#, startsWith: "servers[0].host:", contains: "port")
     }
@@ -177,19 +181,24 @@ final class ConfigTests: XCTestCase {
     }
 
     func testHealthCheckRules() {
-        assertSingleProblem(#"{"health_check": {"type": "udp"}}"#, startsWith: "health_check.type:", contains: "http, tcp")
-        assertSingleProblem(#"{"health_check": {"path": "health"}}"#, startsWith: "health_check.path:", contains: "\"/\"")
+        assertSingleProblem(
+            #"{"health_check": {"type": "udp"}}"#, startsWith: "health_check.type:", contains: "http, tcp")
+        assertSingleProblem(
+            #"{"health_check": {"path": "health"}}"#, startsWith: "health_check.path:", contains: "\"/\"")
         assertSingleProblem(#"{"health_check": {"rise": 0}}"#, startsWith: "health_check.rise:")
         assertSingleProblem(#"{"health_check": {"fall": 0}}"#, startsWith: "health_check.fall:")
-        assertSingleProblem(#"{"health_check": {"interval": 0}}"#, startsWith: "health_check.interval:", contains: "greater than 0")
+        assertSingleProblem(
+            #"{"health_check": {"interval": 0}}"#, startsWith: "health_check.interval:", contains: "greater than 0")
         assertSingleProblem(
             #"{"servers": [{"host": "h", "port": 1, "health_check": {"rise": 0}}]}"#,
             startsWith: "servers[0].health_check.rise:")
     }
 
     func testExpectedStatusMustBeAnOrderedRangeWithinHundredToFiveNinetyNine() throws {
-        XCTAssertEqual(try parseConfig(#"{"health_check": {"expected_status": "200-299"}}"#).healthCheck.expectedStatus, 200...299)
-        XCTAssertEqual(try parseConfig(#"{"health_check": {"expected_status": "204"}}"#).healthCheck.expectedStatus, 204...204)
+        XCTAssertEqual(
+            try parseConfig(#"{"health_check": {"expected_status": "200-299"}}"#).healthCheck.expectedStatus, 200...299)
+        XCTAssertEqual(
+            try parseConfig(#"{"health_check": {"expected_status": "204"}}"#).healthCheck.expectedStatus, 204...204)
         for bad in ["99-200", "300-200", "200-600", "2xx", "200-", "-", "200-300-400"] {
             assertSingleProblem(
                 #"{"health_check": {"expected_status": "\#(bad)"}}"#, startsWith: "health_check.expected_status:")
@@ -197,15 +206,19 @@ final class ConfigTests: XCTestCase {
     }
 
     func testLimitsMustBePositive() {
-        for key in ["max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_client_connections",
-                    "upstream_pool_size"] {
+        for key in [
+            "max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_client_connections",
+            "upstream_pool_size",
+        ] {
             assertSingleProblem(#"{"limits": {"\#(key)": 0}}"#, startsWith: "limits.\(key):", contains: "less than 1")
         }
     }
 
     func testEveryTimeoutRejectsZeroAndBadUnits() {
-        for key in ["client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
-                    "tunnel_idle", "shutdown_grace"] {
+        for key in [
+            "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
+            "tunnel_idle", "shutdown_grace",
+        ] {
             assertSingleProblem(#"{"timeouts": {"\#(key)": 0}}"#, startsWith: "timeouts.\(key):")
             assertSingleProblem(#"{"timeouts": {"\#(key)": "3x"}}"#, startsWith: "timeouts.\(key):", contains: #""3x""#)
         }
@@ -214,7 +227,8 @@ final class ConfigTests: XCTestCase {
 
     func testAddressesInTheFileAreValidated() {
         assertSingleProblem(#"{"listen": "8080"}"#, startsWith: "listen:", contains: "HOST:PORT")
-        assertSingleProblem(#"{"admin": {"listen": "x:y"}}"#, startsWith: "admin.listen:", contains: #"port "y" is not a number"#)
+        assertSingleProblem(
+            #"{"admin": {"listen": "x:y"}}"#, startsWith: "admin.listen:", contains: #"port "y" is not a number"#)
         assertSingleProblem(
             #"{"listen": "127.0.0.1:9000", "admin": {"listen": "127.0.0.1:9000"}}"#, startsWith: "admin.listen:",
             contains: "same address")
@@ -227,8 +241,11 @@ final class ConfigTests: XCTestCase {
     }
 
     func testAccessLogFormatAndPath() throws {
-        XCTAssertEqual(try parseConfig(#"{"access_log": {"format": "json", "path": "/var/log/lb.log"}}"#).accessLog.path, "/var/log/lb.log")
-        assertSingleProblem(#"{"access_log": {"format": "combined"}}"#, startsWith: "access_log.format:", contains: "off, common, json")
+        XCTAssertEqual(
+            try parseConfig(#"{"access_log": {"format": "json", "path": "/var/log/lb.log"}}"#).accessLog.path,
+            "/var/log/lb.log")
+        assertSingleProblem(
+            #"{"access_log": {"format": "combined"}}"#, startsWith: "access_log.format:", contains: "off, common, json")
         assertSingleProblem(#"{"access_log": {"path": ""}}"#, startsWith: "access_log.path:")
     }
 
@@ -241,7 +258,8 @@ final class ConfigTests: XCTestCase {
     // MARK: Unknown keys and wrong types
 
     func testUnknownTopLevelKeySuggestsTheClosestOne() {
-        assertSingleProblem(#"{"servres": []}"#, startsWith: "servres:", contains: "unknown key (did you mean servers?)")
+        assertSingleProblem(
+            #"{"servres": []}"#, startsWith: "servres:", contains: "unknown key (did you mean servers?)")
     }
 
     func testUnknownNestedKeySuggestsTheClosestOne() {
@@ -254,7 +272,8 @@ final class ConfigTests: XCTestCase {
     }
 
     func testUnknownKeyWithNothingCloseListsTheValidKeys() {
-        assertSingleProblem(#"{"retries": {"zzzzzz": 1}}"#, startsWith: "retries.zzzzzz:", contains: "max, per_try_timeout")
+        assertSingleProblem(
+            #"{"retries": {"zzzzzz": 1}}"#, startsWith: "retries.zzzzzz:", contains: "max, per_try_timeout")
     }
 
     func testKeyGivenTwiceIsReported() {
@@ -265,9 +284,12 @@ final class ConfigTests: XCTestCase {
         assertSingleProblem(
             #"{"servers": [{"host": "h", "port": "8080"}]}"#, startsWith: "servers[0].port:",
             contains: #"expected an integer, got a string ("8080")"#)
-        assertSingleProblem(#"{"routing": {"vnodes": 1.5}}"#, startsWith: "routing.vnodes:", contains: "got a number (1.5)")
-        assertSingleProblem(#"{"forwarding": {"forwarded": "yes"}}"#, startsWith: "forwarding.forwarded:", contains: "true or false")
-        assertSingleProblem(#"{"routing": {"algorithm": 3}}"#, startsWith: "routing.algorithm:", contains: "expected a string")
+        assertSingleProblem(
+            #"{"routing": {"vnodes": 1.5}}"#, startsWith: "routing.vnodes:", contains: "got a number (1.5)")
+        assertSingleProblem(
+            #"{"forwarding": {"forwarded": "yes"}}"#, startsWith: "forwarding.forwarded:", contains: "true or false")
+        assertSingleProblem(
+            #"{"routing": {"algorithm": 3}}"#, startsWith: "routing.algorithm:", contains: "expected a string")
         assertSingleProblem(#"{"timeouts": []}"#, startsWith: "timeouts:", contains: "expected an object, got an array")
         assertSingleProblem(#"{"servers": {}}"#, startsWith: "servers:", contains: "array")
         assertSingleProblem(#"{"servers": [7]}"#, startsWith: "servers[0]:", contains: "expected an object")
@@ -291,8 +313,10 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual(error.source, "test.json")
             XCTAssertEqual(
                 error.problems.map(\.location),
-                ["bogus", "routing.algorithm", "routing.vnodes", "servers[1].port", "timeouts.client_heder",
-                 "timeouts.client_idle"])
+                [
+                    "bogus", "routing.algorithm", "routing.vnodes", "servers[1].port", "timeouts.client_heder",
+                    "timeouts.client_idle",
+                ])
             XCTAssertTrue(error.description.hasPrefix("test.json: 6 problems\n  bogus: unknown key"), error.description)
         }
     }
@@ -316,16 +340,20 @@ final class ConfigTests: XCTestCase {
 
     func testInvalidJSONReportsLineAndColumn() {
         let lines = configProblems("{\n  \"listen\": \":80\"\n  \"workers\": 2\n}")
-        XCTAssertEqual(lines, [#"line 3, column 3: invalid JSON: expected ',' or '}' after the value of "listen", found '"'"#])
+        XCTAssertEqual(
+            lines, [#"line 3, column 3: invalid JSON: expected ',' or '}' after the value of "listen", found '"'"#])
     }
 
     func testTrailingCommaAndCommentsAreSyntaxErrors() {
-        XCTAssertEqual(configProblems(#"{"workers": 1,}"#), ["line 1, column 15: invalid JSON: trailing comma before '}'"])
-        XCTAssertEqual(configProblems("// hi\n{}"), ["line 1, column 1: invalid JSON: comments are not allowed in JSON"])
+        XCTAssertEqual(
+            configProblems(#"{"workers": 1,}"#), ["line 1, column 15: invalid JSON: trailing comma before '}'"])
+        XCTAssertEqual(
+            configProblems("// hi\n{}"), ["line 1, column 1: invalid JSON: comments are not allowed in JSON"])
     }
 
     func testEmptyFileAndNonObjectTopLevelAreRejected() {
-        XCTAssertEqual(configProblems("  \n"), ["line 2, column 1: invalid JSON: the file is empty; expected a JSON object"])
+        XCTAssertEqual(
+            configProblems("  \n"), ["line 2, column 1: invalid JSON: the file is empty; expected a JSON object"])
         XCTAssertEqual(configProblems("[]"), ["the top level must be a JSON object ({ ... }), got an array"])
     }
 

@@ -1,5 +1,6 @@
-@testable import LBServer
 import XCTest
+
+@testable import LBServer
 
 /// Durations, addresses and key sources: the value parsers shared by the file and the flags.
 final class ConfigValueTests: XCTestCase {
@@ -7,7 +8,8 @@ final class ConfigValueTests: XCTestCase {
 
     func testDurationsAcceptUnitsAndBareSeconds() throws {
         let cases: [(String, UInt64)] = [
-            (#""1.5s""#, 1500), (#""250ms""#, 250), ("3", 3000), (#""1m""#, 60_000), ("0.25", 250), (#""2h""#, 7_200_000),
+            (#""1.5s""#, 1500), (#""250ms""#, 250), ("3", 3000), (#""1m""#, 60_000), ("0.25", 250),
+            (#""2h""#, 7_200_000),
             (#""10s""#, 10_000),
         ]
         for (literal, ms) in cases {
@@ -24,13 +26,20 @@ final class ConfigValueTests: XCTestCase {
         }
         XCTAssertEqual(
             configProblems(#"{"timeouts": {"client_idle": "3x"}}"#),
-            [#"timeouts.client_idle: "3x" is not a duration; use a number of seconds or a string like "500ms", "2s", "1m""#])
+            [
+                #"timeouts.client_idle: "3x" is not a duration; use a number of seconds or a string like "500ms", "2s", "1m""#
+            ])
     }
 
     func testDurationsMustBePositiveAndAtLeastOneMillisecond() {
-        XCTAssertEqual(configProblems(#"{"timeouts": {"client_idle": 0}}"#), ["timeouts.client_idle: 0 must be greater than 0"])
-        XCTAssertEqual(configProblems(#"{"timeouts": {"client_idle": "0.1ms"}}"#), [#"timeouts.client_idle: "0.1ms" is shorter than 1ms"#])
-        XCTAssertEqual(configProblems(#"{"timeouts": {"client_idle": "9999h"}}"#), [#"timeouts.client_idle: "9999h" is longer than a week"#])
+        XCTAssertEqual(
+            configProblems(#"{"timeouts": {"client_idle": 0}}"#), ["timeouts.client_idle: 0 must be greater than 0"])
+        XCTAssertEqual(
+            configProblems(#"{"timeouts": {"client_idle": "0.1ms"}}"#),
+            [#"timeouts.client_idle: "0.1ms" is shorter than 1ms"#])
+        XCTAssertEqual(
+            configProblems(#"{"timeouts": {"client_idle": "9999h"}}"#),
+            [#"timeouts.client_idle: "9999h" is longer than a week"#])
     }
 
     func testDurationFormatPicksTheLargestExactUnit() {
@@ -105,11 +114,14 @@ final class ConfigValueTests: XCTestCase {
     func testBadKeySourceListsTheValidForms() {
         XCTAssertThrowsError(try KeySource(parsing: "ip")) {
             XCTAssertEqual(
-                "\($0)", #""ip" is not a key source; use path, uri, host, client-ip, header:NAME, cookie:NAME or query:NAME"#)
+                "\($0)",
+                #""ip" is not a key source; use path, uri, host, client-ip, header:NAME, cookie:NAME or query:NAME"#)
         }
         XCTAssertThrowsError(try KeySource(parsing: "body:x")) { XCTAssertTrue("\($0)".contains("header:NAME")) }
         XCTAssertThrowsError(try KeySource(parsing: "header:")) { XCTAssertTrue("\($0)".contains("needs a name")) }
-        XCTAssertThrowsError(try KeySource(parsing: "header:a b")) { XCTAssertTrue("\($0)".contains("not a valid header name")) }
+        XCTAssertThrowsError(try KeySource(parsing: "header:a b")) {
+            XCTAssertTrue("\($0)".contains("not a valid header name"))
+        }
     }
 
     // MARK: JSON details the loader relies on

@@ -46,30 +46,41 @@ extension LBConfig {
         func flag(_ name: String, _ value: String) -> String { "--\(name) \(quoted(value))" }
 
         if let text = o.listen {
-            do { config.listen = try HostPort(parsing: text) } catch { problems.add(flag("listen", text), error.message) }
+            do { config.listen = try HostPort(parsing: text) } catch {
+                problems.add(flag("listen", text), error.message)
+            }
         }
         if let text = o.admin {
-            do { config.admin.listen = try HostPort(parsing: text) } catch { problems.add(flag("admin", text), error.message) }
+            do { config.admin.listen = try HostPort(parsing: text) } catch {
+                problems.add(flag("admin", text), error.message)
+            }
         }
         if let text = o.algorithm {
             if let name = AlgorithmName(rawValue: text) {
                 config.routing.algorithm = name
             } else {
-                problems.add(flag("algorithm", text), "not one of \(AlgorithmName.allCases.map(\.rawValue).joined(separator: ", "))")
+                problems.add(
+                    flag("algorithm", text),
+                    "not one of \(AlgorithmName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
         if let text = o.hash {
             if let name = KeyHashName(rawValue: text) {
                 config.routing.hash = name
             } else {
-                problems.add(flag("hash", text), "not one of \(KeyHashName.allCases.map(\.rawValue).joined(separator: ", "))")
+                problems.add(
+                    flag("hash", text), "not one of \(KeyHashName.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
         if let text = o.key {
-            do { config.routingKey = try KeySource(parsing: text) } catch { problems.add(flag("key", text), error.message) }
+            do { config.routingKey = try KeySource(parsing: text) } catch {
+                problems.add(flag("key", text), error.message)
+            }
         }
         if let text = o.workers {
-            do { config.workers = try ConfigLoader.parseWorkers(text) } catch { problems.add(flag("workers", text), error.message) }
+            do { config.workers = try ConfigLoader.parseWorkers(text) } catch {
+                problems.add(flag("workers", text), error.message)
+            }
         }
         if !o.backends.isEmpty {
             var servers: [ServerSpec] = []

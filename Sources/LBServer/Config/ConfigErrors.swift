@@ -75,7 +75,8 @@ func closestName(to word: String, among names: [String]) -> String? {
 
 /// Levenshtein distance over characters; the inputs are short key names.
 func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
+    let a = Array(a)
+    let b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
     var previous = Array(0...b.count)

@@ -29,7 +29,9 @@ extension ConfigLoader {
             try KeySource(parsing: t)
         }
         routing.vnodes = s.int("vnodes", default: routing.vnodes, in: vnodeRange)
-        if let value = s["maglev_table_size"], let size = s.checkedInt("maglev_table_size", value, in: maglevTableSizeRange) {
+        if let value = s["maglev_table_size"],
+            let size = s.checkedInt("maglev_table_size", value, in: maglevTableSizeRange)
+        {
             if isPrime(size) {
                 routing.maglevTableSize = size
             } else {
@@ -43,7 +45,8 @@ extension ConfigLoader {
                 if factor >= 1.0 && factor.isFinite {
                     routing.boundedLoad = factor
                 } else {
-                    s.problem("bounded_load", "\(value.shortDescription) is less than 1.0 (use e.g. 1.25, or null for off)")
+                    s.problem(
+                        "bounded_load", "\(value.shortDescription) is less than 1.0 (use e.g. 1.25, or null for off)")
                 }
             } else {
                 s.problem("bounded_load", "expected a number ≥ 1.0 or null, got \(value.kindDescription)")
@@ -76,9 +79,11 @@ extension ConfigLoader {
     static func parseStatusRange(_ text: String) throws(ConfigValueError) -> ClosedRange<Int> {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         let bounds = parts.map { Int($0) }
-        guard (1...2).contains(parts.count), bounds.allSatisfy({ $0 != nil }), parts.allSatisfy({ $0.allSatisfy(\.isNumber) })
+        guard (1...2).contains(parts.count), bounds.allSatisfy({ $0 != nil }),
+            parts.allSatisfy({ $0.allSatisfy(\.isNumber) })
         else { throw ConfigValueError("\(quoted(text)) is not a status range; write \"A-B\", e.g. \"200-399\"") }
-        let low = bounds[0]!, high = bounds[bounds.count - 1]!
+        let low = bounds[0]!
+        let high = bounds[bounds.count - 1]!
         guard 100 <= low, low <= high, high <= 599 else {
             throw ConfigValueError("\(quoted(text)) must satisfy 100 ≤ A ≤ B ≤ 599")
         }

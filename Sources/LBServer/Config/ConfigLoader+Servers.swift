@@ -19,13 +19,18 @@ extension ConfigLoader {
         var firstIndexOfID: [String: Int] = [:]
         for (index, element) in elements.enumerated() {
             let path = "servers[\(index)]"
-            guard let s = ConfigSection(element, path: path, known: serverKeys, problems: top.problems) else { continue }
+            guard let s = ConfigSection(element, path: path, known: serverKeys, problems: top.problems) else {
+                continue
+            }
             guard let server = readServer(s) else { continue }
             if let first = firstIndexOfID[server.id] {
                 if s["id"] != nil {
                     s.problem("id", "\(quoted(server.id)) is used by servers[\(first)] too")
                 } else {
-                    top.problems.add(path, "id \(quoted(server.id)) (from host:port) is used by servers[\(first)] too; give each an \"id\"")
+                    top.problems.add(
+                        path,
+                        "id \(quoted(server.id)) (from host:port) is used by servers[\(first)] too; give each an \"id\""
+                    )
                 }
                 continue
             }
@@ -49,7 +54,9 @@ extension ConfigLoader {
         case .string(let text)?:
             host = text
             // Accept "[::1]" as well as "::1": both are how people write IPv6 hosts.
-            if host.hasPrefix("[") && host.hasSuffix("]") && host.count > 2 { host = String(host.dropFirst().dropLast()) }
+            if host.hasPrefix("[") && host.hasSuffix("]") && host.count > 2 {
+                host = String(host.dropFirst().dropLast())
+            }
             if host.isEmpty {
                 s.problem("host", "must not be empty")
                 ok = false
@@ -87,6 +94,7 @@ extension ConfigLoader {
         }
         guard ok else { return nil }
         // The default id is written like an address (IPv6 in brackets), so it reads back unambiguously.
-        return ServerSpec(id: id ?? HostPort(host: host, port: port).description, host: host, port: port, weight: weight)
+        return ServerSpec(
+            id: id ?? HostPort(host: host, port: port).description, host: host, port: port, weight: weight)
     }
 }

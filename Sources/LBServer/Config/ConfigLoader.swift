@@ -1,10 +1,17 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import LBCore
+
+#if canImport(Glibc)
+    import Glibc
+
+    private let posixRead = Glibc.read
+    private let posixClose = Glibc.close
+#elseif canImport(Darwin)
+    import Darwin
+
+    private let posixRead = Darwin.read
+    private let posixClose = Darwin.close
+#endif
 
 /// Reads and validates a JSON config file (schema: docs/config.md).
 ///
@@ -34,7 +41,9 @@ public enum ConfigLoader {
     }
 
     /// Parses a config document; `source` names it in messages (usually the file path).
-    public static func parse(bytes: [UInt8], source: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
+    public static func parse(bytes: [UInt8], source: String, requireServers: Bool = true) throws(ConfigErrors)
+        -> LBConfig
+    {
         let document: JSONValue
         do {
             document = try JSONParser.parse(bytes)
@@ -77,11 +86,13 @@ public enum ConfigLoader {
         if let servers = top["servers"] {
             (config.servers, config.serverHealthChecks) = readServers(servers, in: top, health: config.healthCheck)
         } else if requireServers {
-            top.problem("servers", "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
+            top.problem(
+                "servers", "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
         }
         if let retries = top.section("retries", known: ["max", "per_try_timeout"]) {
             config.retries.max = retries.int("max", default: config.retries.max, in: 0...10)
-            config.retries.perTryTimeoutMs = retries.duration("per_try_timeout", default: config.retries.perTryTimeoutMs)
+            config.retries.perTryTimeoutMs = retries.duration(
+                "per_try_timeout", default: config.retries.perTryTimeoutMs)
         }
         if let timeouts = top.section("timeouts", known: timeoutKeys) {
             config.timeouts = readTimeouts(timeouts)
@@ -148,7 +159,7 @@ public enum ConfigLoader {
     static func readFile(_ path: String) throws(ConfigValueError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ConfigValueError("cannot open: \(String(cString: strerror(errno)))") }
-        defer { _ = Glibc.close(fd) }
+        defer { _ = posixClose(fd) }
         var st = stat()
         if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
             throw ConfigValueError("is a directory, not a config file")
@@ -156,7 +167,7 @@ public enum ConfigLoader {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
             if n == 0 { return bytes }
             if n < 0 {
                 if errno == EINTR { continue }

@@ -45,7 +45,9 @@ struct ConfigSection {
     var isEmpty: Bool { values.isEmpty }
 
     private func typeProblem(_ key: String, expected: String, got value: JSONValue) {
-        let got = value.kindDescription + (value.kindDescription == value.shortDescription ? "" : " (\(value.shortDescription))")
+        let got =
+            value.kindDescription
+            + (value.kindDescription == value.shortDescription ? "" : " (\(value.shortDescription))")
         problem(key, "expected \(expected), got \(got)")
     }
 
@@ -84,7 +86,8 @@ struct ConfigSection {
 
     /// "out of range 1-65535", or "less than 1" when the range has no practical upper bound.
     static func describe(_ range: ClosedRange<Int>) -> String {
-        range.upperBound == .max ? "less than \(range.lowerBound)" : "out of range \(range.lowerBound)-\(range.upperBound)"
+        range.upperBound == .max
+            ? "less than \(range.lowerBound)" : "out of range \(range.lowerBound)-\(range.upperBound)"
     }
 
     func string(_ key: String, default fallback: String) -> String {
@@ -112,10 +115,12 @@ struct ConfigSection {
     }
 
     /// One of a fixed set of names; the problem lists them all.
-    func choice<E: RawRepresentable & CaseIterable>(_ key: String, default fallback: E) -> E where E.RawValue == String {
+    func choice<E: RawRepresentable & CaseIterable>(_ key: String, default fallback: E) -> E
+    where E.RawValue == String {
         parsed(key, default: fallback) { (s: String) throws(ConfigValueError) -> E in
             guard let e = E(rawValue: s) else {
-                throw ConfigValueError("\(quoted(s)) is not one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ConfigValueError(
+                    "\(quoted(s)) is not one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             return e
         }

@@ -33,7 +33,9 @@ public enum KeySource: Hashable, Sendable, CustomStringConvertible {
             guard ["header", "cookie", "query"].contains(kind) else {
                 throw ConfigValueError("\(quoted(text)) is not a key source; use \(Self.validForms)")
             }
-            guard !name.isEmpty else { throw ConfigValueError("\(quoted(text)) needs a name after ':', e.g. \(kind):x-user") }
+            guard !name.isEmpty else {
+                throw ConfigValueError("\(quoted(text)) needs a name after ':', e.g. \(kind):x-user")
+            }
             switch kind {
             case "header":
                 // Field names are tokens (RFC 9110 5.6.2); anything else could never match a parsed header.

@@ -7,11 +7,12 @@ extension LBConfig {
         var problems: [ConfigProblem] = []
         // Maglev fills a table of M slots with N backends; with M ≤ N some backend gets no slot at all.
         if routing.algorithm == .maglev && routing.maglevTableSize <= servers.count {
+            let suggestion = ConfigLoader.nextPrime(after: max(100 * servers.count, 1))
             problems.append(
                 ConfigProblem(
                     "routing.maglev_table_size",
                     "\(routing.maglevTableSize) must be larger than the number of servers (\(servers.count)); "
-                        + "use a prime of at least 100 × servers, e.g. \(ConfigLoader.nextPrime(after: max(100 * servers.count, 1)))"
+                        + "use a prime of at least 100 × servers, e.g. \(suggestion)"
                 ))
         }
         if admin.listen == listen && listen.port != 0 {
