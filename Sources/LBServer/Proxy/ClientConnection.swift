@@ -199,7 +199,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
                                   snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
         outgoingHead.removeAll(keepingCapacity: true)
-        clientAddress.withUnsafeBytes { addr in
+        _ = clientAddress.withUnsafeBytes { addr in
             HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
                                     options: settings.forwarding, into: &outgoingHead)
         }
@@ -233,7 +233,6 @@ final class ClientConnection: TCPConnection, ListLinked {
         let slot = backend.perWorker[worker.id]
         slot.stats.requests &+= 1
         slot.inFlight += 1
-        if tried.count > 1 { slot.stats.retries &+= 1 }
         while let up = slot.idle.popLast() {
             if up.isClosing { continue }
             slot.stats.reused &+= 1
@@ -279,9 +278,18 @@ final class ClientConnection: TCPConnection, ListLinked {
     func upstreamConnectFailed(_ up: UpstreamConnection, timedOut: Bool) {
         guard up === upstream else { return }
         upstream = nil
+        up.slot.stats.retries &+= 1
         endInFlight()
         // Nothing was sent: any method may move to the next candidate.
         dispatch()
+    }
+
+    /// RFC 9110 §9.2.2: a request the client could have sent twice itself.
+    private var isIdempotent: Bool {
+        switch method {
+        case .get, .head, .options, .trace, .put, .delete: return true
+        default: return false
+        }
     }
 
     func upstreamFailed(_ up: UpstreamConnection, cause: UpstreamFailure) {
@@ -291,8 +299,17 @@ final class ClientConnection: TCPConnection, ListLinked {
         if !responseStarted {
             // The keep-alive race: a pooled connection the backend had closed. Nothing was processed, so a
             // request whose body we never streamed may be replayed on a fresh connection.
-            if cause == .closedBeforeResponse && up.wasReused && !requestHasBody && requestComplete {
+            let replayable = !requestHasBody && requestComplete
+            if cause == .closedBeforeResponse && up.wasReused && replayable {
                 tried.removeLast()
+                phase = .connecting
+                dispatch()
+                return
+            }
+            // Reset, timeout or garbage before any response byte: an idempotent request whose body is empty
+            // moves to the next candidate (bounded by `retries`); the failed server counts the retry.
+            if replayable && isIdempotent && tried.count <= settings.retries {
+                up.slot.stats.retries &+= 1
                 phase = .connecting
                 dispatch()
                 return

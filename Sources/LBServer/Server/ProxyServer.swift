@@ -73,7 +73,8 @@ public final class ProxyServer {
         s.clientHeaderTimeout = config.timeouts.clientHeaderMs
         s.clientIdleTimeout = config.timeouts.clientIdleMs
         s.upstreamConnectTimeout = config.timeouts.upstreamConnectMs
-        s.upstreamResponseTimeout = config.timeouts.upstreamResponseMs
+        // Each try waits at most the per-try timeout for its response head.
+        s.upstreamResponseTimeout = min(config.timeouts.upstreamResponseMs, config.retries.perTryTimeoutMs)
         s.upstreamIdleTimeout = config.timeouts.upstreamIdleMs
         s.tunnelIdleTimeout = config.timeouts.tunnelIdleMs
         s.maxClientConnections = config.limits.maxClientConnections
