@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Tests of the integration-test support code itself, against in-test servers and small scripts only, so they run
@@ -26,8 +27,9 @@ final class HarnessSelfTests: IntegrationTestCase {
     }
 
     func testDecodesChunkedBodyWithExtensionsAndTrailers() throws {
-        let spy = try SpyBackend(response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Checksum: 42\r\n\r\n")
+        let spy = try SpyBackend(
+            response: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-Checksum: 42\r\n\r\n")
         let connection = try RawHTTPConnection(port: spy.port)
         try connection.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         let response = try connection.readResponse()
@@ -40,8 +42,9 @@ final class HarnessSelfTests: IntegrationTestCase {
 
     func testTransferEncodingChunkedWinsOverContentLengthAndBothStayVisible() throws {
         // The shape of a "malicious backend" reply: a test of the proxy can assert on both headers.
-        let spy = try SpyBackend(response: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "3\r\nabc\r\n0\r\n\r\n")
+        let spy = try SpyBackend(
+            response: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "3\r\nabc\r\n0\r\n\r\n")
         let connection = try RawHTTPConnection(port: spy.port)
         try connection.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         let response = try connection.readResponse()
@@ -51,7 +54,8 @@ final class HarnessSelfTests: IntegrationTestCase {
     }
 
     func testReadsCloseDelimitedBodyUntilEOF() throws {
-        let spy = try SpyBackend(response: "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", closeAfterReply: true)
+        let spy = try SpyBackend(
+            response: "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", closeAfterReply: true)
         let connection = try RawHTTPConnection(port: spy.port)
         try connection.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         let response = try connection.readResponse()
@@ -61,9 +65,11 @@ final class HarnessSelfTests: IntegrationTestCase {
     }
 
     func testReadsTwoPipelinedResponsesSentInOneWrite() throws {
-        let spy = try SpyBackend(reply: .oncePerConnection(Array((
-            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
-            + "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nsecond\r\n0\r\n\r\n").utf8)))
+        let spy = try SpyBackend(
+            reply: .oncePerConnection(
+                Array(
+                    ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
+                        + "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nsecond\r\n0\r\n\r\n").utf8)))
         let connection = try RawHTTPConnection(port: spy.port)
         try connection.send("GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
         let first = try connection.readResponse()
@@ -71,15 +77,17 @@ final class HarnessSelfTests: IntegrationTestCase {
         XCTAssertEqual([first.status, second.status], [200, 201])
         XCTAssertEqual([first.bodyString, second.bodyString], ["first", "second"])
         try spy.waitForRequests(2)
-        XCTAssertEqual(spy.requests.map { String(decoding: $0, as: UTF8.self) },
-                       ["GET /1 HTTP/1.1\r\nHost: t\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"])
+        XCTAssertEqual(
+            spy.requests.map { String(decoding: $0, as: UTF8.self) },
+            ["GET /1 HTTP/1.1\r\nHost: t\r\n\r\n", "GET /2 HTTP/1.1\r\nHost: t\r\n\r\n"])
     }
 
     func testHeadResponseHasNoBodyAndNextResponseStillParses() throws {
-        let spy = try SpyBackend(reply: .custom { request, _ in
-            let head = String(decoding: request, as: UTF8.self).hasPrefix("HEAD")
-            return Array(("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + (head ? "" : "body")).utf8)
-        })
+        let spy = try SpyBackend(
+            reply: .custom { request, _ in
+                let head = String(decoding: request, as: UTF8.self).hasPrefix("HEAD")
+                return Array(("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + (head ? "" : "body")).utf8)
+            })
         let connection = try RawHTTPConnection(port: spy.port)
         try connection.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
         let head = try connection.readResponse(headRequest: true)
@@ -150,8 +158,9 @@ final class HarnessSelfTests: IntegrationTestCase {
         let chunked = "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
         try connection.send(post + chunked + "GET /g HTTP/1.1\r\nHost: t\r\n\r\n")
         for _ in 0..<3 { XCTAssertEqual(try connection.readResponse().bodyString, "spy") }
-        XCTAssertEqual(spy.requests.map { String(decoding: $0, as: UTF8.self) }.map { $0.prefix(7) },
-                       ["POST /p", "POST /c", "GET /g "])
+        XCTAssertEqual(
+            spy.requests.map { String(decoding: $0, as: UTF8.self) }.map { $0.prefix(7) },
+            ["POST /p", "POST /c", "GET /g "])
         XCTAssertEqual(spy.receivedString, post + chunked + "GET /g HTTP/1.1\r\nHost: t\r\n\r\n")
     }
 
@@ -209,7 +218,9 @@ final class HarnessSelfTests: IntegrationTestCase {
         XCTAssertFalse(process.isRunning)
         XCTAssertEqual(process.terminate(), 128 + SIGTERM, "terminate is idempotent")
         XCTAssertTrue(process.log.contains("reloaded"), "the log outlives the process")
-        XCTAssertFalse(FileManager.default.fileExists(atPath: process.logPath) && ProcessInfo.processInfo.environment["LB_KEEP_LOGS"] == nil)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: process.logPath)
+                && ProcessInfo.processInfo.environment["LB_KEEP_LOGS"] == nil)
     }
 
     func testExitStatusIsReported() throws {
@@ -218,14 +229,20 @@ final class HarnessSelfTests: IntegrationTestCase {
     }
 
     func testTerminateEscalatesToSIGKILLWhenSIGTERMIsIgnored() throws {
-        let script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('listening on 127.0.0.1:1', flush=True); time.sleep(60)"
+        let script = """
+            import signal, time
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("listening on 127.0.0.1:1", flush=True)
+            time.sleep(60)
+            """
         let process = try ManagedProcess.start(try python(), ["-c", script])
         XCTAssertEqual(try process.waitForListening(), 1)
         XCTAssertEqual(process.terminate(grace: 0.2), 128 + SIGKILL)
     }
 
     func testWaitForListeningFailsFastWithLogWhenProcessExits() throws {
-        let process = try ManagedProcess.start(try python(), ["-c", "print('config error: no backends'); raise SystemExit(2)"])
+        let process = try ManagedProcess.start(
+            try python(), ["-c", "print('config error: no backends'); raise SystemExit(2)"])
         let started = Date()
         XCTAssertThrowsError(try process.waitForListening(timeout: 30)) { error in
             let message = "\(error)"
@@ -247,7 +264,8 @@ final class HarnessSelfTests: IntegrationTestCase {
         XCTAssertEqual(ManagedProcess.listeningPort(in: log, kind: .proxy), 40124)
         XCTAssertEqual(ManagedProcess.listeningPort(in: log, kind: .admin), 40125)
         XCTAssertNil(ManagedProcess.listeningPort(in: "x listening on 127.0.0.1:99", kind: .backend), "incomplete line")
-        XCTAssertNil(ManagedProcess.listeningPort(in: "listening on 127.0.0.1:0\n", kind: .backend), "port 0 is not a port")
+        XCTAssertNil(
+            ManagedProcess.listeningPort(in: "listening on 127.0.0.1:0\n", kind: .backend), "port 0 is not a port")
     }
 
     func testTearDownStopsEverythingStillRunning() throws {
@@ -285,7 +303,12 @@ final class HarnessSelfTests: IntegrationTestCase {
     // MARK: ManagedProcess.run
 
     func testRunCapturesStdoutStderrStatusAndInput() throws {
-        let script = "import sys; data = sys.stdin.buffer.read(); sys.stdout.buffer.write(data[::-1]); print('err', file=sys.stderr); sys.exit(4)"
+        let script = """
+            import sys
+            sys.stdout.buffer.write(sys.stdin.buffer.read()[::-1])
+            print("err", file=sys.stderr)
+            sys.exit(4)
+            """
         let input = Data((0..<200_000).map { UInt8(truncatingIfNeeded: $0) })
         let result = ManagedProcess.run(try python(), ["-c", script], input: input, timeout: 10)
         XCTAssertEqual(result.status, 4)
@@ -306,9 +329,11 @@ final class HarnessSelfTests: IntegrationTestCase {
 
     func testSHA256MatchesKnownVectorsAndSha256sum() throws {
         XCTAssertEqual(Digest.sha256Hex([]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        XCTAssertEqual(Digest.sha256Hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        XCTAssertEqual(Digest.sha256Hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
-                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(
+            Digest.sha256Hex(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(
+            Digest.sha256Hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         var generator = SystemRandomNumberGenerator()
         let data = (0..<100_003).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let result = ManagedProcess.run("sha256sum", [], input: Data(data), timeout: 10)
@@ -329,7 +354,8 @@ final class HarnessSelfTests: IntegrationTestCase {
     }
 
     func testReadsResidentAndPeakMemoryFromProc() throws {
-        let rss = try rssKiB(pid: getpid()), peak = try peakRssKiB(pid: getpid())
+        let rss = try rssKiB(pid: getpid())
+        let peak = try peakRssKiB(pid: getpid())
         XCTAssertGreaterThan(rss, 1_000)
         XCTAssertGreaterThanOrEqual(peak, rss)
         let process = try ManagedProcess.start(try python(), ["-c", "pass"])
@@ -341,7 +367,8 @@ final class HarnessSelfTests: IntegrationTestCase {
         XCTAssertThrowsError(try LBBinaries.path(of: .server, in: "/nonexistent-lb-bin")) { error in
             XCTAssertTrue("\(error)".contains("run `swift build` first"), "\(error)")
         }
-        XCTAssertTrue(FileManager.default.fileExists(atPath: LBBinaries.packageRoot.appendingPathComponent("Package.swift").path))
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: LBBinaries.packageRoot.appendingPathComponent("Package.swift").path))
     }
 
     private func python() throws -> String {

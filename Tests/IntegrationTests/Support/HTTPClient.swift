@@ -4,7 +4,9 @@ import Foundation
 /// `Connection: close`, closed afterwards.
 enum HTTPClient {
     /// `GET path` to 127.0.0.1:`port`. `Host` defaults to `127.0.0.1:port` unless given in `headers`.
-    static func get(port: Int, path: String, headers: [(String, String)] = [], timeout: TimeInterval = 5) throws -> HTTPResponse {
+    static func get(port: Int, path: String, headers: [(String, String)] = [], timeout: TimeInterval = 5) throws
+        -> HTTPResponse
+    {
         try request(port: port, method: "GET", path: path, headers: headers, timeout: timeout)
     }
 

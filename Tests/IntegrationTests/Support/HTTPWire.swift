@@ -47,7 +47,9 @@ enum HTTPWire {
         guard let startLine = lines.first, !startLine.isEmpty else { throw Malformed(reason: "empty head") }
         var fields: [(String, String)] = []
         for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { throw Malformed(reason: "field line without colon: \(line)") }
+            guard let colon = line.firstIndex(of: ":") else {
+                throw Malformed(reason: "field line without colon: \(line)")
+            }
             let name = String(line[..<colon])
             guard !name.isEmpty, name.allSatisfy(isTokenCharacter) else {
                 throw Malformed(reason: "invalid field name (or obsolete line folding): \(line)")
@@ -76,7 +78,7 @@ enum HTTPWire {
             .map { $0.trimmingCharacters(in: .whitespaces) }
         guard let first = values.first else { return nil }
         guard values.allSatisfy({ $0 == first }), !first.isEmpty, first.utf8.allSatisfy({ (48...57).contains($0) }),
-              let length = Int(first)
+            let length = Int(first)
         else { throw Malformed(reason: "invalid Content-Length: \(values)") }
         return length
     }
@@ -99,7 +101,7 @@ enum HTTPWire {
             let line = String(decoding: bytes[pos..<lineEnd], as: UTF8.self)
             let sizeText = line.prefix { $0 != ";" }.trimmingCharacters(in: [" ", "\t"])
             guard !sizeText.isEmpty, sizeText.allSatisfy(\.isHexDigit), sizeText.count <= 15,
-                  let size = Int(sizeText, radix: 16)
+                let size = Int(sizeText, radix: 16)
             else { throw Malformed(reason: "invalid chunk size line: \(line)") }
             pos = lineEnd + 2
             if size == 0 { break }
@@ -114,7 +116,8 @@ enum HTTPWire {
         while true {
             guard let lineEnd = firstIndex(of: crlf, in: bytes, from: pos) else { return .needMore }
             if lineEnd == pos {
-                let trailers = trailerLines.isEmpty ? [] : try parseHead((Array("X\r\n".utf8) + trailerLines)[...]).fields
+                let trailers =
+                    trailerLines.isEmpty ? [] : try parseHead((Array("X\r\n".utf8) + trailerLines)[...]).fields
                 return .complete(body: body, trailers: trailers, end: pos + 2)
             }
             trailerLines += bytes[pos..<(lineEnd + 2)]

@@ -24,23 +24,24 @@ enum HarnessError: Error, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case let .missingBinary(path):
-            return "binary not found at \(path): run `swift build` first (or set LB_BIN_DIR to the directory holding it)"
-        case let .launchFailed(command, underlying):
+        case .missingBinary(let path):
+            return
+                "binary not found at \(path): run `swift build` first (or set LB_BIN_DIR to the directory holding it)"
+        case .launchFailed(let command, let underlying):
             return "could not launch \(command): \(underlying)"
-        case let .notListening(process, reason, log):
+        case .notListening(let process, let reason, let log):
             return "\(process) never reported listening: \(reason)\n--- log of \(process) ---\n\(log)--- end of log ---"
-        case let .socket(call, errno):
+        case .socket(let call, let errno):
             return "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
-        case let .timedOut(what, partial):
+        case .timedOut(let what, let partial):
             return "timed out waiting for \(what); received \(partial.count) bytes so far: \(partial.debugText)"
-        case let .closedBeforeComplete(partial):
+        case .closedBeforeComplete(let partial):
             return "peer closed the connection before a complete response; received: \(partial.debugText)"
-        case let .malformedResponse(reason, raw):
+        case .malformedResponse(let reason, let raw):
             return "malformed HTTP response (\(reason)): \(raw.debugText)"
-        case let .conditionNotMet(description, timeout):
+        case .conditionNotMet(let description, let timeout):
             return "condition not met within \(timeout)s: \(description)"
-        case let .procUnreadable(pid, field):
+        case .procUnreadable(let pid, let field):
             return "could not read \(field) of pid \(pid) from /proc (has it exited?)"
         }
     }

@@ -11,7 +11,8 @@ class IntegrationTestCase: XCTestCase {
         // `hasSucceeded` is still false while the test is running, so count failures instead.
         if let run = testRun, run.totalFailureCount > 0 {
             for case let process as ManagedProcess in TestResources.shared.all {
-                print("--- log of \(process.name) (pid \(process.pid)): \(process.arguments.joined(separator: " ")) ---")
+                print(
+                    "--- log of \(process.name) (pid \(process.pid)): \(process.arguments.joined(separator: " ")) ---")
                 print(process.log, terminator: "")
                 print("--- end of log of \(process.name) ---")
             }

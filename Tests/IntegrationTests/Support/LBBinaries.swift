@@ -59,9 +59,11 @@ extension LBBinaries {
         var args = ["--port", "0", "--name", name, "--host", "127.0.0.1"]
         if let delayMs { args += ["--delay-ms", String(delayMs)] }
         if let size { args += ["--size", String(size)] }
-        let process = try ManagedProcess.start(try path(of: .demoBackend), args + extraArguments, name: "backend-\(name)")
+        let process = try ManagedProcess.start(
+            try path(of: .demoBackend), args + extraArguments, name: "backend-\(name)")
         do {
-            return DemoBackend(name: name, process: process, port: try process.waitForListening(kind: .backend, timeout: timeout))
+            return DemoBackend(
+                name: name, process: process, port: try process.waitForListening(kind: .backend, timeout: timeout))
         } catch {
             process.terminate()
             throw error

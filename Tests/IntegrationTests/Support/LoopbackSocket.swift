@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Thin, blocking wrappers over Glibc sockets on 127.0.0.1, shared by `RawHTTPConnection` and `SpyBackend`.

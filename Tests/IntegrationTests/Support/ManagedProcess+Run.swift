@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension ManagedProcess {
@@ -27,7 +28,8 @@ extension ManagedProcess {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let stdoutPipe = Pipe(), stderrPipe = Pipe()
+        let stdoutPipe = Pipe()
+        let stderrPipe = Pipe()
         process.standardOutput = stdoutPipe
         process.standardError = stderrPipe
         let stdinPipe = input.map { _ in Pipe() }
@@ -43,7 +45,8 @@ extension ManagedProcess {
 
         let output = Locked((stdout: Data(), stderr: Data()))
         let readers = DispatchGroup()
-        let out = stdoutPipe.fileHandleForReading, err = stderrPipe.fileHandleForReading
+        let out = stdoutPipe.fileHandleForReading
+        let err = stderrPipe.fileHandleForReading
         DispatchQueue.global().async(group: readers) {
             let data = out.readDataToEndOfFile()
             output.withLock { $0.stdout = data }

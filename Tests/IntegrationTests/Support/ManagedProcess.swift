@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child process owned by one test: started with its stdout and stderr going to one temporary log file, killed
@@ -63,7 +64,7 @@ final class ManagedProcess: TestResource, @unchecked Sendable {
         let name = name ?? URL(fileURLWithPath: executablePath).lastPathComponent
         let logPath = LogFiles.newPath(for: name)
         guard FileManager.default.createFile(atPath: logPath, contents: nil),
-              let logHandle = FileHandle(forWritingAtPath: logPath)
+            let logHandle = FileHandle(forWritingAtPath: logPath)
         else {
             throw HarnessError.launchFailed(command: executablePath, underlying: "cannot create log file \(logPath)")
         }
@@ -134,7 +135,7 @@ final class ManagedProcess: TestResource, @unchecked Sendable {
             let address = rest.prefix { $0 != " " }
             let label = rest.dropFirst(address.count).trimmingCharacters(in: .whitespaces)
             guard label == kind.label, let colon = address.lastIndex(of: ":"),
-                  let port = Int(address[address.index(after: colon)...]), (1...65_535).contains(port)
+                let port = Int(address[address.index(after: colon)...]), (1...65_535).contains(port)
             else { continue }
             return port
         }

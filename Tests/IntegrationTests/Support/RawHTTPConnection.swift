@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A blocking TCP client to 127.0.0.1:port that sends exactly the bytes a test gives it and parses responses
@@ -58,7 +59,9 @@ final class RawHTTPConnection {
     ///     response by itself and leave the final one for the next call.
     /// - Throws: `HarnessError.timedOut`, `.closedBeforeComplete` (EOF or reset mid-response, or before any byte),
     ///   `.malformedResponse`.
-    func readResponse(headRequest: Bool = false, skipInterim: Bool = true, timeout: TimeInterval? = nil) throws -> HTTPResponse {
+    func readResponse(headRequest: Bool = false, skipInterim: Bool = true, timeout: TimeInterval? = nil) throws
+        -> HTTPResponse
+    {
         let deadline = Date().addingTimeInterval(timeout ?? self.timeout)
         while true {
             let response = try readOneResponse(headRequest: headRequest, deadline: deadline)
@@ -71,15 +74,19 @@ final class RawHTTPConnection {
         var headEnd = HTTPWire.headEnd(in: buffer)
         while headEnd == nil {
             guard buffer.count < 1 << 20 else { throw malformed("no end of head within 1 MiB") }
-            guard try fill(until: deadline, what: "a response head") else { throw HarnessError.closedBeforeComplete(partial: buffer) }
+            guard try fill(until: deadline, what: "a response head") else {
+                throw HarnessError.closedBeforeComplete(partial: buffer)
+            }
             headEnd = HTTPWire.headEnd(in: buffer)
         }
         let bodyStart = headEnd!
         let head: (startLine: String, fields: [(String, String)])
-        do { head = try HTTPWire.parseHead(buffer[..<bodyStart]) } catch let error as HTTPWire.Malformed { throw malformed(error.reason) }
+        do { head = try HTTPWire.parseHead(buffer[..<bodyStart]) } catch let error as HTTPWire.Malformed {
+            throw malformed(error.reason)
+        }
         let statusParts = head.startLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
         guard statusParts.count >= 2, statusParts[0].hasPrefix("HTTP/"), statusParts[1].count == 3,
-              let status = Int(statusParts[1])
+            let status = Int(statusParts[1])
         else { throw malformed("bad status line: \(head.startLine)") }
         var response = HTTPResponse(
             version: String(statusParts[0]), status: status,
@@ -96,7 +103,9 @@ final class RawHTTPConnection {
             end = try readUntilEOF(deadline: deadline)
         } else {
             let length: Int?
-            do { length = try HTTPWire.contentLength(head.fields) } catch let error as HTTPWire.Malformed { throw malformed(error.reason) }
+            do { length = try HTTPWire.contentLength(head.fields) } catch let error as HTTPWire.Malformed {
+                throw malformed(error.reason)
+            }
             if let length {
                 while buffer.count < bodyStart + length {
                     guard try fill(until: deadline, what: "\(length) body bytes") else {
@@ -108,7 +117,9 @@ final class RawHTTPConnection {
                 end = try readUntilEOF(deadline: deadline)
             }
         }
-        if response.body.isEmpty && end > bodyStart && codings.last != "chunked" { response.body = Array(buffer[bodyStart..<end]) }
+        if response.body.isEmpty && end > bodyStart && codings.last != "chunked" {
+            response.body = Array(buffer[bodyStart..<end])
+        }
         response.raw = Array(buffer[..<end])
         buffer.removeFirst(end)
         return response
@@ -117,8 +128,10 @@ final class RawHTTPConnection {
     private func readChunked(from start: Int, into response: inout HTTPResponse, deadline: Date) throws -> Int {
         while true {
             let result: HTTPWire.ChunkedResult
-            do { result = try HTTPWire.decodeChunked(buffer, from: start) } catch let error as HTTPWire.Malformed { throw malformed(error.reason) }
-            if case let .complete(body, trailers, end) = result {
+            do { result = try HTTPWire.decodeChunked(buffer, from: start) } catch let error as HTTPWire.Malformed {
+                throw malformed(error.reason)
+            }
+            if case .complete(let body, let trailers, let end) = result {
                 response.body = body
                 response.trailers = trailers
                 return end
@@ -163,10 +176,10 @@ final class RawHTTPConnection {
         if eof { return false }
         guard fd >= 0 else { throw HarnessError.socket(call: "read on closed connection", errno: EBADF) }
         switch try LoopbackSocket.read(fd, deadline: deadline) {
-        case let .data(bytes):
+        case .data(let bytes):
             buffer += bytes
             return true
-        case let .closed(reset):
+        case .closed(let reset):
             eof = true
             sawReset = reset
             return false

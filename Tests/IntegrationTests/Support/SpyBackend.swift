@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An in-test TCP server on 127.0.0.1 (kernel-chosen port) that records every byte it receives, per connection, and
@@ -102,7 +103,9 @@ final class SpyBackend: TestResource, @unchecked Sendable {
 
     /// Waits until at least `count` requests have been detected. - Throws: `HarnessError.conditionNotMet`.
     func waitForRequests(_ count: Int, timeout: TimeInterval = 5) throws {
-        try eventually(timeout: timeout, "spy backend to see \(count) request(s); saw \(requestCount): \(receivedBytes.debugText)") {
+        try eventually(
+            timeout: timeout, "spy backend to see \(count) request(s); saw \(requestCount): \(receivedBytes.debugText)"
+        ) {
             requestCount >= count
         }
     }
@@ -142,7 +145,9 @@ final class SpyBackend: TestResource, @unchecked Sendable {
 
     /// Waits until `fd` is readable or `stop()` is called; false means stop.
     private func waitReadable(_ fd: Int32) -> Bool {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+        ]
         while true {
             let ready = Glibc.poll(&fds, 2, -1)
             if ready < 0 && errno == EINTR { continue }
@@ -167,7 +172,8 @@ final class SpyBackend: TestResource, @unchecked Sendable {
     private func serve(_ fd: Int32, connection: Int) {
         defer { Glibc.close(fd) }
         var buffer: [UInt8] = []
-        var scan = 0, answered = 0
+        var scan = 0
+        var answered = 0
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while waitReadable(fd) {
             let n = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
@@ -179,7 +185,10 @@ final class SpyBackend: TestResource, @unchecked Sendable {
                 let request = Array(buffer[scan..<end])
                 scan = end
                 records.withLock { $0.requests.append(request) }
-                guard let response = response(to: request, index: answered) else { answered += 1; continue }
+                guard let response = response(to: request, index: answered) else {
+                    answered += 1
+                    continue
+                }
                 answered += 1
                 if replyDelay > 0 { Thread.sleep(forTimeInterval: replyDelay) }
                 guard (try? LoopbackSocket.sendAll(fd, response)) != nil else { return }
@@ -190,10 +199,10 @@ final class SpyBackend: TestResource, @unchecked Sendable {
 
     private func response(to request: [UInt8], index: Int) -> [UInt8]? {
         switch reply {
-        case let .perRequest(bytes): return bytes
-        case let .oncePerConnection(bytes): return index == 0 ? bytes : nil
+        case .perRequest(let bytes): return bytes
+        case .oncePerConnection(let bytes): return index == 0 ? bytes : nil
         case .silent: return nil
-        case let .custom(handler): return handler(request, index)
+        case .custom(let handler): return handler(request, index)
         }
     }
 
@@ -203,11 +212,13 @@ final class SpyBackend: TestResource, @unchecked Sendable {
         var begin = start
         while bytes.count >= begin + 2 && bytes[begin] == 13 && bytes[begin + 1] == 10 { begin += 2 }
         guard let headEnd = HTTPWire.headEnd(in: bytes, from: begin) else { return nil }
-        guard framing == .messageBody, let head = try? HTTPWire.parseHead(bytes[begin..<headEnd]) else { return headEnd }
+        guard framing == .messageBody, let head = try? HTTPWire.parseHead(bytes[begin..<headEnd]) else {
+            return headEnd
+        }
         if HTTPWire.transferCodings(head.fields).last == "chunked" {
             switch try? HTTPWire.decodeChunked(bytes, from: headEnd) {
             case .needMore: return nil
-            case let .complete(_, _, end): return end
+            case .complete(_, _, let end): return end
             case nil: return headEnd  // malformed chunked body: count the head alone
             }
         }
