@@ -175,9 +175,9 @@ func assertFeeds(
     return whole
 }
 
-/// Asserts the request (fed three ways) is rejected with `error`, whose status is `status`.
+/// Asserts the message (fed three ways) is rejected with `error`, whose status is `status`.
 func assertRejects(
-    _ kind: HTTPMessageKind = .request, _ message: String, _ error: HTTPParseError, status: Int? = nil,
+    _ message: String, _ error: HTTPParseError, status: Int? = nil, kind: HTTPMessageKind = .request,
     limits: HTTPLimits = HTTPLimits(), methods: [HTTPMethod] = [], eof: Bool = false,
     file: StaticString = #filePath, line: UInt = #line
 ) {
