@@ -52,9 +52,17 @@ final class DesyncCorpusTests: XCTestCase {
     }
 
     static func outcome(_ c: Case) -> FeedResult {
-        let whole = feed(.request, [c.bytes])
-        let bytewise = feed(.request, c.bytes.map { [$0] })
+        let input = c.bytes
+        let whole = feed(.request, [input])
+        let bytewise = feed(.request, input.map { [$0] })
         XCTAssertEqual(whole.events, bytewise.events, "\(c.file): \(c.name): whole vs byte by byte")
+        if whole.events.last == .end {
+            let twice = feed(.request, [input + input])
+            XCTAssertEqual(twice.events, whole.events + whole.events, "\(c.file): \(c.name): pipelined")
+        } else {
+            let pieces = stride(from: 0, to: input.count, by: 7).map { Array(input[$0..<min($0 + 7, input.count)]) }
+            XCTAssertEqual(feed(.request, pieces).events, whole.events, "\(c.file): \(c.name): 7-byte pieces")
+        }
         return whole
     }
 

@@ -62,8 +62,10 @@ struct FeedResult: Equatable {
     var upgraded = false
 
     mutating func add(_ e: FedEvent) {
-        if case .body(let b) = e, case .body(let prev)? = events.last {
-            events[events.count - 1] = .body(prev + b)
+        if case .body(let b) = e, case .body(var prev)? = events.last {
+            events.removeLast()  // leaves `prev` uniquely referenced: appending is amortised O(1)
+            prev += b
+            events.append(.body(prev))
         } else {
             events.append(e)
         }
