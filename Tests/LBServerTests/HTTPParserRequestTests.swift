@@ -226,4 +226,62 @@ final class HTTPParserRequestTests: XCTestCase {
             limits: limits)
         XCTAssertEqual(c.body, bytes("abcde"))
     }
+
+    func testReusesHeadStorageBetweenMessages() {
+        var parser = HTTPParser(kind: .request)
+        let one = bytes("GET /first/with/a/longer/target HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n")
+        let two = bytes("GET /2 HTTP/1.1\r\nHost: h\r\n\r\n")
+        func parse(_ b: [UInt8]) -> (UnsafeRawPointer?, UnsafeRawPointer?) {
+            b.withUnsafeBytes { buf in
+                var pos = 0
+                XCTAssertEqual(parser.next(buf, &pos), .head)
+                XCTAssertEqual(parser.next(buf, &pos), .end)
+            }
+            return (
+                parser.head.bytes.withUnsafeBytes { $0.baseAddress },
+                parser.head.fields.withUnsafeBytes { $0.baseAddress }
+            )
+        }
+        let first = parse(one)
+        let second = parse(two)
+        XCTAssertEqual(first.0, second.0, "head bytes storage reused")
+        XCTAssertEqual(first.1, second.1, "fields storage reused")
+        XCTAssertEqual(parser.head.string(parser.head.target), "/2")
+    }
+}
+
+/// Random split points over a mixed pipeline: the event sequence must not depend on how bytes arrive.
+final class HTTPParserSplitTests: XCTestCase {
+    func testRandomSplitsOfAMixedPipelineYieldTheSameEvents() {
+        let stream = bytes(
+            "\r\nPOST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "3;x=\"y\"\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: v\r\n\r\n"
+                + "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                + "PUT /c HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nwxyz")
+        let reference = feed(.request, [stream])
+        XCTAssertEqual(reference.heads.count, 3)
+        var rng = SplitMix64(seed: 42)
+        for _ in 0..<200 {
+            var pieces: [[UInt8]] = []
+            var i = 0
+            while i < stream.count {
+                let n = Int(rng.next() % 12) + 1
+                pieces.append(Array(stream[i..<min(i + n, stream.count)]))
+                i += n
+            }
+            XCTAssertEqual(feed(.request, pieces).events, reference.events)
+        }
+    }
+}
+
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }
