@@ -37,9 +37,8 @@ final class ClientConnection: TCPConnection, ListLinked {
     /// True while `process` runs, so completion paths know whether a parse loop will go on by itself.
     private var inProcess = false
 
-    /// Deadline for the current phase (0 = none), checked by the worker's sweep.
-    private var deadline: UInt64 = 0
-    private var deadlineIsIdle = true
+    /// The timeout of the current phase, checked by the worker's sweep.
+    private var timer = ConnectionTimer()
 
     var listPrev: ClientConnection?
     var listNext: ClientConnection?
@@ -61,8 +60,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     private var settings: ProxySettings { worker.settings }
 
     private func setIdleDeadline() {
-        deadline = loop.now + settings.clientIdleTimeout
-        deadlineIsIdle = true
+        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
     }
 
     // MARK: reading and parsing
@@ -70,14 +68,14 @@ final class ClientConnection: TCPConnection, ListLinked {
     override func didRead(_ bytes: UnsafeRawBufferPointer) {
         worker.counters.bytesIn &+= UInt64(bytes.count)
         if phase == .tunnel {
+            upstream?.timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
             upstream?.append(bytes)
             upstream?.flush()
             applyBackpressureTowardUpstream()
             return
         }
-        if phase == .head && deadlineIsIdle {
-            deadline = loop.now + settings.clientHeaderTimeout
-            deadlineIsIdle = false
+        if phase == .head {
+            timer.headStarted(now: loop.now, limits: worker.timerLimits)
         }
         let used = process(bytes)
         if used < bytes.count && !isClosing {
@@ -189,7 +187,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         responseStarted = false
         responseComplete = false
         isUpgradeRequest = head.isUpgrade
-        deadline = 0
+        timer.enter(.none, now: 0, limits: worker.timerLimits)
         if method == .connect {
             respondError(status: 405, close: true)
             return
@@ -266,6 +264,8 @@ final class ClientConnection: TCPConnection, ListLinked {
             up.append(bytes)
         }
         up.slot.stats.bytesOut &+= UInt64(bytes.count)
+        // The response timeout counts from the last request byte sent, so a long upload is not cut short.
+        up.timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
     }
 
     // MARK: events from the upstream side
@@ -512,13 +512,14 @@ final class ClientConnection: TCPConnection, ListLinked {
     }
 
     func checkDeadline(now: UInt64) {
-        guard deadline != 0, now >= deadline, !isClosing else { return }
-        if phase == .head {
-            if deadlineIsIdle || parser.isBetweenMessages {
-                close()
-            } else {
-                respondError(status: 408, close: true)
-            }
+        guard !isClosing else { return }
+        switch timer.expired(now: now) {
+        case .clientIdle:
+            close()
+        case .clientHeader:
+            if parser.isBetweenMessages && pending.isEmpty { close() } else { respondError(status: 408, close: true) }
+        default:
+            break
         }
     }
 

@@ -18,7 +18,8 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     /// race (the backend closed it while idle), which is safe to replay for a body-less request.
     private(set) var wasReused = false
     private(set) var receivedAny = false
-    var deadline: UInt64 = 0
+    /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
+    var timer = ConnectionTimer()
     var connectStarted: UInt64 = 0
 
     var listPrev: UpstreamConnection?
@@ -39,7 +40,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         slot.activeConnections += 1
         slot.stats.connectsOpened &+= 1
         connectStarted = loop.now
-        deadline = connectStarted + worker.settings.upstreamConnectTimeout
+        timer.enter(.upstreamConnect, now: connectStarted, limits: worker.timerLimits)
         backend.address.withSockaddr { connect(to: $0) }
     }
 
@@ -51,7 +52,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         receivedAny = false
         parser.expectResponse(to: method)
         if state == .idle { state = .active }
-        deadline = loop.now + worker.settings.upstreamResponseTimeout
+        if state == .active { timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits) }
     }
 
     /// Ends the link after a complete response. Returns it to the pool when `reusable`.
@@ -62,7 +63,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             && writeQueueBytes == 0 && !isClosing
         {
             state = .idle
-            deadline = loop.now + worker.settings.upstreamIdleTimeout
+            timer.enter(.upstreamIdle, now: loop.now, limits: worker.timerLimits)
             slot.idle.append(self)
         } else {
             close()
@@ -72,7 +73,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     /// Tunnel mode after `101 Switching Protocols`: bytes pass through unparsed.
     func becomeTunnel() {
         state = .tunnel
-        deadline = loop.now + worker.settings.tunnelIdleTimeout
+        timer.enter(.tunnelIdle, now: loop.now, limits: worker.timerLimits)
     }
 
     func closeIfIdle() {
@@ -80,23 +81,25 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     }
 
     func checkDeadline(now: UInt64) {
-        guard deadline != 0, now >= deadline, !isClosing else { return }
-        switch state {
-        case .idle:
+        guard !isClosing else { return }
+        switch timer.expired(now: now) {
+        case .none, .clientIdle, .clientHeader:
+            return
+        case .upstreamIdle:
             close()
-        case .connecting:
+        case .upstreamConnect:
             slot.stats.connectErrors &+= 1
             let c = client
             client = nil
             close()
             c?.upstreamConnectFailed(self, timedOut: true)
-        case .active:
+        case .upstreamResponse:
             let c = client
             client = nil
             slot.stats.responseErrors &+= 1
             close()
             c?.upstreamFailed(self, cause: .timeout)
-        case .tunnel:
+        case .tunnelIdle:
             let c = client
             client = nil
             close()
@@ -116,7 +119,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             return
         }
         state = .active
-        deadline = loop.now + worker.settings.upstreamResponseTimeout
+        timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         startReading()
         client?.upstreamConnected(self)
     }
@@ -129,7 +132,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             return
         }
         if state == .tunnel {
-            deadline = loop.now + worker.settings.tunnelIdleTimeout
+            timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
             client.tunnelData(bytes)
             return
         }
@@ -141,7 +144,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             case .needMore:
                 return
             case .head:
-                deadline = 0
+                timer.enter(.none, now: 0, limits: worker.timerLimits)
                 client.responseHead(self, parser.head)
             case .body(let range):
                 client.responseBody(UnsafeRawBufferPointer(rebasing: bytes[range]))

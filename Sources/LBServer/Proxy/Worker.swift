@@ -7,6 +7,7 @@ final class Worker {
     let id: Int
     let loop: EventLoop
     let settings: ProxySettings
+    let timerLimits: ConnectionTimer.Limits
     let routing: SnapshotPublisher<RoutingState>
     var listener: Listener?
     /// Every open client connection (intrusive list: O(1) add/remove, no allocation), for timeouts and shutdown.
@@ -24,6 +25,7 @@ final class Worker {
         self.id = id
         self.loop = loop
         self.settings = settings
+        timerLimits = settings.timerLimits
         self.routing = routing
         var seed = UInt64(0)
         withUnsafeMutableBytes(of: &seed) { raw in
