@@ -103,7 +103,8 @@ final class HealthCheckTests: IntegrationTestCase {
         let up = try XCTUnwrap(try servers(lb)["b2"])
         XCTAssertEqual((up["health"] as? [String: Any])?["transitions"] as? Int, 2)
         XCTAssertGreaterThan((up["health"] as? [String: Any])?["downtime_s"] as? Double ?? 0, 0)
-        print("health: down \(String(format: "%.2f", downAfter)) s after SIGKILL, up \(String(format: "%.2f", upAfter)) s after restart")
+        let timing = String(format: "down %.2f s after SIGKILL, up %.2f s after restart", downAfter, upAfter)
+        print("health: \(timing)")
         XCTAssertTrue(lb.process.log.contains("server down"), "transitions are logged")
         XCTAssertTrue(lb.process.log.contains("server up"))
     }

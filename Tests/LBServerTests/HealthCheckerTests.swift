@@ -96,14 +96,16 @@ final class HealthCheckerTests: XCTestCase {
         let closed = try StatusServer(loop: loop, status: 200)
         let port = closed.port
         closed.close()  // nothing listens there any more: connects are refused
-        let (state, config) = try state(for: [ServerSpec(id: "gone", host: "127.0.0.1", port: port)], health: fastChecks())
+        let (state, config) = try state(
+            for: [ServerSpec(id: "gone", host: "127.0.0.1", port: port)], health: fastChecks())
         let checker = HealthChecker(loop: loop, logger: Logger(label: "test"))
         checker.sync(with: state, config: config)
         let b = state.backends[0]
         XCTAssertTrue(run(loop, timeoutMs: 3000) { !b.isUp })
         let record = b.health.snapshot
         XCTAssertEqual(record.lastCheck?.ok, false)
-        XCTAssertTrue(record.lastCheck?.error?.contains("ECONNREFUSED") ?? false, "\(String(describing: record.lastCheck))")
+        let error = record.lastCheck?.error ?? ""
+        XCTAssertTrue(error.contains("ECONNREFUSED"), error)
         XCTAssertEqual(record.state.transitions, 1)
         checker.stop()
         XCTAssertEqual(loop.close(), 0, "every timer and probe handle is closed")
@@ -166,7 +168,8 @@ final class HealthCheckerTests: XCTestCase {
         b.recordPassiveFailure()
         XCTAssertTrue(b.recordPassiveFailure())
         XCTAssertFalse(b.isUp)
-        XCTAssertTrue(run(loop, timeoutMs: 3000) { b.health.snapshot.state.transitions == 1 }, "the verdict is consumed")
+        XCTAssertTrue(
+            run(loop, timeoutMs: 3000) { b.health.snapshot.state.transitions == 1 }, "the verdict is consumed")
         XCTAssertTrue(run(loop, timeoutMs: 3000) { b.isUp })
         let s = b.health.snapshot.state
         XCTAssertEqual(s.transitions, 2)

@@ -113,7 +113,8 @@ final class HealthProbe: TCPConnection {
         if expected.contains(status) {
             finish(.passed(code: status))
         } else {
-            finish(.failed(code: status, error: "status \(status) not in \(expected.lowerBound)-\(expected.upperBound)"))
+            let range = "\(expected.lowerBound)-\(expected.upperBound)"
+            finish(.failed(code: status, error: "status \(status) not in \(range)"))
         }
     }
 
