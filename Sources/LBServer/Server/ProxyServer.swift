@@ -17,6 +17,7 @@ public final class ProxyServer {
     let routing: SnapshotPublisher<RoutingState>
     private(set) var workers: [Worker] = []
     private var admin: AdminServer?
+    private var health: HealthChecker?
     private var signals: [SignalWatcher] = []
     private var shutdownTimer: LoopTimer?
     private var shutdownPoll: LoopTimer?
@@ -107,6 +108,8 @@ public final class ProxyServer {
             })
         }
         signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reload() })
+        health = HealthChecker(loop: loop, logger: logger)
+        health?.sync(with: routing.load(), config: config)
     }
 
     private func announce(_ line: String) {
@@ -139,6 +142,7 @@ public final class ProxyServer {
         logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts.shutdownGraceMs)"])
         for w in workers { w.beginDrain() }
         admin?.close()
+        health?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
             self.logger.warning("shutdown grace period over: closing in-flight connections")
             self.finishShutdown()
@@ -191,6 +195,7 @@ public final class ProxyServer {
         }
         generation += 1
         routing.publish(state)
+        health?.sync(with: state, config: newConfig)
         for w in workers { w.closeIdleUpstreamsOfRemovedBackends(previous) }
         let moved = previous.snapshot.movedFraction(to: state.snapshot)
         if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
@@ -198,6 +203,8 @@ public final class ProxyServer {
         }
         config.servers = newConfig.servers
         config.routing = newConfig.routing
+        config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)
+        config.serverHealthChecks = newConfig.serverHealthChecks
         logger.info("config applied", metadata: [
             "reason": "\(reason)", "generation": "\(generation)", "servers": "\(state.backends.count)",
             "moved_fraction": "\(moved)",
