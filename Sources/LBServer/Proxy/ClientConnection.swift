@@ -279,6 +279,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard up === upstream else { return }
         upstream = nil
         up.slot.stats.retries &+= 1
+        up.backend.recordPassiveFailure()
         endInFlight()
         // Nothing was sent: any method may move to the next candidate.
         dispatch()
@@ -296,6 +297,10 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard up === upstream else { return }
         upstream = nil
         endInFlight()
+        // A reused connection closed before any byte is the keep-alive race, not a sick server.
+        if !(cause == .closedBeforeResponse && up.wasReused) && !worker.isDraining {
+            up.backend.recordPassiveFailure()
+        }
         if !responseStarted {
             // The keep-alive race: a pooled connection the backend had closed. Nothing was processed, so a
             // request whose body we never streamed may be replayed on a fresh connection.
@@ -335,6 +340,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
         responseStarted = true
         countStatus(status)
+        if status >= 500 { up.backend.recordPassiveFailure() } else { up.backend.recordPassiveSuccess() }
         let noBody = method == .head || status == 204 || status == 304 || status == 101
         responseChunked = false
         if !noBody {
