@@ -58,18 +58,6 @@ final class WorkerBackend {
     var stats = BackendCounters()
 }
 
-/// Plain per-worker counters; aggregated across workers on read.
-struct BackendCounters {
-    var requests: UInt64 = 0
-    var connectsOpened: UInt64 = 0
-    var connectErrors: UInt64 = 0
-    var responseErrors: UInt64 = 0
-    var reused: UInt64 = 0
-    var retries: UInt64 = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
-}
-
 /// What the hot path reads: the routing snapshot and the backends aligned with `snapshot.servers`.
 /// Immutable; published by swapping one reference.
 final class RoutingState: Sendable {

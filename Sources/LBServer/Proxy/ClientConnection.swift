@@ -34,6 +34,15 @@ final class ClientConnection: TCPConnection, ListLinked {
     private var keepAlive = true
     private var peerClosedWrite = false
     private var readPausedForBackpressure = false
+    // Measurements of the current exchange (uv_hrtime nanoseconds).
+    private var exchangeActive = false
+    private var requestStart: UInt64 = 0
+    private var requestSentAt: UInt64 = 0
+    private var connectNanos: UInt64?
+    private var responseNanos: UInt64?
+    private var responseStatus = 0
+    private var responseBytes: UInt64 = 0
+    private var servedBy: Backend?
     /// True while `process` runs, so completion paths know whether a parse loop will go on by itself.
     private var inProcess = false
 
@@ -178,6 +187,14 @@ final class ClientConnection: TCPConnection, ListLinked {
     private func beginExchange() {
         let head = parser.head
         worker.counters.requests &+= 1
+        worker.counters.inFlight += 1
+        exchangeActive = true
+        requestStart = uv_hrtime()
+        connectNanos = nil
+        responseNanos = nil
+        responseStatus = 0
+        responseBytes = 0
+        servedBy = nil
         method = head.method
         versionMinor = head.versionMinor
         keepAlive = head.keepAlive && !worker.isDraining
@@ -231,6 +248,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         let slot = backend.perWorker[worker.id]
         slot.stats.requests &+= 1
         slot.inFlight += 1
+        servedBy = backend
         while let up = slot.idle.popLast() {
             if up.isClosing { continue }
             slot.stats.reused &+= 1
@@ -248,6 +266,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     private func sendHead() {
         guard let up = upstream else { return }
         up.attach(to: self, method: method)
+        requestSentAt = uv_hrtime()
         up.append(outgoingHead)
         phase = .body
         drainPending()
@@ -270,15 +289,16 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     // MARK: events from the upstream side
 
-    func upstreamConnected(_ up: UpstreamConnection) {
+    func upstreamConnected(_ up: UpstreamConnection, connectNanos: UInt64) {
         guard up === upstream else { return }
+        self.connectNanos = connectNanos
         sendHead()
     }
 
     func upstreamConnectFailed(_ up: UpstreamConnection, timedOut: Bool) {
         guard up === upstream else { return }
         upstream = nil
-        up.slot.stats.retries &+= 1
+        up.slot.stats.redispatches &+= 1
         up.backend.recordPassiveFailure()
         endInFlight()
         // Nothing was sent: any method may move to the next candidate.
@@ -323,6 +343,7 @@ final class ClientConnection: TCPConnection, ListLinked {
             failExchange(status: status)
         } else {
             // Part of the response is out: the client must see it was cut short.
+            endExchange(cause: .upstreamAborted)
             abort()
         }
     }
@@ -339,6 +360,11 @@ final class ClientConnection: TCPConnection, ListLinked {
             return
         }
         responseStarted = true
+        responseStatus = status
+        let now = uv_hrtime()
+        responseNanos = now &- requestSentAt
+        up.slot.stats.responseLatency.record(nanos: now &- requestSentAt)
+        up.slot.stats.responses.count(status)
         countStatus(status)
         if status >= 500 { up.backend.recordPassiveFailure() } else { up.backend.recordPassiveSuccess() }
         let noBody = method == .head || status == 204 || status == 304 || status == 101
@@ -367,6 +393,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         } else {
             append(bytes)
         }
+        responseBytes &+= UInt64(bytes.count)
         worker.counters.bytesOut &+= UInt64(bytes.count)
         if writeQueueBytes > settings.highWater, let up = upstream {
             flush()
@@ -382,6 +409,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         up.release(reusable: reusable && requestComplete)
         flush()
         responseComplete = true
+        endExchange(cause: .ok)
         if requestComplete {
             finishExchange()
         } else {
@@ -413,6 +441,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     func tunnelEnded() {
         upstream = nil
         endInFlight()
+        endExchange(cause: .ok)
         closeAfterFlush()
     }
 
@@ -481,7 +510,10 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard phase != .closed else { return }
         responseStarted = true
         responseComplete = true
+        responseStatus = status
         countStatus(status)
+        worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
+        endExchange(cause: .proxyResponse)
         let shouldClose = close || !keepAlive
         ErrorResponses.write(status: status, close: shouldClose, into: &out)
         if shouldClose {
@@ -499,14 +531,24 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
     }
 
+    @inline(__always)
     private func countStatus(_ status: Int) {
-        switch status / 100 {
-        case 1: worker.counters.responsesByClass.0 &+= 1
-        case 2: worker.counters.responsesByClass.1 &+= 1
-        case 3: worker.counters.responsesByClass.2 &+= 1
-        case 4: worker.counters.responsesByClass.3 &+= 1
-        default: worker.counters.responsesByClass.4 &+= 1
+        worker.counters.responses.count(status)
+    }
+
+    /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
+    private func endExchange(cause: TerminationCause) {
+        guard exchangeActive else { return }
+        exchangeActive = false
+        worker.counters.inFlight -= 1
+        let total = uv_hrtime() &- requestStart
+        worker.counters.requestLatency.record(nanos: total)
+        if let log = worker.accessLog {
+            log.log(parser.head, client: clientAddress, server: servedBy?.spec.id, entry: AccessLog.Entry(
+                status: responseStatus, bytes: responseBytes, retries: max(0, tried.count - 1),
+                connectNanos: connectNanos, responseNanos: responseNanos, totalNanos: total, cause: cause))
         }
+        servedBy = nil
     }
 
     /// Graceful shutdown: idle connections close now, busy ones after their response.
@@ -533,6 +575,7 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     override func didClose() {
         phase = .closed
+        endExchange(cause: .clientAborted)
         worker.clientClosed(self)
         if let up = upstream {
             // Never return a connection in the middle of an exchange to the pool.

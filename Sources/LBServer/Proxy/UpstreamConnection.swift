@@ -21,6 +21,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
     var timer = ConnectionTimer()
     var connectStarted: UInt64 = 0
+    private var connectStartedNanos: UInt64 = 0
 
     var listPrev: UpstreamConnection?
     var listNext: UpstreamConnection?
@@ -38,8 +39,10 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     func open() {
         worker.upstreamOpened(self)
         slot.activeConnections += 1
+        slot.stats.peakConnections = max(slot.stats.peakConnections, slot.activeConnections)
         slot.stats.connectsOpened &+= 1
         connectStarted = loop.now
+        connectStartedNanos = uv_hrtime()
         timer.enter(.upstreamConnect, now: connectStarted, limits: worker.timerLimits)
         backend.address.withSockaddr { connect(to: $0) }
     }
@@ -121,7 +124,9 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         state = .active
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         startReading()
-        client?.upstreamConnected(self)
+        let took = uv_hrtime() &- connectStartedNanos
+        slot.stats.connectLatency.record(nanos: took)
+        client?.upstreamConnected(self, connectNanos: took)
     }
 
     override func didRead(_ bytes: UnsafeRawBufferPointer) {

@@ -88,6 +88,11 @@ public final class ProxyServer {
     public func start() throws {
         lb_ignore_sigpipe()
         let worker = Worker(id: 0, loop: loop, settings: ProxyServer.settings(from: config), routing: routing)
+        switch config.accessLog.format {
+        case .off: break
+        case .common: worker.accessLog = try AccessLog(loop: loop, format: .common, path: config.accessLog.path)
+        case .json: worker.accessLog = try AccessLog(loop: loop, format: .json, path: config.accessLog.path)
+        }
         workers = [worker]
         let listenAddress = try SocketAddress.resolve(host: config.listen.host, port: config.listen.port)
         let bound = try worker.listen(on: listenAddress, reusePort: false)
