@@ -20,6 +20,11 @@ final class MaliciousBackendTests: IntegrationTestCase {
         "/obs-fold": "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-A: a\r\n b\r\n\r\nabc",
         "/extra": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
             + "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Injected: yes\r\n\r\nevil",
+        "/no-content-with-body": "HTTP/1.1 204 No Content\r\n\r\n"
+            + "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Injected: yes\r\n\r\nevil",
+        "/head-with-body": "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil",
+        "/fake-101": "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "/upgrade-refused": "HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno",
     ]
 
     private static func reply(to request: [UInt8]) -> [UInt8] {
@@ -84,6 +89,64 @@ final class MaliciousBackendTests: IntegrationTestCase {
         XCTAssertFalse(connection.isClosedByPeer(timeout: 0.2), "keep-alive should survive")
         XCTAssertTrue(connection.unconsumedBytes.isEmpty, "extra bytes: \(connection.unconsumedBytes.debugText)")
         XCTAssertEqual(spy.connectionCount, 2, "an upstream connection with trailing garbage must be discarded")
+    }
+
+    /// A body after a 204, or after the head of a response to HEAD, is not part of that response (RFC 9112 §6.3):
+    /// it must neither reach the client nor be read as the next response.
+    func testBodiesWhereNoneIsAllowedNeverReachTheClient() throws {
+        let (spy, proxy) = try startSpyAndProxy()
+        let connection = try RawHTTPConnection(port: proxy.proxyPort)
+        try connection.send("GET /no-content-with-body HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertEqual(try connection.readResponse().status, 204)
+        try connection.send("HEAD /head-with-body HTTP/1.1\r\nHost: a\r\n\r\n")
+        let head = try connection.readResponse(headRequest: true)
+        XCTAssertEqual(head.header("Content-Length"), "4")
+        try connection.send("GET /good HTTP/1.1\r\nHost: a\r\n\r\n")
+        let next = try connection.readResponse()
+        XCTAssertEqual(next.bodyString, "spy", "a smuggled response was served: \(next.raw.debugText)")
+        XCTAssertNil(next.header("X-Injected"))
+        XCTAssertFalse(connection.isClosedByPeer(timeout: 0.2))
+        XCTAssertTrue(connection.unconsumedBytes.isEmpty, "extra bytes: \(connection.unconsumedBytes.debugText)")
+        for bad in ["/no-content-with-body", "/head-with-body"] {
+            let conn = spy.bytesPerConnection.map { String(decoding: $0, as: UTF8.self) }.first { $0.contains(bad) }
+            let after = conn?.components(separatedBy: bad).last ?? ""
+            XCTAssertFalse(
+                after.contains("\r\n\r\nGET ") || after.contains("\r\n\r\nHEAD "),
+                "\(bad): its upstream connection was reused after trailing bytes")
+        }
+    }
+
+    /// RFC 9110 §15.2.2: a server must not switch protocols for a request that did not ask to. A proxy that
+    /// believes an unsolicited 101 opens a raw tunnel through which the client reaches the backend unchecked
+    /// (WebSocket smuggling). The proxy must refuse it (502) and keep parsing what the client sends next.
+    func testUnsolicited101DoesNotOpenATunnel() throws {
+        let (spy, proxy) = try startSpyAndProxy()
+        let connection = try RawHTTPConnection(port: proxy.proxyPort)
+        try connection.send("GET /fake-101 HTTP/1.1\r\nHost: a\r\n\r\n")
+        let response = try connection.readResponse()
+        XCTAssertEqual(response.status, 502, "an unsolicited 101 was passed on: \(response.raw.debugText)")
+        let raw = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+        try? connection.send(raw)
+        _ = try? connection.readResponse(timeout: 1)
+        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertFalse(spy.receivedString.contains(raw), "the client's bytes went through a tunnel unparsed")
+    }
+
+    /// An upgrade the backend refuses (426) leaves the connection in HTTP: the next request is parsed and
+    /// forwarded as a request (it gets the proxy's X-Request-ID), not tunnelled.
+    func testRefusedUpgradeKeepsTheConnectionInHTTP() throws {
+        let (spy, proxy) = try startSpyAndProxy()
+        let connection = try RawHTTPConnection(port: proxy.proxyPort)
+        try connection.send(
+            "GET /upgrade-refused HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        let refused = try connection.readResponse()
+        XCTAssertEqual(refused.status, 426)
+        XCTAssertEqual(refused.bodyString, "no")
+        try connection.send("GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertEqual(try connection.readResponse().bodyString, "spy")
+        let next = spy.requests.map { String(decoding: $0, as: UTF8.self) }.first { $0.hasPrefix("GET /next ") }
+        XCTAssertNotNil(next, spy.receivedString)
+        XCTAssertTrue(next?.contains("X-Request-ID: ") ?? false, "the request was not parsed by the proxy: \(next ?? "")")
     }
 
     func testTruncatedContentLengthBodyIsNeverPresentedAsComplete() throws {

@@ -135,6 +135,7 @@ final class TimeoutTests: IntegrationTestCase {
         try spy.waitForRequests(1)
         // A timed-out request leaves the client connection usable (the request itself was complete).
         try connection.send("GET /again HTTP/1.1\r\nHost: a\r\n\r\n")
-        XCTAssertEqual(try connection.readResponse(timeout: 0.5 + Self.slack + 1).status, 504, line: line)
+        let again = try connection.readResponse(timeout: 0.5 + Self.slack + 1)
+        XCTAssertEqual(again.status, 504, again.raw.debugText, line: line)
     }
 }
