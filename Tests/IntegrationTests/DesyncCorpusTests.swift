@@ -80,7 +80,8 @@ final class DesyncCorpusTests: IntegrationTestCase {
             if case .rejected = outcome { return nil }
             return "\(item.label): \(outcome)"
         }
-        XCTAssertTrue(failures.isEmpty, "\(failures.count) Severe cases not rejected:\n" + failures.joined(separator: "\n"))
+        XCTAssertTrue(
+            failures.isEmpty, "\(failures.count) Severe cases not rejected:\n" + failures.joined(separator: "\n"))
     }
 
     func testCompliantCasesAreForwarded() throws {
@@ -97,7 +98,8 @@ final class DesyncCorpusTests: IntegrationTestCase {
             if case .forwarded = outcome { continue }
             failures.append("\(item.label): \(outcome)")
         }
-        XCTAssertTrue(failures.isEmpty, "\(failures.count) Compliant cases not forwarded:\n" + failures.joined(separator: "\n"))
+        XCTAssertTrue(
+            failures.isEmpty, "\(failures.count) Compliant cases not forwarded:\n" + failures.joined(separator: "\n"))
     }
 
     /// Acceptable and Ambiguous cases may go either way; none may be left hanging. Prints the per-tier counts.
@@ -149,7 +151,8 @@ final class DesyncCorpusTests: IntegrationTestCase {
             response = try connection.readResponse(headRequest: isHead, timeout: Self.caseTimeout)
         } catch HarnessError.closedBeforeComplete(let partial) where partial.isEmpty {
             return spy.receivedBytes.count == before ? .closedSilently : .unanswered("closed after forwarding")
-        } catch HarnessError.timedOut(_, let partial) where partial.isEmpty && spy.requestCount == requestsBefore
+        } catch HarnessError.timedOut(_, let partial)
+            where partial.isEmpty && spy.requestCount == requestsBefore
             && spy.receivedBytes.count > before
         {
             // A body the case does not send (e.g. Content-Length: 4000000): the proxy forwarded the head and streams.

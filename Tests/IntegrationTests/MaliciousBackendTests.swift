@@ -36,9 +36,11 @@ final class MaliciousBackendTests: IntegrationTestCase {
     /// `retries.max: 0` isolates the response checks from the retry policy (see
     /// `testInvalidResponseFromTheOnlyBackendIs502EvenWithRetriesLeft` for the default policy); passive failures off
     /// so a run of bad responses does not mark the only backend down (that would turn later answers into 503s).
-    private static var isolated: [String: Any] { [
-        "retries": ["max": 0], "health_check": ["enabled": false, "passive_failures": 0],
-    ] }
+    private static var isolated: [String: Any] {
+        [
+            "retries": ["max": 0], "health_check": ["enabled": false, "passive_failures": 0],
+        ]
+    }
 
     private func startSpyAndProxy(settings: [String: Any] = isolated, closeAfterReply: Bool = false)
         throws -> (SpyBackend, LBServerProcess)
@@ -50,9 +52,10 @@ final class MaliciousBackendTests: IntegrationTestCase {
 
     func testBadlyFramedResponsesBecome502AndTheConnectionServesTheNextRequest() throws {
         let (spy, proxy) = try startSpyAndProxy()
-        for path in ["/cl-and-te", "/two-cl", "/cl-list", "/garbage", "/bad-status", "/http2-status", "/te-gzip",
-            "/obs-fold"]
-        {
+        for path in [
+            "/cl-and-te", "/two-cl", "/cl-list", "/garbage", "/bad-status", "/http2-status", "/te-gzip",
+            "/obs-fold",
+        ] {
             let connection = try RawHTTPConnection(port: proxy.proxyPort)
             defer { connection.close() }
             try connection.send("GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -146,11 +149,13 @@ final class MaliciousBackendTests: IntegrationTestCase {
         XCTAssertEqual(try connection.readResponse().bodyString, "spy")
         let next = spy.requests.map { String(decoding: $0, as: UTF8.self) }.first { $0.hasPrefix("GET /next ") }
         XCTAssertNotNil(next, spy.receivedString)
-        XCTAssertTrue(next?.contains("X-Request-ID: ") ?? false, "the request was not parsed by the proxy: \(next ?? "")")
+        XCTAssertTrue(
+            next?.contains("X-Request-ID: ") ?? false, "the request was not parsed by the proxy: \(next ?? "")")
     }
 
     func testTruncatedContentLengthBodyIsNeverPresentedAsComplete() throws {
-        try assertTruncatedResponseIsCutShort(path: "/truncated-cl", reply: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+        try assertTruncatedResponseIsCutShort(
+            path: "/truncated-cl", reply: "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
     }
 
     func testTruncatedChunkedBodyIsNeverPresentedAsComplete() throws {

@@ -20,7 +20,8 @@ final class RealClientTests: IntegrationTestCase {
         try requireTool("curl", package: "curl")
         for flags in [[], ["--http1.0"]] {
             let result = ManagedProcess.run(
-                "curl", ["-sS", "--max-time", "10", "-w", "\n%{http_code} %{http_version}"] + flags
+                "curl",
+                ["-sS", "--max-time", "10", "-w", "\n%{http_code} %{http_version}"] + flags
                     + ["\(base)/hello"], timeout: 20)
             let output = String(decoding: result.stdout, as: UTF8.self)
             XCTAssertEqual(result.status, 0, "curl \(flags): \(result.stderr)")

@@ -119,7 +119,8 @@ final class SmugglingTests: IntegrationTestCase {
     }
 
     func testRejectsBadMethodToken() throws {
-        for line in ["G(ET / HTTP/1.1", "GE T / HTTP/1.1", "GET\t/ HTTP/1.1", "\u{1}GET / HTTP/1.1", " GET / HTTP/1.1"] {
+        for line in ["G(ET / HTTP/1.1", "GE T / HTTP/1.1", "GET\t/ HTTP/1.1", "\u{1}GET / HTTP/1.1", " GET / HTTP/1.1"]
+        {
             try assertRejected("\(line)\r\nHost: a\r\n\r\n", status: 400, line.debugDescription)
         }
     }
@@ -176,7 +177,10 @@ final class SmugglingTests: IntegrationTestCase {
     func testClassicCLTEAndTECLPayloadsNeverSmuggleASecondRequest() throws {
         let second = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
         let payloads: [(String, String)] = [
-            ("CL.TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"),
+            (
+                "CL.TE",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nG"
+            ),
             (
                 "TE.CL",
                 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -220,7 +224,8 @@ final class SmugglingTests: IntegrationTestCase {
         let connection = try RawHTTPConnection(port: proxy.proxyPort)
         try connection.send("POST /ok HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
         XCTAssertEqual(try connection.readResponse().bodyString, "spy")
-        try connection.send("POST /ok2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        try connection.send(
+            "POST /ok2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
         XCTAssertEqual(try connection.readResponse().bodyString, "spy")
         try spy.waitForRequests(2)
         XCTAssertTrue(spy.receivedString.contains("POST /ok HTTP/1.1\r\n"))

@@ -61,10 +61,12 @@ final class TimeoutTests: IntegrationTestCase {
         XCTAssertTrue(connection.isClosedByPeer(timeout: 0.5 + Self.slack), "idle keep-alive connection left open")
         let elapsed = Date().timeIntervalSince(started)
         XCTAssertGreaterThanOrEqual(elapsed, 0.45)
-        XCTAssertTrue(connection.unconsumedBytes.isEmpty, "an idle close sends nothing: \(connection.unconsumedBytes.debugText)")
+        XCTAssertTrue(
+            connection.unconsumedBytes.isEmpty, "an idle close sends nothing: \(connection.unconsumedBytes.debugText)")
 
         let silent = try RawHTTPConnection(port: proxy.proxyPort)
-        XCTAssertTrue(silent.isClosedByPeer(timeout: 0.5 + Self.slack), "a connection that never sent a byte stays open")
+        XCTAssertTrue(
+            silent.isClosedByPeer(timeout: 0.5 + Self.slack), "a connection that never sent a byte stays open")
         XCTAssertTrue(silent.unconsumedBytes.isEmpty)
     }
 
@@ -103,7 +105,8 @@ final class TimeoutTests: IntegrationTestCase {
         }
         if let probe = try? LoopbackSocket.connect(port: listener.port, timeout: 0.5) {
             Glibc.close(probe)
-            throw XCTSkip("the kernel still completes handshakes on a full accept queue; no connect timeout on loopback")
+            throw XCTSkip(
+                "the kernel still completes handshakes on a full accept queue; no connect timeout on loopback")
         }
         let proxy = try startProxy(
             backends: ["127.0.0.1:\(listener.port)"],
