@@ -43,6 +43,11 @@ final class ClientConnection: TCPConnection, ListLinked {
     private var responseStatus = 0
     private var responseBytes: UInt64 = 0
     private var servedBy: Backend?
+    /// What the client gets if no candidate is left: 503 when nothing was tried (or every connect was refused),
+    /// else what the last attempt's failure means (502 bad/closed response, 504 timeout).
+    private var failureStatus = 503
+    /// The proxy answered `Expect: 100-continue` itself, so a backend's own 100 is not passed on twice.
+    private var sentContinue = false
     /// True while `process` runs, so completion paths know whether a parse loop will go on by itself.
     private var inProcess = false
 
@@ -195,6 +200,8 @@ final class ClientConnection: TCPConnection, ListLinked {
         responseStatus = 0
         responseBytes = 0
         servedBy = nil
+        failureStatus = 503
+        sentContinue = false
         method = head.method
         versionMinor = head.versionMinor
         keepAlive = head.keepAlive && !worker.isDraining
@@ -238,8 +245,8 @@ final class ClientConnection: TCPConnection, ListLinked {
             pick = state.snapshot.pick(forKeyHash: keyHash, isEligible: { i in backends[i].isEligible && !tried.contains(i) })
         }
         guard let index = pick, tried.count <= settings.retries else {
-            worker.counters.noServer &+= 1
-            respondError(status: 503, close: !requestComplete && requestHasBody)
+            if failureStatus == 503 { worker.counters.noServer &+= 1 }
+            respondError(status: failureStatus, close: !requestComplete && requestHasBody)
             return
         }
         tried.append(index)
@@ -267,6 +274,13 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard let up = upstream else { return }
         up.attach(to: self, method: method)
         requestSentAt = uv_hrtime()
+        // RFC 9110 §10.1.1: the client waits for 100 before its body; say it as soon as a backend is ready,
+        // so neither side waits on the other (the Expect field itself is forwarded).
+        if parser.head.expectContinue && versionMinor >= 1 && requestHasBody && !sentContinue {
+            sentContinue = true
+            append(ClientConnection.continueResponse)
+            flush()
+        }
         up.append(outgoingHead)
         phase = .body
         drainPending()
@@ -295,9 +309,12 @@ final class ClientConnection: TCPConnection, ListLinked {
         sendHead()
     }
 
+    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
     func upstreamConnectFailed(_ up: UpstreamConnection, timedOut: Bool) {
         guard up === upstream else { return }
         upstream = nil
+        if timedOut { failureStatus = 504 }
         up.slot.stats.redispatches &+= 1
         up.backend.recordPassiveFailure()
         endInFlight()
@@ -321,6 +338,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         if !(cause == .closedBeforeResponse && up.wasReused) && !worker.isDraining {
             up.backend.recordPassiveFailure()
         }
+        let status = cause == .timeout ? 504 : 502
         if !responseStarted {
             // The keep-alive race: a pooled connection the backend had closed. Nothing was processed, so a
             // request whose body we never streamed may be replayed on a fresh connection.
@@ -335,11 +353,11 @@ final class ClientConnection: TCPConnection, ListLinked {
             // moves to the next candidate (bounded by `retries`); the failed server counts the retry.
             if replayable && isIdempotent && tried.count <= settings.retries {
                 up.slot.stats.retries &+= 1
+                failureStatus = status
                 phase = .connecting
                 dispatch()
                 return
             }
-            let status = cause == .timeout ? 504 : 502
             failExchange(status: status)
         } else {
             // Part of the response is out: the client must see it was cut short.
@@ -348,16 +366,20 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
     }
 
-    func responseHead(_ up: UpstreamConnection, _ head: HTTPHead) {
-        guard up === upstream else { return }
+    /// A response head from the backend. Returns false when the head is not acceptable for this request (the
+    /// upstream then treats it as a bad response).
+    func responseHead(_ up: UpstreamConnection, _ head: HTTPHead) -> Bool {
+        guard up === upstream else { return true }
         let status = head.status
+        // A 101 nobody asked for would turn the connection into an unparsed tunnel: a smuggling channel.
+        if status == 101 && !isUpgradeRequest { return false }
         if status < 200 && status != 101 {
             // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
-            if versionMinor >= 1 {
+            if versionMinor >= 1 && !(status == 100 && sentContinue) {
                 HeadWriter.writeResponse(head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
                 flush()
             }
-            return
+            return true
         }
         responseStarted = true
         responseStatus = status
@@ -380,6 +402,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         if !requestComplete { keepAlive = false }
         HeadWriter.writeResponse(head, keepAlive: keepAlive, clientVersionMinor: versionMinor,
                                  chunked: responseChunked, into: &out)
+        return true
     }
 
     func interimResponseEnded() {}

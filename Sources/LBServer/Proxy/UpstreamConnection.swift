@@ -150,7 +150,13 @@ final class UpstreamConnection: TCPConnection, ListLinked {
                 return
             case .head:
                 timer.enter(.none, now: 0, limits: worker.timerLimits)
-                client.responseHead(self, parser.head)
+                if !client.responseHead(self, parser.head) {
+                    slot.stats.responseErrors &+= 1
+                    self.client = nil
+                    close()
+                    client.upstreamFailed(self, cause: .badResponse)
+                    return
+                }
             case .body(let range):
                 client.responseBody(UnsafeRawBufferPointer(rebasing: bytes[range]))
             case .end:
