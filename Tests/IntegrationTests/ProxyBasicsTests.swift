@@ -173,7 +173,7 @@ final class ProxyBasicsTests: IntegrationTestCase {
 
     func testMalformedRequestGets400AndTheConnectionCloses() throws {
         let spy = try SpyBackend()
-        let lb = try LBBinaries.startServer(backends: [spy.address])
+        let lb = try startProxy(backends: [spy.address])  // health checks off: the spy sees only proxied bytes
         let conn = try RawHTTPConnection(port: lb.proxyPort)
         try conn.send("GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n")
         XCTAssertEqual(try conn.readResponse().status, 400)
