@@ -1,0 +1,153 @@
+import CLibUV
+import Foundation
+import LBCore
+
+/// A queue of closures run on one loop's thread: the only way other threads reach that loop (STYLE habit 10).
+/// `post` is thread-safe and wakes the loop with `uv_async_send`; the closures run in order on the loop.
+final class LoopInbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var queue: [@Sendable () -> Void] = []
+    private var wakeup: AsyncWakeup?
+
+    /// Loop thread: binds the inbox to `loop`.
+    func attach(to loop: EventLoop) {
+        wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
+    }
+
+    /// Any thread.
+    func post(_ work: @escaping @Sendable () -> Void) {
+        lock.lock()
+        queue.append(work)
+        let w = wakeup
+        lock.unlock()
+        w?.wake()
+    }
+
+    private func drain() {
+        lock.lock()
+        let work = queue
+        queue.removeAll()
+        lock.unlock()
+        for w in work { w() }
+    }
+
+    /// Loop thread: runs what is left and closes the handle.
+    func close() {
+        drain()
+        lock.lock()
+        let w = wakeup
+        wakeup = nil
+        lock.unlock()
+        w?.close()
+    }
+}
+
+/// A worker on a thread of its own with a loop of its own (workers 2...N). It binds its own `SO_REUSEPORT`
+/// listener, keeps its own upstream pools, and reads the shared routing state lock-free. The control loop
+/// reaches it only through `post`.
+final class WorkerThread: @unchecked Sendable {
+    let id: Int
+    let inbox = LoopInbox()
+    private let settings: ProxySettings
+    private let routing: SnapshotPublisher<RoutingState>
+    private let address: SocketAddress
+    private let accessLog: (format: AccessLog.Format, path: String)?
+    private var thread: Thread?
+    private let started = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private var startError: Error?
+    /// Set once its loop has ended (read by the control loop's shutdown poll).
+    private let doneLock = NSLock()
+    private var done = false
+    /// Owned by the worker's thread once started.
+    nonisolated(unsafe) private(set) var worker: Worker?
+
+    init(id: Int, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>, address: SocketAddress,
+         accessLog: (format: AccessLog.Format, path: String)?) {
+        self.id = id
+        self.settings = settings
+        self.routing = routing
+        self.address = address
+        self.accessLog = accessLog
+    }
+
+    /// Starts the thread and waits until its listener is bound (or failed: the error is rethrown).
+    func start() throws {
+        let t = Thread { [self] in body() }
+        t.name = "lb-worker-\(id)"
+        thread = t
+        t.start()
+        started.wait()
+        if let startError { throw startError }
+    }
+
+    private func body() {
+        let loop: EventLoop
+        do {
+            loop = try EventLoop()
+            let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
+            if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
+            _ = try w.listen(on: address, reusePort: true)
+            worker = w
+            inbox.attach(to: loop)
+        } catch {
+            startError = error
+            started.signal()
+            finished.signal()
+            return
+        }
+        started.signal()
+        loop.run()
+        loop.close()
+        doneLock.lock()
+        done = true
+        doneLock.unlock()
+        finished.signal()
+    }
+
+    var isDone: Bool {
+        doneLock.lock()
+        defer { doneLock.unlock() }
+        return done
+    }
+
+    /// Runs `work` on the worker's loop with its `Worker`.
+    func post(_ work: @escaping @Sendable (Worker) -> Void) {
+        inbox.post { [self] in
+            if let w = worker { work(w) }
+        }
+    }
+
+    /// Graceful shutdown: stop accepting, let exchanges finish, then close everything; the loop then ends.
+    func beginDrain() {
+        post { [self] w in
+            w.beginDrain()
+            let poll = LoopTimer(loop: w.loop) {}
+            let box = TimerBox(poll)
+            poll.setAction { [self] in
+                if w.isIdle {
+                    box.timer?.close()
+                    box.timer = nil
+                    self.closeNow()
+                }
+            }
+            poll.start(timeout: 0, repeat: 20)
+        }
+    }
+
+    /// Closes every handle of the worker now (shutdown deadline); its loop ends.
+    func closeNow() {
+        post { [self] w in
+            w.closeAll()
+            inbox.close()
+        }
+    }
+
+    func join() { finished.wait() }
+}
+
+/// Lets a timer's action close its own timer.
+final class TimerBox: @unchecked Sendable {
+    var timer: LoopTimer?
+    init(_ t: LoopTimer) { timer = t }
+}
