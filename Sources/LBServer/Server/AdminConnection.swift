@@ -25,7 +25,9 @@ final class AdminConnection: TCPConnection {
                 body.removeAll()
                 tooLarge = false
             case .body(let r):
-                if body.count + r.count > AdminConnection.maxBody { tooLarge = true } else {
+                if body.count + r.count > AdminConnection.maxBody {
+                    tooLarge = true
+                } else {
                     body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[r]))
                 }
             case .end:

@@ -28,7 +28,8 @@ enum AdminJSON {
         do {
             value = try JSONParser.parse(body)
         } catch {
-            throw AdminError(400, field: "body", "malformed JSON at line \(error.line), column \(error.column): \(error.message)")
+            throw AdminError(
+                400, field: "body", "malformed JSON at line \(error.line), column \(error.column): \(error.message)")
         }
         guard let section = ConfigSection(value, path: "", known: known, problems: problems) else {
             throw AdminError(400, field: "body", "expected a JSON object, got \(value.kindDescription)")

@@ -50,7 +50,9 @@ extension AdminServer {
             b.spec.id == id ? b.isUp && !draining && !b.isRemoved : b.isEligible
         }
         var view = serverJSON(id, in: state)
-        if draining { view["state"] = "draining" } else if view["state"] as? String == "draining" {
+        if draining {
+            view["state"] = "draining"
+        } else if view["state"] as? String == "draining" {
             view["state"] = backend.isUp ? "up" : "down"
         }
         if !query.dryRun {

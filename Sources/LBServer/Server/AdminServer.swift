@@ -57,7 +57,8 @@ final class AdminServer {
                 return try addServer(body: body, query: ManageQuery(parsing: query))
             case .manageServer(let id):
                 let q = try ManageQuery(parsing: query)
-                return method == .delete ? try deleteServer(id: id, query: q) : try patchServer(id: id, body: body, query: q)
+                if method == .delete { return try deleteServer(id: id, query: q) }
+                return try patchServer(id: id, body: body, query: q)
             }
         } catch {
             return error.response
