@@ -34,7 +34,10 @@ run: build
 # The whole suite: unit tests of LBCore and LBServer, and integration tests that run the real binaries.
 test: deps
 	$(SWIFT) build
-	LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test
+	@set -o pipefail; LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
+	summary=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
+	total=$$(echo "$$summary" | awk '{print $$2}'); failed=$$(echo "$$summary" | awk '{print $$5}'); \
+	echo; echo "tests: $$((total - failed)) passed, $$failed failed"; exit $$status
 
 # The lock-free publication test under ThreadSanitizer.
 test-tsan: deps

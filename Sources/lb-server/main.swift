@@ -56,7 +56,14 @@ struct LBServerCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if checkConfig {
-            print("configuration is valid: \(resolved.servers.count) servers, algorithm \(resolved.routing.algorithm.rawValue)")
+            let problems = ProxyServer.deepCheck(resolved)
+            if !problems.isEmpty {
+                let source = config ?? "command line"
+                FileHandle.standardError.write(Data("lb-server: \(source): \(problems.count) problem(s)\n".utf8))
+                for p in problems { FileHandle.standardError.write(Data("  \(p)\n".utf8)) }
+                throw ExitCode(2)
+            }
+            print("configuration is valid: \(resolved.servers.count) servers, algorithm \(resolved.routing.algorithm.rawValue), key \(resolved.routingKey)")
             return
         }
         do {

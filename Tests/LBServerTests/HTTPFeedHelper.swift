@@ -62,8 +62,10 @@ struct FeedResult: Equatable {
     var upgraded = false
 
     mutating func add(_ e: FedEvent) {
-        if case .body(let b) = e, case .body(let prev)? = events.last {
-            events[events.count - 1] = .body(prev + b)
+        if case .body(let b) = e, case .body(var prev)? = events.last {
+            events.removeLast()  // leaves `prev` uniquely referenced: appending is amortised O(1)
+            prev += b
+            events.append(.body(prev))
         } else {
             events.append(e)
         }
@@ -175,9 +177,9 @@ func assertFeeds(
     return whole
 }
 
-/// Asserts the request (fed three ways) is rejected with `error`, whose status is `status`.
+/// Asserts the message (fed three ways) is rejected with `error`, whose status is `status`.
 func assertRejects(
-    _ kind: HTTPMessageKind = .request, _ message: String, _ error: HTTPParseError, status: Int? = nil,
+    _ message: String, _ error: HTTPParseError, status: Int? = nil, kind: HTTPMessageKind = .request,
     limits: HTTPLimits = HTTPLimits(), methods: [HTTPMethod] = [], eof: Bool = false,
     file: StaticString = #filePath, line: UInt = #line
 ) {

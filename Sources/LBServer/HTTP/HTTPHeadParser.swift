@@ -153,7 +153,12 @@ struct HTTPHeadParser {
         while i < line.upperBound && p[i] != ASCII.colon {
             let b = p[i]
             if !HTTPSyntax.isTchar(b) {
-                return .failure(HTTPSyntax.isOWS(b) ? .whitespaceBeforeColon : .invalidFieldName)
+                guard HTTPSyntax.isOWS(b) else { return .failure(.invalidFieldName) }
+                // "Name : v" (RFC 9112 §5.1: MUST reject) versus whitespace inside a name ("Bad Name: v").
+                var k = i
+                while k < line.upperBound && HTTPSyntax.isOWS(p[k]) { k += 1 }
+                let beforeColon = k < line.upperBound && p[k] == ASCII.colon
+                return .failure(beforeColon ? .whitespaceBeforeColon : .invalidFieldName)
             }
             i += 1
         }

@@ -43,6 +43,7 @@ struct HTTPLineAccumulator: Sendable {
                 sawCR = false
                 buf.append(b)
                 i += 1
+                if buf.count > config.maxBytes { return .error(.headerTooLarge) }
                 if buf.count - lineStart == 2 {  // an empty line
                     if config.hasStartLine && lines == 0 {
                         // Before the request line: ignore it, a few times (robustness for clients that send

@@ -140,10 +140,11 @@ public struct HTTPParser: Sendable {
     private mutating func parseCompleteHead() -> HTTPParseError? {
         var bytes: [UInt8] = []
         swap(&bytes, &head.bytes)  // parse from the bytes while writing the other fields: no copy
-        var fields = head.fields
+        var fields: [HTTPHeaderField] = []
+        swap(&fields, &head.fields)  // unique again, so clearing keeps the capacity
         fields.removeAll(keepingCapacity: true)
         head = HTTPHead()
-        head.fields = fields
+        swap(&fields, &head.fields)
         let parser = HTTPHeadParser(kind: kind, limits: limits, requestMethod: requestMethod)
         let error = bytes.withUnsafeBufferPointer { parser.parse($0, into: &head) }
         swap(&bytes, &head.bytes)

@@ -14,6 +14,8 @@ final class Backend: @unchecked Sendable {
     private let drainingFlag: ManagedAtomic<Bool>
     /// Set when the server was removed: its idle pooled connections are closed and in-flight ones finish.
     private let removedFlag: ManagedAtomic<Bool>
+    /// Passive failure counter and the health checker's record (Health/BackendHealth.swift).
+    let health: BackendHealth
 
     init(spec: ServerSpec, address: SocketAddress, workers: Int) {
         self.spec = spec
@@ -22,6 +24,7 @@ final class Backend: @unchecked Sendable {
         upFlag = ManagedAtomic(true)
         drainingFlag = ManagedAtomic(false)
         removedFlag = ManagedAtomic(false)
+        health = BackendHealth()
     }
 
     /// A new spec (e.g. weight) for the same server: pools, counters and health flags are shared.
@@ -32,6 +35,7 @@ final class Backend: @unchecked Sendable {
         upFlag = other.upFlag
         drainingFlag = other.drainingFlag
         removedFlag = other.removedFlag
+        health = other.health
     }
 
     var isUp: Bool { upFlag.load(ordering: .relaxed) }
@@ -52,18 +56,6 @@ final class WorkerBackend {
     var activeConnections = 0
     var inFlight = 0
     var stats = BackendCounters()
-}
-
-/// Plain per-worker counters; aggregated across workers on read.
-struct BackendCounters {
-    var requests: UInt64 = 0
-    var connectsOpened: UInt64 = 0
-    var connectErrors: UInt64 = 0
-    var responseErrors: UInt64 = 0
-    var reused: UInt64 = 0
-    var retries: UInt64 = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
 }
 
 /// What the hot path reads: the routing snapshot and the backends aligned with `snapshot.servers`.

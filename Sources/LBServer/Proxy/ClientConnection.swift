@@ -34,12 +34,25 @@ final class ClientConnection: TCPConnection, ListLinked {
     private var keepAlive = true
     private var peerClosedWrite = false
     private var readPausedForBackpressure = false
+    // Measurements of the current exchange (uv_hrtime nanoseconds).
+    private var exchangeActive = false
+    private var requestStart: UInt64 = 0
+    private var requestSentAt: UInt64 = 0
+    private var connectNanos: UInt64?
+    private var responseNanos: UInt64?
+    private var responseStatus = 0
+    private var responseBytes: UInt64 = 0
+    private var servedBy: Backend?
+    /// What the client gets if no candidate is left: 503 when nothing was tried (or every connect was refused),
+    /// else what the last attempt's failure means (502 bad/closed response, 504 timeout).
+    private var failureStatus = 503
+    /// The proxy answered `Expect: 100-continue` itself, so a backend's own 100 is not passed on twice.
+    private var sentContinue = false
     /// True while `process` runs, so completion paths know whether a parse loop will go on by itself.
     private var inProcess = false
 
-    /// Deadline for the current phase (0 = none), checked by the worker's sweep.
-    private var deadline: UInt64 = 0
-    private var deadlineIsIdle = true
+    /// The timeout of the current phase, checked by the worker's sweep.
+    private var timer = ConnectionTimer()
 
     var listPrev: ClientConnection?
     var listNext: ClientConnection?
@@ -61,8 +74,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     private var settings: ProxySettings { worker.settings }
 
     private func setIdleDeadline() {
-        deadline = loop.now + settings.clientIdleTimeout
-        deadlineIsIdle = true
+        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
     }
 
     // MARK: reading and parsing
@@ -70,14 +82,14 @@ final class ClientConnection: TCPConnection, ListLinked {
     override func didRead(_ bytes: UnsafeRawBufferPointer) {
         worker.counters.bytesIn &+= UInt64(bytes.count)
         if phase == .tunnel {
+            upstream?.timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
             upstream?.append(bytes)
             upstream?.flush()
             applyBackpressureTowardUpstream()
             return
         }
-        if phase == .head && deadlineIsIdle {
-            deadline = loop.now + settings.clientHeaderTimeout
-            deadlineIsIdle = false
+        if phase == .head {
+            timer.headStarted(now: loop.now, limits: worker.timerLimits)
         }
         let used = process(bytes)
         if used < bytes.count && !isClosing {
@@ -180,6 +192,16 @@ final class ClientConnection: TCPConnection, ListLinked {
     private func beginExchange() {
         let head = parser.head
         worker.counters.requests &+= 1
+        worker.counters.inFlight += 1
+        exchangeActive = true
+        requestStart = uv_hrtime()
+        connectNanos = nil
+        responseNanos = nil
+        responseStatus = 0
+        responseBytes = 0
+        servedBy = nil
+        failureStatus = 503
+        sentContinue = false
         method = head.method
         versionMinor = head.versionMinor
         keepAlive = head.keepAlive && !worker.isDraining
@@ -189,7 +211,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         responseStarted = false
         responseComplete = false
         isUpgradeRequest = head.isUpgrade
-        deadline = 0
+        timer.enter(.none, now: 0, limits: worker.timerLimits)
         if method == .connect {
             respondError(status: 405, close: true)
             return
@@ -199,7 +221,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
                                   snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
         outgoingHead.removeAll(keepingCapacity: true)
-        clientAddress.withUnsafeBytes { addr in
+        _ = clientAddress.withUnsafeBytes { addr in
             HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
                                     options: settings.forwarding, into: &outgoingHead)
         }
@@ -223,8 +245,8 @@ final class ClientConnection: TCPConnection, ListLinked {
             pick = state.snapshot.pick(forKeyHash: keyHash, isEligible: { i in backends[i].isEligible && !tried.contains(i) })
         }
         guard let index = pick, tried.count <= settings.retries else {
-            worker.counters.noServer &+= 1
-            respondError(status: 503, close: !requestComplete && requestHasBody)
+            if failureStatus == 503 { worker.counters.noServer &+= 1 }
+            respondError(status: failureStatus, close: !requestComplete && requestHasBody)
             return
         }
         tried.append(index)
@@ -233,7 +255,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         let slot = backend.perWorker[worker.id]
         slot.stats.requests &+= 1
         slot.inFlight += 1
-        if tried.count > 1 { slot.stats.retries &+= 1 }
+        servedBy = backend
         while let up = slot.idle.popLast() {
             if up.isClosing { continue }
             slot.stats.reused &+= 1
@@ -251,6 +273,14 @@ final class ClientConnection: TCPConnection, ListLinked {
     private func sendHead() {
         guard let up = upstream else { return }
         up.attach(to: self, method: method)
+        requestSentAt = uv_hrtime()
+        // RFC 9110 §10.1.1: the client waits for 100 before its body; say it as soon as a backend is ready,
+        // so neither side waits on the other (the Expect field itself is forwarded).
+        if parser.head.expectContinue && versionMinor >= 1 && requestHasBody && !sentContinue {
+            sentContinue = true
+            append(ClientConnection.continueResponse)
+            flush()
+        }
         up.append(outgoingHead)
         phase = .body
         drainPending()
@@ -267,57 +297,98 @@ final class ClientConnection: TCPConnection, ListLinked {
             up.append(bytes)
         }
         up.slot.stats.bytesOut &+= UInt64(bytes.count)
+        // The response timeout counts from the last request byte sent, so a long upload is not cut short.
+        up.timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
     }
 
     // MARK: events from the upstream side
 
-    func upstreamConnected(_ up: UpstreamConnection) {
+    func upstreamConnected(_ up: UpstreamConnection, connectNanos: UInt64) {
         guard up === upstream else { return }
+        self.connectNanos = connectNanos
         sendHead()
     }
+
+    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     func upstreamConnectFailed(_ up: UpstreamConnection, timedOut: Bool) {
         guard up === upstream else { return }
         upstream = nil
+        if timedOut { failureStatus = 504 }
+        up.slot.stats.redispatches &+= 1
+        up.backend.recordPassiveFailure()
         endInFlight()
         // Nothing was sent: any method may move to the next candidate.
         dispatch()
+    }
+
+    /// RFC 9110 §9.2.2: a request the client could have sent twice itself.
+    private var isIdempotent: Bool {
+        switch method {
+        case .get, .head, .options, .trace, .put, .delete: return true
+        default: return false
+        }
     }
 
     func upstreamFailed(_ up: UpstreamConnection, cause: UpstreamFailure) {
         guard up === upstream else { return }
         upstream = nil
         endInFlight()
+        // A reused connection closed before any byte is the keep-alive race, not a sick server.
+        if !(cause == .closedBeforeResponse && up.wasReused) && !worker.isDraining {
+            up.backend.recordPassiveFailure()
+        }
+        let status = cause == .timeout ? 504 : 502
         if !responseStarted {
             // The keep-alive race: a pooled connection the backend had closed. Nothing was processed, so a
             // request whose body we never streamed may be replayed on a fresh connection.
-            if cause == .closedBeforeResponse && up.wasReused && !requestHasBody && requestComplete {
+            let replayable = !requestHasBody && requestComplete
+            if cause == .closedBeforeResponse && up.wasReused && replayable {
                 tried.removeLast()
                 phase = .connecting
                 dispatch()
                 return
             }
-            let status = cause == .timeout ? 504 : 502
+            // Reset, timeout or garbage before any response byte: an idempotent request whose body is empty
+            // moves to the next candidate (bounded by `retries`); the failed server counts the retry.
+            if replayable && isIdempotent && tried.count <= settings.retries {
+                up.slot.stats.retries &+= 1
+                failureStatus = status
+                phase = .connecting
+                dispatch()
+                return
+            }
             failExchange(status: status)
         } else {
             // Part of the response is out: the client must see it was cut short.
+            endExchange(cause: .upstreamAborted)
             abort()
         }
     }
 
-    func responseHead(_ up: UpstreamConnection, _ head: HTTPHead) {
-        guard up === upstream else { return }
+    /// A response head from the backend. Returns false when the head is not acceptable for this request (the
+    /// upstream then treats it as a bad response).
+    func responseHead(_ up: UpstreamConnection, _ head: HTTPHead) -> Bool {
+        guard up === upstream else { return true }
         let status = head.status
+        // A 101 nobody asked for would turn the connection into an unparsed tunnel: a smuggling channel.
+        if status == 101 && !isUpgradeRequest { return false }
         if status < 200 && status != 101 {
             // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
-            if versionMinor >= 1 {
+            if versionMinor >= 1 && !(status == 100 && sentContinue) {
                 HeadWriter.writeResponse(head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
                 flush()
             }
-            return
+            return true
         }
         responseStarted = true
+        responseStatus = status
+        let now = uv_hrtime()
+        responseNanos = now &- requestSentAt
+        up.slot.stats.responseLatency.record(nanos: now &- requestSentAt)
+        up.slot.stats.responses.count(status)
         countStatus(status)
+        if status >= 500 { up.backend.recordPassiveFailure() } else { up.backend.recordPassiveSuccess() }
         let noBody = method == .head || status == 204 || status == 304 || status == 101
         responseChunked = false
         if !noBody {
@@ -331,6 +402,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         if !requestComplete { keepAlive = false }
         HeadWriter.writeResponse(head, keepAlive: keepAlive, clientVersionMinor: versionMinor,
                                  chunked: responseChunked, into: &out)
+        return true
     }
 
     func interimResponseEnded() {}
@@ -344,6 +416,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         } else {
             append(bytes)
         }
+        responseBytes &+= UInt64(bytes.count)
         worker.counters.bytesOut &+= UInt64(bytes.count)
         if writeQueueBytes > settings.highWater, let up = upstream {
             flush()
@@ -359,6 +432,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         up.release(reusable: reusable && requestComplete)
         flush()
         responseComplete = true
+        endExchange(cause: .ok)
         if requestComplete {
             finishExchange()
         } else {
@@ -390,6 +464,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     func tunnelEnded() {
         upstream = nil
         endInFlight()
+        endExchange(cause: .ok)
         closeAfterFlush()
     }
 
@@ -458,7 +533,10 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard phase != .closed else { return }
         responseStarted = true
         responseComplete = true
+        responseStatus = status
         countStatus(status)
+        worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
+        endExchange(cause: .proxyResponse)
         let shouldClose = close || !keepAlive
         ErrorResponses.write(status: status, close: shouldClose, into: &out)
         if shouldClose {
@@ -476,14 +554,24 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
     }
 
+    @inline(__always)
     private func countStatus(_ status: Int) {
-        switch status / 100 {
-        case 1: worker.counters.responsesByClass.0 &+= 1
-        case 2: worker.counters.responsesByClass.1 &+= 1
-        case 3: worker.counters.responsesByClass.2 &+= 1
-        case 4: worker.counters.responsesByClass.3 &+= 1
-        default: worker.counters.responsesByClass.4 &+= 1
+        worker.counters.responses.count(status)
+    }
+
+    /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
+    private func endExchange(cause: TerminationCause) {
+        guard exchangeActive else { return }
+        exchangeActive = false
+        worker.counters.inFlight -= 1
+        let total = uv_hrtime() &- requestStart
+        worker.counters.requestLatency.record(nanos: total)
+        if let log = worker.accessLog {
+            log.log(parser.head, client: clientAddress, server: servedBy?.spec.id, entry: AccessLog.Entry(
+                status: responseStatus, bytes: responseBytes, retries: max(0, tried.count - 1),
+                connectNanos: connectNanos, responseNanos: responseNanos, totalNanos: total, cause: cause))
         }
+        servedBy = nil
     }
 
     /// Graceful shutdown: idle connections close now, busy ones after their response.
@@ -495,13 +583,14 @@ final class ClientConnection: TCPConnection, ListLinked {
     }
 
     func checkDeadline(now: UInt64) {
-        guard deadline != 0, now >= deadline, !isClosing else { return }
-        if phase == .head {
-            if deadlineIsIdle || parser.isBetweenMessages {
-                close()
-            } else {
-                respondError(status: 408, close: true)
-            }
+        guard !isClosing else { return }
+        switch timer.expired(now: now) {
+        case .clientIdle:
+            close()
+        case .clientHeader:
+            if parser.isBetweenMessages && pending.isEmpty { close() } else { respondError(status: 408, close: true) }
+        default:
+            break
         }
     }
 
@@ -509,6 +598,7 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     override func didClose() {
         phase = .closed
+        endExchange(cause: .clientAborted)
         worker.clientClosed(self)
         if let up = upstream {
             // Never return a connection in the middle of an exchange to the pool.

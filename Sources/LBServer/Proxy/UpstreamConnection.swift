@@ -18,8 +18,10 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     /// race (the backend closed it while idle), which is safe to replay for a body-less request.
     private(set) var wasReused = false
     private(set) var receivedAny = false
-    var deadline: UInt64 = 0
+    /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
+    var timer = ConnectionTimer()
     var connectStarted: UInt64 = 0
+    private var connectStartedNanos: UInt64 = 0
 
     var listPrev: UpstreamConnection?
     var listNext: UpstreamConnection?
@@ -37,9 +39,11 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     func open() {
         worker.upstreamOpened(self)
         slot.activeConnections += 1
+        slot.stats.peakConnections = max(slot.stats.peakConnections, slot.activeConnections)
         slot.stats.connectsOpened &+= 1
         connectStarted = loop.now
-        deadline = connectStarted + worker.settings.upstreamConnectTimeout
+        connectStartedNanos = uv_hrtime()
+        timer.enter(.upstreamConnect, now: connectStarted, limits: worker.timerLimits)
         backend.address.withSockaddr { connect(to: $0) }
     }
 
@@ -51,7 +55,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         receivedAny = false
         parser.expectResponse(to: method)
         if state == .idle { state = .active }
-        deadline = loop.now + worker.settings.upstreamResponseTimeout
+        if state == .active { timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits) }
     }
 
     /// Ends the link after a complete response. Returns it to the pool when `reusable`.
@@ -62,7 +66,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             && writeQueueBytes == 0 && !isClosing
         {
             state = .idle
-            deadline = loop.now + worker.settings.upstreamIdleTimeout
+            timer.enter(.upstreamIdle, now: loop.now, limits: worker.timerLimits)
             slot.idle.append(self)
         } else {
             close()
@@ -72,7 +76,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     /// Tunnel mode after `101 Switching Protocols`: bytes pass through unparsed.
     func becomeTunnel() {
         state = .tunnel
-        deadline = loop.now + worker.settings.tunnelIdleTimeout
+        timer.enter(.tunnelIdle, now: loop.now, limits: worker.timerLimits)
     }
 
     func closeIfIdle() {
@@ -80,23 +84,25 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     }
 
     func checkDeadline(now: UInt64) {
-        guard deadline != 0, now >= deadline, !isClosing else { return }
-        switch state {
-        case .idle:
+        guard !isClosing else { return }
+        switch timer.expired(now: now) {
+        case .none, .clientIdle, .clientHeader:
+            return
+        case .upstreamIdle:
             close()
-        case .connecting:
+        case .upstreamConnect:
             slot.stats.connectErrors &+= 1
             let c = client
             client = nil
             close()
             c?.upstreamConnectFailed(self, timedOut: true)
-        case .active:
+        case .upstreamResponse:
             let c = client
             client = nil
             slot.stats.responseErrors &+= 1
             close()
             c?.upstreamFailed(self, cause: .timeout)
-        case .tunnel:
+        case .tunnelIdle:
             let c = client
             client = nil
             close()
@@ -116,9 +122,11 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             return
         }
         state = .active
-        deadline = loop.now + worker.settings.upstreamResponseTimeout
+        timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         startReading()
-        client?.upstreamConnected(self)
+        let took = uv_hrtime() &- connectStartedNanos
+        slot.stats.connectLatency.record(nanos: took)
+        client?.upstreamConnected(self, connectNanos: took)
     }
 
     override func didRead(_ bytes: UnsafeRawBufferPointer) {
@@ -129,7 +137,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             return
         }
         if state == .tunnel {
-            deadline = loop.now + worker.settings.tunnelIdleTimeout
+            timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
             client.tunnelData(bytes)
             return
         }
@@ -141,8 +149,14 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             case .needMore:
                 return
             case .head:
-                deadline = 0
-                client.responseHead(self, parser.head)
+                timer.enter(.none, now: 0, limits: worker.timerLimits)
+                if !client.responseHead(self, parser.head) {
+                    slot.stats.responseErrors &+= 1
+                    self.client = nil
+                    close()
+                    client.upstreamFailed(self, cause: .badResponse)
+                    return
+                }
             case .body(let range):
                 client.responseBody(UnsafeRawBufferPointer(rebasing: bytes[range]))
             case .end:

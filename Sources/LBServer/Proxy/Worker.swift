@@ -7,6 +7,7 @@ final class Worker {
     let id: Int
     let loop: EventLoop
     let settings: ProxySettings
+    let timerLimits: ConnectionTimer.Limits
     let routing: SnapshotPublisher<RoutingState>
     var listener: Listener?
     /// Every open client connection (intrusive list: O(1) add/remove, no allocation), for timeouts and shutdown.
@@ -19,11 +20,14 @@ final class Worker {
     /// Set by graceful shutdown: responses carry `Connection: close`, idle keep-alive clients are closed.
     private(set) var isDraining = false
     var counters = WorkerCounters()
+    /// Nil when `access_log.format` is off.
+    var accessLog: AccessLog?
 
     init(id: Int, loop: EventLoop, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>) {
         self.id = id
         self.loop = loop
         self.settings = settings
+        timerLimits = settings.timerLimits
         self.routing = routing
         var seed = UInt64(0)
         withUnsafeMutableBytes(of: &seed) { raw in
@@ -92,23 +96,12 @@ final class Worker {
         listener = nil
         sweepTimer?.close()
         sweepTimer = nil
+        accessLog?.close()
         clients.forEach { $0.close() }
         upstreams.forEach { $0.close() }
     }
 
     var isIdle: Bool { clients.count == 0 }
-}
-
-struct WorkerCounters {
-    var connectionsTotal: UInt64 = 0
-    var connectionsRefused: UInt64 = 0
-    var acceptErrors: UInt64 = 0
-    var requests: UInt64 = 0
-    var noServer: UInt64 = 0
-    var keyFallbacks: UInt64 = 0
-    var responsesByClass = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
 }
 
 /// Objects that can sit in a `ConnectionList` (one list at a time).

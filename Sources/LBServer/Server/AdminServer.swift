@@ -80,6 +80,7 @@ final class AdminServer {
                 "id": b.spec.id, "host": b.spec.host, "port": b.spec.port, "weight": b.spec.weight,
                 "state": b.isDraining ? "draining" : (b.isUp ? "up" : "down"),
                 "active_connections": active, "requests": requests, "keyspace_share": shares[i],
+                "last_check": b.health.lastCheckJSON(), "health": b.health.summaryJSON(now: server.loop.now),
             ]
         }
     }

@@ -17,6 +17,7 @@ public final class ProxyServer {
     let routing: SnapshotPublisher<RoutingState>
     private(set) var workers: [Worker] = []
     private var admin: AdminServer?
+    private var health: HealthChecker?
     private var signals: [SignalWatcher] = []
     private var shutdownTimer: LoopTimer?
     private var shutdownPoll: LoopTimer?
@@ -73,7 +74,8 @@ public final class ProxyServer {
         s.clientHeaderTimeout = config.timeouts.clientHeaderMs
         s.clientIdleTimeout = config.timeouts.clientIdleMs
         s.upstreamConnectTimeout = config.timeouts.upstreamConnectMs
-        s.upstreamResponseTimeout = config.timeouts.upstreamResponseMs
+        // Each try waits at most the per-try timeout for its response head.
+        s.upstreamResponseTimeout = min(config.timeouts.upstreamResponseMs, config.retries.perTryTimeoutMs)
         s.upstreamIdleTimeout = config.timeouts.upstreamIdleMs
         s.tunnelIdleTimeout = config.timeouts.tunnelIdleMs
         s.maxClientConnections = config.limits.maxClientConnections
@@ -86,6 +88,11 @@ public final class ProxyServer {
     public func start() throws {
         lb_ignore_sigpipe()
         let worker = Worker(id: 0, loop: loop, settings: ProxyServer.settings(from: config), routing: routing)
+        switch config.accessLog.format {
+        case .off: break
+        case .common: worker.accessLog = try AccessLog(loop: loop, format: .common, path: config.accessLog.path)
+        case .json: worker.accessLog = try AccessLog(loop: loop, format: .json, path: config.accessLog.path)
+        }
         workers = [worker]
         let listenAddress = try SocketAddress.resolve(host: config.listen.host, port: config.listen.port)
         let bound = try worker.listen(on: listenAddress, reusePort: false)
@@ -106,6 +113,8 @@ public final class ProxyServer {
             })
         }
         signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reload() })
+        health = HealthChecker(loop: loop, logger: logger)
+        health?.sync(with: routing.load(), config: config)
     }
 
     private func announce(_ line: String) {
@@ -138,6 +147,7 @@ public final class ProxyServer {
         logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts.shutdownGraceMs)"])
         for w in workers { w.beginDrain() }
         admin?.close()
+        health?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
             self.logger.warning("shutdown grace period over: closing in-flight connections")
             self.finishShutdown()
@@ -215,12 +225,15 @@ public final class ProxyServer {
         }
         generation += 1
         routing.publish(state)
+        health?.sync(with: state, config: newConfig)
         for w in workers { w.closeIdleUpstreamsOfRemovedBackends(previous) }
         if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
             logger.warning("listen addresses change only on restart")
         }
         config.servers = newConfig.servers
         config.routing = newConfig.routing
+        config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)
+        config.serverHealthChecks = newConfig.serverHealthChecks
         logger.info("config applied", metadata: [
             "reason": "\(reason)", "generation": "\(generation)", "servers": "\(state.backends.count)",
             "moved_fraction": "\(moved)",
@@ -242,5 +255,33 @@ extension Worker {
             let slot = b.perWorker[id]
             for up in slot.idle { up.close() }
         }
+    }
+}
+
+extension ProxyServer {
+    /// What `--check-config` checks beyond the file itself: every server address resolves and the routing
+    /// table builds (point caps, table sizes). Returns every problem found; empty means valid.
+    public static func deepCheck(_ config: LBConfig) -> [String] {
+        var problems: [String] = []
+        for (i, s) in config.servers.enumerated() {
+            do {
+                _ = try SocketAddress.resolve(host: s.host, port: s.port)
+            } catch {
+                problems.append("servers[\(i)].host: \(error)")
+            }
+        }
+        do {
+            _ = try RoutingSnapshot(servers: config.servers, config: config.routing)
+        } catch {
+            problems.append("routing: \(error)")
+        }
+        for (name, address) in [("listen", config.listen), ("admin.listen", config.admin.listen)] {
+            do {
+                _ = try SocketAddress.resolve(host: address.host, port: address.port)
+            } catch {
+                problems.append("\(name): \(error)")
+            }
+        }
+        return problems
     }
 }

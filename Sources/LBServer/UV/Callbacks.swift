@@ -64,6 +64,15 @@ enum Callbacks {
         handle!.deallocate()
     }
 
+    // MARK: file writes (access log, on libuv's thread pool)
+
+    static let fsWrite: uv_fs_cb = { req in
+        let log: AccessLog = owner(req!.pointee.data)
+        let result = req!.pointee.result
+        uv_fs_req_cleanup(req)
+        log.didWrite(result: result)
+    }
+
     // MARK: timers, signals, async wake-ups
 
     static let timer: uv_timer_cb = { handle in

@@ -168,6 +168,15 @@ final class RawHTTPConnection {
         return buffer
     }
 
+    /// Raw bytes outside HTTP framing (e.g. in a tunnel after `101`): returns once at least `count` bytes are
+    /// buffered, or at EOF with what there is, and consumes them. - Throws: `HarnessError.timedOut`.
+    func readRaw(count: Int, timeout: TimeInterval? = nil) throws -> [UInt8] {
+        let deadline = Date().addingTimeInterval(timeout ?? self.timeout)
+        while buffer.count < count, try fill(until: deadline, what: "\(count) raw bytes") {}
+        defer { buffer.removeAll() }
+        return buffer
+    }
+
     /// Bytes received but not consumed by a `readResponse` (e.g. a surprise extra response).
     var unconsumedBytes: [UInt8] { buffer }
 

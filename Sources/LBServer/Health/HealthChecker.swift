@@ -1,0 +1,216 @@
+import CLibUV
+import Foundation
+import LBCore
+import Logging
+
+/// Active health checks for every server in the routing state, on the control loop.
+///
+/// One `Target` per server id: one `LoopTimer` that alternates between "wait for the next check" (interval
+/// ± 10%, the first one spread over `[0, interval)`) and "this check's deadline" (`timeout`), plus at most one
+/// `HealthProbe` in flight. Nothing blocks the loop: probes are non-blocking connects and reads.
+///
+/// Results go into the server's `HealthState` (kept in `Backend.health`, shared across snapshot rebuilds);
+/// a transition flips `Backend.setUp`, which workers read lock-free, and is logged. Health never rebuilds
+/// the routing table: lookups skip servers that are not up.
+///
+/// Threads: every method runs on the control loop's thread.
+final class HealthChecker {
+    private final class Target {
+        var backend: Backend
+        var settings: LBConfig.HealthCheck
+        var timer: LoopTimer?
+        var probe: HealthProbe?
+        var probeStartedNs: UInt64 = 0
+        var timedOut = false
+        /// A passive verdict consumed while this probe was in flight: its pass started too early to count.
+        var passiveSinceProbeStart = false
+
+        init(backend: Backend, settings: LBConfig.HealthCheck) {
+            self.backend = backend
+            self.settings = settings
+        }
+    }
+
+    let loop: EventLoop
+    let logger: Logger
+    private var targets: [String: Target] = [:]
+    private var isStopped = false
+    private var rng = SystemRandomNumberGenerator()
+
+    init(loop: EventLoop, logger: Logger) {
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Number of servers being checked (tests, admin).
+    var checkedServers: Int { targets.count }
+
+    /// Follows the server set of `state`: starts checking new servers, stops checking removed ones (closing
+    /// their timer and probe), and applies `config`'s settings (per-server overrides included) to the rest.
+    /// A server whose id now points at a different address (a new `Backend.health`) starts over. Call after
+    /// every publication of a routing state. No effect after `stop()`.
+    func sync(with state: RoutingState, config: LBConfig) {
+        guard !isStopped else { return }
+        var present = Set<String>()
+        for backend in state.backends {
+            let id = backend.spec.id
+            present.insert(id)
+            let settings = config.healthCheck(forServer: id)
+            backend.health.setPassiveThreshold(settings.passiveFailures)
+            backend.health.withRecord { $0.state.setThresholds(rise: settings.rise, fall: settings.fall) }
+            if let target = targets[id], target.backend.health === backend.health {
+                target.backend = backend  // perhaps a reweighted copy: same flags and health
+                target.settings = settings  // interval and timeout changes apply from the next check
+                continue
+            }
+            if let old = targets.removeValue(forKey: id) { close(old) }
+            let target = Target(backend: backend, settings: settings)
+            target.timer = LoopTimer(loop: loop) { [weak self, weak target] in
+                guard let self, let target else { return }
+                self.timerFired(target)
+            }
+            targets[id] = target
+            target.timer?.start(timeout: HealthSchedule.firstDelay(intervalMs: settings.intervalMs, using: &rng))
+        }
+        for (id, target) in targets where !present.contains(id) {
+            targets[id] = nil
+            close(target)
+        }
+    }
+
+    /// Cancels every probe and closes every timer; the loop can then end with none of our handles open.
+    /// Idempotent.
+    func stop() {
+        isStopped = true
+        let all = targets.values
+        targets.removeAll()
+        for target in all { close(target) }
+    }
+
+    private func close(_ target: Target) {
+        let probe = target.probe
+        target.probe = nil  // the cancellation below is then ignored by `probeFinished`
+        probe?.cancel(reason: "check stopped")
+        target.timer?.close()
+        target.timer = nil
+    }
+
+    // MARK: one check
+
+    private func timerFired(_ target: Target) {
+        if let probe = target.probe {
+            target.timedOut = true
+            probe.cancel(reason: "timeout after \(target.settings.timeoutMs) ms")
+            return
+        }
+        consumePassiveVerdict(target)
+        guard target.settings.enabled else {
+            // Active checks off for this server: each interval counts as a pass, so a passive down lasts
+            // `rise × interval` instead of forever.
+            apply(.checkPassed, to: target, check: nil)
+            scheduleNext(target)
+            return
+        }
+        let s = target.settings
+        let mode: HealthProbe.Mode
+        switch s.type {
+        case .tcp:
+            mode = .tcp
+        case .http:
+            let spec = target.backend.spec
+            mode = .http(request: HealthProbe.request(path: s.path, host: spec.host, port: spec.port),
+                         expected: s.expectedStatus)
+        }
+        let probe = HealthProbe(loop: loop, mode: mode) { [weak self, weak target] outcome in
+            guard let self, let target else { return }
+            self.probeFinished(target, outcome)
+        }
+        target.probe = probe
+        target.timedOut = false
+        target.passiveSinceProbeStart = false
+        target.probeStartedNs = uv_hrtime()
+        // The deadline is armed before the connect starts: an immediate connect error finishes the probe
+        // inside `start` and re-arms the timer for the next check.
+        target.timer?.start(timeout: max(s.timeoutMs, 1))
+        probe.start(address: target.backend.address)
+    }
+
+    private func probeFinished(_ target: Target, _ outcome: HealthProbe.Outcome) {
+        guard !isStopped, target.probe != nil else { return }
+        target.probe = nil
+        let durationMs = (uv_hrtime() - target.probeStartedNs) / 1_000_000
+        consumePassiveVerdict(target)
+        let check: BackendHealth.CheckRecord
+        let input: HealthState.Input
+        switch outcome {
+        case .passed(let code):
+            check = .init(ok: true, code: code, error: nil, durationMs: durationMs, at: Date())
+            input = .checkPassed
+        case .failed(let code, let error):
+            check = .init(ok: false, code: code, error: error, durationMs: durationMs, at: Date())
+            input = target.timedOut ? .checkTimedOut : .checkFailed
+        }
+        if input == .checkPassed && target.passiveSinceProbeStart {
+            // Started before the passive verdict: record it, but do not let it count towards `rise`.
+            target.backend.health.withRecord { $0.lastCheck = check }
+        } else {
+            apply(input, to: target, check: check)
+        }
+        if !check.ok {
+            logger.debug("health check failed", metadata: [
+                "server": "\(target.backend.spec.id)", "error": "\(check.error ?? "")", "duration_ms": "\(durationMs)",
+            ])
+        }
+        scheduleNext(target)
+    }
+
+    private func scheduleNext(_ target: Target) {
+        target.timer?.start(timeout: HealthSchedule.nextDelay(intervalMs: target.settings.intervalMs, using: &rng))
+    }
+
+    // MARK: state changes
+
+    /// Feeds a passive verdict recorded by a worker since the last look into the state machine.
+    private func consumePassiveVerdict(_ target: Target) {
+        let health = target.backend.health
+        guard health.takePassiveDown() else { return }
+        target.passiveSinceProbeStart = true
+        let transition = health.withRecord { $0.state.record(.passiveDown, now: loop.now) }
+        let backend = target.backend
+        backend.setUp(false)  // the worker already did; the state machine now agrees
+        if transition == .becameDown {
+            logger.warning("server down", metadata: [
+                "server": "\(backend.spec.id)", "result": "passive",
+                "consecutive_failures": "\(health.consecutivePassiveFailures)",
+            ])
+        }
+    }
+
+    private func apply(_ input: HealthState.Input, to target: Target, check: BackendHealth.CheckRecord?) {
+        let backend = target.backend
+        let transition = backend.health.withRecord { record in
+            if let check { record.lastCheck = check }
+            return record.state.record(input, now: loop.now)
+        }
+        var metadata: Logger.Metadata = ["server": "\(backend.spec.id)"]
+        if let check {
+            metadata["result"] = "\(check.ok ? "ok" : "fail")"
+            metadata["duration_ms"] = "\(check.durationMs)"
+            if let code = check.code { metadata["code"] = "\(code)" }
+            if let error = check.error { metadata["error"] = "\(error)" }
+        } else {
+            metadata["result"] = "active checks disabled"
+        }
+        switch transition {
+        case .none:
+            break
+        case .becameUp:
+            backend.health.resetPassive()
+            backend.setUp(true)
+            logger.info("server up", metadata: metadata)
+        case .becameDown:
+            backend.setUp(false)
+            logger.warning("server down", metadata: metadata)
+        }
+    }
+}

@@ -1,0 +1,125 @@
+/// What the proxy counts per worker, on the loop thread, with plain integers (issue: counting must not slow
+/// the hot path). Aggregated across workers on read (`StatsSnapshot`).
+
+/// Why an exchange ended, for the access log and stats.
+enum TerminationCause: UInt8, CaseIterable {
+    case ok
+    /// The proxy answered itself (4xx/5xx it generated: bad request, no server, timeout...).
+    case proxyResponse
+    /// The client went away before the response was complete.
+    case clientAborted
+    /// The backend failed after part of the response had gone out.
+    case upstreamAborted
+
+    var name: StaticString {
+        switch self {
+        case .ok: return "ok"
+        case .proxyResponse: return "proxy"
+        case .clientAborted: return "client-abort"
+        case .upstreamAborted: return "upstream-abort"
+        }
+    }
+}
+
+/// Statuses the proxy generates itself, counted by cause.
+enum ProxyErrorCause: Int, CaseIterable {
+    case badRequest, methodNotAllowed, timeout, tooLarge, uriTooLong, headersTooLarge, notImplemented,
+        badGateway, unavailable, gatewayTimeout, versionNotSupported, other
+
+    init(status: Int) {
+        switch status {
+        case 400: self = .badRequest
+        case 405: self = .methodNotAllowed
+        case 408: self = .timeout
+        case 413: self = .tooLarge
+        case 414: self = .uriTooLong
+        case 431: self = .headersTooLarge
+        case 501: self = .notImplemented
+        case 502: self = .badGateway
+        case 503: self = .unavailable
+        case 504: self = .gatewayTimeout
+        case 505: self = .versionNotSupported
+        default: self = .other
+        }
+    }
+
+    var status: Int {
+        switch self {
+        case .badRequest: return 400
+        case .methodNotAllowed: return 405
+        case .timeout: return 408
+        case .tooLarge: return 413
+        case .uriTooLong: return 414
+        case .headersTooLarge: return 431
+        case .notImplemented: return 501
+        case .badGateway: return 502
+        case .unavailable: return 503
+        case .gatewayTimeout: return 504
+        case .versionNotSupported: return 505
+        case .other: return 500
+        }
+    }
+}
+
+/// Five counters, one per status class (index 0 = 1xx ... 4 = 5xx).
+struct ClassCounts {
+    var counts = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+
+    @inline(__always)
+    mutating func count(_ status: Int) {
+        switch status / 100 {
+        case 1: counts.0 &+= 1
+        case 2: counts.1 &+= 1
+        case 3: counts.2 &+= 1
+        case 4: counts.3 &+= 1
+        default: counts.4 &+= 1
+        }
+    }
+
+    var array: [UInt64] { [counts.0, counts.1, counts.2, counts.3, counts.4] }
+
+    mutating func add(_ o: ClassCounts) {
+        counts.0 &+= o.counts.0
+        counts.1 &+= o.counts.1
+        counts.2 &+= o.counts.2
+        counts.3 &+= o.counts.3
+        counts.4 &+= o.counts.4
+    }
+}
+
+/// One worker's counters for one backend.
+struct BackendCounters {
+    var requests: UInt64 = 0
+    var responses = ClassCounts()
+    var connectsOpened: UInt64 = 0
+    var peakConnections = 0
+    var connectErrors: UInt64 = 0
+    var responseErrors: UInt64 = 0
+    /// Pooled connections handed to a request.
+    var reused: UInt64 = 0
+    /// Requests moved away from this server after a failure once sent (retries) or before (redispatches).
+    var retries: UInt64 = 0
+    var redispatches: UInt64 = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// TCP connect time and response time (request sent → response head) of requests to this server.
+    var connectLatency = Latency()
+    var responseLatency = Latency()
+}
+
+/// One worker's global counters.
+struct WorkerCounters {
+    var connectionsTotal: UInt64 = 0
+    var connectionsRefused: UInt64 = 0
+    var acceptErrors: UInt64 = 0
+    var requests: UInt64 = 0
+    var inFlight = 0
+    var noServer: UInt64 = 0
+    var keyFallbacks: UInt64 = 0
+    var responses = ClassCounts()
+    var proxyErrors = [UInt64](repeating: 0, count: ProxyErrorCause.allCases.count)
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// Whole-request time (head received → response complete), for `lb_request_duration_seconds`.
+    var requestLatency = Latency()
+}

@@ -1,0 +1,199 @@
+import Foundation
+import XCTest
+
+/// Every case of the http-desync-guardian corpus (`shared/conformance/desync-guardian/*.yaml`, beside the clone),
+/// turned into raw bytes by `Tests/conformance/desync_cases.py`, sent through the real proxy to a `SpyBackend`:
+/// - Severe: answered 4xx/5xx by the proxy itself, connection closed, nothing reaches the backend.
+/// - Compliant: forwarded; the backend receives it and the client gets the backend's answer (except the few the
+///   parser rejects on purpose, listed in `deliberateRejections` with the rule they follow).
+/// - Acceptable / Ambiguous: what happened is recorded and printed, not asserted.
+/// - Every case is answered or cleanly closed within `caseTimeout`.
+///
+/// The corpus runs once (the first test to need it), through one proxy; each test then asserts on its tier.
+final class DesyncCorpusTests: IntegrationTestCase {
+    private struct Case: Decodable, Sendable {
+        let file: String
+        let name: String
+        let tier: String
+        let hex: String
+
+        var label: String { "\(file) / \(name) [\(tier)]" }
+
+        var bytes: [UInt8] {
+            var out: [UInt8] = []
+            var iterator = hex.utf8.makeIterator()
+            while let high = iterator.next(), let low = iterator.next() {
+                out.append(Self.nibble(high) << 4 | Self.nibble(low))
+            }
+            return out
+        }
+
+        private static func nibble(_ c: UInt8) -> UInt8 { c <= 57 ? c - 48 : (c | 0x20) - 87 }
+    }
+
+    private enum Outcome: Sendable, CustomStringConvertible {
+        /// The backend answered `status` (0: the backend got the head and waits for a body the case does not send).
+        case forwarded(status: Int)
+        case rejected(status: Int)
+        /// The connection closed without any response and nothing reached the backend.
+        case closedSilently
+        case unanswered(String)
+
+        var description: String {
+            switch self {
+            case .forwarded(0): return "forwarded (head reached the backend; body not sent by the case)"
+            case .forwarded(let status): return "forwarded (\(status))"
+            case .rejected(let status): return "rejected (\(status))"
+            case .closedSilently: return "closed without a response"
+            case .unanswered(let why): return "unanswered: \(why)"
+            }
+        }
+
+        var bucket: String {
+            switch self {
+            case .forwarded: return "forwarded"
+            case .rejected, .closedSilently: return "rejected"
+            case .unanswered: return "unanswered"
+            }
+        }
+    }
+
+    /// Compliant cases the parser rejects on purpose (decisions documented on `HTTPHeadParser`), with the status it
+    /// must give. Listed so the decision stays visible and is asserted rather than silently tolerated.
+    private static let deliberateRejections: [String: (status: Int, rule: String)] = [
+        "Correct TE OK": (501, "only `chunked` alone is implemented; other codings → 501 (RFC 9112 §6.1 SHOULD)"),
+        "Transfer-Encoding: identity and chunked OK": (501, "codings before chunked → 501 (RFC 9112 §6.1)"),
+        "Multiple transfer encoding headers in a single request OK": (501, "codings before chunked → 501"),
+        "Different Transfer-Encoding headers": (501, "codings before chunked → 501"),
+        "Different Transfer-Encoding headers combined": (501, "codings before chunked → 501"),
+        "TE with custom parameters OK": (400, "chunked defines no parameters (RFC 9112 §7.1); not a bare token → 400"),
+        "Transfer-Encoding with a param: chunked;custom_param": (400, "TE parameters → 400, as above"),
+        "International in URI": (400, "raw non-ASCII is not URI syntax (RFC 9112 §3.2, RFC 3986 §2) → 400"),
+        "Empty URI": (400, "an empty request-target is no origin-form (RFC 9112 §3.2.1) → 400"),
+    ]
+
+    private static let caseTimeout: TimeInterval = 2
+    private static let results = Locked<[(Case, Outcome)]?>(nil)
+
+    func testSevereCasesAreRejectedAndNeverForwarded() throws {
+        let failures = try results().filter { $0.0.tier == "Severe" }.compactMap { item, outcome -> String? in
+            if case .rejected = outcome { return nil }
+            return "\(item.label): \(outcome)"
+        }
+        XCTAssertTrue(
+            failures.isEmpty, "\(failures.count) Severe cases not rejected:\n" + failures.joined(separator: "\n"))
+    }
+
+    func testCompliantCasesAreForwarded() throws {
+        var failures: [String] = []
+        for (item, outcome) in try results() where item.tier == "Compliant" {
+            if let expected = Self.deliberateRejections[item.name] {
+                guard case .rejected(let status) = outcome, status == expected.status else {
+                    failures.append("\(item.label): \(outcome); the parser's rule says \(expected.status)")
+                    continue
+                }
+                print("deliberately rejected Compliant case: \(item.label): \(status), \(expected.rule)")
+                continue
+            }
+            if case .forwarded = outcome { continue }
+            failures.append("\(item.label): \(outcome)")
+        }
+        XCTAssertTrue(
+            failures.isEmpty, "\(failures.count) Compliant cases not forwarded:\n" + failures.joined(separator: "\n"))
+    }
+
+    /// Acceptable and Ambiguous cases may go either way; none may be left hanging. Prints the per-tier counts.
+    func testEveryCaseIsAnsweredOrClosedAndCountsArePrinted() throws {
+        let results = try results()
+        var counts: [String: [String: Int]] = [:]
+        for (item, outcome) in results { counts[item.tier, default: [:]][outcome.bucket, default: 0] += 1 }
+        print("desync corpus: \(results.count) cases")
+        for tier in ["Compliant", "Acceptable", "Ambiguous", "Severe"] {
+            let c = counts[tier] ?? [:]
+            print(
+                "  \(tier): forwarded \(c["forwarded"] ?? 0), rejected \(c["rejected"] ?? 0), "
+                    + "unanswered \(c["unanswered"] ?? 0)")
+        }
+        print("Acceptable/Ambiguous outcomes:")
+        for (item, outcome) in results where item.tier == "Acceptable" || item.tier == "Ambiguous" {
+            print("  \(item.label): \(outcome)")
+        }
+        let hanging = results.filter { $0.1.bucket == "unanswered" }.map { "\($0.0.label): \($0.1)" }
+        XCTAssertTrue(hanging.isEmpty, "\(hanging.count) cases left unanswered:\n" + hanging.joined(separator: "\n"))
+    }
+
+    /// The outcome of every case, computed on first use.
+    private func results() throws -> [(Case, Outcome)] {
+        if let cached = Self.results.current { return cached }
+        let cases = try loadCases()
+        let spy = try SpyBackend()
+        let proxy = try startProxy(backends: [spy.address])
+        var results: [(Case, Outcome)] = []
+        for item in cases { results.append((item, try run(item, proxyPort: proxy.proxyPort, spy: spy))) }
+        Self.results.withLock { $0 = results }
+        return results
+    }
+
+    // MARK: Running one case
+
+    /// Sends one case on a fresh connection. "Forwarded" means the spy received new bytes and the client got the
+    /// spy's answer; "rejected" means a 4xx/5xx generated by the proxy (no `X-Backend: spy`) and a closed connection
+    /// with nothing sent upstream.
+    private func run(_ item: Case, proxyPort: Int, spy: SpyBackend) throws -> Outcome {
+        let before = spy.receivedBytes.count
+        let requestsBefore = spy.requestCount
+        let connection = try RawHTTPConnection(port: proxyPort)
+        defer { connection.close() }
+        try connection.send(item.bytes)
+        let isHead = item.bytes.starts(with: Array("HEAD ".utf8))
+        let response: HTTPResponse
+        do {
+            response = try connection.readResponse(headRequest: isHead, timeout: Self.caseTimeout)
+        } catch HarnessError.closedBeforeComplete(let partial) where partial.isEmpty {
+            return spy.receivedBytes.count == before ? .closedSilently : .unanswered("closed after forwarding")
+        } catch HarnessError.timedOut(_, let partial)
+            where partial.isEmpty && spy.requestCount == requestsBefore
+            && spy.receivedBytes.count > before
+        {
+            // A body the case does not send (e.g. Content-Length: 4000000): the proxy forwarded the head and streams.
+            return .forwarded(status: 0)
+        } catch {
+            return .unanswered("\(error)")
+        }
+        let fromSpy = response.header("X-Backend") == "spy"
+        if fromSpy {
+            // The spy answers only once it has the whole request, so its bytes are all there by now.
+            return spy.receivedBytes.count > before ? .forwarded(status: response.status) : .unanswered("no bytes?")
+        }
+        guard response.status >= 400 else { return .unanswered("proxy answered \(response.status) by itself") }
+        let closed = connection.isClosedByPeer(timeout: Self.caseTimeout)
+        Thread.sleep(forTimeInterval: 0.02)
+        if spy.receivedBytes.count != before {
+            return .unanswered("\(response.status) but bytes reached the backend: \(spy.receivedBytes.debugText)")
+        }
+        return closed ? .rejected(status: response.status) : .unanswered("\(response.status) left the connection open")
+    }
+
+    /// Runs `desync_cases.py` on the corpus. Skips when the corpus (kept outside the clone) or python3/PyYAML is
+    /// missing.
+    private func loadCases() throws -> [Case] {
+        let root = LBBinaries.packageRoot
+        let corpus = root.deletingLastPathComponent().appendingPathComponent("shared/conformance/desync-guardian").path
+        guard FileManager.default.fileExists(atPath: corpus) else {
+            throw XCTSkip("desync corpus not found at \(corpus) (CI puts shared/ beside the clone)")
+        }
+        guard ManagedProcess.resolveExecutable("python3") != nil else { throw XCTSkip("python3 is not installed") }
+        let script = root.appendingPathComponent("Tests/conformance/desync_cases.py").path
+        let result = ManagedProcess.run("python3", [script, corpus], timeout: 60)
+        if result.status != 0 && result.stderr.contains("No module named 'yaml'") {
+            throw XCTSkip("PyYAML is not installed: \(result.stderr)")
+        }
+        guard result.status == 0 else {
+            XCTFail("desync_cases.py failed (\(result.status)): \(result.stderr)")
+            return []
+        }
+        let cases = try JSONDecoder().decode([Case].self, from: result.stdout)
+        XCTAssertGreaterThan(cases.count, 100, "the corpus should hold well over 100 cases")
+        return cases
+    }
+}

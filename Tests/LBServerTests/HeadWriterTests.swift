@@ -1,0 +1,177 @@
+import XCTest
+
+@testable import LBServer
+
+final class HeadWriterTests: XCTestCase {
+    private func parse(_ kind: HTTPMessageKind, _ s: String, method: HTTPMethod = .get) -> HTTPHead {
+        var parser = HTTPParser(kind: kind)
+        if kind == .response { parser.expectResponse(to: method) }
+        let event = bytes(s).withUnsafeBytes { b -> HTTPEvent in
+            var pos = 0
+            return parser.next(b, &pos)
+        }
+        XCTAssertEqual(event, .head)
+        return parser.head
+    }
+
+    private func request(
+        _ s: String, client: String = "10.0.0.9", id: UInt64 = 0xabc, options: ForwardingOptions = ForwardingOptions()
+    ) -> (String, Range<Int>?) {
+        let head = parse(.request, s)
+        var out: [UInt8] = []
+        let kept = Array(client.utf8).withUnsafeBytes {
+            HeadWriter.writeRequest(head, clientAddress: $0, requestID: id, options: options, into: &out)
+        }
+        return (String(decoding: out, as: UTF8.self), kept)
+    }
+
+    func testForwardedRequestDropsHopByHopFieldsAndAddsForwardingFields() {
+        let (out, kept) = request(
+            "get /p?q HTTP/1.0\r\nHost: example.com\r\nConnection: keep-alive, X-Private\r\nKeep-Alive: 5\r\n"
+                + "X-Private: s\r\nTE: trailers\r\nProxy-Connection: x\r\nAccept: */*\r\n\r\n")
+        XCTAssertEqual(
+            out,
+            "get /p?q HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\n"
+                + "X-Forwarded-Proto: http\r\nX-Forwarded-Host: example.com\r\nX-Request-ID: 0000000000000abc\r\n\r\n")
+        XCTAssertNil(kept)
+    }
+
+    func testAppendsClientToExistingXForwardedForAndMergesSeveralFields() {
+        let (out, _) = request(
+            "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: h\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n")
+        XCTAssertTrue(out.contains("\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.0.0.9\r\n"), out)
+        XCTAssertEqual(out.components(separatedBy: "X-Forwarded-For").count, 2, "exactly one XFF field")
+    }
+
+    func testReplacesClientSuppliedProtoAndHost() {
+        let (out, _) = request(
+            "GET / HTTP/1.1\r\nHost: real\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: spoofed\r\n\r\n")
+        XCTAssertFalse(out.contains("https"))
+        XCTAssertFalse(out.contains("spoofed"))
+        XCTAssertTrue(out.contains("X-Forwarded-Proto: http\r\nX-Forwarded-Host: real\r\n"))
+    }
+
+    func testKeepsClientRequestIDAndReportsIt() {
+        let head = parse(.request, "GET / HTTP/1.1\r\nHost: h\r\nX-Request-ID: abc-123\r\n\r\n")
+        let (out, kept) = request("GET / HTTP/1.1\r\nHost: h\r\nX-Request-ID: abc-123\r\n\r\n", id: 7)
+        XCTAssertTrue(out.contains("X-Request-ID: abc-123\r\n"))
+        XCTAssertFalse(out.contains("0000000000000007"))
+        XCTAssertEqual(kept.map { head.string($0) }, "abc-123")
+    }
+
+    func testGeneratedRequestIDIsSixteenLowercaseHexDigits() {
+        let (out, _) = request("GET / HTTP/1.1\r\nHost: h\r\n\r\n", id: 0xDEAD_BEEF_0123_4567)
+        XCTAssertTrue(out.contains("X-Request-ID: deadbeef01234567\r\n"), out)
+    }
+
+    func testDisabledOptionsLeaveClientFieldsUntouched() {
+        let none = ForwardingOptions(
+            xForwardedFor: false, xForwardedProto: false, xForwardedHost: false, forwarded: false, requestID: false)
+        let s = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nForwarded: for=x\r\n\r\n"
+        let (out, _) = request(s, options: none)
+        XCTAssertEqual(out, s)
+    }
+
+    func testForwardedQuotesIPv6AndNonTokenHosts() {
+        let on = ForwardingOptions(forwarded: true)
+        let (v4, _) = request("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", options: on)
+        XCTAssertTrue(v4.contains("\r\nForwarded: for=10.0.0.9;host=example.com;proto=http\r\n"), v4)
+        let (v6, _) = request(
+            "GET / HTTP/1.1\r\nHost: example.com:8080\r\nForwarded: for=192.0.2.1\r\n\r\n", client: "2001:db8::1",
+            options: on)
+        XCTAssertTrue(
+            v6.contains("\r\nForwarded: for=192.0.2.1, for=\"[2001:db8::1]\";host=\"example.com:8080\";proto=http\r\n"), v6)
+        XCTAssertTrue(v6.contains("X-Forwarded-For: 2001:db8::1\r\n"))
+    }
+
+    func testChunkedRequestIsAnnouncedOnceAndContentLengthPassesThrough() {
+        let (chunked, _) = request("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        XCTAssertEqual(chunked.components(separatedBy: "Transfer-Encoding: chunked\r\n").count, 2)
+        let (cl, _) = request("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\n")
+        XCTAssertTrue(cl.contains("\r\nContent-Length: 12\r\n"))
+        XCTAssertFalse(cl.contains("Transfer-Encoding"))
+    }
+
+    func testUpgradeRequestKeepsUpgradeAndConnectionUpgrade() {
+        let (out, _) = request(
+            "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n")
+        XCTAssertTrue(out.contains("\r\nUpgrade: websocket\r\n"))
+        XCTAssertTrue(out.contains("\r\nConnection: upgrade\r\n"))
+        XCTAssertFalse(out.contains("keep-alive"))
+        let (plain, _) = request("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\n\r\n")
+        XCTAssertFalse(plain.contains("Upgrade"), "Upgrade without Connection: upgrade is dropped")
+    }
+
+    private func response(_ s: String, keepAlive: Bool, minor: Int = 1, chunked: Bool = false) -> String {
+        let head = parse(.response, s)
+        var out: [UInt8] = []
+        HeadWriter.writeResponse(head, keepAlive: keepAlive, clientVersionMinor: minor, chunked: chunked, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    func testResponseDropsHopByHopAndSetsConnection() {
+        let s = "HTTP/1.0 200 Fine\r\nConnection: keep-alive, X-H\r\nKeep-Alive: timeout=5\r\nX-H: 1\r\nContent-Length: 2\r\n\r\n"
+        XCTAssertEqual(
+            response(s, keepAlive: true), "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\n\r\n")
+        XCTAssertEqual(
+            response(s, keepAlive: false), "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(
+            response(s, keepAlive: true, minor: 0),
+            "HTTP/1.1 200 Fine\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n")
+    }
+
+    func testResponseChunkedFlagAnnouncesChunkedOnce() {
+        let out = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", keepAlive: true, chunked: true)
+        XCTAssertEqual(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let empty = response("HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", keepAlive: true)
+        XCTAssertEqual(empty, "HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n")
+    }
+
+    func testSwitchingProtocolsKeepsUpgrade() {
+        let out = response(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\n\r\n",
+            keepAlive: true)
+        XCTAssertEqual(
+            out,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: a\r\nConnection: upgrade\r\n\r\n")
+    }
+
+    func testChunkHeaderIsLowercaseHex() {
+        for (n, s) in [(0, "0\r\n"), (1, "1\r\n"), (255, "ff\r\n"), (4096, "1000\r\n"), (Int.max, "7fffffffffffffff\r\n")] {
+            var out: [UInt8] = []
+            HeadWriter.writeChunkHeader(n, into: &out)
+            XCTAssertEqual(String(decoding: out, as: UTF8.self), s)
+        }
+        XCTAssertEqual(HeadWriter.chunkTrailer, bytes("\r\n"))
+        XCTAssertEqual(HeadWriter.lastChunk, bytes("0\r\n\r\n"))
+    }
+
+    func testSimpleResponseIsCompleteAndParsable() throws {
+        var out: [UInt8] = []
+        HeadWriter.writeSimpleResponse(
+            status: 503, reason: "Service Unavailable", body: "no backend\n", close: false, extraHeader: "Retry-After: 1",
+            into: &out)
+        XCTAssertEqual(
+            String(decoding: out, as: UTF8.self),
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n"
+                + "Connection: keep-alive\r\nRetry-After: 1\r\n\r\nno backend\n")
+        let r = assertFeeds(.response, out)
+        XCTAssertEqual(r.body, bytes("no backend\n"))
+        var closing: [UInt8] = []
+        HeadWriter.writeSimpleResponse(status: 400, reason: "Bad Request", body: "", close: true, into: &closing)
+        XCTAssertEqual(
+            String(decoding: closing, as: UTF8.self),
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    }
+
+    func testWritersDoNotReallocateWhenCapacitySuffices() {
+        let head = parse(.request, "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n")
+        var out: [UInt8] = []
+        out.reserveCapacity(1024)
+        let base = out.withUnsafeBufferPointer { $0.baseAddress }
+        _ = Array("1.2.3.4".utf8).withUnsafeBytes {
+            HeadWriter.writeRequest(head, clientAddress: $0, requestID: 1, options: ForwardingOptions(forwarded: true), into: &out)
+        }
+        XCTAssertEqual(out.withUnsafeBufferPointer { $0.baseAddress }, base)
+    }
+}
