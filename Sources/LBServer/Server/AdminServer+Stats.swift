@@ -19,11 +19,8 @@ extension AdminServer {
             workers.requests &+= c.requests
             workers.noServer &+= c.noServer
             workers.keyFallbacks &+= c.keyFallbacks
-            workers.responsesByClass.0 &+= c.responsesByClass.0
-            workers.responsesByClass.1 &+= c.responsesByClass.1
-            workers.responsesByClass.2 &+= c.responsesByClass.2
-            workers.responsesByClass.3 &+= c.responsesByClass.3
-            workers.responsesByClass.4 &+= c.responsesByClass.4
+            workers.inFlight += c.inFlight
+            workers.responses.add(c.responses)
             workers.bytesIn &+= c.bytesIn
             workers.bytesOut &+= c.bytesOut
         }
@@ -45,7 +42,7 @@ extension AdminServer {
             entry["in_flight"] = inFlight
             perServer.append(entry)
         }
-        let r = workers.responsesByClass
+        let r = workers.responses.counts
         return [
             "version": LBVersion.current,
             "uptime_seconds": (Date().timeIntervalSince(server.startedAt) * 1000).rounded() / 1000,
@@ -56,7 +53,8 @@ extension AdminServer {
                 "open": server.workers.reduce(0) { $0 + $1.clients.count },
             ],
             "requests": [
-                "total": workers.requests, "no_server": workers.noServer, "key_fallbacks": workers.keyFallbacks,
+                "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,
+                "key_fallbacks": workers.keyFallbacks,
             ],
             "responses": ["1xx": r.0, "2xx": r.1, "3xx": r.2, "4xx": r.3, "5xx": r.4],
             "bytes": ["in": workers.bytesIn, "out": workers.bytesOut],
@@ -69,11 +67,13 @@ extension AdminServer {
 extension BackendCounters {
     mutating func add(_ o: BackendCounters) {
         requests &+= o.requests
+        responses.add(o.responses)
         connectsOpened &+= o.connectsOpened
         connectErrors &+= o.connectErrors
         responseErrors &+= o.responseErrors
         reused &+= o.reused
         retries &+= o.retries
+        redispatches &+= o.redispatches
         bytesIn &+= o.bytesIn
         bytesOut &+= o.bytesOut
     }
@@ -82,8 +82,12 @@ extension BackendCounters {
     var json: [String: Any] {
         [
             "requests": requests, "connects_opened": connectsOpened, "connect_errors": connectErrors,
-            "response_errors": responseErrors, "reused": reused, "retries": retries, "bytes_in": bytesIn,
-            "bytes_out": bytesOut,
+            "response_errors": responseErrors, "reused": reused, "retries": retries, "redispatches": redispatches,
+            "bytes_in": bytesIn, "bytes_out": bytesOut,
+            "responses": [
+                "1xx": responses.counts.0, "2xx": responses.counts.1, "3xx": responses.counts.2,
+                "4xx": responses.counts.3, "5xx": responses.counts.4,
+            ],
         ]
     }
 }
