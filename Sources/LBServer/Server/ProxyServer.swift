@@ -184,25 +184,49 @@ public final class ProxyServer {
         do {
             let fresh = try ConfigLoader.load(path: path).applying(overrides)
             try apply(fresh, reason: "reload")
+            // The file is the whole truth after a reload: admin drains (which it cannot express) end too,
+            // like admin-added servers and weights do (docs/admin-api.md).
+            for b in routing.load().backends { b.setDraining(false) }
         } catch {
             logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
         }
     }
 
-    /// Publishes a new routing state for `newConfig` (routing and server list). Settings that need new sockets
-    /// (listen addresses, workers) are reported and left as they are.
-    func apply(_ newConfig: LBConfig, reason: String) throws {
+    /// Publishes a new routing state for `newConfig` (routing and server list) and returns the fraction of the
+    /// keyspace whose serving backend changed. Settings that need new sockets (listen addresses, workers) are
+    /// reported and left as they are. Throws what `prepare` throws; nothing changes then.
+    @discardableResult
+    func apply(_ newConfig: LBConfig, reason: String) throws -> Double {
         let previous = routing.load()
-        let state = try ProxyServer.buildState(config: newConfig, previous: previous, workers: workers.count, generation: generation + 1)
-        let kept = Set(state.backends.map { ObjectIdentifier($0) })
-        for b in previous.backends where !kept.contains(ObjectIdentifier(b)) {
+        let state = try prepare(newConfig)
+        let moved = previous.movedFraction(to: state)
+        publish(state, config: newConfig, reason: reason, movedFraction: moved)
+        return moved
+    }
+
+    /// The routing state `newConfig` would get, built against the published one (reusing its `Backend`s);
+    /// nothing is published, so the admin API uses it for dry runs and to measure a change before making it.
+    /// Throws `RoutingError` (weights, table limits) or `SetupError` (a new server's host does not resolve).
+    /// Control loop only; resolving a new host blocks it (getaddrinfo).
+    func prepare(_ newConfig: LBConfig) throws -> RoutingState {
+        try ProxyServer.buildState(
+            config: newConfig, previous: routing.load(), workers: workers.count, generation: generation + 1)
+    }
+
+    /// Makes `state` (from `prepare(newConfig)` in this same loop turn) the one workers route with: servers
+    /// missing from it are marked removed (their in-flight requests finish, idle pooled connections close),
+    /// and `config`'s servers and routing become `newConfig`'s. Lock-free for workers. Control loop only.
+    func publish(_ state: RoutingState, config newConfig: LBConfig, reason: String, movedFraction moved: Double) {
+        let previous = routing.load()
+        // A reweighted server is a new `Backend` sharing the old one's flags: only servers whose id left, or
+        // whose address changed (a fresh `Backend`), are removed.
+        for b in previous.backends where !state.keepsBackend(of: b) {
             b.markRemoved()
         }
         generation += 1
         routing.publish(state)
         health?.sync(with: state, config: newConfig)
         for w in workers { w.closeIdleUpstreamsOfRemovedBackends(previous) }
-        let moved = previous.snapshot.movedFraction(to: state.snapshot)
         if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
             logger.warning("listen addresses change only on restart")
         }

@@ -1,0 +1,95 @@
+/// One admin client connection: reads a request (body up to 64 KiB), answers, keeps alive if asked.
+/// Control loop only. A body over the limit is answered 413 and the connection closed: a declared
+/// Content-Length over it is refused by the parser before any body byte is read, a chunked one when the
+/// running total crosses it.
+final class AdminConnection: TCPConnection {
+    unowned let admin: AdminServer
+    var parser: HTTPParser
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    static let maxBody = 64 * 1024
+
+    init(admin: AdminServer) {
+        self.admin = admin
+        parser = HTTPParser(kind: .request, limits: HTTPLimits(maxBodyBytes: AdminConnection.maxBody))
+        super.init(loop: admin.server.loop)
+    }
+
+    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+        var pos = 0
+        while !isClosing {
+            switch parser.next(bytes, &pos) {
+            case .needMore:
+                return
+            case .head:
+                body.removeAll()
+                tooLarge = false
+            case .body(let r):
+                if body.count + r.count > AdminConnection.maxBody {
+                    tooLarge = true
+                } else {
+                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[r]))
+                }
+            case .end:
+                respond()
+            case .error(let e):
+                let message = e.status == 413 ? AdminConnection.tooLargeMessage : "malformed HTTP request: \(e)"
+                write(AdminError(e.status, message).response, close: true)
+                return
+            }
+        }
+    }
+
+    private func respond() {
+        let head = parser.head
+        let target = String(decoding: head.bytes[head.target], as: UTF8.self)
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = String(parts.first ?? "")
+        let query = parts.count > 1 ? String(parts[1]) : ""
+        let auth: String? = head.bytes.withUnsafeBytes { raw in
+            RoutingKey.fieldValue(head, raw, named: "authorization").map {
+                String(decoding: UnsafeRawBufferPointer(rebasing: raw[$0]), as: UTF8.self)
+            }
+        }
+        if tooLarge {
+            write(AdminError(413, AdminConnection.tooLargeMessage).response, close: true)
+        } else {
+            let response = admin.handle(method: head.method, path: path, query: query, body: body, authorization: auth)
+            write(response, close: !head.keepAlive)
+        }
+        body.removeAll()
+    }
+
+    static let tooLargeMessage = "request body over \(maxBody) bytes"
+
+    private func write(_ response: AdminResponse, close: Bool) {
+        let payload = Array(response.body.utf8)
+        let status = response.status
+        var headText = "HTTP/1.1 \(status) \(AdminConnection.reason(status))\r\nContent-Type: application/json\r\n"
+        headText += "Content-Length: \(payload.count)\r\nCache-Control: no-store\r\n"
+        for (name, value) in response.headers { headText += "\(name): \(value)\r\n" }
+        headText += close ? "Connection: close\r\n\r\n" : "\r\n"
+        append(Array(headText.utf8))
+        append(payload)
+        if close { closeAfterFlush() } else { flush() }
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 201: return "Created"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 409: return "Conflict"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 431: return "Request Header Fields Too Large"
+        case 501: return "Not Implemented"
+        case 505: return "HTTP Version Not Supported"
+        case 503: return "Service Unavailable"
+        default: return "Status"
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import LBCore
+import Logging
+
+/// The management calls: add, change and remove servers. Control loop only.
+///
+/// Each call validates completely, builds the would-be routing state with `ProxyServer.prepare`, measures the
+/// keyspace that moves (`RoutingState.movedFraction`), and only then, unless `?dry_run=1`, publishes it through
+/// `ProxyServer.publish` (which also updates `config.servers`, so a later reload diff and `/api/servers` agree).
+/// Any rejection leaves routing, flags and config untouched.
+///
+/// Draining flips the server's atomic flag and does not rebuild the table: the server keeps its ring points
+/// and weight, lookups walk past it (as for a down server), and `moved_fraction` is the share of keys it was
+/// serving, which is exactly the set that moves. `state: "up"` flips it back and those keys return. No new
+/// snapshot is published for a drain alone, so `generation` stays.
+extension AdminServer {
+    /// `POST /manage/servers`: 201 with the new server, or 200 for a dry run. 409 when the id is taken.
+    func addServer(body: [UInt8], query: ManageQuery) throws(AdminError) -> AdminResponse {
+        let spec = try AdminJSON.addServer(body)
+        if server.config.servers.contains(where: { $0.id == spec.id }) {
+            throw AdminError(409, field: "id", "\(quoted(spec.id)) is already in use")
+        }
+        var next = server.config
+        next.servers.append(spec)
+        let state = try prepare(next, newHost: true)
+        let moved = server.routing.load().movedFraction(to: state)
+        let view = serverJSON(spec.id, in: state)
+        if !query.dryRun {
+            server.publish(state, config: next, reason: "admin add \(spec.id)", movedFraction: moved)
+        }
+        record("POST", id: spec.id, moved: moved, query: query)
+        return answer(query.dryRun ? 200 : 201, view, moved: moved, query: query)
+    }
+
+    /// `PATCH /manage/servers/{id}`: a new weight (rebuild and publish) and/or a drain flag flip. 404 when
+    /// the id is unknown.
+    func patchServer(id: String, body: [UInt8], query: ManageQuery) throws(AdminError) -> AdminResponse {
+        guard let index = server.config.servers.firstIndex(where: { $0.id == id }),
+            let backend = server.routing.load().backend(id: id)
+        else { throw unknown(id) }
+        let patch = try AdminJSON.patchServer(body)
+        let previous = server.routing.load()
+        var next = server.config
+        var state = previous
+        if let weight = patch.weight, weight != next.servers[index].weight {
+            next.servers[index].weight = weight
+            state = try prepare(next, newHost: false)
+        }
+        let draining = patch.state.map { $0 == .draining } ?? backend.isDraining
+        let moved = previous.movedFraction(to: state) { b in
+            b.spec.id == id ? b.isUp && !draining && !b.isRemoved : b.isEligible
+        }
+        var view = serverJSON(id, in: state)
+        if draining {
+            view["state"] = "draining"
+        } else if view["state"] as? String == "draining" {
+            view["state"] = backend.isUp ? "up" : "down"
+        }
+        if !query.dryRun {
+            // Flag first: a server being drained and reweighted at once never gets the new weight's keys.
+            backend.setDraining(draining)
+            if state !== previous {
+                server.publish(state, config: next, reason: "admin patch \(id)", movedFraction: moved)
+            }
+        }
+        record("PATCH", id: id, moved: moved, query: query)
+        return answer(200, view, moved: moved, query: query)
+    }
+
+    /// `DELETE /manage/servers/{id}`: the server leaves the routing state at once (no new requests), its
+    /// in-flight requests finish, its idle pooled connections close. 404 when the id is unknown.
+    func deleteServer(id: String, query: ManageQuery) throws(AdminError) -> AdminResponse {
+        guard server.config.servers.contains(where: { $0.id == id }) else { throw unknown(id) }
+        var next = server.config
+        next.servers.removeAll { $0.id == id }
+        let previous = server.routing.load()
+        let state = try prepare(next, newHost: false)
+        let moved = previous.movedFraction(to: state)
+        var view = serverJSON(id, in: previous)
+        if !query.dryRun {
+            server.publish(state, config: next, reason: "admin delete \(id)", movedFraction: moved)
+            view["state"] = "removed"
+        }
+        record("DELETE", id: id, moved: moved, query: query)
+        return answer(200, view, moved: moved, query: query)
+    }
+
+    // MARK: helpers
+
+    /// `ProxyServer.prepare` with its errors mapped to 400s: an unresolvable host names `host`, a routing
+    /// limit (e.g. too many ring points for this weight) names `weight`.
+    private func prepare(_ next: LBConfig, newHost: Bool) throws(AdminError) -> RoutingState {
+        do {
+            return try server.prepare(next)
+        } catch let error as SetupError {
+            throw AdminError(400, field: newHost ? "host" : nil, error.description)
+        } catch let error as RoutingError {
+            throw AdminError(400, field: "weight", error.description)
+        } catch {
+            throw AdminError(400, "\(error)")
+        }
+    }
+
+    private func unknown(_ id: String) -> AdminError {
+        AdminError(404, field: "id", "no server with id \(quoted(id))")
+    }
+
+    private func serverJSON(_ id: String, in state: RoutingState) -> [String: Any] {
+        serversJSON(state).first { $0["id"] as? String == id } ?? ["id": id]
+    }
+
+    private func answer(_ status: Int, _ view: [String: Any], moved: Double, query: ManageQuery) -> AdminResponse {
+        let object: [String: Any] = [
+            "server": view, "moved_fraction": moved, "dry_run": query.dryRun,
+            "generation": server.routing.load().generation,
+        ]
+        return AdminResponse(status: status, body: json(object))
+    }
+
+    /// Every change is logged at info; dry runs at debug.
+    private func record(_ method: String, id: String, moved: Double, query: ManageQuery) {
+        let metadata: Logger.Metadata = [
+            "method": "\(method)", "id": "\(id)", "moved_fraction": "\(moved)", "dry_run": "\(query.dryRun)",
+        ]
+        if query.dryRun {
+            server.logger.debug("admin dry run", metadata: metadata)
+        } else {
+            server.logger.info("admin change", metadata: metadata)
+        }
+    }
+}
