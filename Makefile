@@ -34,10 +34,14 @@ run: build
 # The whole suite: unit tests of LBCore and LBServer, and integration tests that run the real binaries.
 test: deps
 	$(SWIFT) build
-	@set -o pipefail; LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; status=$$?; \
-	summary=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
-	total=$$(echo "$$summary" | awk '{print $$2}'); failed=$$(echo "$$summary" | awk '{print $$5}'); \
-	echo; echo "tests: $$((total - failed)) passed, $$failed failed"; exit $$status
+	@set -o pipefail; LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; s1=$$?; \
+	echo "== the integration suite again, with 2 workers"; \
+	LB_TEST_WORKERS=2 LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --skip-build --disable-swift-testing --filter IntegrationTests \
+		2>&1 | tee .build/test-workers.log; s2=$$?; \
+	t=0; f=0; for log in .build/test.log .build/test-workers.log; do \
+		line=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" $$log | tail -1); \
+		t=$$((t + $$(echo "$$line" | awk '{print $$2}'))); f=$$((f + $$(echo "$$line" | awk '{print $$5}'))); done; \
+	echo; echo "tests: $$((t - f)) passed, $$f failed"; [ $$s1 = 0 ] && [ $$s2 = 0 ]
 
 # The lock-free publication test under ThreadSanitizer.
 test-tsan: deps

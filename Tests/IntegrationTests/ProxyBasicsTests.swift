@@ -50,9 +50,12 @@ final class ProxyBasicsTests: IntegrationTestCase {
         }
         XCTAssertFalse(conn.isClosedByPeer(timeout: 0.2), "the client connection stayed open for 25 requests")
         XCTAssertEqual(upstreamConnections.count, 1, "one pooled upstream connection served every request: \(upstreamConnections)")
-        // A second client reuses the pooled upstream connection too.
+        // A second client reuses the pooled upstream connection too (pools are per worker: with several
+        // workers the kernel may hand the second client to another one).
         let r = try HTTPClient.get(port: lb.proxyPort, path: "/another")
-        XCTAssertEqual(upstreamConnections, [r.header("X-Connection") ?? "?"])
+        if (ProcessInfo.processInfo.environment["LB_TEST_WORKERS"] ?? "1") == "1" {
+            XCTAssertEqual(upstreamConnections, [r.header("X-Connection") ?? "?"])
+        }
     }
 
     func testLargePostBodyArrivesIntact() throws {

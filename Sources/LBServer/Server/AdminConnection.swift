@@ -54,8 +54,15 @@ final class AdminConnection: TCPConnection {
         if tooLarge {
             write(AdminError(413, AdminConnection.tooLargeMessage).response, close: true)
         } else {
-            let response = admin.handle(method: head.method, path: path, query: query, body: body, authorization: auth)
-            write(response, close: !head.keepAlive)
+            // Every worker copies its counters on its own loop first; the handler then reads only that copy.
+            let method = head.method
+            let keepAlive = head.keepAlive
+            let requestBody = body
+            admin.server.collectStats { [self] snapshot in
+                admin.stats = snapshot
+                let response = admin.handle(method: method, path: path, query: query, body: requestBody, authorization: auth)
+                write(response, close: !keepAlive)
+            }
         }
         body.removeAll()
     }

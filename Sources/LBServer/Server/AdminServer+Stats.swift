@@ -3,43 +3,23 @@ import LBCore
 
 /// `GET /api/stats`: counters summed over every worker, per server and in total, plus uptime and version.
 ///
-/// Threads: read on the control loop. Today the only worker runs on that loop, so its plain counters are read
-/// race-free; when workers get loops of their own, each must post a copy of its counters instead.
+/// Threads: built on the control loop from `stats`, the snapshot every worker copied on its own loop just before
+/// this request was handled (`ProxyServer.collectStats`).
 /// Server counters cover the servers in the current routing state: a removed server's counts leave the
 /// `upstream` totals with it, while `requests`, `responses` and `bytes` (per worker) only ever grow.
 extension AdminServer {
     func statsJSON() -> [String: Any] {
         let state = server.routing.load()
-        var workers = WorkerCounters()
-        for w in server.workers {
-            let c = w.counters
-            workers.connectionsTotal &+= c.connectionsTotal
-            workers.connectionsRefused &+= c.connectionsRefused
-            workers.acceptErrors &+= c.acceptErrors
-            workers.requests &+= c.requests
-            workers.noServer &+= c.noServer
-            workers.keyFallbacks &+= c.keyFallbacks
-            workers.inFlight += c.inFlight
-            workers.responses.add(c.responses)
-            workers.bytesIn &+= c.bytesIn
-            workers.bytesOut &+= c.bytesOut
-        }
+        let workers = stats.workers
         var upstream = BackendCounters()
         var perServer: [[String: Any]] = []
         for b in state.backends {
-            var sum = BackendCounters()
-            var active = 0
-            var inFlight = 0
-            for slot in b.perWorker {
-                sum.add(slot.stats)
-                active += slot.activeConnections
-                inFlight += slot.inFlight
-            }
-            upstream.add(sum)
-            var entry = sum.json
+            let snap = stats.backends[b.spec.id] ?? StatsSnapshot.Backend()
+            upstream.merge(snap.counters)
+            var entry = snap.counters.json
             entry["id"] = b.spec.id
-            entry["active_connections"] = active
-            entry["in_flight"] = inFlight
+            entry["active_connections"] = snap.activeConnections
+            entry["in_flight"] = snap.inFlight
             perServer.append(entry)
         }
         let r = workers.responses.counts
@@ -50,7 +30,7 @@ extension AdminServer {
             "connections": [
                 "total": workers.connectionsTotal, "refused": workers.connectionsRefused,
                 "accept_errors": workers.acceptErrors,
-                "open": server.workers.reduce(0) { $0 + $1.clients.count },
+                "open": stats.openConnections,
             ],
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,
@@ -65,19 +45,6 @@ extension AdminServer {
 }
 
 extension BackendCounters {
-    mutating func add(_ o: BackendCounters) {
-        requests &+= o.requests
-        responses.add(o.responses)
-        connectsOpened &+= o.connectsOpened
-        connectErrors &+= o.connectErrors
-        responseErrors &+= o.responseErrors
-        reused &+= o.reused
-        retries &+= o.retries
-        redispatches &+= o.redispatches
-        bytesIn &+= o.bytesIn
-        bytesOut &+= o.bytesOut
-    }
-
     /// Field names as `/api/stats` reports them.
     var json: [String: Any] {
         [

@@ -6,6 +6,8 @@ final class AdminServer {
     unowned let server: ProxyServer
     private var listener: Listener?
     let boundAddress: SocketAddress
+    /// Worker counters as collected for the request being handled (see `ProxyServer.collectStats`).
+    var stats = StatsSnapshot()
 
     init(server: ProxyServer, address: SocketAddress) throws(SetupError) {
         self.server = server
@@ -70,12 +72,9 @@ final class AdminServer {
         let state = given ?? server.routing.load()
         let shares = state.snapshot.keyspaceShares()
         return state.backends.enumerated().map { i, b in
-            var active = 0
-            var requests: UInt64 = 0
-            for slot in b.perWorker {
-                active += slot.activeConnections
-                requests += slot.stats.requests
-            }
+            let snap = stats.backends[b.spec.id] ?? StatsSnapshot.Backend()
+            let active = snap.activeConnections
+            let requests = snap.counters.requests
             return [
                 "id": b.spec.id, "host": b.spec.host, "port": b.spec.port, "weight": b.spec.weight,
                 "state": b.isDraining ? "draining" : (b.isUp ? "up" : "down"),

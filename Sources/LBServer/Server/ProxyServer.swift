@@ -15,10 +15,17 @@ public final class ProxyServer {
     let logger: Logger
     let loop: EventLoop
     let routing: SnapshotPublisher<RoutingState>
+    /// Worker 0: runs on the control loop (the only worker when `workers` is 1).
     private(set) var workers: [Worker] = []
+    /// Workers 1...N-1, each on a thread and loop of its own.
+    private(set) var threads: [WorkerThread] = []
+    /// How many workers (loops) carry traffic.
+    let workerCount: Int
     private var admin: AdminServer?
     private var health: HealthChecker?
     private var signals: [SignalWatcher] = []
+    /// How worker threads hand results back to the control loop.
+    let controlInbox = LoopInbox()
     private var shutdownTimer: LoopTimer?
     private var shutdownPoll: LoopTimer?
     private var isShuttingDown = false
@@ -34,7 +41,8 @@ public final class ProxyServer {
         self.overrides = overrides
         self.logger = logger
         loop = try EventLoop()
-        let state = try ProxyServer.buildState(config: config, previous: nil, workers: 1, generation: 1)
+        workerCount = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
+        let state = try ProxyServer.buildState(config: config, previous: nil, workers: workerCount, generation: 1)
         generation = 1
         routing = SnapshotPublisher(state)
     }
@@ -87,16 +95,27 @@ public final class ProxyServer {
     /// Binds the listeners and installs the signal handlers. Prints one `listening on` line per socket.
     public func start() throws {
         lb_ignore_sigpipe()
-        let worker = Worker(id: 0, loop: loop, settings: ProxyServer.settings(from: config), routing: routing)
+        controlInbox.attach(to: loop)
+        let settings = ProxyServer.settings(from: config)
+        let worker = Worker(id: 0, loop: loop, settings: settings, routing: routing)
+        let logSpec: (format: AccessLog.Format, path: String)?
         switch config.accessLog.format {
-        case .off: break
-        case .common: worker.accessLog = try AccessLog(loop: loop, format: .common, path: config.accessLog.path)
-        case .json: worker.accessLog = try AccessLog(loop: loop, format: .json, path: config.accessLog.path)
+        case .off: logSpec = nil
+        case .common: logSpec = (.common, config.accessLog.path)
+        case .json: logSpec = (.json, config.accessLog.path)
         }
+        if let logSpec { worker.accessLog = try AccessLog(loop: loop, format: logSpec.format, path: logSpec.path) }
         workers = [worker]
         let listenAddress = try SocketAddress.resolve(host: config.listen.host, port: config.listen.port)
-        let bound = try worker.listen(on: listenAddress, reusePort: false)
+        // With several workers every loop binds the same address with SO_REUSEPORT and the kernel spreads
+        // connections; the first bind fixes the port when the config asks for port 0.
+        let bound = try worker.listen(on: listenAddress, reusePort: workerCount > 1)
         proxyAddress = bound
+        for id in 1..<max(1, workerCount) {
+            let t = WorkerThread(id: id, settings: settings, routing: routing, address: bound, accessLog: logSpec)
+            try t.start()
+            threads.append(t)
+        }
         announce("lb-server listening on \(bound) (proxy)")
         let adminListen = try SocketAddress.resolve(host: config.admin.listen.host, port: config.admin.listen.port)
         let adminServer = try AdminServer(server: self, address: adminListen)
@@ -105,7 +124,7 @@ public final class ProxyServer {
         announce("lb-server listening on \(adminServer.boundAddress) (admin)")
         logger.info("started", metadata: [
             "servers": "\(routing.load().backends.count)", "algorithm": "\(config.routing.algorithm.rawValue)",
-            "hash": "\(config.routing.hash.rawValue)", "key": "\(config.routingKey)",
+            "hash": "\(config.routing.hash.rawValue)", "key": "\(config.routingKey)", "workers": "\(workerCount)",
         ])
         for sig in [SIGINT, SIGTERM] {
             signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] signum in
@@ -125,6 +144,7 @@ public final class ProxyServer {
     /// Runs until shutdown completes. Returns the process exit status.
     public func run() -> Int32 {
         loop.run()
+        for t in threads { t.join() }
         let open = loop.close()
         if open != 0 {
             logger.error("handles still open at exit", metadata: ["count": "\(open)"])
@@ -146,6 +166,7 @@ public final class ProxyServer {
         isShuttingDown = true
         logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts.shutdownGraceMs)"])
         for w in workers { w.beginDrain() }
+        for t in threads { t.beginDrain() }
         admin?.close()
         health?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
@@ -155,7 +176,9 @@ public final class ProxyServer {
         deadline.start(timeout: config.timeouts.shutdownGraceMs)
         shutdownTimer = deadline
         let poll = LoopTimer(loop: loop) { [unowned self] in
-            if self.workers.allSatisfy({ $0.isIdle }) { self.finishShutdown() }
+            if self.workers.allSatisfy({ $0.isIdle }) && self.threads.allSatisfy({ $0.isDone }) {
+                self.finishShutdown()
+            }
         }
         poll.start(timeout: 0, repeat: 20)
         shutdownPoll = poll
@@ -163,6 +186,7 @@ public final class ProxyServer {
 
     private func finishShutdown() {
         for w in workers { w.closeAll() }
+        for t in threads where !t.isDone { t.closeNow() }
         admin?.close()
         shutdownTimer?.close()
         shutdownTimer = nil
@@ -170,6 +194,7 @@ public final class ProxyServer {
         shutdownPoll = nil
         for s in signals { s.close() }
         signals.removeAll()
+        controlInbox.close()
     }
 
     // MARK: changes
@@ -210,7 +235,7 @@ public final class ProxyServer {
     /// Control loop only; resolving a new host blocks it (getaddrinfo).
     func prepare(_ newConfig: LBConfig) throws -> RoutingState {
         try ProxyServer.buildState(
-            config: newConfig, previous: routing.load(), workers: workers.count, generation: generation + 1)
+            config: newConfig, previous: routing.load(), workers: workerCount, generation: generation + 1)
     }
 
     /// Makes `state` (from `prepare(newConfig)` in this same loop turn) the one workers route with: servers
@@ -227,6 +252,7 @@ public final class ProxyServer {
         routing.publish(state)
         health?.sync(with: state, config: newConfig)
         for w in workers { w.closeIdleUpstreamsOfRemovedBackends(previous) }
+        for t in threads { t.post { $0.closeIdleUpstreamsOfRemovedBackends(previous) } }
         if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
             logger.warning("listen addresses change only on restart")
         }
@@ -284,4 +310,49 @@ extension ProxyServer {
         }
         return problems
     }
+}
+
+extension ProxyServer {
+    /// Copies every worker's counters on its own loop and calls `done` on the control loop with their sum.
+    /// With one worker this completes before it returns.
+    func collectStats(_ done: @escaping (StatsSnapshot) -> Void) {
+        var total = StatsSnapshot()
+        for w in workers { total.merge(w.snapshot()) }
+        let live = threads.filter { !$0.isDone }
+        if live.isEmpty {
+            done(total)
+            return
+        }
+        let box = CollectBox(total: total, remaining: live.count, done: done)
+        for t in live {
+            t.post { [inbox = controlInbox] w in
+                let part = w.snapshot()
+                let sendable = UncheckedSendable(part)
+                inbox.post { box.add(sendable.value) }
+            }
+        }
+    }
+}
+
+/// Accumulates worker snapshots on the control loop.
+private final class CollectBox: @unchecked Sendable {
+    var total: StatsSnapshot
+    var remaining: Int
+    let done: (StatsSnapshot) -> Void
+    init(total: StatsSnapshot, remaining: Int, done: @escaping (StatsSnapshot) -> Void) {
+        self.total = total
+        self.remaining = remaining
+        self.done = done
+    }
+    func add(_ part: StatsSnapshot) {
+        total.merge(part)
+        remaining -= 1
+        if remaining == 0 { done(total) }
+    }
+}
+
+/// A value handed from one loop thread to another through a `LoopInbox` (ownership moves with it).
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

@@ -81,6 +81,10 @@ extension LBBinaries {
         var args = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
         for backend in backends { args += ["--backend", backend] }
         if let configFile { args += ["--config", configFile] }
+        // `make test` runs the whole integration suite a second time with LB_TEST_WORKERS=2.
+        if let workers = ProcessInfo.processInfo.environment["LB_TEST_WORKERS"], !workers.isEmpty {
+            args += ["--workers", workers]
+        }
         let process = try ManagedProcess.start(try path(of: .server), args + extraArguments, name: "lb-server")
         do {
             let proxy = try process.waitForListening(kind: .proxy, timeout: timeout)

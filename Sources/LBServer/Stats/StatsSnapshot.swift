@@ -1,0 +1,77 @@
+/// Every worker's counters, copied on its own loop thread and merged on the control loop: how the admin API
+/// sees the data path without reading another thread's memory. A copy is cheap (plain values; the histogram
+/// arrays are copied on write, at most once per collection).
+struct StatsSnapshot {
+    struct Backend {
+        var counters = BackendCounters()
+        var activeConnections = 0
+        var idleConnections = 0
+        var inFlight = 0
+    }
+
+    var workers = WorkerCounters()
+    var openConnections = 0
+    var workerCount = 0
+    /// By backend id (servers removed from the table drop out of the next snapshot).
+    var backends: [String: Backend] = [:]
+
+    mutating func merge(_ o: StatsSnapshot) {
+        workerCount += o.workerCount
+        openConnections += o.openConnections
+        workers.connectionsTotal &+= o.workers.connectionsTotal
+        workers.connectionsRefused &+= o.workers.connectionsRefused
+        workers.acceptErrors &+= o.workers.acceptErrors
+        workers.requests &+= o.workers.requests
+        workers.inFlight += o.workers.inFlight
+        workers.noServer &+= o.workers.noServer
+        workers.keyFallbacks &+= o.workers.keyFallbacks
+        workers.responses.add(o.workers.responses)
+        for i in workers.proxyErrors.indices { workers.proxyErrors[i] &+= o.workers.proxyErrors[i] }
+        workers.bytesIn &+= o.workers.bytesIn
+        workers.bytesOut &+= o.workers.bytesOut
+        workers.requestLatency.merge(o.workers.requestLatency)
+        for (id, b) in o.backends {
+            var mine = backends[id] ?? Backend()
+            mine.activeConnections += b.activeConnections
+            mine.idleConnections += b.idleConnections
+            mine.inFlight += b.inFlight
+            mine.counters.merge(b.counters)
+            backends[id] = mine
+        }
+    }
+}
+
+extension BackendCounters {
+    mutating func merge(_ o: BackendCounters) {
+        requests &+= o.requests
+        responses.add(o.responses)
+        connectsOpened &+= o.connectsOpened
+        peakConnections += o.peakConnections
+        connectErrors &+= o.connectErrors
+        responseErrors &+= o.responseErrors
+        reused &+= o.reused
+        retries &+= o.retries
+        redispatches &+= o.redispatches
+        bytesIn &+= o.bytesIn
+        bytesOut &+= o.bytesOut
+        connectLatency.merge(o.connectLatency)
+        responseLatency.merge(o.responseLatency)
+    }
+}
+
+extension Worker {
+    /// This worker's share, taken on its loop thread.
+    func snapshot() -> StatsSnapshot {
+        var s = StatsSnapshot()
+        s.workerCount = 1
+        s.workers = counters
+        s.openConnections = clients.count
+        for b in routing.load().backends {
+            let slot = b.perWorker[id]
+            s.backends[b.spec.id] = StatsSnapshot.Backend(
+                counters: slot.stats, activeConnections: slot.activeConnections, idleConnections: slot.idle.count,
+                inFlight: slot.inFlight)
+        }
+        return s
+    }
+}
