@@ -12,7 +12,8 @@ import LBCore
 // lookup. The timed bench runs without the preload, so its numbers are not skewed by the debug allocator.
 
 private typealias MallocHook = @convention(c) (Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
-private typealias ReallocHook = @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
+private typealias ReallocHook =
+    @convention(c) (UnsafeMutableRawPointer?, Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
 private typealias MemalignHook = @convention(c) (Int, Int, UnsafeRawPointer?) -> UnsafeMutableRawPointer?
 
 /// Hook state; the child measures on one thread, so plain globals are enough.
@@ -31,7 +32,9 @@ private func countingMalloc(_ size: Int, _ caller: UnsafeRawPointer?) -> UnsafeM
     return p
 }
 
-private func countingRealloc(_ old: UnsafeMutableRawPointer?, _ size: Int, _ caller: UnsafeRawPointer?) -> UnsafeMutableRawPointer? {
+private func countingRealloc(_ old: UnsafeMutableRawPointer?, _ size: Int, _ caller: UnsafeRawPointer?)
+    -> UnsafeMutableRawPointer?
+{
     Hooks.count &+= 1
     Hooks.reallocSlot?.pointee = nil
     let p = realloc(old, size)
@@ -56,7 +59,9 @@ enum AllocationCount {
     /// plain dlsym does not return, so they are looked up with dlvsym (itself found through dlsym, as
     /// Swift's Glibc module does not declare this GNU extension).
     static func install() -> Bool {
-        typealias DLVSym = @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>, UnsafePointer<CChar>) -> UnsafeMutableRawPointer?
+        typealias DLVSym =
+            @convention(c) (UnsafeMutableRawPointer?, UnsafePointer<CChar>, UnsafePointer<CChar>) ->
+            UnsafeMutableRawPointer?
         guard let handle = dlopen(library, RTLD_NOW | RTLD_NOLOAD),
             let dlvsymAddress = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "dlvsym")
         else { return false }

@@ -67,10 +67,15 @@ func lookups(_ s: RoutingSnapshot, count: Int, keys: UnsafeRawBufferPointer) {
         print("  not measured: \(AllocationCount.library) is not preloaded, so glibc ignores malloc hooks")
         exit(1)
     }
+    // Calibration: objects kept alive in an array cannot be stack-promoted, so each is a real malloc.
+    final class Probe { var x = 0 }
+    var kept: [Probe] = []
+    kept.reserveCapacity(1_000)
     let calibrationStart = AllocationCount.count
-    for i in 0..<1_000 { Sink.value &+= [i, i + 1].count }
+    for _ in 0..<1_000 { kept.append(Probe()) }
     let calibration = AllocationCount.count - calibrationStart
-    print("  calibration: 1000 two-element arrays -> \(calibration) allocations counted")
+    Sink.value &+= kept.count
+    print("  calibration: 1000 class instances kept alive -> \(calibration) allocations counted")
     for algorithm in AlgorithmName.allCases {
         let name = algorithm.rawValue
         let s = build(servers(100), RoutingConfig(algorithm: algorithm, boundedLoad: 1.25))
@@ -89,13 +94,16 @@ func lookups(_ s: RoutingSnapshot, count: Int, keys: UnsafeRawBufferPointer) {
                 for k in 0..<(lookupCount + 1_000) {
                     if k == 1_000 { a1 = AllocationCount.count }  // after a warm-up (one-time runtime caches)
                     let i = k % lookupKeys
-                    let h = s.hashKey(UnsafeRawBufferPointer(rebasing: keys[(i * keyBytes)..<(i * keyBytes + keyBytes)]))
+                    let h = s.hashKey(
+                        UnsafeRawBufferPointer(rebasing: keys[(i * keyBytes)..<(i * keyBytes + keyBytes)]))
                     acc &+= s.pick(forKeyHash: h, isEligible: { $0 != 5 }, load: { l[$0] }, totalLoad: total) ?? 0
                 }
             }
             Sink.value &+= acc
             let bounded = AllocationCount.count - a1
-            print("  \(name): pick \(Double(plain) / Double(lookupCount)), bounded-load pick (factor 1.25, a third of servers overloaded) \(Double(bounded) / Double(lookupCount))")
+            print(
+                "  \(name): pick \(Double(plain) / Double(lookupCount)), bounded-load pick (factor 1.25, "
+                    + "a third of servers overloaded) \(Double(bounded) / Double(lookupCount))")
         }
     }
 
@@ -138,13 +146,21 @@ let started = clock.now
 let cases: [(String, AlgorithmName, (Int) -> Int)] = [
     ("ring", .ring, { _ in 1 }),
     ("maglev", .maglev, { _ in 1 }),
+    ("maglev M=655373", .maglev, { _ in 1 }),
     ("rendezvous", .rendezvous, { _ in 1 }),
     ("rendezvous, weights 1-4", .rendezvous, { 1 + $0 % 4 }),
 ]
 
-for (name, algorithm, weights) in cases {
+// `--only TEXT` runs just the table rows whose name contains TEXT (for quick iteration), and exits.
+let onlyIndex = CommandLine.arguments.firstIndex(of: "--only")
+let only = onlyIndex.flatMap { $0 + 1 < CommandLine.arguments.count ? CommandLine.arguments[$0 + 1] : nil }
+
+for (name, algorithm, weights) in cases where only.map({ name.contains($0) }) ?? true {
     for n in [10, 100, 1000] {
-        let config = RoutingConfig(algorithm: algorithm)
+        // The larger maglev table (~100 entries per server at 1000, per the Maglev paper's advice) only there.
+        let bigTable = name.contains("655373")
+        if bigTable && n != 1000 { continue }
+        let config = RoutingConfig(algorithm: algorithm, maglevTableSize: bigTable ? 655_373 : 65_537)
         let list = servers(n, weights: weights)
         let buildRuns = algorithm == .ring && n == 1000 ? 7 : 15
         let buildMs = Measure.medianMilliseconds(runs: buildRuns) { Sink.value &+= build(list, config).routableCount }
@@ -178,7 +194,9 @@ for (name, algorithm, weights) in cases {
     }
 }
 
-print("| algorithm | servers | lookup p50 ns/op | ns/server | build ms | table bytes | balance max/mean (1M keys) | disruption vs optimal (remove 1) |")
+print(
+    "| algorithm | servers | lookup p50 ns/op | ns/server | build ms | table bytes | balance max/mean (1M keys) "
+        + "| disruption vs optimal (remove 1) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
     let perServer = r.name.hasPrefix("rendezvous") ? Measure.fixed(r.lookupNs / Double(r.n), 2) : "-"
@@ -187,6 +205,8 @@ for r in rows {
             + "\(r.bytes) | \(Measure.fixed(r.balance, 4)) | \(Measure.fixed(r.disruption, 4)) |")
 }
 print("(balance = max over servers of load / (keys x weight share); equals max/mean for equal weights)")
+
+if only != nil { exit(0) }
 
 // Hash cost alone, for context.
 let hashNs = keyBuffer.withUnsafeBytes { keys in
@@ -210,11 +230,14 @@ for vnodes in [160, 320, 640, 1280, 2560, 5120, 10240] {
     let s = build(servers(100), RoutingConfig(algorithm: .ring, vnodes: vnodes))
     let shares = s.keyspaceShares()
     let exact = (shares.max() ?? 0) * 100
-    print("| \(vnodes) | \(100 * vnodes) | \(Measure.fixed(exact, 4)) | \(Measure.fixed(balance(owners(s), servers: s.servers), 4)) |")
+    let sampled = balance(owners(s), servers: s.servers)
+    print("| \(vnodes) | \(100 * vnodes) | \(Measure.fixed(exact, 4)) | \(Measure.fixed(sampled, 4)) |")
 }
 
 // Allocations per lookup: counted in a child process running with glibc's debug allocator hooks.
 print("\nAllocations per lookup (every malloc/calloc/realloc/memalign counted around 1M lookups, hash xxh3):")
 AllocationCount.runChild()
 
-print("\nTotal bench time: \(Measure.fixed(Measure.nanoseconds(clock.now - started) / 1e9, 1)) s (sink \(Sink.value & 1))")
+print(
+    "\nTotal bench time: \(Measure.fixed(Measure.nanoseconds(clock.now - started) / 1e9, 1)) s (sink \(Sink.value & 1))"
+)
