@@ -29,8 +29,8 @@ extension RoutingSnapshot {
         }
         let scaled = factor * Double(max(0, totalLoad) + 1) / Double(eligibleWeight)
         var firstEligible: Int?
-        var walk = candidates(forKeyHash: h)
-        while let i = walk.next() {
+        var cursor = table.makeCursor(mixedHash: KeyMix.mix(h))
+        while let i = table.next(&cursor) {
             guard isEligible(i) else { continue }
             if firstEligible == nil { firstEligible = i }
             let capacity = (scaled * Double(servers[i].weight)).rounded(.up)

@@ -82,10 +82,20 @@ public enum Hashes {
         while i + 16 <= n {
             var k1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
             var k2 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
-            k1 = k1 &* c1; k1 = rotl64(k1, 31); k1 = k1 &* c2; h1 ^= k1
-            h1 = rotl64(h1, 27); h1 = h1 &+ h2; h1 = h1 &* 5 &+ 0x52dc_e729
-            k2 = k2 &* c2; k2 = rotl64(k2, 33); k2 = k2 &* c1; h2 ^= k2
-            h2 = rotl64(h2, 31); h2 = h2 &+ h1; h2 = h2 &* 5 &+ 0x3849_5ab5
+            k1 = k1 &* c1
+            k1 = rotl64(k1, 31)
+            k1 = k1 &* c2
+            h1 ^= k1
+            h1 = rotl64(h1, 27)
+            h1 = h1 &+ h2
+            h1 = h1 &* 5 &+ 0x52dc_e729
+            k2 = k2 &* c2
+            k2 = rotl64(k2, 33)
+            k2 = k2 &* c1
+            h2 ^= k2
+            h2 = rotl64(h2, 31)
+            h2 = h2 &+ h1
+            h2 = h2 &* 5 &+ 0x3849_5ab5
             i += 16
         }
         let tail = n & 15
@@ -94,11 +104,19 @@ public enum Hashes {
         // Tail bytes 8...14 feed k2, bytes 0...7 feed k1 (the reference's switch fall-through).
         if tail > 8 {
             for j in stride(from: tail - 1, through: 8, by: -1) { k2 ^= UInt64(bytes[i + j]) << (UInt64(j - 8) * 8) }
-            k2 = k2 &* c2; k2 = rotl64(k2, 33); k2 = k2 &* c1; h2 ^= k2
+            k2 = k2 &* c2
+            k2 = rotl64(k2, 33)
+            k2 = k2 &* c1
+            h2 ^= k2
         }
         if tail > 0 {
-            for j in stride(from: min(tail, 8) - 1, through: 0, by: -1) { k1 ^= UInt64(bytes[i + j]) << (UInt64(j) * 8) }
-            k1 = k1 &* c1; k1 = rotl64(k1, 31); k1 = k1 &* c2; h1 ^= k1
+            for j in stride(from: min(tail, 8) - 1, through: 0, by: -1) {
+                k1 ^= UInt64(bytes[i + j]) << (UInt64(j) * 8)
+            }
+            k1 = k1 &* c1
+            k1 = rotl64(k1, 31)
+            k1 = k1 &* c2
+            h1 ^= k1
         }
         h1 ^= UInt64(n)
         h2 ^= UInt64(n)
@@ -129,7 +147,8 @@ public enum Hashes {
     /// XXH3-64 via libxxhash (seed 0 is the same as the unseeded variant).
     @inlinable
     public static func xxh3_64(_ bytes: UnsafeRawBufferPointer, seed: UInt64 = 0) -> UInt64 {
-        seed == 0 ? XXH3_64bits(bytes.baseAddress, bytes.count) : XXH3_64bits_withSeed(bytes.baseAddress, bytes.count, seed)
+        seed == 0
+            ? XXH3_64bits(bytes.baseAddress, bytes.count) : XXH3_64bits_withSeed(bytes.baseAddress, bytes.count, seed)
     }
 
     /// MD5 (RFC 1321) digest bytes, via swift-crypto. Allocates the returned array.
@@ -155,8 +174,10 @@ public enum Hashes {
     /// Murmur3's 32-bit finalizer.
     @inline(__always) static func fmix32(_ x: UInt32) -> UInt32 {
         var h = x
-        h ^= h >> 16; h = h &* 0x85eb_ca6b
-        h ^= h >> 13; h = h &* 0xc2b2_ae35
+        h ^= h >> 16
+        h = h &* 0x85eb_ca6b
+        h ^= h >> 13
+        h = h &* 0xc2b2_ae35
         h ^= h >> 16
         return h
     }
@@ -164,8 +185,10 @@ public enum Hashes {
     /// Murmur3's 64-bit finalizer: a bijection on UInt64 with full avalanche.
     @inline(__always) public static func fmix64(_ x: UInt64) -> UInt64 {
         var k = x
-        k ^= k >> 33; k = k &* 0xff51_afd7_ed55_8ccd
-        k ^= k >> 33; k = k &* 0xc4ce_b9fe_1a85_ec53
+        k ^= k >> 33
+        k = k &* 0xff51_afd7_ed55_8ccd
+        k ^= k >> 33
+        k = k &* 0xc4ce_b9fe_1a85_ec53
         k ^= k >> 33
         return k
     }

@@ -67,8 +67,10 @@ public final class RoutingSnapshot: Sendable {
     /// The first candidate accepted by `isEligible` (callers reject down, draining or already-tried
     /// servers), or nil when none is. Ignores `config.boundedLoad`; see the `load:` overload.
     public func pick(forKeyHash h: UInt64, isEligible: (Int) -> Bool) -> Int? {
-        var walk = candidates(forKeyHash: h)
-        while let i = walk.next() {
+        // Walks the table directly rather than through `Candidates`, so the hot path copies no reference
+        // (no refcount traffic on the shared table from every worker thread).
+        var cursor = table.makeCursor(mixedHash: KeyMix.mix(h))
+        while let i = table.next(&cursor) {
             if isEligible(i) { return i }
         }
         return nil

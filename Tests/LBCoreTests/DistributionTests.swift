@@ -30,9 +30,10 @@ final class DistributionTests: XCTestCase {
         let (hundred, owners) = baseline(algorithm)
         let b100 = Fixture.balance(Fixture.loads(owners, servers: 100))
         let exact = hundred.table.exactShares().map { Fixture.balance($0.map { Int($0 * 1e12) }) }
-        print("[\(algorithm)] balance max/mean over 1M keys: 10 servers \(Fixture.format(b10)), "
-            + "100 servers \(Fixture.format(b100)); exact keyspace max/mean at 100: "
-            + "\(exact.map(Fixture.format) ?? "n/a (sampled algorithm)")")
+        print(
+            "[\(algorithm)] balance max/mean over 1M keys: 10 servers \(Fixture.format(b10)), "
+                + "100 servers \(Fixture.format(b100)); exact keyspace max/mean at 100: "
+                + "\(exact.map(Fixture.format) ?? "n/a (sampled algorithm)")")
         XCTAssertLessThanOrEqual(b10, max10)
         XCTAssertLessThanOrEqual(b100, max100)
     }
@@ -100,9 +101,10 @@ final class DistributionTests: XCTestCase {
         }
         let ratio = Double(moved) / Double(onRemoved)
         let vsIdeal = Double(moved) / (Double(Self.keyCount) / 100)
-        print("[\(algorithm)] remove 1 of 100: moved \(moved) keys, \(onRemoved) were on the removed server; "
-            + "moved/optimal \(Fixture.format(ratio)), moved/(keys/100) \(Fixture.format(vsIdeal)); "
-            + "movedFraction() \(Fixture.format(before.movedFraction(to: after)))")
+        print(
+            "[\(algorithm)] remove 1 of 100: moved \(moved) keys, \(onRemoved) were on the removed server; "
+                + "moved/optimal \(Fixture.format(ratio)), moved/(keys/100) \(Fixture.format(vsIdeal)); "
+                + "movedFraction() \(Fixture.format(before.movedFraction(to: after)))")
         if monotone {
             XCTAssertEqual(movedFromOthers, 0, "removing a server must move only its own keys")
             XCTAssertEqual(moved, onRemoved)
@@ -139,9 +141,10 @@ final class DistributionTests: XCTestCase {
             }
         }
         let ratio = Double(moved) / Double(onAdded)
-        print("[\(algorithm)] add 1 to 100: moved \(moved) keys, new server holds \(onAdded); "
-            + "moved/optimal \(Fixture.format(ratio)), moved/(keys/101) "
-            + "\(Fixture.format(Double(moved) / (Double(Self.keyCount) / 101)))")
+        print(
+            "[\(algorithm)] add 1 to 100: moved \(moved) keys, new server holds \(onAdded); "
+                + "moved/optimal \(Fixture.format(ratio)), moved/(keys/101) "
+                + "\(Fixture.format(Double(moved) / (Double(Self.keyCount) / 101)))")
         if monotone { XCTAssertEqual(movedElsewhere, 0, "adding a server must move keys only to it") }
         XCTAssertLessThanOrEqual(ratio, maxRatio)
     }
@@ -177,8 +180,9 @@ final class DistributionTests: XCTestCase {
             let sampledKeys = before.table.exactMovedFraction(to: after.table) == nil ? 200_000.0 : .infinity
             let p = max(measured, 1e-6)
             let sigma = (p * (1 - p)).squareRoot() * (1 / Double(Self.keyCount) + 1 / sampledKeys).squareRoot()
-            print("[\(algorithm)] movedFraction \(Fixture.format(predicted)) vs measured \(Fixture.format(measured)) "
-                + "(4 sigma = \(Fixture.format(4 * sigma)))")
+            print(
+                "[\(algorithm)] movedFraction \(Fixture.format(predicted)) vs measured \(Fixture.format(measured)) "
+                    + "(4 sigma = \(Fixture.format(4 * sigma)))")
             XCTAssertEqual(predicted, measured, accuracy: 4 * sigma, "\(algorithm)")
         }
     }
@@ -193,7 +197,8 @@ final class DistributionTests: XCTestCase {
             let sampledKeys = s.table.exactShares() == nil ? Double(RoutingSnapshot.sampleCount) : .infinity
             for i in 0..<100 {
                 let measured = Double(loads[i]) / Double(Self.keyCount)
-                let sigma = (measured * (1 - measured)).squareRoot()
+                let sigma =
+                    (measured * (1 - measured)).squareRoot()
                     * (1 / Double(Self.keyCount) + 1 / sampledKeys).squareRoot()
                 XCTAssertEqual(shares[i], measured, accuracy: 4 * sigma + 1e-9, "\(algorithm) server \(i)")
             }

@@ -1,3 +1,4 @@
+import Glibc
 import XCTest
 
 @testable import LBCore
@@ -94,7 +95,8 @@ final class RoutingSnapshotTests: XCTestCase {
             var rng = SplitMix64(seed: 9)
             for _ in 0..<20_000 {
                 let h = rng.next()
-                XCTAssertEqual(Array(a.candidates(forKeyHash: h, limit: 5)), Array(b.candidates(forKeyHash: h, limit: 5)))
+                XCTAssertEqual(
+                    Array(a.candidates(forKeyHash: h, limit: 5)), Array(b.candidates(forKeyHash: h, limit: 5)))
             }
         }
     }
@@ -144,7 +146,8 @@ final class RoutingSnapshotTests: XCTestCase {
             error([ServerSpec(id: "a", host: "h", port: 1, weight: -1)], RoutingConfig()),
             .invalidWeight(id: "a", weight: -1))
         XCTAssertEqual(error(two, RoutingConfig(algorithm: .maglev, maglevTableSize: 65536)), .invalidTableSize(65536))
-        XCTAssertEqual(error(Fixture.servers(7), RoutingConfig(algorithm: .maglev, maglevTableSize: 5)), .invalidTableSize(5))
+        XCTAssertEqual(
+            error(Fixture.servers(7), RoutingConfig(algorithm: .maglev, maglevTableSize: 5)), .invalidTableSize(5))
         XCTAssertEqual(error(two, RoutingConfig(vnodes: 0)), .invalidVnodes(0))
         XCTAssertEqual(error(two, RoutingConfig(boundedLoad: 0.9)), .invalidBoundedLoadFactor(0.9))
         let heavy = [ServerSpec(id: "a", host: "h", port: 1, weight: 100_000)]
@@ -152,6 +155,27 @@ final class RoutingSnapshotTests: XCTestCase {
         // Messages say what to change.
         XCTAssertTrue(RoutingError.invalidTableSize(65536).description.contains("65537"))
         XCTAssertTrue(RoutingError.tooManyPoints(total: 2, limit: 1).description.contains("vnodes"))
+    }
+
+    /// Weighted rendezvous ranks with a libm-free -ln(u). Contract: absolute error below 1e-9 everywhere, so
+    /// ranks near the top (-ln u ~ 1/servers) are off by under 1e-6 relative: no visible bias in shares.
+    func testRendezvousLogApproximationTracksLibm() {
+        var rng = SplitMix64(seed: 12)
+        RendezvousOrder.logTable.withUnsafeBufferPointer { table in
+            var worstAbsolute = 0.0
+            var worstRelative = 0.0
+            let fixed = [0x1p-53, 0.5, 0.999_999, 0.707_106_781_186_547_6, 1 - 0x1p-53]
+            for k in 0..<200_000 {
+                let u = k < fixed.count ? fixed[k] : (Double(rng.next() >> 11) + 0.5) * 0x1p-53
+                let exact = -Glibc.log(u)
+                let error = abs(RendezvousOrder.negativeLog(u, table: table) - exact)
+                worstAbsolute = max(worstAbsolute, error)
+                if exact >= 1e-3 { worstRelative = max(worstRelative, error / exact) }
+            }
+            print("negativeLog worst absolute error \(worstAbsolute), relative (-ln u >= 1e-3) \(worstRelative)")
+            XCTAssertLessThan(worstAbsolute, 1e-9)
+            XCTAssertLessThan(worstRelative, 1e-6)
+        }
     }
 
     func testIndexOfFindsServersByID() {

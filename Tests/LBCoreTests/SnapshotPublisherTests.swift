@@ -1,3 +1,5 @@
+/// A tiny thread-safe counter for the test (swift-atomics is already a dependency of LBCore).
+import Atomics
 import Dispatch
 import XCTest
 
@@ -57,9 +59,6 @@ final class SnapshotPublisherTests: XCTestCase {
         XCTAssertEqual(publisher.load().generation, 2_000)
     }
 }
-
-/// A tiny thread-safe counter for the test (swift-atomics is already a dependency of LBCore).
-import Atomics
 
 final class ManagedCounter: Sendable {
     private let count = ManagedAtomic<Int>(0)
