@@ -210,6 +210,10 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     }
 
     override func didDrain() {
+        // The backend is still taking the request: its response timeout counts from the last byte it took.
+        if timer.phase == .upstreamResponse {
+            timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
+        }
         if let client, writeQueueBytes <= worker.settings.lowWater {
             client.upstreamDrained()
         }
