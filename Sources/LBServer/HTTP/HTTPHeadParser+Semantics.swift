@@ -82,6 +82,9 @@ extension HTTPHeadParser {
             if !lastCodingIsChunked { return .transferEncodingNotChunked }
             if chunkedCodings != 1 { return .chunkedAppliedTwice }
             if unknownCoding { return .unsupportedTransferCoding }
+            // Responses: the proxy re-frames the body and announces only chunked (nothing at all to an
+            // HTTP/1.0 client), so a coding before chunked would be silently lost → bad upstream response.
+            if kind == .response && codings != 1 { return .unsupportedTransferCoding }
             head.framing = .chunked
         } else if contentLengthFields > 0 {
             if contentLengthFields > 1 { return .multipleContentLength }

@@ -11,7 +11,8 @@
 ///   coding not chunked → 400 (the length cannot be determined, RFC 9112 §6.3); chunked twice → 400 (RFC
 ///   9112 §7); codings before chunked must be known content codings (`gzip, chunked`: forwarded to the
 ///   backend as end-to-end content), an unknown one → 501 (RFC 9112 §6.1). Responses get the same checks
-///   (rejected, not treated as close-delimited: safer). TE in an HTTP/1.0 message → 400.
+///   (rejected, not treated as close-delimited: safer), and only `chunked` alone: the proxy re-frames a
+///   response and could not pass other codings on. TE in an HTTP/1.0 message → 400.
 /// - Requests: a field named like a framing header with "_" for "-" (Content_Length) → 400 (CGI mapping).
 /// - Request-target: empty (= "/"), origin-, absolute-, authority- (CONNECT), asterisk-form (OPTIONS);
 ///   obs-text allowed. An absolute-form authority overrides Host as `head.host` (RFC 9112 §3.2.2).
