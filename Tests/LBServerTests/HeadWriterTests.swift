@@ -129,6 +129,27 @@ final class HeadWriterTests: XCTestCase {
         XCTAssertTrue(plain.contains("\r\nTransfer-Encoding: chunked\r\n"), plain)
     }
 
+    /// Fuzzer finding: "GET / HTTP/1.0\r\n\r\n" was forwarded as HTTP/1.1 without Host, which the backend
+    /// (and our own parser) rejects. Whatever we accept must reach the backend with the same framing and host.
+    func testForwardedHeadReparsesWithTheSameFramingAndHost() throws {
+        for s in [
+            "GET / HTTP/1.0\r\n\r\n", "GET http://a:1?q HTTP/1.0\r\n\r\n", "GET  HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n", "POST /\u{E9} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip;x, identity\r\nTransfer-Encoding: chunked;y\r\n\r\n",
+        ] {
+            let head = parse(.request, s)
+            var out: [UInt8] = []
+            Array("10.0.0.9".utf8).withUnsafeBytes {
+                _ = HeadWriter.writeRequest(head, clientAddress: $0, requestID: 1, options: ForwardingOptions(), into: &out)
+            }
+            var parser = HTTPParser(kind: .request)
+            var pos = 0
+            XCTAssertEqual(out.withUnsafeBytes { parser.next($0, &pos) }, .head, s)
+            XCTAssertEqual(parser.head.framing, head.framing, s)
+            XCTAssertEqual(parser.head.host.map { parser.head.string($0) }, head.host.map { head.string($0) } ?? "", s)
+        }
+    }
+
     func testUpgradeRequestKeepsUpgradeAndConnectionUpgrade() {
         let (out, _) = request(
             "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n")
