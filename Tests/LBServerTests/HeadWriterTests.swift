@@ -109,7 +109,8 @@ final class HeadWriterTests: XCTestCase {
             "GET /x?y HTTP/1.1\r\nHost: a.example:81\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\n"
                 + "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.example:81\r\nX-Request-ID: 0000000000000abc\r\n\r\n")
         XCTAssertTrue(request("GET https://a?q HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("GET /?q HTTP/1.1\r\nHost: a\r\n"))
-        XCTAssertTrue(request("OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("OPTIONS / HTTP/1.1\r\n"))
+        XCTAssertTrue(request("OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("OPTIONS * HTTP/1.1\r\n"))
+        XCTAssertTrue(request("OPTIONS http://a?q HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("OPTIONS /?q HTTP/1.1\r\n"))
     }
 
     func testHTTP10RequestWithoutHostGetsOneWhenForwardedAsHTTP11() {

@@ -183,10 +183,17 @@ public enum HeadWriter {
         append("\r\n", &out)
     }
 
-    /// The target in the form a backend gets: origin-form for absolute-form, "/" for an empty path.
+    /// The target in the form a backend gets: origin-form for absolute-form, "/" for an empty path, and "*"
+    /// for OPTIONS to an absolute URI without path or query (RFC 9112 §3.2.4).
     private static func appendOriginTarget(_ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ out: inout [UInt8]) {
         var path = head.target
-        if let authority = head.targetAuthority { path = authority.upperBound..<head.target.upperBound }
+        if let authority = head.targetAuthority {
+            path = authority.upperBound..<head.target.upperBound
+            if head.method == .options && path.isEmpty {
+                out.append(0x2A)
+                return
+            }
+        }
         // "http://a" and "http://a?q" have an empty path; so has an empty target.
         if path.isEmpty || (head.targetAuthority != nil && p[path.lowerBound] != ASCII.slash) { out.append(ASCII.slash) }
         out.append(contentsOf: UnsafeBufferPointer(rebasing: p[path]))
