@@ -68,7 +68,8 @@ final class HTTPParserTargetAndCodingTests: XCTestCase {
     }
 
     func testUnderscoreInOtherFieldNamesIsFine() {
-        let r = assertFeeds(.request, bytes(post + "My_Custom_Header: v\r\nContent_Type: x\r\nContent_Lengths: 1\r\n\r\n"))
+        let r = assertFeeds(
+            .request, bytes(post + "My_Custom_Header: v\r\nContent_Type: x\r\nContent_Lengths: 1\r\n\r\n"))
         XCTAssertEqual(r.events.last, .end)
     }
 

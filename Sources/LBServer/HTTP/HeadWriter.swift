@@ -195,7 +195,9 @@ public enum HeadWriter {
             }
         }
         // "http://a" and "http://a?q" have an empty path; so has an empty target.
-        if path.isEmpty || (head.targetAuthority != nil && p[path.lowerBound] != ASCII.slash) { out.append(ASCII.slash) }
+        if path.isEmpty || (head.targetAuthority != nil && p[path.lowerBound] != ASCII.slash) {
+            out.append(ASCII.slash)
+        }
         out.append(contentsOf: UnsafeBufferPointer(rebasing: p[path]))
     }
 
@@ -207,11 +209,15 @@ public enum HeadWriter {
     }
 
     /// `Transfer-Encoding: <codings before chunked>, chunked`, names only (the parser validated the list).
-    private static func appendTransferEncoding(_ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ out: inout [UInt8]) {
+    private static func appendTransferEncoding(
+        _ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ out: inout [UInt8]
+    ) {
         append("Transfer-Encoding: ", &out)
         for f in head.fields where f.known == .transferEncoding {
             HTTPSyntax.forEachListElement(p, f.value) { element in
-                if let name = HTTPSyntax.transferCodingName(p, element), !HTTPSyntax.equalsLowercase(p, name, "chunked") {
+                if let name = HTTPSyntax.transferCodingName(p, element),
+                    !HTTPSyntax.equalsLowercase(p, name, "chunked")
+                {
                     out.append(contentsOf: UnsafeBufferPointer(rebasing: p[name]))
                     append(", ", &out)
                 }
