@@ -57,5 +57,16 @@ bench-close: build
 bench-core: deps
 	$(SWIFT) run -c release lb-bench-core
 
+# libFuzzer on the request and response parsers for FUZZ_SECONDS (Fuzz/ is its own package, so the normal
+# build never sees fuzzer flags). New inputs go to fuzz-corpus-out/, crashes to artifacts/. ld.gold warns once per
+# ASan helper symbol ("Cannot export local symbol"): harmless, filtered.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?=
+fuzz: deps
+	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address --product ParserFuzz 2>&1 | grep -v 'Cannot export local symbol'; test $${PIPESTATUS[0]} = 0
+	mkdir -p fuzz-corpus-out artifacts
+	SWIFT_BACKTRACE=enable=no $$(cd Fuzz && $(SWIFT) build --show-bin-path)/ParserFuzz fuzz-corpus-out Fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=artifacts/ -dict=Fuzz/http.dict -print_final_stats=1 $(FUZZ_FLAGS)
+
 clean:
 	rm -rf .build .build-*

@@ -117,7 +117,10 @@ final class HTTPParserResponseTests: XCTestCase {
         assertRejects("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", .multipleContentLength, kind: .response)
         assertRejects("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\n", .invalidContentLength, kind: .response)
         assertRejects("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", .transferEncodingNotChunked, kind: .response)
+        assertRejects("HTTP/1.1 200 OK\r\nTransfer-Encoding: cow, chunked\r\n\r\n", .unsupportedTransferCoding, kind: .response)
+        // Re-framed for the client as plain chunked: a coding before chunked would be lost.
         assertRejects("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", .unsupportedTransferCoding, kind: .response)
+        assertRejects("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", .chunkedAppliedTwice, kind: .response)
         assertRejects("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingInHTTP10, kind: .response)
         assertRejects(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX", .missingChunkCRLF, kind: .response)

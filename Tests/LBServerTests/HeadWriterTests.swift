@@ -92,6 +92,65 @@ final class HeadWriterTests: XCTestCase {
         XCTAssertFalse(cl.contains("Transfer-Encoding"))
     }
 
+    func testEmptyTargetIsForwardedAsSlash() {
+        let (out, _) = request("GET  HTTP/1.1\r\nHost: h\r\n\r\n")
+        XCTAssertTrue(out.hasPrefix("GET / HTTP/1.1\r\nHost: h\r\n"), out)
+    }
+
+    func testObsTextTargetIsForwardedUnchanged() {
+        let (out, _) = request("GET /caf\u{E9}?x=\u{E9} HTTP/1.1\r\nHost: h\r\n\r\n")
+        XCTAssertTrue(out.hasPrefix("GET /caf\u{E9}?x=\u{E9} HTTP/1.1\r\n"), out)
+    }
+
+    func testAbsoluteFormIsForwardedInOriginFormWithItsAuthorityAsHost() {
+        let (out, _) = request("GET http://a.example:81/x?y HTTP/1.1\r\nHost: other\r\nAccept: */*\r\n\r\n")
+        XCTAssertEqual(
+            out,
+            "GET /x?y HTTP/1.1\r\nHost: a.example:81\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.9\r\n"
+                + "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a.example:81\r\nX-Request-ID: 0000000000000abc\r\n\r\n")
+        XCTAssertTrue(request("GET https://a?q HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("GET /?q HTTP/1.1\r\nHost: a\r\n"))
+        XCTAssertTrue(request("OPTIONS http://a HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("OPTIONS * HTTP/1.1\r\n"))
+        XCTAssertTrue(request("OPTIONS http://a?q HTTP/1.1\r\nHost: a\r\n\r\n").0.hasPrefix("OPTIONS /?q HTTP/1.1\r\n"))
+    }
+
+    func testHTTP10RequestWithoutHostGetsOneWhenForwardedAsHTTP11() {
+        let (bare, _) = request("GET /x HTTP/1.0\r\nAccept: */*\r\n\r\n")
+        XCTAssertTrue(bare.hasPrefix("GET /x HTTP/1.1\r\nAccept: */*\r\nHost: \r\n"), bare)
+        let (absolute, _) = request("GET http://a.example/x HTTP/1.0\r\n\r\n")
+        XCTAssertTrue(absolute.hasPrefix("GET /x HTTP/1.1\r\nHost: a.example\r\n"), absolute)
+        XCTAssertEqual(absolute.components(separatedBy: "Host:").count, 3, "one Host plus X-Forwarded-Host")
+    }
+
+    func testContentCodingsBeforeChunkedAreForwardedAndParametersDropped() {
+        let (out, _) = request(
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip ;\r\nTransfer-Encoding: deflate, chunked;x;q=1\r\n\r\n")
+        XCTAssertEqual(out.components(separatedBy: "Transfer-Encoding").count, 2, out)
+        XCTAssertTrue(out.contains("\r\nTransfer-Encoding: gzip, deflate, chunked\r\n"), out)
+        let (plain, _) = request("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \t\tchunked;custom_param;\t\r\n\r\n")
+        XCTAssertTrue(plain.contains("\r\nTransfer-Encoding: chunked\r\n"), plain)
+    }
+
+    /// Fuzzer finding: "GET / HTTP/1.0\r\n\r\n" was forwarded as HTTP/1.1 without Host, which the backend
+    /// (and our own parser) rejects. Whatever we accept must reach the backend with the same framing and host.
+    func testForwardedHeadReparsesWithTheSameFramingAndHost() throws {
+        for s in [
+            "GET / HTTP/1.0\r\n\r\n", "GET http://a:1?q HTTP/1.0\r\n\r\n", "GET  HTTP/1.1\r\nHost: h\r\n\r\n",
+            "GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n", "POST /\u{E9} HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip;x, identity\r\nTransfer-Encoding: chunked;y\r\n\r\n",
+        ] {
+            let head = parse(.request, s)
+            var out: [UInt8] = []
+            Array("10.0.0.9".utf8).withUnsafeBytes {
+                _ = HeadWriter.writeRequest(head, clientAddress: $0, requestID: 1, options: ForwardingOptions(), into: &out)
+            }
+            var parser = HTTPParser(kind: .request)
+            var pos = 0
+            XCTAssertEqual(out.withUnsafeBytes { parser.next($0, &pos) }, .head, s)
+            XCTAssertEqual(parser.head.framing, head.framing, s)
+            XCTAssertEqual(parser.head.host.map { parser.head.string($0) }, head.host.map { head.string($0) } ?? "", s)
+        }
+    }
+
     func testUpgradeRequestKeepsUpgradeAndConnectionUpgrade() {
         let (out, _) = request(
             "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n")

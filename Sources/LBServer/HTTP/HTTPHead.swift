@@ -54,8 +54,11 @@ public struct HTTPHead: Sendable {
     /// Requests only.
     public var method: HTTPMethod = .get
     public var methodRange: Range<Int> = 0..<0
-    /// The request-target, as received.
+    /// The request-target, as received (may be empty: an empty path, forwarded as "/").
     public var target: Range<Int> = 0..<0
+    /// Requests: the authority of an absolute-form target ("a.example:8080" in "http://a.example:8080/x"),
+    /// nil for the other forms. The writer forwards such a request in origin-form.
+    public var targetAuthority: Range<Int>? = nil
     /// 0 or 1. Minor versions above 1 are treated as 1.1 (RFC 9110 §2.5) and reported as 1.
     public var versionMinor: Int = 1
     /// Responses only.
@@ -71,7 +74,9 @@ public struct HTTPHead: Sendable {
     public var isUpgrade: Bool = false
     /// HTTP/1.1 request with `Expect: 100-continue`.
     public var expectContinue: Bool = false
-    /// Requests: the value of the single Host field (nil for an HTTP/1.0 request without one).
+    /// Requests: the host the request is for, which we route on and forward as Host: the authority of an
+    /// absolute-form target (RFC 9112 §3.2.2: it replaces the Host field), else the value of the single Host
+    /// field; nil for an HTTP/1.0 request with neither.
     public var host: Range<Int>? = nil
 
     public init() {}

@@ -6,8 +6,11 @@ extension HTTPHeadParser {
         var contentLength: UInt64? = nil
         var transferEncodingFields = 0
         var codings = 0
+        var chunkedCodings = 0
         var lastCodingIsChunked = false
         var invalidCoding = false
+        var unknownCoding = false
+        var underscoreFramingName = false
         var hostFields = 0
         var connectionClose = false
         var connectionKeepAlive = false
@@ -24,8 +27,16 @@ extension HTTPHeadParser {
                 transferEncodingFields += 1
                 HTTPSyntax.forEachListElement(p, f.value) { element in
                     codings += 1
-                    if !HTTPSyntax.isToken(p, element) { invalidCoding = true }
-                    lastCodingIsChunked = HTTPSyntax.equalsLowercase(p, element, "chunked")
+                    guard let name = HTTPSyntax.transferCodingName(p, element) else {
+                        invalidCoding = true
+                        return false
+                    }
+                    lastCodingIsChunked = HTTPSyntax.equalsLowercase(p, name, "chunked")
+                    if lastCodingIsChunked {
+                        chunkedCodings += 1
+                    } else if !Self.isKnownContentCoding(p, name) {
+                        unknownCoding = true
+                    }
                     return true
                 }
             case .host:
@@ -55,18 +66,25 @@ extension HTTPHeadParser {
                 {
                     head.expectContinue = true
                 }
+            case .other:
+                if kind == .request && Self.isUnderscoreFramingName(p, f.name) { underscoreFramingName = true }
             default:
                 break
             }
         }
 
         // Framing first: these are the smuggling-relevant defects.
+        if underscoreFramingName { return .underscoreFramingHeader }
         if transferEncodingFields > 0 {
             if contentLengthFields > 0 { return .bothContentLengthAndTransferEncoding }
             if head.versionMinor == 0 { return .transferEncodingInHTTP10 }
             if invalidCoding || codings == 0 { return .invalidTransferEncoding }
             if !lastCodingIsChunked { return .transferEncodingNotChunked }
-            if codings != 1 { return .unsupportedTransferCoding }
+            if chunkedCodings != 1 { return .chunkedAppliedTwice }
+            if unknownCoding { return .unsupportedTransferCoding }
+            // Responses: the proxy re-frames the body and announces only chunked (nothing at all to an
+            // HTTP/1.0 client), so a coding before chunked would be silently lost → bad upstream response.
+            if kind == .response && codings != 1 { return .unsupportedTransferCoding }
             head.framing = .chunked
         } else if contentLengthFields > 0 {
             if contentLengthFields > 1 { return .multipleContentLength }
@@ -80,6 +98,7 @@ extension HTTPHeadParser {
         if kind == .request {
             if hostFields > 1 { return .multipleHost }
             if hostFields == 0 && head.versionMinor == 1 { return .missingHost }
+            if let authority = head.targetAuthority { head.host = authority }
             head.isUpgrade = connectionUpgrade && hasUpgradeField
         } else {
             let s = head.status
@@ -96,6 +115,33 @@ extension HTTPHeadParser {
 
         if connectionNamesOthers { markConnectionNamedFields(p, &head) }
         return nil
+    }
+
+    /// Codings that may precede the final chunked: the registered ones (RFC 9110 §8.4.1, IANA HTTP Content
+    /// Coding registry) and identity (deprecated, still sent). The proxy does not decode them: they are
+    /// forwarded to the backend, so only names a backend can be expected to know pass.
+    static func isKnownContentCoding(_ p: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> Bool {
+        for known: StaticString in ["gzip", "x-gzip", "deflate", "compress", "x-compress", "identity", "br", "zstd"]
+        where HTTPSyntax.equalsLowercase(p, name, known) {
+            return true
+        }
+        return false
+    }
+
+    /// "Content_Length", "transfer_encoding" ...: CGI-style backends map "_" to "-" (HTTP_CONTENT_LENGTH) and
+    /// would read these as the framing header we did not frame by; nginx drops such fields by default.
+    static func isUnderscoreFramingName(_ p: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> Bool {
+        guard name.count == 14 || name.count == 17, name.contains(where: { p[$0] == 0x5F }) else { return false }
+        func matches(_ literal: StaticString) -> Bool {
+            literal.withUTF8Buffer { lit in
+                guard lit.count == name.count else { return false }
+                return zip(name, lit).allSatisfy { i, c in
+                    let b = HTTPSyntax.lower(p[i])
+                    return b == c || (b == 0x5F && c == 0x2D)
+                }
+            }
+        }
+        return matches("content-length") || matches("transfer-encoding")
     }
 
     /// 1*DIGIT, at most Int64.max; nil otherwise (signs, spaces, lists, hex, overflow).

@@ -5,11 +5,17 @@
 /// Decisions (RFC 9112 / RFC 9110), documented here once:
 /// - HTTP/1.x with x > 1 is treated as HTTP/1.1 (RFC 9110 §2.5) and reported as versionMinor 1;
 ///   HTTP/0.x and HTTP/2+ → 505; a request line without a version (HTTP/0.9) → 400.
-/// - Transfer-Encoding: the only coding we implement is `chunked`, alone. Across all TE fields the list
-///   elements (empty ones ignored) must be bare tokens (no parameters or quotes → 400); the final one must
-///   be "chunked" (else 400: the length cannot be determined, RFC 9112 §6.3); anything else in the list
-///   (`gzip, chunked`, `chunked, chunked`) → 501. Responses get the same checks (rejected, not treated as
-///   close-delimited: safer). TE in an HTTP/1.0 message → 400.
+/// - Transfer-Encoding: framing is chunked when `chunked` is the final coding and appears exactly once
+///   across all TE fields (empty list elements ignored). Each element is `token *(; parameter)`, parameters
+///   read loosely and ignored (`chunked;custom_param;` is chunked); quotes, CTLs or obs-text → 400. Final
+///   coding not chunked → 400 (the length cannot be determined, RFC 9112 §6.3); chunked twice → 400 (RFC
+///   9112 §7); codings before chunked must be known content codings (`gzip, chunked`: forwarded to the
+///   backend as end-to-end content), an unknown one → 501 (RFC 9112 §6.1). Responses get the same checks
+///   (rejected, not treated as close-delimited: safer), and only `chunked` alone: the proxy re-frames a
+///   response and could not pass other codings on. TE in an HTTP/1.0 message → 400.
+/// - Requests: a field named like a framing header with "_" for "-" (Content_Length) → 400 (CGI mapping).
+/// - Request-target: empty (= "/"), origin-, absolute-, authority- (CONNECT), asterisk-form (OPTIONS);
+///   obs-text allowed. An absolute-form authority overrides Host as `head.host` (RFC 9112 §3.2.2).
 /// - Content-Length: exactly one field, 1*DIGIT, at most Int64.max. Lists, even "42, 42", → 400.
 /// - Host: HTTP/1.1 requests need exactly one; an HTTP/1.0 request may have none but not several.
 /// - Naming Host or Content-Length in Connection does not make them hop-by-hop.
@@ -62,7 +68,7 @@ struct HTTPHeadParser {
         head.target = targetStart..<i
         if i == end { return .missingVersion }
         if let e = parseVersion(p, (i + 1)..<end, &head) { return e }
-        return validateTarget(p, head)
+        return validateTarget(p, &head)
     }
 
     private func parseStatusLine(_ p: UnsafeBufferPointer<UInt8>, _ end: Int, _ head: inout HTTPHead) -> HTTPParseError? {
@@ -118,11 +124,14 @@ struct HTTPHeadParser {
     }
 
     /// RFC 9112 §3.2: origin-form ("/..."), absolute-form ("http://..." / "https://..."), authority-form only
-    /// for CONNECT, asterisk-form only for OPTIONS. Only visible ASCII is accepted (no CTL, SP or obs-text).
-    private func validateTarget(_ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead) -> HTTPParseError? {
+    /// for CONNECT, asterisk-form only for OPTIONS. Visible ASCII and obs-text are accepted (no CTL, SP, DEL).
+    /// An empty target is an empty path, equivalent to "/" (RFC 9110 §4.2.3); the writer forwards "/".
+    /// absolute-form: the authority must be a non-empty uri-host [":" port] (userinfo → 400, RFC 9110
+    /// §4.2.4); it is recorded in `targetAuthority`.
+    private func validateTarget(_ p: UnsafeBufferPointer<UInt8>, _ head: inout HTTPHead) -> HTTPParseError? {
         let t = head.target
-        if t.isEmpty { return .invalidTarget }
         for i in t where !HTTPSyntax.isTargetByte(p[i]) { return .invalidTarget }
+        if t.isEmpty { return head.method == .connect ? .invalidTarget : nil }
         if head.method == .connect {
             // authority-form: host ":" port, nothing that belongs to a path, query or userinfo.
             var sawColon = false
@@ -133,8 +142,17 @@ struct HTTPHeadParser {
         }
         if p[t.lowerBound] == ASCII.slash { return nil }
         if t.count == 1 && p[t.lowerBound] == 0x2A { return head.method == .options ? nil : .invalidTarget }
-        if Self.hasPrefixLowercase(p, t, "http://") || Self.hasPrefixLowercase(p, t, "https://") { return nil }
-        return .invalidTarget
+        let scheme = Self.hasPrefixLowercase(p, t, "http://") ? 7 : Self.hasPrefixLowercase(p, t, "https://") ? 8 : 0
+        if scheme == 0 { return .invalidTarget }
+        let start = t.lowerBound + scheme
+        var end = start
+        while end < t.upperBound && p[end] != ASCII.slash && p[end] != 0x3F && p[end] != 0x23 {  // / ? #
+            guard HTTPSyntax.isHostByte(p[end]) else { return .invalidTarget }
+            end += 1
+        }
+        if end == start { return .invalidTarget }
+        head.targetAuthority = start..<end
+        return nil
     }
 
     private static func hasPrefixLowercase(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, _ s: StaticString) -> Bool {

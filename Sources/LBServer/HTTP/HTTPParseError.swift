@@ -8,7 +8,7 @@ public enum HTTPParseError: Error, Equatable, Sendable {
     case tooManyLeadingEmptyLines  // more CRLFs before the request line than we ignore (RFC 9112 §2.2)
     case invalidRequestLine        // not `method SP target SP version`
     case invalidMethod             // method is not a token
-    case invalidTarget             // CTL, SP, non-ASCII, empty, or the wrong form for the method
+    case invalidTarget             // CTL, SP or DEL, an invalid authority, or the wrong form for the method
     case missingVersion            // HTTP/0.9 style request line
     case invalidVersion            // not exactly "HTTP/" DIGIT "." DIGIT
     case unsupportedVersion        // HTTP/0.x, HTTP/2 and later
@@ -35,9 +35,11 @@ public enum HTTPParseError: Error, Equatable, Sendable {
     case bothContentLengthAndTransferEncoding
     case multipleContentLength     // several Content-Length fields, even with equal values
     case invalidContentLength      // not 1*DIGIT (lists like "42, 42" included) or above Int64.max
-    case invalidTransferEncoding   // an element that is not a bare token (parameters, quotes, CTLs ...)
+    case invalidTransferEncoding   // an element that is not token *(; parameter) (quotes, CTLs, obs-text ...)
     case transferEncodingNotChunked // the final coding is not chunked: the length cannot be determined
-    case unsupportedTransferCoding // anything but a single "chunked" (gzip, chunked; chunked, chunked ...) → 501
+    case chunkedAppliedTwice       // "chunked, chunked" (RFC 9112 §7: MUST NOT apply chunked more than once)
+    case unsupportedTransferCoding // a coding before the final chunked that we do not know ("foo, chunked") → 501
+    case underscoreFramingHeader   // Content_Length / Transfer_Encoding: read as framing by CGI-style backends
     case transferEncodingInHTTP10  // RFC 9112 §6.1: framing is faulty
     case bodyTooLarge              // 413
 
@@ -95,7 +97,9 @@ public enum HTTPParseError: Error, Equatable, Sendable {
         case .invalidContentLength: return "invalid Content-Length"
         case .invalidTransferEncoding: return "invalid Transfer-Encoding"
         case .transferEncodingNotChunked: return "final transfer coding is not chunked"
+        case .chunkedAppliedTwice: return "chunked transfer coding applied more than once"
         case .unsupportedTransferCoding: return "transfer coding not implemented"
+        case .underscoreFramingHeader: return "framing header name with an underscore"
         case .transferEncodingInHTTP10: return "Transfer-Encoding in an HTTP/1.0 message"
         case .bodyTooLarge: return "body too large"
         case .invalidChunkSize: return "invalid chunk size"

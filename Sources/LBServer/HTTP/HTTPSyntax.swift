@@ -31,8 +31,9 @@ enum HTTPSyntax {
 
     @inline(__always) static func isOWS(_ b: UInt8) -> Bool { b == ASCII.sp || b == ASCII.htab }
 
-    /// Visible ASCII, the only bytes we accept in a request-target (no CTL, SP or obs-text).
-    @inline(__always) static func isTargetByte(_ b: UInt8) -> Bool { b >= 0x21 && b <= 0x7E }
+    /// Visible ASCII and obs-text (0x80-0xFF, e.g. raw UTF-8 that a client did not percent-encode): no CTL,
+    /// SP or DEL. Forwarded unchanged; only SP and CRLF delimit the target, and those stay excluded.
+    @inline(__always) static func isTargetByte(_ b: UInt8) -> Bool { b >= 0x21 && b != 0x7F }
 
     /// uri-host [":" port] of RFC 3986: unreserved / pct-encoded / sub-delims / ":" / "[" / "]" (IP literals).
     @inline(__always) static func isHostByte(_ b: UInt8) -> Bool {
@@ -106,6 +107,39 @@ enum HTTPSyntax {
             i += 1
         }
         return true
+    }
+
+    /// The coding name of one Transfer-Encoding list element, nil when the element is malformed.
+    ///
+    /// transfer-coding = token *( OWS ";" OWS transfer-parameter ) (RFC 9112 §7), read loosely: a parameter
+    /// may be empty or a bare token ("chunked;custom_param;"), but a value must be a token (no quoted-string:
+    /// a quoted "," or ";" would make the list split differently elsewhere). Parameters never affect framing.
+    static func transferCodingName(_ p: UnsafeBufferPointer<UInt8>, _ element: Range<Int>) -> Range<Int>? {
+        var i = element.lowerBound
+        let end = element.upperBound
+        func skipOWS() { while i < end && isOWS(p[i]) { i += 1 } }
+        func skipToken() -> Bool {
+            let start = i
+            while i < end && isTchar(p[i]) { i += 1 }
+            return i > start
+        }
+        guard skipToken() else { return nil }
+        let name = element.lowerBound..<i
+        while true {
+            skipOWS()
+            if i == end { return name }
+            guard p[i] == ASCII.semicolon else { return nil }
+            i += 1
+            skipOWS()
+            if i == end || p[i] == ASCII.semicolon { continue }  // an empty parameter
+            guard skipToken() else { return nil }
+            skipOWS()
+            if i < end && p[i] == ASCII.equals {
+                i += 1
+                skipOWS()
+                guard skipToken() else { return nil }
+            }
+        }
     }
 
     static func isToken(_ p: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {

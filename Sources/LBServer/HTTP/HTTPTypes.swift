@@ -32,7 +32,7 @@ public enum HTTPFraming: Equatable, Sendable {
     /// No body (requests without CL/TE; HEAD, 1xx, 204, 304 responses; 101 and CONNECT 2xx).
     case none
     case contentLength(UInt64)
-    /// `Transfer-Encoding: chunked` and nothing else (see `HTTPParseError.unsupportedTransferCoding`).
+    /// The final transfer coding is chunked (possibly after content codings the backend decodes).
     case chunked
     /// Responses only: the body runs until the peer closes (`HTTPParser.finish()`); never keep-alive.
     case closeDelimited

@@ -27,6 +27,11 @@ public enum HeadWriter {
     /// the body is chunked (the caller re-frames it), Content-Length passed through, then the forwarding
     /// fields per `options`. Several X-Forwarded-For (or Forwarded) fields are merged into one.
     ///
+    /// The backend must see the request we routed (RFC 9112 §3.2): an empty target is sent as "/", an
+    /// absolute-form target in origin-form with Host set to its authority, and a request without Host (HTTP/1.0)
+    /// gets one (empty when there is no authority). Content codings before the final chunked are kept
+    /// (`Transfer-Encoding: gzip, chunked`), coding parameters are dropped.
+    ///
     /// Returns the range (in `head.bytes`) of the client's X-Request-ID when one was kept, nil when
     /// `requestID` was added (formatted as 16 lowercase hex digits) or request ids are disabled.
     @discardableResult
@@ -37,11 +42,15 @@ public enum HeadWriter {
         head.bytes.withUnsafeBufferPointer { p in
             out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.methodRange]))
             out.append(ASCII.sp)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.target]))
+            appendOriginTarget(p, head, &out)
             append(" HTTP/1.1\r\n", &out)
+            var sawHost = false
             for f in head.fields {
                 if f.isHopByHop && !(head.isUpgrade && f.known == .upgrade) { continue }
                 switch f.known {
+                case .host:
+                    sawHost = true
+                    appendHost(p, head, &out)
                 case .xForwardedFor where options.xForwardedFor: continue
                 case .xForwardedProto where options.xForwardedProto: continue
                 case .xForwardedHost where options.xForwardedHost: continue
@@ -49,8 +58,9 @@ public enum HeadWriter {
                 default: appendField(p, f, &out)
                 }
             }
+            if !sawHost { appendHost(p, head, &out) }
             if head.isUpgrade { append("Connection: upgrade\r\n", &out) }
-            if head.framing == .chunked { append("Transfer-Encoding: chunked\r\n", &out) }
+            if head.framing == .chunked { appendTransferEncoding(p, head, &out) }
             if options.xForwardedFor {
                 append("X-Forwarded-For: ", &out)
                 appendMerged(p, head, .xForwardedFor, &out)
@@ -171,6 +181,50 @@ public enum HeadWriter {
         append(": ", &out)
         out.append(contentsOf: UnsafeBufferPointer(rebasing: p[f.value]))
         append("\r\n", &out)
+    }
+
+    /// The target in the form a backend gets: origin-form for absolute-form, "/" for an empty path, and "*"
+    /// for OPTIONS to an absolute URI without path or query (RFC 9112 §3.2.4).
+    private static func appendOriginTarget(_ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ out: inout [UInt8]) {
+        var path = head.target
+        if let authority = head.targetAuthority {
+            path = authority.upperBound..<head.target.upperBound
+            if head.method == .options && path.isEmpty {
+                out.append(0x2A)
+                return
+            }
+        }
+        // "http://a" and "http://a?q" have an empty path; so has an empty target.
+        if path.isEmpty || (head.targetAuthority != nil && p[path.lowerBound] != ASCII.slash) {
+            out.append(ASCII.slash)
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: p[path]))
+    }
+
+    /// `Host: <head.host>`: the Host value, replaced by an absolute-form authority; empty when neither exists.
+    private static func appendHost(_ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ out: inout [UInt8]) {
+        append("Host: ", &out)
+        if let host = head.host { out.append(contentsOf: UnsafeBufferPointer(rebasing: p[host])) }
+        append("\r\n", &out)
+    }
+
+    /// `Transfer-Encoding: <codings before chunked>, chunked`, names only (the parser validated the list).
+    private static func appendTransferEncoding(
+        _ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ out: inout [UInt8]
+    ) {
+        append("Transfer-Encoding: ", &out)
+        for f in head.fields where f.known == .transferEncoding {
+            HTTPSyntax.forEachListElement(p, f.value) { element in
+                if let name = HTTPSyntax.transferCodingName(p, element),
+                    !HTTPSyntax.equalsLowercase(p, name, "chunked")
+                {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: p[name]))
+                    append(", ", &out)
+                }
+                return true
+            }
+        }
+        append("chunked\r\n", &out)
     }
 
     /// The values of every `known` field, each followed by ", " (so the caller appends its own element).
