@@ -95,6 +95,7 @@ public final class ProxyServer {
     /// Binds the listeners and installs the signal handlers. Prints one `listening on` line per socket.
     public func start() throws {
         lb_ignore_sigpipe()
+        ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
         controlInbox.attach(to: loop)
         let settings = ProxyServer.settings(from: config)
         let worker = Worker(id: 0, loop: loop, settings: settings, routing: routing)
@@ -355,4 +356,24 @@ private final class CollectBox: @unchecked Sendable {
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+extension ProxyServer {
+    /// Raises the soft open-file limit to the hard limit (as HAProxy does): each client needs a socket, and so
+    /// does each upstream connection. Logs a warning when even the hard limit is below what the config allows.
+    static func raiseOpenFileLimit(logger: Logger, needed: Int) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Clients plus their upstream connections plus a margin for listeners, logs and probes.
+        let wanted = UInt64(needed) * 2 + 64
+        if UInt64(limit.rlim_cur) < wanted {
+            logger.warning("open-file limit is low for limits.max_client_connections", metadata: [
+                "limit": "\(limit.rlim_cur)", "wanted": "\(wanted)",
+            ])
+        }
+    }
 }
