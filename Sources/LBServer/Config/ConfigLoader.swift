@@ -13,7 +13,7 @@ import LBCore
     private let posixClose = Darwin.close
 #endif
 
-/// Reads and validates a JSON config file (schema: docs/config.md).
+/// Reads and validates a JSON config file (schema: the README's "Configuration" section).
 ///
 /// Contract: returns a fully validated `LBConfig`, or throws `ConfigErrors` listing every problem found (unknown
 /// keys, wrong types, out-of-range values, duplicate server ids, cross-field rules), each with its key path.

@@ -1,7 +1,7 @@
 import LBCore
 
 /// The balancer's whole configuration, after validation. Every field has the default documented in
-/// docs/config.md, so `LBConfig()` is a working config with no servers (which answers 503).
+/// the README's "Configuration" section, so `LBConfig()` is a working config with no servers (which answers 503).
 ///
 /// Build one with `ConfigLoader` (file), `applying(_:)` (flags) and `withAdminToken(fromEnvironment:)` (env),
 /// or all three at once with `LBConfig.resolve(configPath:overrides:)`.

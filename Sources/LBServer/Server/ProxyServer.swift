@@ -211,7 +211,7 @@ public final class ProxyServer {
             let fresh = try ConfigLoader.load(path: path).applying(overrides)
             try apply(fresh, reason: "reload")
             // The file is the whole truth after a reload: admin drains (which it cannot express) end too,
-            // like admin-added servers and weights do (docs/admin-api.md).
+            // like admin-added servers and weights do (README, "Admin API").
             for b in routing.load().backends { b.setDraining(false) }
         } catch {
             logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
