@@ -116,27 +116,8 @@ public struct LBConfig: Equatable, Sendable {
         }
     }
 
-    /// `forwarding`: request headers the balancer adds before forwarding.
-    public struct Forwarding: Equatable, Sendable {
-        public var xForwardedFor: Bool
-        public var xForwardedProto: Bool
-        public var xForwardedHost: Bool
-        /// RFC 7239 `Forwarded`.
-        public var forwarded: Bool
-        /// `X-Request-Id`, generated when the request has none.
-        public var requestID: Bool
-
-        public init(
-            xForwardedFor: Bool = true, xForwardedProto: Bool = true, xForwardedHost: Bool = true,
-            forwarded: Bool = false, requestID: Bool = true
-        ) {
-            self.xForwardedFor = xForwardedFor
-            self.xForwardedProto = xForwardedProto
-            self.xForwardedHost = xForwardedHost
-            self.forwarded = forwarded
-            self.requestID = requestID
-        }
-    }
+    /// `forwarding`: request headers the balancer adds before forwarding (the HTTP layer's own options type).
+    public typealias Forwarding = ForwardingOptions
 
     /// `access_log`: one line per request.
     public struct AccessLog: Equatable, Sendable {

@@ -74,10 +74,7 @@ public final class ProxyServer {
         s.limits = HTTPLimits(
             maxRequestLine: config.limits.maxRequestLine, maxHeaderBytes: config.limits.maxHeaderBytes,
             maxHeaderCount: config.limits.maxHeaders, maxBodyBytes: config.limits.maxBodyBytes)
-        s.forwarding = ForwardingOptions(
-            xForwardedFor: config.forwarding.xForwardedFor, xForwardedProto: config.forwarding.xForwardedProto,
-            xForwardedHost: config.forwarding.xForwardedHost, forwarded: config.forwarding.forwarded,
-            requestID: config.forwarding.requestID)
+        s.forwarding = config.forwarding
         s.keySource = config.routingKey
         s.clientHeaderTimeout = config.timeouts.clientHeaderMs
         s.clientIdleTimeout = config.timeouts.clientIdleMs
