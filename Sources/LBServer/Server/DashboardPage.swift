@@ -25,11 +25,11 @@ enum DashboardPage {
                  border-radius:4px; width:220px; }
   #status { font-size:12px; color:var(--dim); }
   #status.err { color:var(--down); }
-  main { display:grid; grid-template-columns: 340px 1fr; gap:20px; padding:20px 24px; }
+  main { display:grid; grid-template-columns: 320px minmax(0, 1fr); gap:20px; padding:20px 24px; }
   .panel { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:16px; }
   .panel h2 { font-size:13px; text-transform:uppercase; letter-spacing:1px; color:var(--dim); margin:0 0 12px; }
-  .cards { display:grid; grid-template-columns: repeat(6, 1fr); gap:12px; grid-column: 1 / -1; }
-  .card .v { font-size:24px; font-weight:600; font-variant-numeric: tabular-nums; }
+  .cards { display:grid; grid-template-columns: repeat(6, minmax(0, 1fr)); gap:12px; grid-column: 1 / -1; }
+  .card .v { font-size:22px; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; font-weight:600; font-variant-numeric: tabular-nums; }
   .card .l { font-size:12px; color:var(--dim); }
   #ring { width:100%; height:auto; display:block; }
   .legend { list-style:none; padding:0; margin:12px 0 0; }
@@ -37,7 +37,7 @@ enum DashboardPage {
   .legend .sw { width:12px; height:12px; border-radius:3px; display:inline-block; }
   .legend .pct { margin-left:auto; color:var(--dim); }
   table { width:100%; border-collapse:collapse; font-variant-numeric: tabular-nums; }
-  th, td { text-align:right; padding:7px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
+  th, td { text-align:right; padding:7px 6px; border-bottom:1px solid var(--line); white-space:nowrap; }
   th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align:left; }
   th { color:var(--dim); font-weight:500; font-size:12px; }
   .badge { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; }
@@ -68,7 +68,7 @@ enum DashboardPage {
     <div class="panel card"><div class="v" id="total">–</div><div class="l">requests total</div></div>
     <div class="panel card"><div class="v" id="inflight">–</div><div class="l">in flight</div></div>
     <div class="panel card"><div class="v" id="conns">–</div><div class="l">client connections open</div></div>
-    <div class="panel card"><div class="v" id="p99">–</div><div class="l">request p50 / p99</div></div>
+    <div class="panel card"><div class="v" id="p99">–</div><div class="l">request latency p50 / p99</div></div>
     <div class="panel card"><div class="v" id="errs">–</div><div class="l">proxy errors total</div></div>
   </section>
   <section class="panel">
@@ -127,9 +127,9 @@ function drawRing(servers) {
     }
     angle += sweep;
   });
-  const up = servers.filter((s) => s.state === "up").length;
+  const up = servers.filter((s) => s.state === "up").length;  // up and not draining
   parts.push(`<text x="${cx}" y="${cy - 4}" text-anchor="middle" fill="#d8dee6" font-size="30" font-weight="600">${up}/${servers.length}</text>`);
-  parts.push(`<text x="${cx}" y="${cy + 18}" text-anchor="middle" fill="#8a96a3" font-size="12">servers up</text>`);
+  parts.push(`<text x="${cx}" y="${cy + 18}" text-anchor="middle" fill="#8a96a3" font-size="12">serving</text>`);
   $("ring").innerHTML = parts.join("");
   $("legend").innerHTML = servers.map((s, i) => {
     const color = STATE_COLOR[s.state] || COLORS[i % COLORS.length];
@@ -145,7 +145,7 @@ function drawTable(servers, addresses) {
       ? `<button data-id="${esc(s.id)}" data-state="up">enable</button>`
       : `<button data-id="${esc(s.id)}" data-state="draining">drain</button>`;
     return `<tr data-server="${esc(s.id)}">
-      <td><b>${esc(s.id)}</b><div class="small">${esc(addresses[s.id] || "")}</div></td>
+      <td><b>${esc(s.id)}</b>${addresses[s.id] && addresses[s.id] !== s.id ? `<div class="small">${esc(addresses[s.id])}</div>` : ""}</td>
       <td><span class="badge ${esc(s.state)}">${esc(s.state)}</span></td>
       <td>${s.weight}</td>
       <td><span class="bar" style="width:${Math.round(60 * s.keyspace_share / maxShare)}px"></span> ${(s.keyspace_share * 100).toFixed(1)}%</td>
@@ -197,7 +197,7 @@ async function poll() {
     $("inflight").textContent = stats.requests.in_flight;
     $("conns").textContent = stats.connections.open;
     const req = stats.latency.request;
-    $("p99").textContent = `${ms(req.p50)} / ${ms(req.p99)}`;
+    $("p99").textContent = `${ms(req.p50)} / ${ms(req.p99)}`.replace(/ ms \//, " /");
     const perr = stats.proxy_errors || {};
     const perrTotal = Object.values(perr).reduce((a, b) => a + b, 0);
     $("errs").textContent = num(perrTotal);
