@@ -30,7 +30,8 @@ final class DashboardBrowserTests: IntegrationTestCase {
         let admin = AdminClient(port: lb.adminPort)
         _ = try TrafficProbe.backends(port: lb.proxyPort, paths: TrafficProbe.paths(200))
         let drained = backends[1].address
-        XCTAssertEqual(try admin.call("PATCH", "/manage/servers/\(drained)", body: #"{"state":"draining"}"#).status, 200)
+        let drain = try admin.call("PATCH", "/manage/servers/\(drained)", body: #"{"state":"draining"}"#)
+        XCTAssertEqual(drain.status, 200, drain.error)
         let ids = try admin.servers().keys.sorted()
         XCTAssertEqual(ids.count, 3)
 

@@ -68,7 +68,8 @@ final class ObservabilityTests: IntegrationTestCase {
         XCTAssertGreaterThan(b3Attempts, 5)
 
         // Proxy-generated errors: 3 malformed heads (400) and 2 request lines over 1024 bytes (414).
-        for _ in 0..<3 { try rawExchange("GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", port: c.lb.proxyPort, expect: 400) }
+        let malformed = "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n"
+        for _ in 0..<3 { try rawExchange(malformed, port: c.lb.proxyPort, expect: 400) }
         let long = "GET /" + String(repeating: "a", count: 2000) + " HTTP/1.1\r\nHost: a\r\n\r\n"
         for _ in 0..<2 { try rawExchange(long, port: c.lb.proxyPort, expect: 414) }
 
@@ -105,7 +106,8 @@ final class ObservabilityTests: IntegrationTestCase {
             let want = served[name] ?? (0, 0)
             let extra = name == "b3" ? b3Attempts : 0
             XCTAssertEqual(s["requests"] as? Int, want.ok + want.errors + extra, "\(name) attempts")
-            XCTAssertEqual(s["responses"] as? [String: Int], ["1xx": 0, "2xx": want.ok, "3xx": 0, "4xx": 0, "5xx": want.errors], name)
+            let classes = ["1xx": 0, "2xx": want.ok, "3xx": 0, "4xx": 0, "5xx": want.errors]
+            XCTAssertEqual(s["responses"] as? [String: Int], classes, name)
             XCTAssertEqual(s["connect_errors"] as? Int, extra, "\(name) connect errors")
             XCTAssertEqual(s["redispatches"] as? Int, extra, "\(name) redispatches")
             XCTAssertEqual(s["retries"] as? Int, 0, name)
@@ -148,13 +150,15 @@ final class ObservabilityTests: IntegrationTestCase {
             XCTAssertEqual(m[#"lb_requests_total{server="\#(id)",code_class="5xx"}"#], Double(want.errors), name)
             XCTAssertEqual(m[#"lb_upstream_connect_errors_total{server="\#(id)"}"#], Double(extra), name)
             XCTAssertEqual(m[#"lb_upstream_redispatches_total{server="\#(id)"}"#], Double(extra), name)
-            XCTAssertEqual(m[#"lb_upstream_response_duration_seconds_count{server="\#(id)"}"#], Double(want.ok + want.errors))
+            let responseCount = m[#"lb_upstream_response_duration_seconds_count{server="\#(id)"}"#]
+            XCTAssertEqual(responseCount, Double(want.ok + want.errors), name)
             XCTAssertEqual(m[#"lb_server_up{server="\#(id)"}"#], 1)
             XCTAssertEqual(m[#"lb_server_weight{server="\#(id)"}"#], 1)
         }
         XCTAssertEqual(m[#"lb_upstream_retries_total{server="\#(c.spyID)"}"#], Double(spyRequests))
         let shares = ["b1", "b2", "b3"].map { c.id($0) }.map { m[#"lb_server_keyspace_share{server="\#($0)"}"#] ?? 0 }
-        XCTAssertEqual(shares.reduce(0, +) + (m[#"lb_server_keyspace_share{server="\#(c.spyID)"}"#] ?? 0), 1, accuracy: 1e-9)
+        let spyShare = m[#"lb_server_keyspace_share{server="\#(c.spyID)"}"#] ?? 0
+        XCTAssertEqual(shares.reduce(0, +) + spyShare, 1, accuracy: 1e-9)
     }
 
     func testMetricsPassPromtoolCheck() throws {

@@ -28,7 +28,8 @@ extension AdminServer {
         m.sample("lb_connections_open", [], stats.openConnections)
         m.family("lb_connections_total", .counter, "Client connections accepted.")
         m.sample("lb_connections_total", [], w.connectionsTotal)
-        m.family("lb_connections_refused_total", .counter, "Client connections closed at once: over max_client_connections.")
+        m.family(
+            "lb_connections_refused_total", .counter, "Client connections closed at once: over max_client_connections.")
         m.sample("lb_connections_refused_total", [], w.connectionsRefused)
 
         m.family("lb_requests_received_total", .counter, "Requests received from clients (every request head).")
@@ -107,9 +108,9 @@ extension AdminServer {
         counter("lb_upstream_connect_errors_total", "Connects to the server that failed or timed out.") {
             $0.connectErrors
         }
-        counter("lb_upstream_response_errors_total", "Exchanges that failed after connecting (reset, timeout, garbage).") {
-            $0.responseErrors
-        }
+        counter(
+            "lb_upstream_response_errors_total", "Exchanges that failed after connecting (reset, timeout, garbage)."
+        ) { $0.responseErrors }
         counter("lb_upstream_retries_total", "Requests moved to another server after failing here once sent.") {
             $0.retries
         }

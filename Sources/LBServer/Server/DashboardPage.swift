@@ -29,7 +29,7 @@ enum DashboardPage {
   .panel { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:16px; }
   .panel h2 { font-size:13px; text-transform:uppercase; letter-spacing:1px; color:var(--dim); margin:0 0 12px; }
   .cards { display:grid; grid-template-columns: repeat(6, minmax(0, 1fr)); gap:12px; grid-column: 1 / -1; }
-  .card .v { font-size:22px; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; font-weight:600; font-variant-numeric: tabular-nums; }
+  .card .v { font-size:20px; white-space:nowrap; overflow:hidden; text-overflow:ellipsis; font-weight:600; font-variant-numeric: tabular-nums; }
   .card .l { font-size:12px; color:var(--dim); }
   #ring { width:100%; height:auto; display:block; }
   .legend { list-style:none; padding:0; margin:12px 0 0; }
