@@ -72,7 +72,8 @@ final class AdminConnection: TCPConnection {
     private func write(_ response: AdminResponse, close: Bool) {
         let payload = Array(response.body.utf8)
         let status = response.status
-        var headText = "HTTP/1.1 \(status) \(AdminConnection.reason(status))\r\nContent-Type: application/json\r\n"
+        var headText = "HTTP/1.1 \(status) \(AdminConnection.reason(status))\r\n"
+        headText += "Content-Type: \(response.contentType)\r\n"
         headText += "Content-Length: \(payload.count)\r\nCache-Control: no-store\r\n"
         for (name, value) in response.headers { headText += "\(name): \(value)\r\n" }
         headText += close ? "Connection: close\r\n\r\n" : "\r\n"

@@ -1,10 +1,17 @@
 import Foundation
 
-/// One admin answer: status, JSON text and any extra header fields (`Allow`, `WWW-Authenticate`).
+/// One admin answer: status, body text, its media type (JSON unless a route says otherwise: `/metrics` is
+/// Prometheus text, `/` is HTML) and any extra header fields (`Allow`, `WWW-Authenticate`).
 struct AdminResponse {
     var status: Int
     var body: String
     var headers: [(name: String, value: String)] = []
+    var contentType = AdminResponse.json
+
+    static let json = "application/json"
+    /// Prometheus text exposition format 0.0.4 (what `promtool` and every scraper accept).
+    static let prometheus = "text/plain; version=0.0.4; charset=utf-8"
+    static let html = "text/html; charset=utf-8"
 }
 
 /// A rejected admin call. `field` names the request field (or query parameter) at fault when there is one;
@@ -34,6 +41,10 @@ enum AdminRoute: Equatable {
     case health
     case servers
     case stats
+    /// Prometheus metrics.
+    case metrics
+    /// The dashboard page.
+    case dashboard
     case manageServers
     case manageServer(id: String)
 
@@ -45,6 +56,8 @@ enum AdminRoute: Equatable {
         case "/api/health": return .health
         case "/api/servers": return .servers
         case "/api/stats": return .stats
+        case "/metrics": return .metrics
+        case "/": return .dashboard
         case "/manage/servers": return .manageServers
         default:
             guard path.hasPrefix(managePrefix) else { return nil }
@@ -57,7 +70,7 @@ enum AdminRoute: Equatable {
     /// Methods this path answers, in the order `Allow` lists them.
     var allowed: [HTTPMethod] {
         switch self {
-        case .health, .servers, .stats: [.get]
+        case .health, .servers, .stats, .metrics, .dashboard: [.get]
         case .manageServers: [.post]
         case .manageServer: [.patch, .delete]
         }

@@ -1,32 +1,49 @@
 import Foundation
 import LBCore
 
-/// `GET /api/stats`: counters summed over every worker, per server and in total, plus uptime and version.
+/// `GET /api/stats`: counters summed over every worker, per server and in total, plus uptime, version, rates and
+/// latency percentiles. Field names are documented in docs/observability.md.
 ///
 /// Threads: built on the control loop from `stats`, the snapshot every worker copied on its own loop just before
-/// this request was handled (`ProxyServer.collectStats`).
+/// this request was handled (`ProxyServer.collectStats`), and from the health records (control-loop data).
 /// Server counters cover the servers in the current routing state: a removed server's counts leave the
 /// `upstream` totals with it, while `requests`, `responses` and `bytes` (per worker) only ever grow.
 extension AdminServer {
     func statsJSON() -> [String: Any] {
         let state = server.routing.load()
         let workers = stats.workers
+        let now = server.loop.now
+        let rates = rate.rate(now: now, current: RequestRate.Totals(stats))
+        let shares = state.snapshot.keyspaceShares()
         var upstream = BackendCounters()
         var perServer: [[String: Any]] = []
-        for b in state.backends {
+        for (i, b) in state.backends.enumerated() {
             let snap = stats.backends[b.spec.id] ?? StatsSnapshot.Backend()
             upstream.merge(snap.counters)
             var entry = snap.counters.json
             entry["id"] = b.spec.id
+            entry["state"] = b.stateName
+            entry["weight"] = b.spec.weight
+            entry["keyspace_share"] = shares[i]
             entry["active_connections"] = snap.activeConnections
+            entry["idle_connections"] = snap.idleConnections
             entry["in_flight"] = snap.inFlight
+            let serverRates = rates.servers[b.spec.id] ?? (0, 0)
+            entry["requests_per_second"] = rounded(serverRates.requests)
+            entry["errors_per_second"] = rounded(serverRates.errors)
+            entry["health"] = b.health.statsJSON(now: now, since: startedAtLoop)
             perServer.append(entry)
         }
         let r = workers.responses.counts
+        var proxyErrors: [String: UInt64] = [:]
+        for cause in ProxyErrorCause.allCases {
+            proxyErrors[String(cause.status)] = workers.proxyErrors[cause.rawValue]
+        }
         return [
             "version": LBVersion.current,
-            "uptime_seconds": (Date().timeIntervalSince(server.startedAt) * 1000).rounded() / 1000,
+            "uptime_seconds": rounded(Date().timeIntervalSince(server.startedAt)),
             "generation": state.generation,
+            "workers": stats.workerCount,
             "connections": [
                 "total": workers.connectionsTotal, "refused": workers.connectionsRefused,
                 "accept_errors": workers.acceptErrors,
@@ -34,14 +51,25 @@ extension AdminServer {
             ],
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,
-                "key_fallbacks": workers.keyFallbacks,
+                "key_fallbacks": workers.keyFallbacks, "per_second": rounded(rates.requests),
+                "rate_window_seconds": rounded(rates.window),
             ],
             "responses": ["1xx": r.0, "2xx": r.1, "3xx": r.2, "4xx": r.3, "5xx": r.4],
+            "proxy_errors": proxyErrors,
             "bytes": ["in": workers.bytesIn, "out": workers.bytesOut],
+            "latency": ["request": workers.requestLatency.json],
             "upstream": upstream.json,
             "servers": perServer,
         ]
     }
+
+    /// Three decimals: enough for rates and seconds, and short JSON.
+    func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
+}
+
+extension Backend {
+    /// `up`, `down` or `draining`, as the admin API and metrics name it (a drain shows even while down).
+    var stateName: String { isDraining ? "draining" : (isUp ? "up" : "down") }
 }
 
 extension BackendCounters {
@@ -50,11 +78,42 @@ extension BackendCounters {
         [
             "requests": requests, "connects_opened": connectsOpened, "connect_errors": connectErrors,
             "response_errors": responseErrors, "reused": reused, "retries": retries, "redispatches": redispatches,
+            "peak_connections": peakConnections,
             "bytes_in": bytesIn, "bytes_out": bytesOut,
             "responses": [
                 "1xx": responses.counts.0, "2xx": responses.counts.1, "3xx": responses.counts.2,
                 "4xx": responses.counts.3, "5xx": responses.counts.4,
             ],
+            "latency": ["connect": connectLatency.json, "response": responseLatency.json],
+        ]
+    }
+}
+
+extension Latency {
+    /// `{"count", "p50", "p90", "p99", "max"}`, in seconds (microsecond resolution, percentiles within 1%).
+    var json: [String: Any] {
+        func s(_ v: Double) -> Double { (v * 1e6).rounded() / 1e6 }
+        return [
+            "count": count, "p50": s(seconds(atPercentile: 50)), "p90": s(seconds(atPercentile: 90)),
+            "p99": s(seconds(atPercentile: 99)), "max": s(maxSeconds),
+        ]
+    }
+}
+
+extension BackendHealth {
+    /// The health side of one server in `/api/stats`; `now` is the loop clock (ms), the clock `HealthState` runs on.
+    /// A server that never changed state counts from `since` (the balancer's start on that clock): its record is
+    /// created at time 0.
+    func statsJSON(now: UInt64, since start: UInt64) -> [String: Any] {
+        let state = snapshot.state
+        let changedAt = max(state.lastChangeAt, start)
+        return [
+            "check_failures": state.failures, "transitions": state.transitions,
+            "consecutive_failures": state.consecutiveFailures,
+            "passive_consecutive_failures": consecutivePassiveFailures,
+            "seconds_since_change": Double(now > changedAt ? now - changedAt : 0) / 1000,
+            "downtime_seconds": Double(state.downtimeMs(now: now)) / 1000,
+            "last_check": lastCheckJSON(),
         ]
     }
 }

@@ -8,9 +8,15 @@ final class AdminServer {
     let boundAddress: SocketAddress
     /// Worker counters as collected for the request being handled (see `ProxyServer.collectStats`).
     var stats = StatsSnapshot()
+    /// Totals sampled once a second, for the request rates of `/api/stats` and the dashboard.
+    var rate = RequestRate(slots: 10)
+    private var sampler: LoopTimer?
+    /// The loop clock (ms) when the admin API started: "since last change" for servers that never changed.
+    let startedAtLoop: UInt64
 
     init(server: ProxyServer, address: SocketAddress) throws(SetupError) {
         self.server = server
+        startedAtLoop = server.loop.now
         let l = try Listener(loop: server.loop, address: address)
         boundAddress = l.boundAddress
         listener = l
@@ -18,11 +24,28 @@ final class AdminServer {
             let conn = AdminConnection(admin: self)
             if listener.accept(into: conn) { conn.startReading() }
         }
+        startSampling()
     }
 
     func close() {
         listener?.close()
         listener = nil
+        sampler?.close()
+        sampler = nil
+    }
+
+    /// Every second, collects every worker's totals (`ProxyServer.collectStats`) into `rate`. The timer is unref'd
+    /// so it never keeps the loop alive on shutdown. Control loop only.
+    private func startSampling() {
+        let timer = LoopTimer(loop: server.loop) { [unowned self] in
+            server.collectStats { [weak self] snapshot in
+                guard let self else { return }
+                rate.record(at: server.loop.now, totals: RequestRate.Totals(snapshot))
+            }
+        }
+        timer.unref()
+        timer.start(timeout: 0, repeat: 1000)
+        sampler = timer
     }
 
     /// Handles one complete request and returns the answer. Control loop only. Order of checks: unknown path
@@ -55,6 +78,10 @@ final class AdminServer {
                 return AdminResponse(status: 200, body: json(["servers": serversJSON()]))
             case .stats:
                 return AdminResponse(status: 200, body: json(statsJSON()))
+            case .metrics:
+                return AdminResponse(status: 200, body: metricsText(), contentType: AdminResponse.prometheus)
+            case .dashboard:
+                return AdminResponse(status: 200, body: DashboardPage.html, contentType: AdminResponse.html)
             case .manageServers:
                 return try addServer(body: body, query: ManageQuery(parsing: query))
             case .manageServer(let id):
@@ -77,7 +104,7 @@ final class AdminServer {
             let requests = snap.counters.requests
             return [
                 "id": b.spec.id, "host": b.spec.host, "port": b.spec.port, "weight": b.spec.weight,
-                "state": b.isDraining ? "draining" : (b.isUp ? "up" : "down"),
+                "state": b.stateName,
                 "active_connections": active, "requests": requests, "keyspace_share": shares[i],
                 "last_check": b.health.lastCheckJSON(), "health": b.health.summaryJSON(now: server.loop.now),
             ]

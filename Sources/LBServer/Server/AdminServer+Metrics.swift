@@ -1,0 +1,148 @@
+import Foundation
+import LBCore
+
+/// `GET /metrics`: the same numbers as `/api/stats`, in the Prometheus text format (`PrometheusText`), with
+/// conventional names (`_total` counters, base units: seconds and bytes) and a `server` label per backend.
+/// Every metric is listed with its type and labels in docs/observability.md.
+///
+/// Threads: control loop, from `stats` (collected from every worker just before) and the health records.
+/// Per-server series cover the servers in the current routing state; a removed server's series disappear
+/// (Prometheus treats that as the end of the series, and `rate()` copes with a counter that restarts).
+extension AdminServer {
+    func metricsText() -> String {
+        var m = PrometheusText()
+        let state = server.routing.load()
+        let w = stats.workers
+        let now = server.loop.now
+
+        m.family("lb_build_info", .gauge, "Always 1; the version label says which lb is running.")
+        m.sample("lb_build_info", [("version", LBVersion.current)], 1)
+        m.family("lb_start_time_seconds", .gauge, "Unix time the balancer started.")
+        m.sample("lb_start_time_seconds", [], server.startedAt.timeIntervalSince1970.rounded())
+        m.family("lb_config_generation", .gauge, "Generation of the routing state (1 at start, +1 per change).")
+        m.sample("lb_config_generation", [], state.generation)
+        m.family("lb_workers", .gauge, "Worker event loops carrying traffic.")
+        m.sample("lb_workers", [], stats.workerCount)
+
+        m.family("lb_connections_open", .gauge, "Client connections open now.")
+        m.sample("lb_connections_open", [], stats.openConnections)
+        m.family("lb_connections_total", .counter, "Client connections accepted.")
+        m.sample("lb_connections_total", [], w.connectionsTotal)
+        m.family(
+            "lb_connections_refused_total", .counter, "Client connections closed at once: over max_client_connections.")
+        m.sample("lb_connections_refused_total", [], w.connectionsRefused)
+
+        m.family("lb_requests_received_total", .counter, "Requests received from clients (every request head).")
+        m.sample("lb_requests_received_total", [], w.requests)
+        m.family("lb_requests_in_flight", .gauge, "Requests received whose response is not complete yet.")
+        m.sample("lb_requests_in_flight", [], w.inFlight)
+        m.family("lb_responses_total", .counter, "Responses sent to clients, by status class (proxied and generated).")
+        for (i, cls) in AdminServer.classNames.enumerated() {
+            m.sample("lb_responses_total", [("code_class", cls)], w.responses.array[i])
+        }
+        m.family("lb_proxy_errors_total", .counter, "Responses the balancer generated itself, by status.")
+        for cause in ProxyErrorCause.allCases {
+            m.sample("lb_proxy_errors_total", [("status", String(cause.status))], w.proxyErrors[cause.rawValue])
+        }
+        m.family("lb_no_server_total", .counter, "Requests answered 503 because no server could take them.")
+        m.sample("lb_no_server_total", [], w.noServer)
+        m.family("lb_bytes_total", .counter, "Bytes on client connections: in = received from clients, out = sent.")
+        m.sample("lb_bytes_total", [("direction", "in")], w.bytesIn)
+        m.sample("lb_bytes_total", [("direction", "out")], w.bytesOut)
+        m.family("lb_request_duration_seconds", .histogram, "Whole request time: head received to response complete.")
+        m.histogram("lb_request_duration_seconds", [], w.requestLatency)
+
+        serverMetrics(&m, state: state, now: now)
+        return m.text
+    }
+
+    static let classNames = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+
+    /// The per-server families, each listing every server before the next family starts (the format's rule).
+    private func serverMetrics(_ m: inout PrometheusText, state: RoutingState, now: UInt64) {
+        let shares = state.snapshot.keyspaceShares()
+        let servers = state.backends.enumerated().map { i, b in
+            (b, [("server", b.spec.id)], stats.backends[b.spec.id] ?? StatsSnapshot.Backend(), shares[i],
+             b.health.snapshot.state)
+        }
+        func gauge(_ name: String, _ help: String, _ value: (Backend, StatsSnapshot.Backend, Double) -> Double) {
+            m.family(name, .gauge, help)
+            for (b, labels, snap, share, _) in servers { m.sample(name, labels, value(b, snap, share)) }
+        }
+        func counter(_ name: String, _ help: String, _ value: (BackendCounters) -> UInt64) {
+            m.family(name, .counter, help)
+            for (_, labels, snap, _, _) in servers { m.sample(name, labels, value(snap.counters)) }
+        }
+
+        gauge("lb_server_up", "1 when health checks (active or passive) consider the server up.") { b, _, _ in
+            b.isUp ? 1 : 0
+        }
+        gauge("lb_server_draining", "1 while an operator drains the server (no new requests).") { b, _, _ in
+            b.isDraining ? 1 : 0
+        }
+        gauge("lb_server_weight", "Configured weight.") { b, _, _ in Double(b.spec.weight) }
+        gauge("lb_server_keyspace_share", "Fraction of the keyspace the routing table gives the server (0-1).") {
+            _, _, share in share
+        }
+        gauge("lb_upstream_connections_open", "Connections to the server open now (busy and pooled).") { _, s, _ in
+            Double(s.activeConnections)
+        }
+        gauge("lb_upstream_connections_idle", "Pooled idle connections to the server.") { _, s, _ in
+            Double(s.idleConnections)
+        }
+        gauge("lb_upstream_requests_in_flight", "Requests sent to the server and not answered yet.") { _, s, _ in
+            Double(s.inFlight)
+        }
+
+        m.family("lb_requests_total", .counter, "Responses received from the server, by status class.")
+        for (_, labels, snap, _, _) in servers {
+            for (i, cls) in AdminServer.classNames.enumerated() {
+                m.sample("lb_requests_total", labels + [("code_class", cls)], snap.counters.responses.array[i])
+            }
+        }
+        counter("lb_upstream_attempts_total", "Attempts to send a request to the server (retries included).") {
+            $0.requests
+        }
+        counter("lb_upstream_connections_total", "Connections opened to the server.") { $0.connectsOpened }
+        counter("lb_upstream_connection_reuses_total", "Requests sent on a pooled connection.") { $0.reused }
+        counter("lb_upstream_connect_errors_total", "Connects to the server that failed or timed out.") {
+            $0.connectErrors
+        }
+        counter(
+            "lb_upstream_response_errors_total", "Exchanges that failed after connecting (reset, timeout, garbage)."
+        ) { $0.responseErrors }
+        counter("lb_upstream_retries_total", "Requests moved to another server after failing here once sent.") {
+            $0.retries
+        }
+        counter("lb_upstream_redispatches_total", "Requests moved to another server after a failed connect here.") {
+            $0.redispatches
+        }
+        m.family("lb_upstream_bytes_total", .counter, "Bytes to (out) and from (in) the server.")
+        for (_, labels, snap, _, _) in servers {
+            m.sample("lb_upstream_bytes_total", labels + [("direction", "in")], snap.counters.bytesIn)
+            m.sample("lb_upstream_bytes_total", labels + [("direction", "out")], snap.counters.bytesOut)
+        }
+        m.family("lb_upstream_connect_duration_seconds", .histogram, "TCP connect time to the server.")
+        for (_, labels, snap, _, _) in servers {
+            m.histogram("lb_upstream_connect_duration_seconds", labels, snap.counters.connectLatency)
+        }
+        m.family("lb_upstream_response_duration_seconds", .histogram, "Request sent to response head received.")
+        for (_, labels, snap, _, _) in servers {
+            m.histogram("lb_upstream_response_duration_seconds", labels, snap.counters.responseLatency)
+        }
+
+        m.family("lb_health_check_failures_total", .counter, "Active health checks that failed or timed out.")
+        for (_, labels, _, _, h) in servers { m.sample("lb_health_check_failures_total", labels, h.failures) }
+        m.family("lb_health_transitions_total", .counter, "Up/down changes of the server's health state.")
+        for (_, labels, _, _, h) in servers { m.sample("lb_health_transitions_total", labels, h.transitions) }
+        m.family("lb_server_downtime_seconds_total", .counter, "Seconds the server has spent down.")
+        for (_, labels, _, _, h) in servers {
+            m.sample("lb_server_downtime_seconds_total", labels, Double(h.downtimeMs(now: now)) / 1000)
+        }
+        m.family("lb_health_last_change_seconds", .gauge, "Seconds since the server's health state last changed.")
+        for (_, labels, _, _, h) in servers {
+            let changedAt = max(h.lastChangeAt, startedAtLoop)
+            m.sample("lb_health_last_change_seconds", labels, Double(now > changedAt ? now - changedAt : 0) / 1000)
+        }
+    }
+}
