@@ -3,7 +3,7 @@ import LBCore
 
 /// `GET /metrics`: the same numbers as `/api/stats`, in the Prometheus text format (`PrometheusText`), with
 /// conventional names (`_total` counters, base units: seconds and bytes) and a `server` label per backend.
-/// Every metric is listed with its type and labels in docs/observability.md.
+/// Every metric is listed with its type and labels in the README's "Observability" section.
 ///
 /// Threads: control loop, from `stats` (collected from every worker just before) and the health records.
 /// Per-server series cover the servers in the current routing state; a removed server's series disappear

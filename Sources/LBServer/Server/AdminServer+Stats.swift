@@ -2,7 +2,7 @@ import Foundation
 import LBCore
 
 /// `GET /api/stats`: counters summed over every worker, per server and in total, plus uptime, version, rates and
-/// latency percentiles. Field names are documented in docs/observability.md.
+/// latency percentiles. Field names are documented in the README's "Observability" section.
 ///
 /// Threads: built on the control loop from `stats`, the snapshot every worker copied on its own loop just before
 /// this request was handled (`ProxyServer.collectStats`), and from the health records (control-loop data).
