@@ -5,7 +5,11 @@ import XCTest
 /// with a token configured, mutating calls need it.
 final class AdminAPIValidationTests: IntegrationTestCase {
     func testMalformedCallsAreRejectedWithTheirStatusAndChangeNothing() throws {
-        let (backends, lb) = try startCluster(backends: 2)
+        // Health checks off: a probe result landing between two reads would change /api/servers by itself.
+        let config = NSTemporaryDirectory() + "lb-admin-validation-\(UUID().uuidString).json"
+        try #"{"health_check": {"enabled": false}}"#.write(toFile: config, atomically: true, encoding: .utf8)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: config) }
+        let (backends, lb) = try startCluster(backends: 2, configFile: config)
         let admin = AdminClient(port: lb.adminPort)
         let id = backends[0].address
         let port = backends[0].port

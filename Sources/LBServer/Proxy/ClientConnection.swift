@@ -273,6 +273,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     private func sendHead() {
         guard let up = upstream else { return }
         up.attach(to: self, method: method)
+        up.slot.stats.bytesOut &+= UInt64(outgoingHead.count)
         requestSentAt = uv_hrtime()
         // RFC 9110 §10.1.1: the client waits for 100 before its body; say it as soon as a backend is ready,
         // so neither side waits on the other (the Expect field itself is forwarded).

@@ -365,8 +365,8 @@ extension ProxyServer {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        // Clients plus their upstream connections plus a margin for listeners, logs and probes.
-        let wanted = UInt64(needed) * 2 + 64
+        // Clients plus a margin for upstream connections, listeners, logs and probes.
+        let wanted = UInt64(needed) + 1024
         if UInt64(limit.rlim_cur) < wanted {
             logger.warning("open-file limit is low for limits.max_client_connections", metadata: [
                 "limit": "\(limit.rlim_cur)", "wanted": "\(wanted)",
