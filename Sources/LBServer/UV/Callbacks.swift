@@ -38,11 +38,6 @@ enum Callbacks {
         conn.didConnect(status: status)
     }
 
-    static let shutdown: uv_shutdown_cb = { req, status in
-        let conn: TCPConnection = owner(req!.pointee.data)
-        conn.didShutdown(status: status)
-    }
-
     static let closeConnection: uv_close_cb = { handle in
         let unmanaged = Unmanaged<TCPConnection>.fromOpaque(handle!.pointee.data!)
         unmanaged.takeUnretainedValue().didClose()

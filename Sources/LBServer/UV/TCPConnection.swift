@@ -21,7 +21,6 @@ class TCPConnection {
     private var inflightCount = 0
     private var writeReq: UnsafeMutablePointer<uv_write_t>?
     private var connectReq: UnsafeMutablePointer<uv_connect_t>?
-    private var shutdownReq: UnsafeMutablePointer<uv_shutdown_t>?
     private(set) var isWriting = false
     private(set) var isReading = false
     private(set) var isClosing = false
@@ -41,7 +40,6 @@ class TCPConnection {
         inflight?.deallocate()
         writeReq?.deallocate()
         connectReq?.deallocate()
-        shutdownReq?.deallocate()
     }
 
     // MARK: subclass hooks
@@ -173,8 +171,6 @@ class TCPConnection {
         if isClosing { return }
         didConnectResult(status)
     }
-
-    final func didShutdown(status: Int32) {}
 
     // MARK: closing
 
