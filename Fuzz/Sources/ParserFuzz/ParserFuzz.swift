@@ -25,7 +25,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     ])
     check(whole == halves, "whole vs split at \(split):\n\(whole)\n\(halves)")
     if input.count <= 512 {
-        let bytewise = Feeder(config).run((0..<input.count).map { UnsafeRawBufferPointer(rebasing: input[$0..<($0 + 1)]) })
+        let bytes = (0..<input.count).map { UnsafeRawBufferPointer(rebasing: input[$0..<($0 + 1)]) }
+        let bytewise = Feeder(config).run(bytes)
         check(whole == bytewise, "whole vs byte by byte:\n\(whole)\n\(bytewise)")
     }
     return 0
