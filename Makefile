@@ -10,7 +10,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps build run test test-tsan bench bench-close bench-core bench-idle fuzz clean
+.PHONY: deps build run test test-tsan bench bench-close bench-core bench-idle bench-accesslog fuzz clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -56,6 +56,10 @@ bench: build
 
 bench-close: build
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3 --close
+
+# Throughput with the access log on against off, in one run.
+bench-accesslog: build
+	bench/accesslog_overhead.sh "$(RELEASE_BIN)/lb-server" -d 8 --rounds 3
 
 # Memory per idle keep-alive client connection (10,000 connections).
 bench-idle: build
