@@ -87,4 +87,18 @@ final class ReviewFindingsTests: IntegrationTestCase {
         XCTAssertTrue(
             connection.isClosedByPeer(timeout: 5), "still open 5 s after the backend stalled (500 ms timeouts)")
     }
+
+    /// The response head and body bytes are only appended to the client's `out`: nothing flushes them until the
+    /// queue passes `highWater` (256 KiB) or the response ends (ClientConnection.responseHead/responseBody). A
+    /// streamed response (SSE, long poll, progress output, a slow download) reaches the client only at its end.
+    func testStreamedResponseBytesReachTheClientBeforeTheResponseEnds() throws {
+        let spy = try SpyBackend(
+            reply: .perRequest(Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n".utf8)))
+        let proxy = try startProxy(backends: [spy.address])
+        let connection = try RawHTTPConnection(port: proxy.proxyPort)
+        try connection.send("GET /events HTTP/1.1\r\nHost: a\r\n\r\n")
+        let got = try? connection.readRaw(count: 12, timeout: 2)
+        XCTAssertNotNil(got, "no byte of the streamed response arrived within 2 s")
+        if let got { XCTAssertTrue(String(decoding: got, as: UTF8.self).hasPrefix("HTTP/1.1 200")) }
+    }
 }
