@@ -102,8 +102,9 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     /// Feeds `input` to the parser as far as the current exchange allows; returns how much was used.
     private func process(_ input: UnsafeRawBufferPointer) -> Int {
+        let outer = inProcess
         inProcess = true
-        defer { inProcess = false }
+        defer { inProcess = outer }
         var pos = 0
         while !isClosing {
             switch phase {
@@ -140,6 +141,8 @@ final class ClientConnection: TCPConnection, ListLinked {
                     failExchange(status: e.status)
                     return input.count
                 case .head:
+                    // The phase says a body is being read, so the parser cannot be at a new head.
+                    assertionFailure("request head while the previous request's body was expected")
                     return pos
                 }
             case .connecting, .awaitingResponse, .tunnel, .closed:
@@ -176,8 +179,9 @@ final class ClientConnection: TCPConnection, ListLinked {
         switch phase {
         case .head where parser.isBetweenMessages && pending.isEmpty:
             close()
-        case .awaitingResponse:
-            // Half-close after a complete request: still deliver the response, then close.
+        case .awaitingResponse, .connecting where !requestHasBody:
+            // Half-close after a complete request: still deliver the response, then close. (A body-less request
+            // waiting for its connect is complete too; with a body, EOF here would truncate it.)
             keepAlive = false
         case .tunnel:
             upstream?.closeAfterFlush()
@@ -283,8 +287,13 @@ final class ClientConnection: TCPConnection, ListLinked {
             flush()
         }
         up.append(outgoingHead)
-        phase = .body
-        drainPending()
+        if requestComplete {
+            // A replay or retry of a request already read whole: what is pending is the next request.
+            phase = .awaitingResponse
+        } else {
+            phase = .body
+            drainPending()
+        }
         up.flush()
     }
 
@@ -493,6 +502,8 @@ final class ClientConnection: TCPConnection, ListLinked {
     // MARK: finishing
 
     private func endInFlight() {
+        // The upstream this pause waited on is gone: reading resumes with the next exchange.
+        readPausedForBackpressure = false
         if let state = routing, backendIndex >= 0 {
             state.backends[backendIndex].perWorker[worker.id].inFlight -= 1
         }
@@ -505,6 +516,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         routing = nil
         if !keepAlive || peerClosedWrite {
             phase = .closed
+            timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)  // a client that never reads
             closeAfterFlush()
             return
         }
@@ -543,6 +555,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         if shouldClose {
             phase = .closed
             keepAlive = false
+            timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)  // a client that never reads
             closeAfterFlush()
             return
         }

@@ -62,6 +62,9 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     func release(reusable: Bool) {
         client = nil
         wasReused = true
+        // Back-pressure may have paused reading mid-response: an idle pooled connection must read again (to
+        // see the backend close it, and to get the next response).
+        if reusable { startReading() }
         if reusable && !backend.isRemoved && !worker.isDraining && slot.idle.count < worker.settings.poolSize
             && writeQueueBytes == 0 && !isClosing
         {
@@ -142,6 +145,11 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             return
         }
         receivedAny = true
+        // Whatever this read produced for the client goes out now, in one write: a streamed response must not
+        // wait for its end (or for the high-water mark) to reach the client.
+        defer { client.flush() }
+        // Until the response is complete, silence from the backend is what times out (head or body alike).
+        timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         var pos = 0
         // The client may end the link from any of these calls (e.g. its socket failed): re-check each turn.
         while self.client != nil, !isClosing {
@@ -149,7 +157,6 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             case .needMore:
                 return
             case .head:
-                timer.enter(.none, now: 0, limits: worker.timerLimits)
                 if !client.responseHead(self, parser.head) {
                     slot.stats.responseErrors &+= 1
                     self.client = nil

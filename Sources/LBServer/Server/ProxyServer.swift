@@ -316,7 +316,7 @@ extension ProxyServer {
     func collectStats(_ done: @escaping (StatsSnapshot) -> Void) {
         var total = StatsSnapshot()
         for w in workers { total.merge(w.snapshot()) }
-        let live = threads.filter { !$0.isDone }
+        let live = threads.filter { !$0.isDone && !$0.closeRequested }
         if live.isEmpty {
             done(total)
             return

@@ -135,8 +135,12 @@ final class WorkerThread: @unchecked Sendable {
         }
     }
 
+    /// Set (on the control loop) once `closeNow` was asked: work posted after it might never run.
+    private(set) var closeRequested = false
+
     /// Closes every handle of the worker now (shutdown deadline); its loop ends.
     func closeNow() {
+        closeRequested = true
         post { [self] w in
             w.closeAll()
             inbox.close()
