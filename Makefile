@@ -53,6 +53,7 @@ test-tsan: deps
 # HAProxy, nginx and lb side by side on loopback (needs ../shared/bench/peers.sh).
 bench: build
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3
+	bench/accesslog_overhead.sh "$(RELEASE_BIN)/lb-server" -d 8 --rounds 3
 
 bench-close: build
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3 --close

@@ -22,7 +22,7 @@ import LBCore
 public enum ConfigLoader {
     static let topLevelKeys = [
         "listen", "workers", "admin", "routing", "servers", "health_check", "retries", "timeouts", "limits",
-        "forwarding", "access_log",
+        "forwarding", "access_log", "stats",
     ]
 
     /// Loads the file at `path`. `requireServers` is false when the command line supplies the servers.
@@ -108,6 +108,9 @@ public enum ConfigLoader {
             let path = log.string("path", default: config.accessLog.path)
             if path.isEmpty { log.problem("path", "must not be empty; use \"-\" for standard output") }
             config.accessLog.path = path.isEmpty ? "-" : path
+        }
+        if let stats = top.section("stats", known: ["latency"]) {
+            config.stats.latency = stats.bool("latency", default: config.stats.latency)
         }
         return config
     }

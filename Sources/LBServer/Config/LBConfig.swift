@@ -35,6 +35,8 @@ public struct LBConfig: Equatable, Sendable {
     public var forwarding: Forwarding
     /// Access logging (`access_log`).
     public var accessLog: AccessLog
+    /// What the data path measures (`stats`).
+    public var stats = Stats()
 
     public init(
         listen: HostPort = HostPort(host: "0.0.0.0", port: 8080),
@@ -118,6 +120,14 @@ public struct LBConfig: Equatable, Sendable {
 
     /// `forwarding`: request headers the balancer adds before forwarding (the HTTP layer's own options type).
     public typealias Forwarding = ForwardingOptions
+
+    /// `stats`: counters are always kept (plain integers per worker); latency histograms can be switched off.
+    public struct Stats: Equatable, Sendable {
+        /// Connect, response and request latency histograms (two clock reads and three histogram updates per
+        /// request).
+        public var latency = true
+        public init(latency: Bool = true) { self.latency = latency }
+    }
 
     /// `access_log`: one line per request.
     public struct AccessLog: Equatable, Sendable {

@@ -198,7 +198,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         worker.counters.requests &+= 1
         worker.counters.inFlight += 1
         exchangeActive = true
-        requestStart = uv_hrtime()
+        requestStart = worker.clock()
         connectNanos = nil
         responseNanos = nil
         responseStatus = 0
@@ -278,7 +278,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard let up = upstream else { return }
         up.attach(to: self, method: method)
         up.slot.stats.bytesOut &+= UInt64(outgoingHead.count)
-        requestSentAt = uv_hrtime()
+        requestSentAt = worker.clock()
         // RFC 9110 §10.1.1: the client waits for 100 before its body; say it as soon as a backend is ready,
         // so neither side waits on the other (the Expect field itself is forwarded).
         if parser.head.expectContinue && versionMinor >= 1 && requestHasBody && !sentContinue {
@@ -393,9 +393,8 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
         responseStarted = true
         responseStatus = status
-        let now = uv_hrtime()
-        responseNanos = now &- requestSentAt
-        up.slot.stats.responseLatency.record(nanos: now &- requestSentAt)
+        responseNanos = worker.clock() &- requestSentAt
+        if settings.recordLatency { up.slot.stats.responseLatency.record(nanos: responseNanos!) }
         up.slot.stats.responses.count(status)
         countStatus(status)
         if status >= 500 { up.backend.recordPassiveFailure() } else { up.backend.recordPassiveSuccess() }
@@ -578,8 +577,8 @@ final class ClientConnection: TCPConnection, ListLinked {
         guard exchangeActive else { return }
         exchangeActive = false
         worker.counters.inFlight -= 1
-        let total = uv_hrtime() &- requestStart
-        worker.counters.requestLatency.record(nanos: total)
+        let total = worker.clock() &- requestStart
+        if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
             log.log(parser.head, client: clientAddress, server: servedBy?.spec.id, entry: AccessLog.Entry(
                 status: responseStatus, bytes: responseBytes, retries: max(0, tried.count - 1),

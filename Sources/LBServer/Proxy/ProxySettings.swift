@@ -14,6 +14,8 @@ struct ProxySettings: Sendable {
     var maxClientConnections = 10_000
     var poolSize = 64
     var retries = 2
+    /// Record latency histograms (`stats.latency`).
+    var recordLatency = true
     /// Stop reading the source when the destination has more than this queued; resume below `lowWater`.
     var highWater = 256 * 1024
     var lowWater = 64 * 1024

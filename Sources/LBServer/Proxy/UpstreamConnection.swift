@@ -42,7 +42,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         slot.stats.peakConnections = max(slot.stats.peakConnections, slot.activeConnections)
         slot.stats.connectsOpened &+= 1
         connectStarted = loop.now
-        connectStartedNanos = uv_hrtime()
+        connectStartedNanos = worker.clock()
         timer.enter(.upstreamConnect, now: connectStarted, limits: worker.timerLimits)
         backend.address.withSockaddr { connect(to: $0) }
     }
@@ -127,8 +127,8 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         state = .active
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         startReading()
-        let took = uv_hrtime() &- connectStartedNanos
-        slot.stats.connectLatency.record(nanos: took)
+        let took = worker.clock() &- connectStartedNanos
+        if worker.settings.recordLatency { slot.stats.connectLatency.record(nanos: took) }
         client?.upstreamConnected(self, connectNanos: took)
     }
 

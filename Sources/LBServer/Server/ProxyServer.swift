@@ -86,6 +86,7 @@ public final class ProxyServer {
         s.maxClientConnections = config.limits.maxClientConnections
         s.poolSize = config.limits.upstreamPoolSize
         s.retries = config.retries.max
+        s.recordLatency = config.stats.latency
         return s
     }
 
