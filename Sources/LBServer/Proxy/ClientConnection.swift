@@ -179,7 +179,8 @@ final class ClientConnection: TCPConnection, ListLinked {
         switch phase {
         case .head where parser.isBetweenMessages && pending.isEmpty:
             close()
-        case .awaitingResponse, .connecting where !requestHasBody:
+        case .awaitingResponse,
+             .connecting where !requestHasBody:
             // Half-close after a complete request: still deliver the response, then close. (A body-less request
             // waiting for its connect is complete too; with a body, EOF here would truncate it.)
             keepAlive = false
@@ -413,8 +414,6 @@ final class ClientConnection: TCPConnection, ListLinked {
                                  chunked: responseChunked, into: &out)
         return true
     }
-
-    func interimResponseEnded() {}
 
     func responseBody(_ bytes: UnsafeRawBufferPointer) {
         if responseChunked {

@@ -20,7 +20,6 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     private(set) var receivedAny = false
     /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
     var timer = ConnectionTimer()
-    var connectStarted: UInt64 = 0
     private var connectStartedNanos: UInt64 = 0
 
     var listPrev: UpstreamConnection?
@@ -41,9 +40,8 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         slot.activeConnections += 1
         slot.stats.peakConnections = max(slot.stats.peakConnections, slot.activeConnections)
         slot.stats.connectsOpened &+= 1
-        connectStarted = loop.now
         connectStartedNanos = worker.clock()
-        timer.enter(.upstreamConnect, now: connectStarted, limits: worker.timerLimits)
+        timer.enter(.upstreamConnect, now: loop.now, limits: worker.timerLimits)
         backend.address.withSockaddr { connect(to: $0) }
     }
 
@@ -94,34 +92,49 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         case .upstreamIdle:
             close()
         case .upstreamConnect:
-            slot.stats.connectErrors &+= 1
-            let c = client
-            client = nil
-            close()
-            c?.upstreamConnectFailed(self, timedOut: true)
+            failConnect(timedOut: true)
         case .upstreamResponse:
-            let c = client
-            client = nil
-            slot.stats.responseErrors &+= 1
-            close()
-            c?.upstreamFailed(self, cause: .timeout)
+            failExchange(.timeout)
         case .tunnelIdle:
-            let c = client
-            client = nil
-            close()
-            c?.tunnelEnded()
+            endTunnel()
         }
+    }
+
+    // MARK: ending the link
+    // Each detaches the client before closing, so `didClose` does not report the same end a second time, and
+    // tells the client only after the close (it may open the next connection at once).
+
+    /// The connect failed or timed out: nothing was sent.
+    private func failConnect(timedOut: Bool) {
+        slot.stats.connectErrors &+= 1
+        let c = client
+        client = nil
+        close()
+        c?.upstreamConnectFailed(self, timedOut: timedOut)
+    }
+
+    /// The backend failed the exchange (garbage, reset, silence): the connection is dropped, never pooled.
+    private func failExchange(_ cause: UpstreamFailure) {
+        slot.stats.responseErrors &+= 1
+        let c = client
+        client = nil
+        close()
+        c?.upstreamFailed(self, cause: cause)
+    }
+
+    /// Either side of a tunnel went quiet or away.
+    private func endTunnel() {
+        let c = client
+        client = nil
+        close()
+        c?.tunnelEnded()
     }
 
     // MARK: TCPConnection hooks
 
     override func didConnectResult(_ status: Int32) {
         if status < 0 {
-            slot.stats.connectErrors &+= 1
-            let c = client
-            client = nil
-            close()
-            c?.upstreamConnectFailed(self, timedOut: false)
+            failConnect(timedOut: false)
             return
         }
         state = .active
@@ -158,10 +171,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
                 return
             case .head:
                 if !client.responseHead(self, parser.head) {
-                    slot.stats.responseErrors &+= 1
-                    self.client = nil
-                    close()
-                    client.upstreamFailed(self, cause: .badResponse)
+                    failExchange(.badResponse)
                     return
                 }
             case .body(let range):
@@ -175,19 +185,13 @@ final class UpstreamConnection: TCPConnection, ListLinked {
                     }
                     return
                 }
-                if parser.head.status < 200 {
-                    client.interimResponseEnded()
-                    continue
-                }
+                if parser.head.status < 200 { continue }  // an interim response; the final one follows
                 // Extra bytes after a complete response can only be garbage or an attack: never reuse.
                 let clean = pos == bytes.count && parser.head.keepAlive
                 client.responseEnd(self, reusable: clean)
                 return
             case .error:
-                slot.stats.responseErrors &+= 1
-                self.client = nil
-                close()
-                client.upstreamFailed(self, cause: .badResponse)
+                failExchange(.badResponse)
                 return
             }
         }
@@ -199,9 +203,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             return
         }
         if state == .tunnel {
-            self.client = nil
-            close()
-            client.tunnelEnded()
+            endTunnel()
             return
         }
         if error.isEOF, case .end = parser.finish() {
@@ -210,10 +212,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             close()
             return
         }
-        slot.stats.responseErrors &+= 1
-        self.client = nil
-        close()
-        client.upstreamFailed(self, cause: receivedAny ? .truncated : .closedBeforeResponse)
+        failExchange(receivedAny ? .truncated : .closedBeforeResponse)
     }
 
     override func didDrain() {
