@@ -240,12 +240,10 @@ final class ClientConnection: TCPConnection, ListLinked {
         let backends = state.backends
         let pick: Int?
         if let factor = state.snapshot.config.boundedLoad, factor > 0 {
-            var total = 0
-            for b in backends { total += b.perWorker[worker.id].inFlight }
             pick = state.snapshot.pick(
                 forKeyHash: keyHash,
                 isEligible: { i in backends[i].isEligible && !tried.contains(i) },
-                load: { i in backends[i].perWorker[worker.id].inFlight }, totalLoad: total)
+                load: { i in backends[i].perWorker[worker.id].inFlight }, totalLoad: worker.upstreamInFlight)
         } else {
             pick = state.snapshot.pick(forKeyHash: keyHash, isEligible: { i in backends[i].isEligible && !tried.contains(i) })
         }
@@ -260,6 +258,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         let slot = backend.perWorker[worker.id]
         slot.stats.requests &+= 1
         slot.inFlight += 1
+        worker.upstreamInFlight += 1
         servedBy = backend
         while let up = slot.idle.popLast() {
             if up.isClosing { continue }
@@ -426,10 +425,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
         responseBytes &+= UInt64(bytes.count)
         worker.counters.bytesOut &+= UInt64(bytes.count)
-        if writeQueueBytes > settings.highWater, let up = upstream {
-            flush()
-            if writeQueueBytes > settings.highWater { up.stopReading() }
-        }
+        applyBackpressureTowardClient()
     }
 
     func responseEnd(_ up: UpstreamConnection, reusable: Bool) {
@@ -465,8 +461,8 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     func tunnelData(_ bytes: UnsafeRawBufferPointer) {
         append(bytes)
-        flush()
-        if writeQueueBytes > settings.highWater { upstream?.stopReading() }
+        flush()  // tunnel reads skip the upstream's per-read flush
+        applyBackpressureTowardClient()
     }
 
     func tunnelEnded() {
@@ -490,6 +486,14 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
     }
 
+    /// This client's queue is over the high-water mark even after a write attempt: pause the upstream until
+    /// `didDrain` brings it under the low-water mark.
+    private func applyBackpressureTowardClient() {
+        guard writeQueueBytes > settings.highWater, let up = upstream else { return }
+        flush()
+        if writeQueueBytes > settings.highWater { up.stopReading() }
+    }
+
     private func applyBackpressureTowardUpstream() {
         if let up = upstream, up.writeQueueBytes > settings.highWater {
             readPausedForBackpressure = true
@@ -504,6 +508,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         readPausedForBackpressure = false
         if let state = routing, backendIndex >= 0 {
             state.backends[backendIndex].perWorker[worker.id].inFlight -= 1
+            worker.upstreamInFlight -= 1
         }
         backendIndex = -1
     }
@@ -525,12 +530,7 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     /// Answers an error the proxy generated itself, when no response byte has gone out yet.
     private func failExchange(status: Int) {
-        if let up = upstream {
-            upstream = nil
-            endInFlight()
-            up.client = nil
-            up.close()
-        }
+        dropUpstream()
         if responseStarted {
             abort()
             return
@@ -606,19 +606,21 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
     }
 
-    override func didFailWrite(_ error: UVError) {}
-
     override func didClose() {
         phase = .closed
         endExchange(cause: .clientAborted)
         worker.clientClosed(self)
-        if let up = upstream {
-            // Never return a connection in the middle of an exchange to the pool.
-            upstream = nil
-            endInFlight()
-            up.client = nil
-            up.close()
-        }
+        dropUpstream()
         routing = nil
+    }
+
+    /// Ends the link to the current upstream mid-exchange and closes it: a connection in the middle of an
+    /// exchange never returns to the pool.
+    private func dropUpstream() {
+        guard let up = upstream else { return }
+        upstream = nil
+        endInFlight()
+        up.client = nil
+        up.close()
     }
 }

@@ -20,6 +20,8 @@ final class Worker {
     /// Set by graceful shutdown: responses carry `Connection: close`, idle keep-alive clients are closed.
     private(set) var isDraining = false
     var counters = WorkerCounters()
+    /// Requests currently assigned to an upstream, over every backend (the bounded-load average's numerator).
+    var upstreamInFlight = 0
     /// Nil when `access_log.format` is off.
     var accessLog: AccessLog?
 
