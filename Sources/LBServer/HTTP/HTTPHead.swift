@@ -87,6 +87,24 @@ public struct HTTPHead: Sendable {
         return nil
     }
 
+    /// The value of the first field named `name` (ASCII case-insensitive), for names `KnownHeader` does not
+    /// cover (`routing.key: header:NAME`, `Authorization` on the admin API). No allocation.
+    public func value<Name: Collection<UInt8>>(named name: Name) -> Range<Int>? {
+        for f in fields where f.name.count == name.count {
+            var i = f.name.lowerBound
+            var same = true
+            for c in name {
+                if HTTPSyntax.lower(bytes[i]) != HTTPSyntax.lower(c) {
+                    same = false
+                    break
+                }
+                i += 1
+            }
+            if same { return f.value }
+        }
+        return nil
+    }
+
     /// Calls `body` with the bytes of `range` without copying.
     public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }

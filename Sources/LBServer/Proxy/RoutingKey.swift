@@ -9,7 +9,7 @@ enum RoutingKey {
         head.bytes.withUnsafeBytes { raw in
             func hashRange(_ r: Range<Int>) -> UInt64 { snapshot.hashKey(UnsafeRawBufferPointer(rebasing: raw[r])) }
             let target = head.target
-            let path = pathRange(raw, target)
+            let path = pathRange(raw, head)
             switch source {
             case .path:
                 return hashRange(path)
@@ -18,7 +18,7 @@ enum RoutingKey {
             case .host:
                 if let h = head.host { return hashRange(h) }
             case .header(let name):
-                if let r = fieldValue(head, raw, named: name) { return hashRange(r) }
+                if let r = head.value(named: name.utf8) { return hashRange(r) }
             case .cookie(let name):
                 for f in head.fields where f.known == .cookie {
                     if let r = parameter(raw, in: f.value, named: name, separator: UInt8(ascii: ";")) {
@@ -38,37 +38,15 @@ enum RoutingKey {
         }
     }
 
-    /// The path part of the request-target: up to `?` (or `#`), skipping `scheme://authority` in absolute form.
-    static func pathRange(_ raw: UnsafeRawBufferPointer, _ target: Range<Int>) -> Range<Int> {
-        var start = target.lowerBound
-        if target.count > 0 && raw[start] != UInt8(ascii: "/") {
-            // absolute-form: find "//" then the next "/"
-            var i = start
-            while i + 1 < target.upperBound && !(raw[i] == UInt8(ascii: "/") && raw[i + 1] == UInt8(ascii: "/")) { i += 1 }
-            i += 2
-            while i < target.upperBound && raw[i] != UInt8(ascii: "/") && raw[i] != UInt8(ascii: "?") { i += 1 }
-            start = min(i, target.upperBound)
-        }
+    /// The path part of the request-target: up to `?` (or `#`); in absolute form, after the authority the parser
+    /// found (`HTTPHead.targetAuthority`).
+    static func pathRange(_ raw: UnsafeRawBufferPointer, _ head: HTTPHead) -> Range<Int> {
+        let start = head.targetAuthority?.upperBound ?? head.target.lowerBound
         var end = start
-        while end < target.upperBound && raw[end] != UInt8(ascii: "?") && raw[end] != UInt8(ascii: "#") { end += 1 }
-        return start..<end
-    }
-
-    /// Value of the first field named `name` (ASCII case-insensitive).
-    static func fieldValue(_ head: HTTPHead, _ raw: UnsafeRawBufferPointer, named name: String) -> Range<Int>? {
-        var name = name
-        return name.withUTF8 { n -> Range<Int>? in
-            for f in head.fields where f.name.count == n.count {
-                var same = true
-                var j = 0
-                for i in f.name {
-                    if lower(raw[i]) != lower(n[j]) { same = false; break }
-                    j += 1
-                }
-                if same { return f.value }
-            }
-            return nil
+        while end < head.target.upperBound && raw[end] != UInt8(ascii: "?") && raw[end] != UInt8(ascii: "#") {
+            end += 1
         }
+        return start..<end
     }
 
     /// Finds `name=value` among `separator`-separated pairs in `range` (cookies, query strings).
@@ -98,7 +76,4 @@ enum RoutingKey {
             return nil
         }
     }
-
-    @inline(__always)
-    private static func lower(_ c: UInt8) -> UInt8 { c &- 65 < 26 ? c | 0x20 : c }
 }

@@ -46,11 +46,7 @@ final class AdminConnection: TCPConnection {
         let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let path = String(parts.first ?? "")
         let query = parts.count > 1 ? String(parts[1]) : ""
-        let auth: String? = head.bytes.withUnsafeBytes { raw in
-            RoutingKey.fieldValue(head, raw, named: "authorization").map {
-                String(decoding: UnsafeRawBufferPointer(rebasing: raw[$0]), as: UTF8.self)
-            }
-        }
+        let auth = head.value(named: "authorization".utf8).map { head.string($0) }
         if tooLarge {
             write(AdminError(413, AdminConnection.tooLargeMessage).response, close: true)
         } else {
