@@ -15,8 +15,8 @@ public final class ProxyServer {
     let logger: Logger
     let loop: EventLoop
     let routing: SnapshotPublisher<RoutingState>
-    /// Worker 0: runs on the control loop (the only worker when `workers` is 1).
-    private(set) var workers: [Worker] = []
+    /// Worker 0: runs on the control loop (the only worker when `workers` is 1). Set by `start()`.
+    private(set) var controlWorker: Worker?
     /// Workers 1...N-1, each on a thread and loop of its own.
     private(set) var threads: [WorkerThread] = []
     /// How many workers (loops) carry traffic.
@@ -104,7 +104,7 @@ public final class ProxyServer {
         case .json: logSpec = (.json, config.accessLog.path)
         }
         if let logSpec { worker.accessLog = try AccessLog(loop: loop, format: logSpec.format, path: logSpec.path) }
-        workers = [worker]
+        controlWorker = worker
         let listenAddress = try SocketAddress.resolve(host: config.listen.host, port: config.listen.port)
         // With several workers every loop binds the same address with SO_REUSEPORT and the kernel spreads
         // connections; the first bind fixes the port when the config asks for port 0.
@@ -164,7 +164,7 @@ public final class ProxyServer {
         }
         isShuttingDown = true
         logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts.shutdownGraceMs)"])
-        for w in workers { w.beginDrain() }
+        controlWorker?.beginDrain()
         for t in threads { t.beginDrain() }
         admin?.close()
         health?.stop()
@@ -175,7 +175,7 @@ public final class ProxyServer {
         deadline.start(timeout: config.timeouts.shutdownGraceMs)
         shutdownTimer = deadline
         let poll = LoopTimer(loop: loop) { [unowned self] in
-            if self.workers.allSatisfy({ $0.isIdle }) && self.threads.allSatisfy({ $0.isDone }) {
+            if self.controlWorker?.isIdle ?? true, self.threads.allSatisfy({ $0.isDone }) {
                 self.finishShutdown()
             }
         }
@@ -184,7 +184,7 @@ public final class ProxyServer {
     }
 
     private func finishShutdown() {
-        for w in workers { w.closeAll() }
+        controlWorker?.closeAll()
         for t in threads where !t.isDone { t.closeNow() }
         admin?.close()
         shutdownTimer?.close()
@@ -250,7 +250,7 @@ public final class ProxyServer {
         generation += 1
         routing.publish(state)
         health?.sync(with: state, config: newConfig)
-        for w in workers { w.closeIdleUpstreamsOfRemovedBackends(previous) }
+        controlWorker?.closeIdleUpstreamsOfRemovedBackends(previous)
         for t in threads { t.post { $0.closeIdleUpstreamsOfRemovedBackends(previous) } }
         if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
             logger.warning("listen addresses change only on restart")
@@ -316,7 +316,7 @@ extension ProxyServer {
     /// With one worker this completes before it returns.
     func collectStats(_ done: @escaping (StatsSnapshot) -> Void) {
         var total = StatsSnapshot()
-        for w in workers { total.merge(w.snapshot()) }
+        if let w = controlWorker { total.merge(w.snapshot()) }
         let live = threads.filter { !$0.isDone && !$0.closeRequested }
         if live.isEmpty {
             done(total)
