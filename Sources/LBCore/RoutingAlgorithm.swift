@@ -54,12 +54,12 @@ enum KeyMix {
 
 /// A fixed, deterministic stream of 64-bit key digests (splitmix64), used where an answer has to be
 /// sampled (rendezvous shares, moved fraction across algorithms). Same seed, same keys, everywhere.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9e37_79b9_7f4a_7c15
         var z = state
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9

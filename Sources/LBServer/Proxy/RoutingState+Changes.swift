@@ -39,7 +39,7 @@ extension RoutingState {
         }
         // Index in `next` of each of our servers (nil when it is gone).
         let toNext = backends.map { next.snapshot.index(of: $0.spec.id) }
-        var keys = SampleKeys(seed: 0x6164_6d69_6e2d_6d76)  // "admin-mv"
+        var keys = SplitMix64(seed: 0x6164_6d69_6e2d_6d76)  // "admin-mv"
         var moved = 0
         for _ in 0..<RoutingState.movedSampleCount {
             let h = keys.next()
@@ -52,19 +52,5 @@ extension RoutingState {
             }
         }
         return Double(moved) / Double(RoutingState.movedSampleCount)
-    }
-}
-
-/// SplitMix64: a fixed, reproducible stream of well-spread 64-bit key digests for sampling.
-struct SampleKeys {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
