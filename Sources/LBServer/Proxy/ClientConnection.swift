@@ -461,7 +461,6 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     func tunnelData(_ bytes: UnsafeRawBufferPointer) {
         append(bytes)
-        flush()  // tunnel reads skip the upstream's per-read flush
         applyBackpressureTowardClient()
     }
 

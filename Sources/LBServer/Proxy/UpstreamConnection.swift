@@ -152,15 +152,15 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             close()
             return
         }
+        // Whatever this read produced for the client goes out now, in one write: a streamed response (or tunnel
+        // traffic) must not wait for its end, or for the high-water mark, to reach the client.
+        defer { client.flush() }
         if state == .tunnel {
             timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
             client.tunnelData(bytes)
             return
         }
         receivedAny = true
-        // Whatever this read produced for the client goes out now, in one write: a streamed response must not
-        // wait for its end (or for the high-water mark) to reach the client.
-        defer { client.flush() }
         // Until the response is complete, silence from the backend is what times out (head or body alike).
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         var pos = 0
