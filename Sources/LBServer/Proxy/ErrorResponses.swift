@@ -1,19 +1,37 @@
-/// The responses the proxy generates itself, one place for status, reason and body (STYLE habit 11).
+/// The responses the proxy generates itself, one place for status, body and extra field (STYLE habit 11);
+/// reason phrases come from `HTTPStatus`.
 enum ErrorResponses {
     static func write(status: Int, close: Bool, into out: inout [UInt8]) {
+        let code = body(status) == nil ? 500 : status
+        HeadWriter.writeSimpleResponse(
+            status: code, reason: HTTPStatus.reason(code), body: body(code)!, close: close,
+            extraHeader: extraHeader(code), into: &out)
+    }
+
+    /// The short text body of each status the proxy answers with; nil for any other status.
+    private static func body(_ status: Int) -> StaticString? {
         switch status {
-        case 400: HeadWriter.writeSimpleResponse(status: 400, reason: "Bad Request", body: "bad request\n", close: close, into: &out)
-        case 405: HeadWriter.writeSimpleResponse(status: 405, reason: "Method Not Allowed", body: "method not allowed\n", close: close, extraHeader: "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH", into: &out)
-        case 408: HeadWriter.writeSimpleResponse(status: 408, reason: "Request Timeout", body: "request timeout\n", close: close, into: &out)
-        case 413: HeadWriter.writeSimpleResponse(status: 413, reason: "Content Too Large", body: "request body too large\n", close: close, into: &out)
-        case 414: HeadWriter.writeSimpleResponse(status: 414, reason: "URI Too Long", body: "request line too long\n", close: close, into: &out)
-        case 431: HeadWriter.writeSimpleResponse(status: 431, reason: "Request Header Fields Too Large", body: "request header fields too large\n", close: close, into: &out)
-        case 501: HeadWriter.writeSimpleResponse(status: 501, reason: "Not Implemented", body: "not implemented\n", close: close, into: &out)
-        case 502: HeadWriter.writeSimpleResponse(status: 502, reason: "Bad Gateway", body: "bad gateway: the backend failed or sent an invalid response\n", close: close, into: &out)
-        case 503: HeadWriter.writeSimpleResponse(status: 503, reason: "Service Unavailable", body: "no backend server is available\n", close: close, extraHeader: "Retry-After: 1", into: &out)
-        case 504: HeadWriter.writeSimpleResponse(status: 504, reason: "Gateway Timeout", body: "gateway timeout: the backend did not answer in time\n", close: close, into: &out)
-        case 505: HeadWriter.writeSimpleResponse(status: 505, reason: "HTTP Version Not Supported", body: "http version not supported\n", close: close, into: &out)
-        default: HeadWriter.writeSimpleResponse(status: 500, reason: "Internal Server Error", body: "internal error\n", close: close, into: &out)
+        case 400: return "bad request\n"
+        case 405: return "method not allowed\n"
+        case 408: return "request timeout\n"
+        case 413: return "request body too large\n"
+        case 414: return "request line too long\n"
+        case 431: return "request header fields too large\n"
+        case 500: return "internal error\n"
+        case 501: return "not implemented\n"
+        case 502: return "bad gateway: the backend failed or sent an invalid response\n"
+        case 503: return "no backend server is available\n"
+        case 504: return "gateway timeout: the backend did not answer in time\n"
+        case 505: return "http version not supported\n"
+        default: return nil
+        }
+    }
+
+    private static func extraHeader(_ status: Int) -> StaticString? {
+        switch status {
+        case 405: return "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
+        case 503: return "Retry-After: 1"
+        default: return nil
         }
     }
 }

@@ -68,7 +68,7 @@ final class AdminConnection: TCPConnection {
     private func write(_ response: AdminResponse, close: Bool) {
         let payload = Array(response.body.utf8)
         let status = response.status
-        var headText = "HTTP/1.1 \(status) \(AdminConnection.reason(status))\r\n"
+        var headText = "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\n"
         headText += "Content-Type: \(response.contentType)\r\n"
         headText += "Content-Length: \(payload.count)\r\nCache-Control: no-store\r\n"
         for (name, value) in response.headers { headText += "\(name): \(value)\r\n" }
@@ -76,24 +76,5 @@ final class AdminConnection: TCPConnection {
         append(Array(headText.utf8))
         append(payload)
         if close { closeAfterFlush() } else { flush() }
-    }
-
-    static func reason(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 201: return "Created"
-        case 400: return "Bad Request"
-        case 401: return "Unauthorized"
-        case 404: return "Not Found"
-        case 405: return "Method Not Allowed"
-        case 409: return "Conflict"
-        case 413: return "Content Too Large"
-        case 414: return "URI Too Long"
-        case 431: return "Request Header Fields Too Large"
-        case 501: return "Not Implemented"
-        case 505: return "HTTP Version Not Supported"
-        case 503: return "Service Unavailable"
-        default: return "Status"
-        }
     }
 }
