@@ -177,18 +177,22 @@ class TCPConnection {
     /// Idempotent. The object stays alive until the close callback; pending write/connect requests are
     /// cancelled first and must not touch the other side of a proxy pair.
     func close() {
-        guard !isClosing else { return }
-        isClosing = true
-        isReading = false
+        guard beginClosing() else { return }
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeConnection)
     }
 
     /// Sends a TCP reset instead of a FIN (used when a response had to be cut short).
     func abort() {
-        guard !isClosing else { return }
+        guard beginClosing() else { return }
+        uv_tcp_close_reset(handle, Callbacks.closeConnection)
+    }
+
+    /// Marks the connection closing; false when it already was (close and abort run once between them).
+    private func beginClosing() -> Bool {
+        guard !isClosing else { return false }
         isClosing = true
         isReading = false
-        uv_tcp_close_reset(handle, Callbacks.closeConnection)
+        return true
     }
 
     /// Peer address as text (e.g. "127.0.0.1"), written into `into` without allocating beyond its capacity.
