@@ -317,18 +317,19 @@ extension ProxyServer {
     func collectStats(_ done: @escaping (StatsSnapshot) -> Void) {
         var total = StatsSnapshot()
         if let w = controlWorker { total.merge(w.snapshot()) }
-        let live = threads.filter { !$0.isDone && !$0.closeRequested }
+        let live = threads.filter { !$0.isDone }
         if live.isEmpty {
             done(total)
             return
         }
         let box = CollectBox(total: total, remaining: live.count, done: done)
         for t in live {
-            t.post { [inbox = controlInbox] w in
-                let part = w.snapshot()
-                let sendable = UncheckedSendable(part)
-                inbox.post { box.add(sendable.value) }
+            let posted = t.post { [inbox = controlInbox] w in
+                let part = UncheckedSendable(w.snapshot())
+                inbox.post { box.add(part.value) }
             }
+            // A worker that has already closed counts nothing, but must not keep the answer waiting.
+            if !posted { box.add(StatsSnapshot()) }
         }
     }
 }

@@ -8,19 +8,26 @@ final class LoopInbox: @unchecked Sendable {
     private let lock = NSLock()
     private var queue: [@Sendable () -> Void] = []
     private var wakeup: AsyncWakeup?
+    private var closed = false
 
     /// Loop thread: binds the inbox to `loop`.
     func attach(to loop: EventLoop) {
         wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
     }
 
-    /// Any thread.
-    func post(_ work: @escaping @Sendable () -> Void) {
+    /// Any thread. Returns false when the inbox is closed: `work` will never run.
+    @discardableResult
+    func post(_ work: @escaping @Sendable () -> Void) -> Bool {
         lock.lock()
+        if closed {
+            lock.unlock()
+            return false
+        }
         queue.append(work)
         let w = wakeup
         lock.unlock()
         w?.wake()
+        return true
     }
 
     private func drain() {
@@ -31,13 +38,14 @@ final class LoopInbox: @unchecked Sendable {
         for w in work { w() }
     }
 
-    /// Loop thread: runs what is left and closes the handle.
+    /// Loop thread: refuses further work, runs what was accepted, and closes the handle.
     func close() {
-        drain()
         lock.lock()
+        closed = true
         let w = wakeup
         wakeup = nil
         lock.unlock()
+        drain()
         w?.close()
     }
 }
@@ -111,8 +119,9 @@ final class WorkerThread: @unchecked Sendable {
         return done
     }
 
-    /// Runs `work` on the worker's loop with its `Worker`.
-    func post(_ work: @escaping @Sendable (Worker) -> Void) {
+    /// Runs `work` on the worker's loop with its `Worker`. False when the worker has closed (it never runs).
+    @discardableResult
+    func post(_ work: @escaping @Sendable (Worker) -> Void) -> Bool {
         inbox.post { [self] in
             if let w = worker { work(w) }
         }
@@ -122,36 +131,30 @@ final class WorkerThread: @unchecked Sendable {
     func beginDrain() {
         post { [self] w in
             w.beginDrain()
-            let poll = LoopTimer(loop: w.loop) {}
-            let box = TimerBox(poll)
-            poll.setAction { [self] in
-                if w.isIdle {
-                    box.timer?.close()
-                    box.timer = nil
-                    self.closeNow()
-                }
+            let poll = LoopTimer(loop: w.loop) { [self] in
+                if w.isIdle { closeOnLoop(w) }
             }
+            drainPoll = poll
             poll.start(timeout: 0, repeat: 20)
         }
     }
 
-    /// Set (on the control loop) once `closeNow` was asked: work posted after it might never run.
-    private(set) var closeRequested = false
+    /// The drain poll timer; touched only on the worker's thread.
+    nonisolated(unsafe) private var drainPoll: LoopTimer?
 
     /// Closes every handle of the worker now (shutdown deadline); its loop ends.
     func closeNow() {
-        closeRequested = true
-        post { [self] w in
-            w.closeAll()
-            inbox.close()
-        }
+        post { [self] w in closeOnLoop(w) }
+    }
+
+    /// Worker thread: closes everything, so the loop ends; the inbox refuses work from then on.
+    private func closeOnLoop(_ w: Worker) {
+        drainPoll?.close()
+        drainPoll = nil
+        w.closeAll()
+        inbox.close()
     }
 
     func join() { finished.wait() }
 }
 
-/// Lets a timer's action close its own timer.
-final class TimerBox: @unchecked Sendable {
-    var timer: LoopTimer?
-    init(_ t: LoopTimer) { timer = t }
-}

@@ -29,11 +29,6 @@ final class LoopTimer {
 
     func fire() { action() }
 
-    /// Replaces what the timer does (when the action needs the timer itself).
-    func setAction(_ action: @escaping () -> Void) {
-        if !isClosing { self.action = action }
-    }
-
     func close() {
         guard !isClosing else { return }
         isClosing = true
