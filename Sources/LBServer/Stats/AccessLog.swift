@@ -83,13 +83,13 @@ final class AccessLog {
         pending.append(UInt8(ascii: " "))
         appendEscapedTarget(head, quoteForJSON: false)
         append(head.versionMinor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
-        appendInt(UInt64(e.status))
+        HeadWriter.appendDecimal(e.status, &pending)
         pending.append(UInt8(ascii: " "))
-        appendInt(e.bytes)
+        HeadWriter.appendDecimal(Int(e.bytes), &pending)
         append(" server=")
         if let server { pending.append(contentsOf: server.utf8) } else { pending.append(UInt8(ascii: "-")) }
         append(" retries=")
-        appendInt(UInt64(e.retries))
+        HeadWriter.appendDecimal(e.retries, &pending)
         append(" connect_ms=")
         appendMillis(e.connectNanos)
         append(" response_ms=")
@@ -111,9 +111,9 @@ final class AccessLog {
         append("\",\"path\":\"")
         appendEscapedTarget(head, quoteForJSON: true)
         append("\",\"status\":")
-        appendInt(UInt64(e.status))
+        HeadWriter.appendDecimal(e.status, &pending)
         append(",\"bytes\":")
-        appendInt(e.bytes)
+        HeadWriter.appendDecimal(Int(e.bytes), &pending)
         append(",\"server\":")
         if let server {
             pending.append(UInt8(ascii: "\""))
@@ -123,7 +123,7 @@ final class AccessLog {
             append("null")
         }
         append(",\"retries\":")
-        appendInt(UInt64(e.retries))
+        HeadWriter.appendDecimal(e.retries, &pending)
         append(",\"connect_ms\":")
         if e.connectNanos == nil { append("null") } else { appendMillis(e.connectNanos) }
         append(",\"response_ms\":")
@@ -136,25 +136,7 @@ final class AccessLog {
     }
 
     @inline(__always)
-    private func append(_ s: StaticString) {
-        pending.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-    }
-
-    private func appendInt(_ v: UInt64) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = v
-        var i = 20
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                i -= 1
-                d[i] = UInt8(ascii: "0") + UInt8(n % 10)
-                n /= 10
-            } while n > 0
-            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: d[i..<20]))
-        }
-    }
+    private func append(_ s: StaticString) { HeadWriter.append(s, &pending) }
 
     /// Milliseconds with three decimals ("12.345"); "-" when unknown.
     private func appendMillis(_ nanos: UInt64?) {
@@ -163,7 +145,7 @@ final class AccessLog {
             return
         }
         let micros = nanos / 1000
-        appendInt(micros / 1000)
+        HeadWriter.appendDecimal(Int(micros / 1000), &pending)
         pending.append(UInt8(ascii: "."))
         let frac = micros % 1000
         pending.append(UInt8(ascii: "0") + UInt8(frac / 100))

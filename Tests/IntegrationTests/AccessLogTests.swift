@@ -1,0 +1,60 @@
+import Foundation
+import XCTest
+
+/// The access log through the real proxy: one line per request with the fields the README documents, in
+/// both formats, all written by the time a graceful stop completes.
+final class AccessLogTests: IntegrationTestCase {
+    private func run(format: String, requests: [String]) throws -> (lines: [String], backend: String) {
+        let backend = try LBBinaries.startDemoBackend(name: "b1")
+        let log = NSTemporaryDirectory() + "lb-access-\(UUID().uuidString).log"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: log) }
+        let lb = try startProxy(backends: [backend.address], settings: ["access_log": ["format": format, "path": log]])
+        let c = try RawHTTPConnection(port: lb.proxyPort)
+        for path in requests {
+            try c.send("GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n")
+            _ = try c.readResponse()
+        }
+        c.close()
+        XCTAssertEqual(lb.process.terminate(), 0, lb.process.log)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        return (text.split(separator: "\n").map(String.init), backend.address)
+    }
+
+    func testJSONLinesCarryEveryField() throws {
+        let (lines, backend) = try run(format: "json", requests: ["/a?x=\"q\"", "/status/503", "/bytes?size=1234"])
+        XCTAssertEqual(lines.count, 3, lines.joined(separator: "\n"))
+        let objects = try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        XCTAssertEqual(objects.map { $0["path"] as? String }, ["/a?x=\"q\"", "/status/503", "/bytes?size=1234"])
+        XCTAssertEqual(objects.map { $0["status"] as? Int }, [200, 503, 200])
+        XCTAssertEqual(objects[2]["bytes"] as? Int, 1234)
+        for o in objects {
+            XCTAssertEqual(o["method"] as? String, "GET")
+            XCTAssertEqual(o["client"] as? String, "127.0.0.1")
+            XCTAssertEqual(o["server"] as? String, backend)
+            XCTAssertEqual(o["retries"] as? Int, 0)
+            XCTAssertEqual(o["cause"] as? String, "ok")
+            XCTAssertNotNil(o["total_ms"] as? Double)
+            XCTAssertNotNil(o["response_ms"] as? Double)
+            XCTAssertNotNil(o["time"] as? String)
+        }
+        XCTAssertNotNil(objects[0]["connect_ms"] as? Double, "the first request opened the upstream connection")
+        XCTAssertTrue(objects[1]["connect_ms"] is NSNull, "later ones reused it")
+    }
+
+    func testCommonLinesCarryEveryField() throws {
+        let (lines, backend) = try run(format: "common", requests: ["/one", "/bytes?size=10"])
+        XCTAssertEqual(lines.count, 2, lines.joined(separator: "\n"))
+        let pattern = #"^127\.0\.0\.1 - - \[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET (\S+) HTTP/1\.1" (\d{3}) (\d+) server=(\S+) retries=0 connect_ms=\S+ response_ms=\d+\.\d{3} total_ms=\d+\.\d{3} cause=ok$"#
+        let regex = try NSRegularExpression(pattern: pattern)
+        var paths: [String] = []
+        for line in lines {
+            let m = try XCTUnwrap(regex.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)), line)
+            let group = { (i: Int) in String(line[Range(m.range(at: i), in: line)!]) }
+            paths.append(group(1))
+            XCTAssertEqual(group(2), "200")
+            XCTAssertEqual(group(4), backend)
+        }
+        XCTAssertEqual(paths, ["/one", "/bytes?size=10"])
+        XCTAssertTrue(lines[1].contains("\" 200 10 "), lines[1])
+    }
+}
