@@ -30,8 +30,18 @@ struct AdminClient {
         return AdminAnswer(response: response)
     }
 
-    /// `GET /api/servers` as raw bytes (for byte-identical comparisons) …
-    func serversBody() throws -> String { try call("GET", "/api/servers").response.bodyString }
+    /// `GET /api/servers` for before/after comparisons: the raw body with each server's health-check
+    /// observations (`last_check`, `health`) removed, since the checker may finish a probe between two reads;
+    /// everything an admin change could touch (ids, weights, states, shares, counters) stays byte for byte.
+    func serversBody() throws -> String {
+        let body = try call("GET", "/api/servers").response.bodyString
+        guard var object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+            let servers = object["servers"] as? [[String: Any]]
+        else { return body }
+        object["servers"] = servers.map { $0.filter { $0.key != "last_check" && $0.key != "health" } }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
 
     /// … and as `id → server object`.
     func servers() throws -> [String: [String: Any]] {
