@@ -67,7 +67,8 @@ bench-idle: build
 	python3 bench/idle_connections.py --bin "$(RELEASE_BIN)"
 
 bench-core: deps
-	$(SWIFT) run $(RELEASE_FLAGS) lb-bench-core
+	$(SWIFT) build $(RELEASE_FLAGS) --product lb-bench-core
+	$(RELEASE_BIN)/lb-bench-core
 
 # libFuzzer on the request and response parsers for FUZZ_SECONDS (Fuzz/ is its own package, so the normal
 # build never sees fuzzer flags). New inputs go to fuzz-corpus-out/, crashes to artifacts/. ld.gold warns once per
