@@ -24,18 +24,26 @@ public struct RoutingConfig: Equatable, Sendable {
     public var hash: KeyHashName
     /// Ring points per weight unit (`ring` only).
     public var vnodes: Int
+    /// Ring positions probed per key (`ring` only); the point nearest after any probe wins. 1 is classic
+    /// ketama; more probes even out the keyspace shares at the cost of one binary search each.
+    public var ringProbes: Int
     /// Lookup table size, a prime (`maglev` only).
     public var maglevTableSize: Int
     /// Bounded-load factor (e.g. 1.25); nil = off.
     public var boundedLoad: Double?
 
+    public static let defaultRingProbes = 3
+    /// Accepted `ringProbes`: each probe is one binary search, so more than 8 only costs lookup time.
+    public static let ringProbeRange = 1...8
+
     public init(
         algorithm: AlgorithmName = .ring, hash: KeyHashName = .xxh3, vnodes: Int = 160,
-        maglevTableSize: Int = 65537, boundedLoad: Double? = nil
+        ringProbes: Int = RoutingConfig.defaultRingProbes, maglevTableSize: Int = 65537, boundedLoad: Double? = nil
     ) {
         self.algorithm = algorithm
         self.hash = hash
         self.vnodes = vnodes
+        self.ringProbes = ringProbes
         self.maglevTableSize = maglevTableSize
         self.boundedLoad = boundedLoad
     }

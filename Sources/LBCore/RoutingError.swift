@@ -14,6 +14,8 @@ public enum RoutingError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidVnodes(Int)
     /// The bounded-load factor must be finite and at least 1.0.
     case invalidBoundedLoadFactor(Double)
+    /// Ring probes per key must be within `RoutingConfig.ringProbeRange`.
+    case invalidRingProbes(Int)
 
     public var description: String {
         switch self {
@@ -31,6 +33,10 @@ public enum RoutingError: Error, Equatable, Sendable, CustomStringConvertible {
             return "server id \(id) appears more than once; give each server a unique id"
         case .invalidVnodes(let n):
             return "routing.vnodes is \(n); it must be at least 1 (160 is the usual ketama value)"
+        case .invalidRingProbes(let n):
+            let r = RoutingConfig.ringProbeRange
+            return "routing.ring_probes is \(n); it must be \(r.lowerBound)-\(r.upperBound) "
+                + "(1 = classic ketama, \(RoutingConfig.defaultRingProbes) = default)"
         case .invalidBoundedLoadFactor(let f):
             return "bounded-load factor \(f) is invalid; use a finite value >= 1.0 (e.g. 1.25), or leave it off"
         }

@@ -38,6 +38,9 @@ public final class RoutingSnapshot: Sendable {
         }
         // Validate vnodes for every algorithm, so switching algorithm never surfaces an old config error.
         guard config.vnodes >= 1 else { throw .invalidVnodes(config.vnodes) }
+        guard RoutingConfig.ringProbeRange.contains(config.ringProbes) else {
+            throw .invalidRingProbes(config.ringProbes)
+        }
         switch config.algorithm {
         case .ring: table = try Ring(servers: sorted, config: config)
         case .maglev: table = try Maglev(servers: sorted, config: config)
@@ -93,7 +96,7 @@ public final class RoutingSnapshot: Sendable {
     }
 
     /// Fraction of keys whose first candidate (compared by server id) differs between `self` and `other`.
-    /// Exact ring-to-ring (arc sweep) and maglev-to-maglev of equal size (slot compare); otherwise
+    /// Exact ring-to-ring with one probe (arc sweep) and maglev-to-maglev of equal size (slot compare); otherwise
     /// sampled over a fixed set of 200,000 keys (standard error <= 0.0012). Both empty = 0.
     public func movedFraction(to other: RoutingSnapshot) -> Double {
         if let exact = table.exactMovedFraction(to: other.table) { return exact }

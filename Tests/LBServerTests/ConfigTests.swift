@@ -37,7 +37,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.workers, .count(1))
         XCTAssertEqual(config.admin.listen.description, "127.0.0.1:8081")
         XCTAssertEqual(
-            config.routing, RoutingConfig(algorithm: .ring, hash: .xxh3, vnodes: 160, maglevTableSize: 65537))
+            config.routing,
+            RoutingConfig(algorithm: .ring, hash: .xxh3, vnodes: 160, ringProbes: 3, maglevTableSize: 65537))
         XCTAssertEqual(config.routingKey, .path)
         XCTAssertEqual(config.healthCheck.intervalMs, 2000)
         XCTAssertEqual(config.healthCheck.timeoutMs, 1000)
@@ -118,6 +119,12 @@ final class ConfigTests: XCTestCase {
     func testVnodesOutsideOneToTenThousandIsRejected() {
         assertSingleProblem(#"{"routing": {"vnodes": 0}}"#, startsWith: "routing.vnodes:", contains: "1-10000")
         assertSingleProblem(#"{"routing": {"vnodes": 10001}}"#, startsWith: "routing.vnodes:", contains: "1-10000")
+    }
+
+    func testRingProbesOutsideOneToEightIsRejected() throws {
+        assertSingleProblem(#"{"routing": {"ring_probes": 0}}"#, startsWith: "routing.ring_probes:", contains: "1-8")
+        assertSingleProblem(#"{"routing": {"ring_probes": 9}}"#, startsWith: "routing.ring_probes:", contains: "1-8")
+        XCTAssertEqual(try parseConfig(#"{"routing": {"ring_probes": 1}}"#).routing.ringProbes, 1)
     }
 
     func testMaglevTableSizeMustBePrime() {

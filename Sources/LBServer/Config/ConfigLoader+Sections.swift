@@ -2,7 +2,9 @@ import LBCore
 
 /// Readers for the sections other than `servers`. Each starts from the defaults and overlays what is written.
 extension ConfigLoader {
-    static let routingKeys = ["algorithm", "hash", "key", "vnodes", "maglev_table_size", "bounded_load"]
+    static let routingKeys = [
+        "algorithm", "hash", "key", "vnodes", "ring_probes", "maglev_table_size", "bounded_load",
+    ]
     static let healthCheckKeys = [
         "enabled", "type", "path", "interval", "timeout", "rise", "fall", "expected_status", "passive_failures",
     ]
@@ -29,6 +31,7 @@ extension ConfigLoader {
             try KeySource(parsing: t)
         }
         routing.vnodes = s.int("vnodes", default: routing.vnodes, in: vnodeRange)
+        routing.ringProbes = s.int("ring_probes", default: routing.ringProbes, in: RoutingConfig.ringProbeRange)
         if let value = s["maglev_table_size"],
             let size = s.checkedInt("maglev_table_size", value, in: maglevTableSizeRange)
         {
