@@ -4,10 +4,15 @@ import LBCore
 // lb-bench-core: routing-core numbers for docs/bench-core.md. Run in release:
 //     swift run -c release lb-bench-core
 // One table: algorithm x servers -> lookup ns/op (XXH3 of a 32-byte key + pick), build ms, table bytes,
-// balance (max/mean first-candidate load over 1M keys), disruption when one server is removed (moved keys /
-// keys that were on it). Then the ring points needed for tight balance, and allocations per lookup.
+// balance (max/mean first-candidate load over 10M keys), disruption when one server is removed (moved keys /
+// keys that were on it). Then ring balance by probes and by points, and allocations per lookup.
+//
+// Balance is measured over 10M keys because a sample adds its own spread: over 1M keys a perfectly fair
+// split of 100 servers still measures about 1.025 (each server's count varies by 1%), over 10M about
+// 1.008. Rendezvous at 1000 servers scores every server per key, so it samples 1M keys there.
 
-let keyCount = 1_000_000
+let keyCount = 10_000_000
+let slowKeyCount = 1_000_000
 let keyBytes = 32
 let lookupKeys = 8_192
 
@@ -23,11 +28,11 @@ func build(_ list: [ServerSpec], _ config: RoutingConfig) -> RoutingSnapshot {
     do { return try RoutingSnapshot(servers: list, config: config) } catch { fatalError("\(error)") }
 }
 
-/// First candidate of `keyCount` digests.
-func owners(_ s: RoutingSnapshot, seed: UInt64 = 1) -> [Int32] {
+/// First candidate of `keys` digests.
+func owners(_ s: RoutingSnapshot, keys: Int = keyCount, seed: UInt64 = 1) -> [Int32] {
     var rng = SplitMix(state: seed)
-    var out = [Int32](repeating: -1, count: keyCount)
-    for k in 0..<keyCount { out[k] = Int32(s.pick(forKeyHash: rng.next(), isEligible: { _ in true }) ?? -1) }
+    var out = [Int32](repeating: -1, count: keys)
+    for k in 0..<keys { out[k] = Int32(s.pick(forKeyHash: rng.next(), isEligible: { _ in true }) ?? -1) }
     return out
 }
 
@@ -38,7 +43,7 @@ func balance(_ owners: [Int32], servers list: [ServerSpec]) -> Double {
     let totalWeight = Double(list.reduce(0) { $0 + $1.weight })
     var worst = 0.0
     for (i, server) in list.enumerated() where server.weight > 0 {
-        worst = max(worst, Double(loads[i]) / (Double(keyCount) * Double(server.weight) / totalWeight))
+        worst = max(worst, Double(loads[i]) / (Double(owners.count) * Double(server.weight) / totalWeight))
     }
     return worst
 }
@@ -145,6 +150,7 @@ let started = clock.now
 
 let cases: [(String, AlgorithmName, (Int) -> Int)] = [
     ("ring", .ring, { _ in 1 }),
+    ("ring, 1 probe (classic ketama)", .ring, { _ in 1 }),
     ("maglev", .maglev, { _ in 1 }),
     ("maglev M=655373", .maglev, { _ in 1 }),
     ("rendezvous", .rendezvous, { _ in 1 }),
@@ -160,7 +166,9 @@ for (name, algorithm, weights) in cases where only.map({ name.contains($0) }) ??
         // The larger maglev table (~100 entries per server at 1000, per the Maglev paper's advice) only there.
         let bigTable = name.contains("655373")
         if bigTable && n != 1000 { continue }
-        let config = RoutingConfig(algorithm: algorithm, maglevTableSize: bigTable ? 655_373 : 65_537)
+        let config = RoutingConfig(
+            algorithm: algorithm, ringProbes: name.contains("1 probe") ? 1 : RoutingConfig.defaultRingProbes,
+            maglevTableSize: bigTable ? 655_373 : 65_537)
         let list = servers(n, weights: weights)
         let buildRuns = algorithm == .ring && n == 1000 ? 7 : 15
         let buildMs = Measure.medianMilliseconds(runs: buildRuns) { Sink.value &+= build(list, config).routableCount }
@@ -174,14 +182,15 @@ for (name, algorithm, weights) in cases where only.map({ name.contains($0) }) ??
             return Measure.p50NanosecondsPerOp(batches: batches, size: batchSize) { lookups(s, count: $0, keys: keys) }
         }
 
-        let before = owners(s)
+        let keys = algorithm == .rendezvous && n == 1000 ? slowKeyCount : keyCount
+        let before = owners(s, keys: keys)
         let removedID = list[n / 2].id
         let after = build(list.filter { $0.id != removedID }, config)
-        let afterOwners = owners(after)
+        let afterOwners = owners(after, keys: keys)
         let removed = s.index(of: removedID)!
         var moved = 0
         var onRemoved = 0
-        for k in 0..<keyCount {
+        for k in 0..<keys {
             let was = Int(before[k])
             if was == removed { onRemoved += 1 }
             let wasID = s.servers[was].id
@@ -195,7 +204,7 @@ for (name, algorithm, weights) in cases where only.map({ name.contains($0) }) ??
 }
 
 print(
-    "| algorithm | servers | lookup p50 ns/op | ns/server | build ms | table bytes | balance max/mean (1M keys) "
+    "| algorithm | servers | lookup p50 ns/op | ns/server | build ms | table bytes | balance max/mean (10M keys*) "
         + "| disruption vs optimal (remove 1) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
@@ -204,7 +213,8 @@ for r in rows {
         "| \(r.name) | \(r.n) | \(Measure.fixed(r.lookupNs, 1)) | \(perServer) | \(Measure.fixed(r.buildMs, 3)) | "
             + "\(r.bytes) | \(Measure.fixed(r.balance, 4)) | \(Measure.fixed(r.disruption, 4)) |")
 }
-print("(balance = max over servers of load / (keys x weight share); equals max/mean for equal weights)")
+print("(balance = max over servers of load / (keys x weight share); equals max/mean for equal weights;")
+print(" * rendezvous at 1000 servers: 1M keys. Ring probes: \(RoutingConfig.defaultRingProbes) unless the row says 1)")
 
 if only != nil { exit(0) }
 
@@ -221,17 +231,45 @@ let hashNs = keyBuffer.withUnsafeBytes { keys in
 }
 print("\nXXH3-64 of a 32-byte key alone: \(Measure.fixed(hashNs, 1)) ns")
 
-// Ring: points per server needed for tight balance at 100 equal servers (exact keyspace shares, and the
-// same measured over 1M keys, which adds ~2.5% of sampling noise).
-print("\nRing balance at 100 equal servers by vnodes (points per server):")
-print("| vnodes | ring points | exact max/mean | 1M-key max/mean |")
+// Ring: balance at 100 equal servers by probes per key (160 points per server), then by points per server,
+// from exact keyspace shares and from 10M sampled keys. Also over 20 other id sets, since ring balance
+// depends on where the ids happen to hash.
+@MainActor func ringLookupNs(_ s: RoutingSnapshot) -> Double {
+    keyBuffer.withUnsafeBytes { keys in
+        lookups(s, count: 4_096, keys: keys)
+        return Measure.p50NanosecondsPerOp(batches: 300, size: 4_096) { lookups(s, count: $0, keys: keys) }
+    }
+}
+func exactBalance(_ s: RoutingSnapshot) -> Double { (s.keyspaceShares().max() ?? 0) * Double(s.servers.count) }
+func idSet(_ set: Int) -> [ServerSpec] {
+    (0..<100).map { ServerSpec(id: "set\(set)-backend-\($0)", host: "10.1.\(set).\($0 + 1)", port: 80) }
+}
+
+print("\nRing at 100 equal servers x 160 points by probes per key:")
+print(
+    "| probes | lookup p50 ns/op | exact max/mean | 10M-key max/mean | exact max/mean over 20 other id sets: median, worst |"
+)
+print("|---:|---:|---:|---:|---:|")
+for probes in 1...4 {
+    let config = RoutingConfig(algorithm: .ring, ringProbes: probes)
+    let s = build(servers(100), config)
+    var others = (1...20).map { exactBalance(build(idSet($0), config)) }
+    others.sort()
+    print(
+        "| \(probes) | \(Measure.fixed(ringLookupNs(s), 1)) | \(Measure.fixed(exactBalance(s), 4)) | "
+            + "\(Measure.fixed(balance(owners(s), servers: s.servers), 4)) | "
+            + "\(Measure.fixed((others[9] + others[10]) / 2, 4)), \(Measure.fixed(others[19], 4)) |")
+}
+
+print("\nRing balance at 100 equal servers by vnodes (points per server), exact keyspace shares:")
+print("| vnodes | ring points | 1 probe | \(RoutingConfig.defaultRingProbes) probes |")
 print("|---:|---:|---:|---:|")
-for vnodes in [160, 320, 640, 1280, 2560, 5120, 10240] {
-    let s = build(servers(100), RoutingConfig(algorithm: .ring, vnodes: vnodes))
-    let shares = s.keyspaceShares()
-    let exact = (shares.max() ?? 0) * 100
-    let sampled = balance(owners(s), servers: s.servers)
-    print("| \(vnodes) | \(100 * vnodes) | \(Measure.fixed(exact, 4)) | \(Measure.fixed(sampled, 4)) |")
+for vnodes in [160, 320, 640, 1280, 2560, 5120] {
+    let one = build(servers(100), RoutingConfig(algorithm: .ring, vnodes: vnodes, ringProbes: 1))
+    let probed = build(servers(100), RoutingConfig(algorithm: .ring, vnodes: vnodes))
+    print(
+        "| \(vnodes) | \(100 * vnodes) | \(Measure.fixed(exactBalance(one), 4)) | "
+            + "\(Measure.fixed(exactBalance(probed), 4)) |")
 }
 
 // Allocations per lookup: counted in a child process running with glibc's debug allocator hooks.
