@@ -10,13 +10,32 @@ public enum KnownHeader: UInt8, Sendable {
         "x-request-id", "cookie",
     ]
 
+    /// One candidate per (length, lowercased first byte), each pair unique among `names`, then one compare:
+    /// every field of every head passes through here, and most are not known headers.
     static func lookup(_ p: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> KnownHeader {
-        // Cheap pre-filter on length: names we know are 2...17 bytes long.
-        guard name.count >= 2 && name.count <= 17 else { return .other }
-        for raw in 1..<names.count where HTTPSyntax.equalsLowercase(p, name, names[raw]) {
-            return KnownHeader(rawValue: UInt8(raw))!
+        let n = name.count
+        guard n >= 2 && n <= 17 else { return .other }
+        let candidate: KnownHeader
+        switch (n, HTTPSyntax.lower(p[name.lowerBound])) {
+        case (2, 0x74): candidate = .te  // t
+        case (4, 0x68): candidate = .host  // h
+        case (6, 0x63): candidate = .cookie  // c
+        case (6, 0x65): candidate = .expect  // e
+        case (7, 0x74): candidate = .trailer  // t
+        case (7, 0x75): candidate = .upgrade  // u
+        case (9, 0x66): candidate = .forwarded  // f
+        case (10, 0x63): candidate = .connection  // c
+        case (10, 0x6B): candidate = .keepAlive  // k
+        case (12, 0x78): candidate = .xRequestID  // x
+        case (14, 0x63): candidate = .contentLength  // c
+        case (15, 0x78): candidate = .xForwardedFor  // x
+        case (16, 0x70): candidate = .proxyConnection  // p
+        case (16, 0x78): candidate = .xForwardedHost  // x
+        case (17, 0x74): candidate = .transferEncoding  // t
+        case (17, 0x78): candidate = .xForwardedProto  // x
+        default: return .other
         }
-        return .other
+        return HTTPSyntax.equalsLowercase(p, name, names[Int(candidate.rawValue)]) ? candidate : .other
     }
 
     /// RFC 9110 §7.6.1: always hop-by-hop, whatever Connection says.

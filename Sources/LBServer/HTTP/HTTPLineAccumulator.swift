@@ -35,32 +35,41 @@ struct HTTPLineAccumulator: Sendable {
     ) -> Result {
         let end = input.count
         var i = pos
-        defer { pos = i }
+        // input[copyFrom..<i] is consumed but not yet in `buf`; `count` is what buf.count would be. The bytes
+        // go in with one append when feed returns (a head usually arrives in one read), not one per line.
+        var copyFrom = pos
+        var count = buf.count
+        defer {
+            if copyFrom < i { buf.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[copyFrom..<i])) }
+            pos = i
+        }
         while i < end {
             let b = input[i]
             if sawCR {
                 guard b == ASCII.lf else { return .error(.bareCR) }
                 sawCR = false
-                buf.append(b)
                 i += 1
-                if buf.count > config.maxBytes { return .error(.headerTooLarge) }
-                if buf.count - lineStart == 2 {  // an empty line
+                count += 1
+                if count > config.maxBytes { return .error(.headerTooLarge) }
+                if count - lineStart == 2 {  // an empty line
                     if config.hasStartLine && lines == 0 {
                         // Before the request line: ignore it, a few times (robustness for clients that send
                         // an extra CRLF after a body), but not forever.
                         leadingEmptyLines += 1
                         buf.removeAll(keepingCapacity: true)
+                        copyFrom = i
+                        count = 0
                         started = false
                         if leadingEmptyLines > config.maxLeadingEmptyLines { return .error(.tooManyLeadingEmptyLines) }
                         continue
                     }
                     return .complete
                 }
-                if lines == 0, config.hasStartLine, let first = config.maxFirstLine, buf.count - 2 > first {
+                if lines == 0, config.hasStartLine, let first = config.maxFirstLine, count - 2 > first {
                     return .error(config.firstLineError)
                 }
                 lines += 1
-                lineStart = buf.count
+                lineStart = count
                 let fields = config.hasStartLine ? lines - 1 : lines
                 if fields > config.maxFields { return .error(.tooManyHeaders) }
                 continue
@@ -69,15 +78,15 @@ struct HTTPLineAccumulator: Sendable {
             started = true
             if b == ASCII.cr {
                 sawCR = true
-                buf.append(b)
                 i += 1
-                if buf.count > config.maxBytes { return .error(.headerTooLarge) }
+                count += 1
+                if count > config.maxBytes { return .error(.headerTooLarge) }
                 continue
             }
-            // Copy the run up to the next CR/LF in one append, but never past the limits.
-            var room = config.maxBytes - buf.count
+            // Take the run up to the next CR/LF at once, but never past the limits.
+            var room = config.maxBytes - count
             if lines == 0, config.hasStartLine, let first = config.maxFirstLine {
-                room = min(room, first - (buf.count - lineStart))
+                room = min(room, first - (count - lineStart))
             }
             var j = i
             let stop = min(end, i + max(room, 0) + 1)
@@ -86,12 +95,12 @@ struct HTTPLineAccumulator: Sendable {
                 if c == ASCII.cr || c == ASCII.lf { break }
                 j += 1
             }
-            buf.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[i..<j]))
+            count += j - i
             i = j
-            if lines == 0, config.hasStartLine, let first = config.maxFirstLine, buf.count - lineStart > first {
+            if lines == 0, config.hasStartLine, let first = config.maxFirstLine, count - lineStart > first {
                 return .error(config.firstLineError)
             }
-            if buf.count > config.maxBytes { return .error(.headerTooLarge) }
+            if count > config.maxBytes { return .error(.headerTooLarge) }
         }
         return .needMore
     }
