@@ -127,6 +127,14 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try parseConfig(#"{"routing": {"ring_probes": 1}}"#).routing.ringProbes, 1)
     }
 
+    func testBusyPollsIsAnIntegerUpToOneThousand() throws {
+        XCTAssertEqual(try parseConfig("{}").busyPolls, 0)
+        XCTAssertEqual(try parseConfig(#"{"busy_polls": 50}"#).busyPolls, 50)
+        assertSingleProblem(#"{"busy_polls": -1}"#, startsWith: "busy_polls:", contains: "0-1000")
+        assertSingleProblem(#"{"busy_polls": 1001}"#, startsWith: "busy_polls:", contains: "0-1000")
+        assertSingleProblem(#"{"busy_polls": true}"#, startsWith: "busy_polls:")
+    }
+
     func testMaglevTableSizeMustBePrime() {
         assertSingleProblem(
             #"{"routing": {"maglev_table_size": 65536}}"#, startsWith: "routing.maglev_table_size:",

@@ -22,8 +22,11 @@ import LBCore
 public enum ConfigLoader {
     static let topLevelKeys = [
         "listen", "workers", "admin", "routing", "servers", "health_check", "retries", "timeouts", "limits",
-        "forwarding", "access_log", "stats",
+        "forwarding", "access_log", "stats", "busy_polls",
     ]
+
+    /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
+    static let busyPollRange = 0...1_000
 
     /// Loads the file at `path`. `requireServers` is false when the command line supplies the servers.
     public static func load(path: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
@@ -71,6 +74,7 @@ public enum ConfigLoader {
             try parseAddress(s, allowPortZero: true)
         }
         config.workers = readWorkers(top)
+        config.busyPolls = top.int("busy_polls", default: config.busyPolls, in: busyPollRange)
         if let admin = top.section("admin", known: ["listen", "token"]) {
             config.admin.listen = admin.parsed("listen", default: config.admin.listen) {
                 (s: String) throws(ConfigValueError) in try parseAddress(s, allowPortZero: true)

@@ -37,6 +37,8 @@ public struct LBConfig: Equatable, Sendable {
     public var accessLog: AccessLog
     /// What the data path measures (`stats`).
     public var stats = Stats()
+    /// Empty non-blocking polls an event loop makes before it sleeps (`busy_polls`); 0 = sleep at once.
+    public var busyPolls = 0
 
     public init(
         listen: HostPort = HostPort(host: "0.0.0.0", port: 8080),

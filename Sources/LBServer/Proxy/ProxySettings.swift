@@ -19,4 +19,6 @@ struct ProxySettings: Sendable {
     /// Stop reading the source when the destination has more than this queued; resume below `lowWater`.
     var highWater = 256 * 1024
     var lowWater = 64 * 1024
+    /// Empty non-blocking polls before a loop sleeps (`busy_polls`).
+    var busyPolls = 0
 }

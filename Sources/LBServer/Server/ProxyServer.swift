@@ -87,6 +87,7 @@ public final class ProxyServer {
         s.poolSize = config.limits.upstreamPoolSize
         s.retries = config.retries.max
         s.recordLatency = config.stats.latency
+        s.busyPolls = config.busyPolls
         return s
     }
 
@@ -96,6 +97,7 @@ public final class ProxyServer {
         ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
         controlInbox.attach(to: loop)
         let settings = ProxyServer.settings(from: config)
+        loop.busyPolls = settings.busyPolls
         let worker = Worker(id: 0, loop: loop, settings: settings, routing: routing)
         let logSpec: (format: AccessLog.Format, path: String)?
         switch config.accessLog.format {
@@ -255,6 +257,7 @@ public final class ProxyServer {
         if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
             logger.warning("listen addresses change only on restart")
         }
+        if newConfig.busyPolls != config.busyPolls { logger.warning("busy_polls changes only on restart") }
         config.servers = newConfig.servers
         config.routing = newConfig.routing
         config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)

@@ -15,6 +15,7 @@ enum Callbacks {
     static let alloc: uv_alloc_cb = { handle, _, buf in
         let conn: TCPConnection = owner(handle!.pointee.data)
         let loop = conn.loop
+        loop.readEvents &+= 1
         buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
     }
 

@@ -22,12 +22,34 @@ public final class EventLoop {
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
     }
 
-    /// Runs until no active handle remains (or `stop()`).
+    /// Non-blocking polls in a row that may find nothing before the loop blocks in epoll_wait (`busy_polls`).
+    /// 0 = block whenever nothing is ready. Set before `run()`.
+    public var busyPolls = 0
+    /// Read events so far (counted in the alloc callback): how `run` tells a poll that found work.
+    var readEvents: UInt64 = 0
+    private var stopRequested = false
+
+    /// Runs until no active handle remains (or `stop()`). With `busyPolls` > 0 the loop polls without blocking
+    /// until that many polls in a row found no read event, and only then sleeps in epoll_wait: a proxy under
+    /// load then catches the next events while still running instead of being woken for each few.
     public func run() {
-        uv_run(raw, UV_RUN_DEFAULT)
+        guard busyPolls > 0 else {
+            uv_run(raw, UV_RUN_DEFAULT)
+            return
+        }
+        var idle = 0
+        while !stopRequested {
+            let before = readEvents
+            let alive = uv_run(raw, idle < busyPolls ? UV_RUN_NOWAIT : UV_RUN_ONCE)
+            if alive == 0 { break }
+            idle = readEvents == before ? idle + 1 : 0
+        }
     }
 
-    public func stop() { uv_stop(raw) }
+    public func stop() {
+        stopRequested = true
+        uv_stop(raw)
+    }
 
     /// Milliseconds of the loop's cached clock (updated once per iteration).
     public var now: UInt64 { uv_now(raw) }
