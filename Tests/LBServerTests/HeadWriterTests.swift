@@ -36,6 +36,22 @@ final class HeadWriterTests: XCTestCase {
         XCTAssertNil(kept)
     }
 
+    /// Kept fields are copied line by line as received (runs of them at once): order, spelling and OWS
+    /// survive, and every dropped or rewritten field in the middle of a run ends it at the right byte.
+    func testKeptFieldLinesAreCopiedVerbatimAroundDroppedAndRewrittenOnes() {
+        let options = ForwardingOptions(
+            xForwardedFor: false, xForwardedProto: false, xForwardedHost: false, forwarded: false, requestID: false)
+        let (out, _) = request(
+            "GET / HTTP/1.1\r\nA: 1\r\nconnection: close\r\nb:\t 2 \r\nHOST: h\r\nC:3\r\nKeep-Alive: 1\r\n"
+                + "D: 4\r\nE: 5\r\n\r\n", options: options)
+        XCTAssertEqual(out, "GET / HTTP/1.1\r\nA: 1\r\nb:\t 2 \r\nHost: h\r\nC:3\r\nD: 4\r\nE: 5\r\n\r\n")
+        let response = parse(
+            .response, "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B:  2\r\nConnection: keep-alive\r\nX-C: 3 \r\n\r\n")
+        var written: [UInt8] = []
+        HeadWriter.writeResponse(response, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &written)
+        XCTAssertEqual(String(decoding: written, as: UTF8.self), "HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B:  2\r\nX-C: 3 \r\n\r\n")
+    }
+
     func testAppendsClientToExistingXForwardedForAndMergesSeveralFields() {
         let (out, _) = request(
             "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: h\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n")

@@ -20,7 +20,8 @@ public struct ForwardingOptions: Sendable, Equatable {
 }
 
 /// Serialises heads for forwarding. Everything is appended to `out`; nothing else is allocated when `out`
-/// has enough capacity. Field names and values are copied byte for byte from the parsed head.
+/// has enough capacity. Kept field lines are copied byte for byte from the parsed head, whitespace included
+/// (consecutive ones with one append); only Host and the forwarding fields are written anew.
 public enum HeadWriter {
     /// The request as forwarded to a backend: `METHOD SP target SP HTTP/1.1`, every field except hop-by-hop
     /// ones (Upgrade and `Connection: upgrade` kept when `head.isUpgrade`), `Transfer-Encoding: chunked` when
@@ -45,19 +46,25 @@ public enum HeadWriter {
             appendOriginTarget(p, head, &out)
             append(" HTTP/1.1\r\n", &out)
             var sawHost = false
+            var run = LineRun()
             for f in head.fields {
-                if f.isHopByHop && !(head.isUpgrade && f.known == .upgrade) { continue }
+                if f.isHopByHop && !(head.isUpgrade && f.known == .upgrade) {
+                    run.flush(before: f, p, &out)
+                    continue
+                }
                 switch f.known {
                 case .host:
                     sawHost = true
+                    run.flush(before: f, p, &out)
                     appendHost(p, head, &out)
-                case .xForwardedFor where options.xForwardedFor: continue
-                case .xForwardedProto where options.xForwardedProto: continue
-                case .xForwardedHost where options.xForwardedHost: continue
-                case .forwarded where options.forwarded: continue
-                default: appendField(p, f, &out)
+                case .xForwardedFor where options.xForwardedFor: run.flush(before: f, p, &out)
+                case .xForwardedProto where options.xForwardedProto: run.flush(before: f, p, &out)
+                case .xForwardedHost where options.xForwardedHost: run.flush(before: f, p, &out)
+                case .forwarded where options.forwarded: run.flush(before: f, p, &out)
+                default: run.keep(f)
                 }
             }
+            run.flushAtEnd(p, &out)
             if !sawHost { appendHost(p, head, &out) }
             if head.isUpgrade { append("Connection: upgrade\r\n", &out) }
             if head.framing == .chunked { appendTransferEncoding(p, head, &out) }
@@ -102,10 +109,15 @@ public enum HeadWriter {
         head.bytes.withUnsafeBufferPointer { p in
             out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.reason]))
             append("\r\n", &out)
+            var run = LineRun()
             for f in head.fields {
-                if f.isHopByHop && !(upgrade && f.known == .upgrade) { continue }
-                appendField(p, f, &out)
+                if f.isHopByHop && !(upgrade && f.known == .upgrade) {
+                    run.flush(before: f, p, &out)
+                } else {
+                    run.keep(f)
+                }
             }
+            run.flushAtEnd(p, &out)
         }
         if chunked { append("Transfer-Encoding: chunked\r\n", &out) }
         if upgrade {
@@ -176,11 +188,31 @@ public enum HeadWriter {
         }
     }
 
-    private static func appendField(_ p: UnsafeBufferPointer<UInt8>, _ f: HTTPHeaderField, _ out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: p[f.name]))
-        append(": ", &out)
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: p[f.value]))
-        append("\r\n", &out)
+    /// Copies kept field lines as received, a run of consecutive ones with one append. Field lines are
+    /// contiguous in `HTTPHead.bytes` (start line, field lines, empty line; obs-fold is rejected), so a run
+    /// is one range: from the first kept field's name to the start of the first line not in the run.
+    private struct LineRun {
+        private var start = -1
+
+        mutating func keep(_ f: HTTPHeaderField) {
+            if start < 0 { start = f.name.lowerBound }
+        }
+
+        /// Ends the run before `f`'s line (which is dropped or rewritten).
+        mutating func flush(before f: HTTPHeaderField, _ p: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
+            flush(upTo: f.name.lowerBound, p, &out)
+        }
+
+        /// Ends the run at the empty line that closes the head.
+        mutating func flushAtEnd(_ p: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
+            flush(upTo: p.count - 2, p, &out)
+        }
+
+        private mutating func flush(upTo end: Int, _ p: UnsafeBufferPointer<UInt8>, _ out: inout [UInt8]) {
+            guard start >= 0 else { return }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: p[start..<end]))
+            start = -1
+        }
     }
 
     /// The target in the form a backend gets: origin-form for absolute-form, "/" for an empty path, and "*"
