@@ -5,18 +5,23 @@
 /// identical in every process and on every platform, whatever the order of the server list.
 ///
 /// A key is looked up at `config.ringProbes` positions (its mixed hash, then fmix64 of it plus i times the
-/// golden ratio); from each, the first point at or after it (wrapping) is found by binary search, and the
-/// point nearest after its probe wins (ties: the earlier probe). With one probe this is plain ketama.
+/// golden ratio); from each, the first point at or after it (wrapping) is found through a bucket index, and
+/// the point nearest after its probe wins (ties: the earlier probe). With one probe this is plain ketama.
 /// More probes are multi-probe consistent hashing (Appleton and O'Reilly, 2015): a point's share stops
 /// being its arc length, which varies like an exponential, and becomes a saturating function of it, so the
 /// spread of per-server shares shrinks (at 160 points per server, relative spread 7.9% with one probe,
 /// 3.5% with three). It stays monotone: adding a server only adds points, which can only win keys, and
 /// removing one only frees the keys its points won; every other key keeps its winning point.
 ///
-/// Candidates walk clockwise from the winning point, skipping servers already returned. "Already
-/// returned" is answered without a seen-set: `previousDistance[p]` is the cyclic distance back to the
-/// previous point of the same server, and point p at walk offset d is that server's first appearance in
-/// the walk iff `previousDistance[p] > d`. So the walk allocates nothing and is O(1) per point.
+/// Candidate k+1 is the key's owner on the ring without the servers of candidates 1...k, so the server a key
+/// fails over to (first one down, draining, over its bounded load) is exactly the one that owns the key once
+/// that first server is removed: a drain and then a removal move each key once. With one probe that is the
+/// clockwise walk from the owner's point, skipping servers already returned, answered without a seen-set:
+/// `previousDistance[p]` is the cyclic distance back to the previous point of the same server, and point p at
+/// walk offset d is that server's first appearance in the walk iff `previousDistance[p] > d`. With several
+/// probes each probe walks on past the returned servers' points (kept in the cursor, up to 16) and the
+/// nearest wins again; after 16 candidates the walk continues clockwise from the 16th, skipping those 16.
+/// Either way the walk allocates nothing.
 final class Ring: RoutingAlgorithm {
     /// Hard cap on total points (10 million points ≈ 160 MB of table).
     static let maxPoints = 10_000_000
@@ -24,6 +29,8 @@ final class Ring: RoutingAlgorithm {
     let servers: [ServerSpec]
     /// Positions probed per key, at least 1.
     let probes: Int
+    /// Servers with weight > 0, i.e. with points: the number of candidates a walk can return.
+    let routableCount: Int
     /// Point positions, ascending.
     let positions: [UInt64]
     /// Server index owning each point.
@@ -50,6 +57,7 @@ final class Ring: RoutingAlgorithm {
         }
         self.servers = servers
         probes = max(1, config.ringProbes)
+        routableCount = servers.reduce(0) { $0 + ($1.weight > 0 ? 1 : 0) }
 
         var points: [Point] = []
         points.reserveCapacity(total)
@@ -214,6 +222,14 @@ final class Ring: RoutingAlgorithm {
 
     @inline(__always)
     func next(_ cursor: inout CandidateCursor) -> Int? {
+        if probes > 1 { return nextProbed(&cursor) }
+        return clockwise(&cursor, skipReturned: false)
+    }
+
+    /// The clockwise walk from `cursor.position`: each server at its first point in the walk, optionally
+    /// skipping the servers recorded in the cursor.
+    @inline(__always)
+    private func clockwise(_ cursor: inout CandidateCursor, skipReturned: Bool) -> Int? {
         let count = owners.count
         return previousDistance.withUnsafeBufferPointer { dist in
             owners.withUnsafeBufferPointer { own in
@@ -222,11 +238,60 @@ final class Ring: RoutingAlgorithm {
                     if p >= count { p &-= count }
                     cursor.step &+= 1
                     // First appearance of this owner in the walk: its previous point lies before the start.
-                    if Int(dist[p]) >= cursor.step { return Int(own[p]) }
+                    if Int(dist[p]) >= cursor.step && !(skipReturned && cursor.hasReturned(own[p])) {
+                        return Int(own[p])
+                    }
                 }
                 return nil
             }
         }
+    }
+
+    /// Multi-probe candidates: the nearest point after any probe among servers not yet returned.
+    private func nextProbed(_ cursor: inout CandidateCursor) -> Int? {
+        let count = owners.count
+        if count == 0 { return nil }
+        let capacity = cursor.returned.count
+        if cursor.returnedCount == capacity {
+            // Past the tracked candidates: clockwise from the last winner's point, skipping them (and, through
+            // the walk's own first-appearance test, everything it returned itself).
+            return clockwise(&cursor, skipReturned: true)
+        }
+        let winner: Int
+        if cursor.returnedCount == 0 {
+            winner = cursor.position  // makeCursor already found it
+        } else {
+            if cursor.returnedCount >= routableCount { return nil }
+            var best = -1
+            var bestDistance = UInt64.max
+            positions.withUnsafeBufferPointer { pos in
+                owners.withUnsafeBufferPointer { own in
+                    bucketStart.withUnsafeBufferPointer { starts in
+                        for i in 0..<probes {
+                            let probe = i == 0 ? cursor.key : Ring.probe(cursor.key, i)
+                            var p = Ring.lowerBound(pos, starts, bucketShift, probe)
+                            if p == count { p = 0 }
+                            // Some server is not returned yet, so this stops within one turn.
+                            while cursor.hasReturned(own[p]) {
+                                p &+= 1
+                                if p == count { p = 0 }
+                            }
+                            let distance = pos[p] &- probe
+                            if best < 0 || distance < bestDistance {
+                                bestDistance = distance
+                                best = p
+                            }
+                        }
+                    }
+                }
+            }
+            winner = best
+        }
+        let server = owners[winner]
+        cursor.returned[cursor.returnedCount] = server
+        cursor.returnedCount &+= 1
+        cursor.position = winner
+        return Int(server)
     }
 
     var tableBytes: Int {

@@ -43,6 +43,18 @@ struct CandidateCursor {
     var lastIndex: Int = -1
     /// maglev: the server the table returned, excluded from its rendezvous fallback; -1 = none.
     var excluded: Int = -1
+    /// ring with several probes: the servers returned so far (the first `returnedCount`, up to the capacity).
+    var returned = InlineArray<16, UInt32>(repeating: 0)
+    var returnedCount = 0
+
+    @inline(__always) func hasReturned(_ server: UInt32) -> Bool {
+        var i = 0
+        while i < returnedCount {
+            if returned[i] == server { return true }
+            i &+= 1
+        }
+        return false
+    }
 }
 
 /// Key mixing shared by all algorithms.

@@ -73,6 +73,34 @@ final class RoutingSnapshotTests: XCTestCase {
         }
     }
 
+    /// Ring candidate k+1 is the key's owner once the servers of candidates 1...k are removed, with one probe
+    /// and with several: a key that fails over from a drained or down server lands where it stays when that
+    /// server is then removed (a drain followed by a removal moves each key once, not twice).
+    func testRingFailoverCandidateIsTheOwnerOnceEarlierCandidatesAreRemoved() throws {
+        for probes in [1, 3] {
+            let config = RoutingConfig(algorithm: .ring, ringProbes: probes)
+            let servers = Fixture.servers(50)
+            let full = try RoutingSnapshot(servers: servers, config: config)
+            var without: [Set<String>: RoutingSnapshot] = [:]
+            func owner(_ h: UInt64, removing ids: Set<String>) throws -> String {
+                if without[ids] == nil {
+                    without[ids] = try RoutingSnapshot(servers: servers.filter { !ids.contains($0.id) }, config: config)
+                }
+                let s = without[ids]!
+                return s.servers[s.pick(forKeyHash: h, isEligible: { _ in true })!].id
+            }
+            var rng = SplitMix64(seed: 5)
+            for k in 0..<3_000 {
+                let h = rng.next()
+                let c = full.candidates(forKeyHash: h, limit: 3).map { full.servers[$0].id }
+                XCTAssertEqual(try owner(h, removing: [c[0]]), c[1], "probes \(probes), key \(k)")
+                if k < 200 {
+                    XCTAssertEqual(try owner(h, removing: [c[0], c[1]]), c[2], "probes \(probes), key \(k)")
+                }
+            }
+        }
+    }
+
     func testSameServersInAnyOrderRouteIdentically() throws {
         for algorithm in everyAlgorithm {
             var servers = Fixture.servers(50)
