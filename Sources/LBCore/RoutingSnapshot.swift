@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One immutable routing table: the server list, the config, and the algorithm's lookup structure.
 ///
 /// Built once (on config load or a membership/weight change) off the data path, then shared by every
@@ -85,6 +87,17 @@ public final class RoutingSnapshot: Sendable {
     /// Share of the keyspace each server owns as first candidate, in `servers` order, summing to 1 (or all
     /// 0 when nothing is routable). Exact for ring and maglev; sampled over 100,000 fixed keys for rendezvous.
     public func keyspaceShares() -> [Double] {
+        // Computed once per snapshot (a multi-probe ring sorts every arc; a sample walks 100,000 keys): the
+        // admin API asks on every scrape, from the loop that may also serve traffic.
+        if let cached = sharesCache.withLock({ $0 }) { return cached }
+        let shares = computeKeyspaceShares()
+        sharesCache.withLock { $0 = shares }
+        return shares
+    }
+
+    private let sharesCache = Mutex<[Double]?>(nil)
+
+    private func computeKeyspaceShares() -> [Double] {
         if let exact = table.exactShares() { return exact }
         var counts = [Int](repeating: 0, count: servers.count)
         var keys = SplitMix64(seed: RoutingSnapshot.sampleSeed)

@@ -19,7 +19,7 @@ extension RoutingState {
     /// compared by id, so a reweighted `Backend` object still counts as the same server.
     ///
     /// When every server is eligible on both sides this is exactly `RoutingSnapshot.movedFraction(to:)`
-    /// (exact for ring and maglev). Otherwise (a server is down, draining, or about to be drained) the two
+    /// (exact for one-probe ring and for maglev, sampled otherwise). Otherwise (a server is down, draining, or about to be drained) the two
     /// sides are sampled over a fixed set of key digests, walking candidates the way the proxy does, so a
     /// drain reports the share of keys the drained server was serving. Bounded load is not modelled.
     ///

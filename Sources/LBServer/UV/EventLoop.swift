@@ -37,6 +37,7 @@ public final class EventLoop {
             uv_run(raw, UV_RUN_DEFAULT)
             return
         }
+        stopRequested = false
         var idle = 0
         while !stopRequested {
             let before = readEvents
