@@ -19,8 +19,8 @@
 /// clockwise walk from the owner's point, skipping servers already returned, answered without a seen-set:
 /// `previousDistance[p]` is the cyclic distance back to the previous point of the same server, and point p at
 /// walk offset d is that server's first appearance in the walk iff `previousDistance[p] > d`. With several
-/// probes each probe walks on past the returned servers' points (kept in the cursor, up to 16) and the
-/// nearest wins again; after 16 candidates the walk continues clockwise from the 16th, skipping those 16.
+/// probes each probe walks on past the returned servers' points (kept in the cursor, up to 8) and the
+/// nearest wins again; after 8 candidates the walk continues clockwise from the 8th, skipping those 8.
 /// Either way the walk allocates nothing.
 final class Ring: RoutingAlgorithm {
     /// Hard cap on total points (10 million points ≈ 160 MB of table).
@@ -251,8 +251,7 @@ final class Ring: RoutingAlgorithm {
     private func nextProbed(_ cursor: inout CandidateCursor) -> Int? {
         let count = owners.count
         if count == 0 { return nil }
-        let capacity = cursor.returned.count
-        if cursor.returnedCount == capacity {
+        if cursor.returnedCount == CandidateCursor.returnedCapacity {
             // Past the tracked candidates: clockwise from the last winner's point, skipping them (and, through
             // the walk's own first-appearance test, everything it returned itself).
             return clockwise(&cursor, skipReturned: true)
@@ -288,8 +287,7 @@ final class Ring: RoutingAlgorithm {
             winner = best
         }
         let server = owners[winner]
-        cursor.returned[cursor.returnedCount] = server
-        cursor.returnedCount &+= 1
+        cursor.recordReturned(server)
         cursor.position = winner
         return Int(server)
     }

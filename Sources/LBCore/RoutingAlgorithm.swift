@@ -43,17 +43,29 @@ struct CandidateCursor {
     var lastIndex: Int = -1
     /// maglev: the server the table returned, excluded from its rendezvous fallback; -1 = none.
     var excluded: Int = -1
-    /// ring with several probes: the servers returned so far (the first `returnedCount`, up to the capacity).
-    var returned = InlineArray<16, UInt32>(repeating: 0)
+    /// ring with several probes: the servers returned so far, 4-byte slots in a tuple (zeroing a tuple is a
+    /// couple of stores; every lookup of every algorithm creates a cursor). See `recordReturned`.
+    var returned: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     var returnedCount = 0
+    static let returnedCapacity = 8
 
     @inline(__always) func hasReturned(_ server: UInt32) -> Bool {
-        var i = 0
-        while i < returnedCount {
-            if returned[i] == server { return true }
-            i &+= 1
+        withUnsafeBytes(of: returned) { raw in
+            var i = 0
+            while i < returnedCount {
+                if raw.load(fromByteOffset: i &* 4, as: UInt32.self) == server { return true }
+                i &+= 1
+            }
+            return false
         }
-        return false
+    }
+
+    /// Records a returned server; at most `returnedCapacity` of them.
+    @inline(__always) mutating func recordReturned(_ server: UInt32) {
+        precondition(returnedCount < Self.returnedCapacity, "cursor holds \(Self.returnedCapacity) servers")
+        let offset = returnedCount &* 4
+        withUnsafeMutableBytes(of: &returned) { $0.storeBytes(of: server, toByteOffset: offset, as: UInt32.self) }
+        returnedCount &+= 1
     }
 }
 
