@@ -57,4 +57,46 @@ final class AccessLogTests: IntegrationTestCase {
         XCTAssertEqual(paths, ["/one", "/bytes?size=10"])
         XCTAssertTrue(lines[1].contains("\" 200 10 "), lines[1])
     }
+
+    /// Requests rejected before their head was complete get a line too: status and cause, no request line.
+    func testRequestsRejectedBeforeACompleteHeadAreLogged() throws {
+        for format in ["json", "common"] {
+            let backend = try LBBinaries.startDemoBackend(name: "b1")
+            let log = NSTemporaryDirectory() + "lb-access-\(UUID().uuidString).log"
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: log) }
+            let lb = try startProxy(
+                backends: [backend.address], settings: ["access_log": ["format": format, "path": log]])
+            let bad = try RawHTTPConnection(port: lb.proxyPort)
+            try bad.send("GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(try bad.readResponse().status, 200)
+            try bad.send("GET /x HTTP/1.1\r\nHost: a\r\nBad Header: v\r\n\r\n")
+            XCTAssertEqual(try bad.readResponse().status, 400)
+            let long = try RawHTTPConnection(port: lb.proxyPort)
+            try long.send("GET /" + String(repeating: "u", count: 70_000) + " HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(try long.readResponse().status, 414)
+            XCTAssertEqual(lb.process.terminate(), 0, lb.process.log)
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.count, 3, "\(format): \(lines)")
+            guard lines.count == 3 else { continue }
+            if format == "json" {
+                let objects = try lines.map {
+                    try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+                }
+                XCTAssertEqual(objects.map { $0["status"] as? Int }, [200, 400, 414])
+                for o in objects[1...] {
+                    XCTAssertTrue(o["method"] is NSNull, "\(o)")
+                    XCTAssertTrue(o["path"] is NSNull, "\(o)")
+                    XCTAssertTrue(o["server"] is NSNull, "\(o)")
+                    XCTAssertEqual(o["cause"] as? String, "proxy")
+                    XCTAssertEqual(o["client"] as? String, "127.0.0.1")
+                    XCTAssertNotNil(o["total_ms"] as? Double)
+                }
+            } else {
+                XCTAssertTrue(lines[0].contains("\"GET /ok HTTP/1.1\" 200 "), lines[0])
+                XCTAssertTrue(lines[1].contains("] \"-\" 400 0 server=- retries=0 "), lines[1])
+                XCTAssertTrue(lines[1].hasSuffix(" cause=proxy"), lines[1])
+                XCTAssertTrue(lines[2].contains("] \"-\" 414 0 server=- "), lines[2])
+            }
+        }
+    }
 }

@@ -37,6 +37,8 @@ final class ClientConnection: TCPConnection, ListLinked {
     // Measurements of the current exchange (uv_hrtime nanoseconds).
     private var exchangeActive = false
     private var requestStart: UInt64 = 0
+    /// When the first byte of the head being read arrived (for the access-log line of a rejected head).
+    private var headStart: UInt64 = 0
     private var requestSentAt: UInt64 = 0
     private var connectNanos: UInt64?
     private var responseNanos: UInt64?
@@ -90,6 +92,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
         if phase == .head {
             timer.headStarted(now: loop.now, limits: worker.timerLimits)
+            if parser.isBetweenMessages && pending.isEmpty { headStart = worker.clock() }
         }
         let used = process(bytes)
         if used < bytes.count && !isClosing {
@@ -546,6 +549,12 @@ final class ClientConnection: TCPConnection, ListLinked {
         responseStatus = status
         countStatus(status)
         worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
+        if !exchangeActive, let log = worker.accessLog {
+            // Rejected before a complete head (400, 414, 431, 408...): no exchange began, but the line is due.
+            log.log(nil, client: clientAddress, server: nil, entry: AccessLog.Entry(
+                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
+                totalNanos: worker.clock() &- headStart, cause: .proxyResponse))
+        }
         endExchange(cause: .proxyResponse)
         let shouldClose = close || !keepAlive
         ErrorResponses.write(status: status, close: shouldClose, into: &out)

@@ -65,7 +65,9 @@ final class AccessLog {
     // MARK: formatting
 
     /// Appends one line for a request whose head is `head`, from `client`, served by `server` (nil: none).
-    func log(_ head: HTTPHead, client: [UInt8], server: String?, entry: Entry) {
+    /// A nil head is a request rejected before its head was complete: its request line is logged as "-"
+    /// (common) or its method and path as null (json).
+    func log(_ head: HTTPHead?, client: [UInt8], server: String?, entry: Entry) {
         clock.refresh()
         switch format {
         case .common: common(head, client: client, server: server, entry)
@@ -74,15 +76,19 @@ final class AccessLog {
         if pending.count >= 64 * 1024 { flush() }
     }
 
-    private func common(_ head: HTTPHead, client: [UInt8], server: String?, _ e: Entry) {
+    private func common(_ head: HTTPHead?, client: [UInt8], server: String?, _ e: Entry) {
         pending.append(contentsOf: client.isEmpty ? [UInt8(ascii: "-")] : client)
         append(" - - [")
         pending.append(contentsOf: clock.common)
         append("] \"")
-        pending.append(contentsOf: head.bytes[head.methodRange])
-        pending.append(UInt8(ascii: " "))
-        appendEscapedTarget(head, quoteForJSON: false)
-        append(head.versionMinor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
+        if let head {
+            pending.append(contentsOf: head.bytes[head.methodRange])
+            pending.append(UInt8(ascii: " "))
+            appendEscapedTarget(head, quoteForJSON: false)
+            append(head.versionMinor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
+        } else {
+            append("-\" ")
+        }
         HeadWriter.appendDecimal(e.status, &pending)
         pending.append(UInt8(ascii: " "))
         HeadWriter.appendDecimal(Int(e.bytes), &pending)
@@ -101,16 +107,20 @@ final class AccessLog {
         pending.append(10)
     }
 
-    private func json(_ head: HTTPHead, client: [UInt8], server: String?, _ e: Entry) {
+    private func json(_ head: HTTPHead?, client: [UInt8], server: String?, _ e: Entry) {
         append("{\"time\":\"")
         pending.append(contentsOf: clock.iso)
         append("\",\"client\":\"")
         pending.append(contentsOf: client)
-        append("\",\"method\":\"")
-        pending.append(contentsOf: head.bytes[head.methodRange])
-        append("\",\"path\":\"")
-        appendEscapedTarget(head, quoteForJSON: true)
-        append("\",\"status\":")
+        if let head {
+            append("\",\"method\":\"")
+            pending.append(contentsOf: head.bytes[head.methodRange])
+            append("\",\"path\":\"")
+            appendEscapedTarget(head, quoteForJSON: true)
+            append("\",\"status\":")
+        } else {
+            append("\",\"method\":null,\"path\":null,\"status\":")
+        }
         HeadWriter.appendDecimal(e.status, &pending)
         append(",\"bytes\":")
         HeadWriter.appendDecimal(Int(e.bytes), &pending)
