@@ -37,8 +37,9 @@ final class ClientConnection: TCPConnection, ListLinked {
     // Measurements of the current exchange (uv_hrtime nanoseconds).
     private var exchangeActive = false
     private var requestStart: UInt64 = 0
-    /// When the first byte of the head being read arrived (for the access-log line of a rejected head).
-    private var headStart: UInt64 = 0
+    /// Loop time (ms) when the first byte of the head being read arrived, for the access-log line of a
+    /// rejected head: the loop's cached clock, so the data path pays no clock read for it.
+    private var headStartMs: UInt64 = 0
     private var requestSentAt: UInt64 = 0
     private var connectNanos: UInt64?
     private var responseNanos: UInt64?
@@ -92,7 +93,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
         if phase == .head {
             timer.headStarted(now: loop.now, limits: worker.timerLimits)
-            if parser.isBetweenMessages && pending.isEmpty { headStart = worker.clock() }
+            if parser.isBetweenMessages && pending.isEmpty { headStartMs = loop.now }
         }
         let used = process(bytes)
         if used < bytes.count && !isClosing {
@@ -553,7 +554,7 @@ final class ClientConnection: TCPConnection, ListLinked {
             // Rejected before a complete head (400, 414, 431, 408...): no exchange began, but the line is due.
             log.log(nil, client: clientAddress, server: nil, entry: AccessLog.Entry(
                 status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                totalNanos: worker.clock() &- headStart, cause: .proxyResponse))
+                totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
         }
         endExchange(cause: .proxyResponse)
         let shouldClose = close || !keepAlive
