@@ -78,12 +78,13 @@ final class AccessLogTests: IntegrationTestCase {
             let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
             XCTAssertEqual(lines.count, 3, "\(format): \(lines)")
             guard lines.count == 3 else { continue }
+            // With several workers each writes its own lines, so the order across connections is not fixed.
             if format == "json" {
                 let objects = try lines.map {
                     try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
                 }
-                XCTAssertEqual(objects.map { $0["status"] as? Int }, [200, 400, 414])
-                for o in objects[1...] {
+                XCTAssertEqual(objects.compactMap { $0["status"] as? Int }.sorted(), [200, 400, 414])
+                for o in objects where o["status"] as? Int != 200 {
                     XCTAssertTrue(o["method"] is NSNull, "\(o)")
                     XCTAssertTrue(o["path"] is NSNull, "\(o)")
                     XCTAssertTrue(o["server"] is NSNull, "\(o)")
@@ -92,10 +93,11 @@ final class AccessLogTests: IntegrationTestCase {
                     XCTAssertNotNil(o["total_ms"] as? Double)
                 }
             } else {
-                XCTAssertTrue(lines[0].contains("\"GET /ok HTTP/1.1\" 200 "), lines[0])
-                XCTAssertTrue(lines[1].contains("] \"-\" 400 0 server=- retries=0 "), lines[1])
-                XCTAssertTrue(lines[1].hasSuffix(" cause=proxy"), lines[1])
-                XCTAssertTrue(lines[2].contains("] \"-\" 414 0 server=- "), lines[2])
+                let ok = lines.filter { $0.contains("\"GET /ok HTTP/1.1\" 200 ") }
+                let rejected400 = lines.filter { $0.contains("] \"-\" 400 0 server=- retries=0 ") }
+                let rejected414 = lines.filter { $0.contains("] \"-\" 414 0 server=- ") }
+                XCTAssertEqual([ok.count, rejected400.count, rejected414.count], [1, 1, 1], "\(lines)")
+                XCTAssertTrue(rejected400.first?.hasSuffix(" cause=proxy") ?? false, "\(lines)")
             }
         }
     }
