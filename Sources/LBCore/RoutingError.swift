@@ -44,8 +44,9 @@ public enum RoutingError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Small prime helpers for maglev table sizes (trial division: sizes are at most ~6.7e7, so <= 8200 steps).
-enum Primes {
-    static func isPrime(_ n: Int) -> Bool {
+/// Public so config validation names the same primes the table builder accepts.
+public enum Primes {
+    public static func isPrime(_ n: Int) -> Bool {
         if n < 2 { return false }
         if n < 4 { return true }
         if n % 2 == 0 || n % 3 == 0 { return false }
@@ -57,7 +58,8 @@ enum Primes {
         return true
     }
 
-    static func next(after n: Int) -> Int? {
+    /// The smallest prime above `n`, or nil past the largest maglev table size.
+    public static func next(after n: Int) -> Int? {
         var c = max(n + 1, 2)
         while c <= Maglev.maxTableSize {
             if isPrime(c) { return c }
@@ -66,7 +68,7 @@ enum Primes {
         return nil
     }
 
-    static func previous(before n: Int) -> Int? {
+    public static func previous(before n: Int) -> Int? {
         var c = min(n - 1, Maglev.maxTableSize)
         while c >= 2 {
             if isPrime(c) { return c }

@@ -35,10 +35,11 @@ extension ConfigLoader {
         if let value = s["maglev_table_size"],
             let size = s.checkedInt("maglev_table_size", value, in: maglevTableSizeRange)
         {
-            if isPrime(size) {
+            if Primes.isPrime(size) {
                 routing.maglevTableSize = size
             } else {
-                s.problem("maglev_table_size", "\(size) is not prime (the next prime is \(nextPrime(after: size)))")
+                let next = Primes.next(after: size).map(String.init) ?? "none"
+                s.problem("maglev_table_size", "\(size) is not prime (the next prime is \(next))")
             }
         }
         switch s["bounded_load"] {
@@ -125,23 +126,5 @@ extension ConfigLoader {
         f.forwarded = s.bool("forwarded", default: f.forwarded)
         f.requestID = s.bool("request_id", default: f.requestID)
         return f
-    }
-
-    static func isPrime(_ n: Int) -> Bool {
-        guard n >= 2 else { return false }
-        if n < 4 { return true }
-        if n % 2 == 0 { return false }
-        var d = 3
-        while d * d <= n {
-            if n % d == 0 { return false }
-            d += 2
-        }
-        return true
-    }
-
-    static func nextPrime(after n: Int) -> Int {
-        var candidate = max(2, n + 1)
-        while !isPrime(candidate) { candidate += 1 }
-        return candidate
     }
 }

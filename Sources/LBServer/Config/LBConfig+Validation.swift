@@ -7,7 +7,7 @@ extension LBConfig {
         var problems: [ConfigProblem] = []
         // Maglev fills a table of M slots with N backends; with M ≤ N some backend gets no slot at all.
         if routing.algorithm == .maglev && routing.maglevTableSize <= servers.count {
-            let suggestion = ConfigLoader.nextPrime(after: max(100 * servers.count, 1))
+            let suggestion = Primes.next(after: max(100 * servers.count, 1)).map(String.init) ?? "none"
             problems.append(
                 ConfigProblem(
                     "routing.maglev_table_size",
