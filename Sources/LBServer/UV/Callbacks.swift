@@ -93,6 +93,11 @@ enum Callbacks {
         handle!.deallocate()
     }
 
+    /// `uv_walk` visitor: counts the handles still open into the `Int` that `arg` points at.
+    static let countHandle: uv_walk_cb = { _, arg in
+        arg!.assumingMemoryBound(to: Int.self).pointee += 1
+    }
+
     static let async: uv_async_cb = { handle in
         let wakeup: AsyncWakeup = owner(handle!.pointee.data)
         wakeup.fire()

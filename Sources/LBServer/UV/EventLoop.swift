@@ -61,7 +61,7 @@ public final class EventLoop {
     public func close() -> Int {
         uv_run(raw, UV_RUN_DEFAULT)
         var open = 0
-        uv_walk(raw, { _, arg in arg!.assumingMemoryBound(to: Int.self).pointee += 1 }, &open)
+        uv_walk(raw, Callbacks.countHandle, &open)
         if open == 0 {
             uv_loop_close(raw)
             raw.deallocate()
