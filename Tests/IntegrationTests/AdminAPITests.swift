@@ -3,6 +3,19 @@ import XCTest
 
 /// The admin API against real binaries over loopback: each change shows in /api/servers and traffic follows it.
 final class AdminAPITests: IntegrationTestCase {
+    /// An admin client that keeps its connection open (a dashboard tab polling) must not hold up a graceful
+    /// stop: the admin connections close with the admin listener.
+    func testOpenKeepAliveAdminConnectionDoesNotHoldUpShutdown() throws {
+        let (_, lb) = try startCluster(backends: 1)
+        let c = try RawHTTPConnection(port: lb.adminPort)
+        try c.send("GET /api/health HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertEqual(try c.readResponse().status, 200)
+        let started = Date()
+        lb.process.signal(SIGTERM)
+        XCTAssertEqual(lb.process.waitForExit(timeout: 8), 0, lb.process.log)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 5, "shutdown waited on the idle admin connection")
+    }
+
     func testAddDryRunChangesNothingThenRealAddReportsSameFractionAndGetsTraffic() throws {
         let (_, lb) = try startCluster(backends: 2)
         let b3 = try LBBinaries.startDemoBackend(name: "b3")

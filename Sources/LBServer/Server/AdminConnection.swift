@@ -6,7 +6,6 @@ final class AdminConnection: TCPConnection {
     unowned let admin: AdminServer
     var parser: HTTPParser
     private var body: [UInt8] = []
-    private var tooLarge = false
     static let maxBody = 64 * 1024
 
     init(admin: AdminServer) {
@@ -23,13 +22,9 @@ final class AdminConnection: TCPConnection {
                 return
             case .head:
                 body.removeAll()
-                tooLarge = false
             case .body(let r):
-                if body.count + r.count > AdminConnection.maxBody {
-                    tooLarge = true
-                } else {
-                    body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[r]))
-                }
+                // The parser's maxBodyBytes already refused anything over maxBody (413 below).
+                body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[r]))
             case .end:
                 respond()
             case .error(let e):
@@ -47,21 +42,19 @@ final class AdminConnection: TCPConnection {
         let path = String(parts.first ?? "")
         let query = parts.count > 1 ? String(parts[1]) : ""
         let auth = head.value(named: "authorization".utf8).map { head.string($0) }
-        if tooLarge {
-            write(AdminError(413, AdminConnection.tooLargeMessage).response, close: true)
-        } else {
-            // Every worker copies its counters on its own loop first; the handler then reads only that copy.
-            let method = head.method
-            let keepAlive = head.keepAlive
-            let requestBody = body
-            admin.server.collectStats { [self] snapshot in
-                admin.stats = snapshot
-                let response = admin.handle(method: method, path: path, query: query, body: requestBody, authorization: auth)
-                write(response, close: !keepAlive)
-            }
+        // Every worker copies its counters on its own loop first; the handler then reads only that copy.
+        let method = head.method
+        let keepAlive = head.keepAlive
+        let requestBody = body
+        admin.server.collectStats { [self] snapshot in
+            admin.stats = snapshot
+            let response = admin.handle(method: method, path: path, query: query, body: requestBody, authorization: auth)
+            write(response, close: !keepAlive)
         }
         body.removeAll()
     }
+
+    override func didClose() { admin.connectionClosed(self) }
 
     static let tooLargeMessage = "request body over \(maxBody) bytes"
 

@@ -11,6 +11,8 @@ final class AdminServer {
     /// Totals sampled once a second, for the request rates of `/api/stats` and the dashboard.
     var rate = RequestRate(slots: 10)
     private var sampler: LoopTimer?
+    /// Open admin connections (a dashboard keeps one alive), closed with the listener so shutdown ends.
+    private var connections: [ObjectIdentifier: AdminConnection] = [:]
     /// The loop clock (ms) when the admin API started: "since last change" for servers that never changed.
     let startedAtLoop: UInt64
 
@@ -22,7 +24,10 @@ final class AdminServer {
         listener = l
         l.onAccept = { [unowned self] listener in
             let conn = AdminConnection(admin: self)
-            if listener.accept(into: conn) { conn.startReading() }
+            if listener.accept(into: conn) {
+                self.connections[ObjectIdentifier(conn)] = conn
+                conn.startReading()
+            }
         }
         startSampling()
     }
@@ -32,7 +37,11 @@ final class AdminServer {
         listener = nil
         sampler?.close()
         sampler = nil
+        for c in connections.values { c.close() }
     }
+
+    /// From `AdminConnection.didClose`.
+    func connectionClosed(_ c: AdminConnection) { connections[ObjectIdentifier(c)] = nil }
 
     /// Every second, collects every worker's totals (`ProxyServer.collectStats`) into `rate`. The timer is unref'd
     /// so it never keeps the loop alive on shutdown. Control loop only.
