@@ -24,9 +24,10 @@ final class LoopInbox: @unchecked Sendable {
             return false
         }
         queue.append(work)
-        let w = wakeup
+        // Woken under the lock: `close` clears `wakeup` under it before the handle is closed and freed, so a
+        // wake can never reach a closed (or deallocated) async handle.
+        wakeup?.wake()
         lock.unlock()
-        w?.wake()
         return true
     }
 
