@@ -43,18 +43,6 @@ enum Measure {
     }
 }
 
-/// Deterministic 64-bit stream (splitmix64), the same generator the tests use.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
 /// Results are folded into this so the optimizer cannot drop the measured work. Single-threaded bench.
 enum Sink {
     nonisolated(unsafe) static var value = 0

@@ -30,7 +30,7 @@ func build(_ list: [ServerSpec], _ config: RoutingConfig) -> RoutingSnapshot {
 
 /// First candidate of `keys` digests.
 func owners(_ s: RoutingSnapshot, keys: Int = keyCount, seed: UInt64 = 1) -> [Int32] {
-    var rng = SplitMix(state: seed)
+    var rng = SplitMix64(seed: seed)
     var out = [Int32](repeating: -1, count: keys)
     for k in 0..<keys { out[k] = Int32(s.pick(forKeyHash: rng.next(), isEligible: { _ in true }) ?? -1) }
     return out
@@ -49,7 +49,7 @@ func balance(_ owners: [Int32], servers list: [ServerSpec]) -> Double {
 }
 
 // 32-byte random keys, hashed on every lookup.
-var keyRNG = SplitMix(state: 99)
+var keyRNG = SplitMix64(seed: 99)
 var keyBuffer = [UInt8](repeating: 0, count: lookupKeys * keyBytes)
 for i in keyBuffer.indices { keyBuffer[i] = UInt8(truncatingIfNeeded: keyRNG.next()) }
 

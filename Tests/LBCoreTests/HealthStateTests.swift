@@ -4,18 +4,6 @@ import XCTest
 
 /// The rise/fall hysteresis, driven by a fake clock (plain `now` values in milliseconds).
 final class HealthStateTests: XCTestCase {
-    /// A deterministic generator for the schedule tests (SplitMix64).
-    private struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     func testStartsUpByDefaultSoTrafficFlowsImmediately() {
         let s = HealthState(now: 0)
         XCTAssertTrue(s.isUp)
@@ -139,7 +127,7 @@ final class HealthStateTests: XCTestCase {
     }
 
     func testFirstCheckIsSpreadOverOneInterval() {
-        var rng = SeededGenerator(state: 42)
+        var rng = SplitMix64(seed: 42)
         let delays = (0..<1000).map { _ in HealthSchedule.firstDelay(intervalMs: 2000, using: &rng) }
         XCTAssertTrue(delays.allSatisfy { $0 < 2000 })
         XCTAssertLessThan(delays.min()!, 200)
@@ -147,7 +135,7 @@ final class HealthStateTests: XCTestCase {
     }
 
     func testNextCheckIsIntervalWithinTenPercentJitter() {
-        var rng = SeededGenerator(state: 7)
+        var rng = SplitMix64(seed: 7)
         let delays = (0..<1000).map { _ in HealthSchedule.nextDelay(intervalMs: 2000, using: &rng) }
         XCTAssertTrue(delays.allSatisfy { (1800...2200).contains($0) })
         XCTAssertGreaterThan(Set(delays).count, 100, "delays are spread, not constant")
