@@ -6,11 +6,9 @@
 /// (rank, index) it returned and next() takes the best one strictly after it: O(servers) per candidate,
 /// nothing allocated, and order is a pure function of ids, weights and the key.
 final class Rendezvous: RoutingAlgorithm {
-    let servers: [ServerSpec]
     let order: RendezvousOrder
 
     init(servers: [ServerSpec], config: RoutingConfig) throws(RoutingError) {
-        self.servers = servers
         order = RendezvousOrder(servers: servers)
     }
 
