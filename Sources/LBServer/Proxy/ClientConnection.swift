@@ -220,6 +220,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         responseStarted = false
         responseComplete = false
         isUpgradeRequest = head.isUpgrade
+        tried.removeAll(keepingCapacity: true)
         timer.enter(.none, now: 0, limits: worker.timerLimits)
         if method == .connect {
             respondError(status: 405, close: true)
@@ -234,7 +235,6 @@ final class ClientConnection: TCPConnection, ListLinked {
             HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
                                     options: settings.forwarding, into: &outgoingHead)
         }
-        tried.removeAll(keepingCapacity: true)
         dispatch()
     }
 
@@ -242,15 +242,11 @@ final class ClientConnection: TCPConnection, ListLinked {
     private func dispatch() {
         guard let state = routing else { return }
         let backends = state.backends
-        let pick: Int?
-        if let factor = state.snapshot.config.boundedLoad, factor > 0 {
-            pick = state.snapshot.pick(
-                forKeyHash: keyHash,
-                isEligible: { i in backends[i].isEligible && !tried.contains(i) },
-                load: { i in backends[i].perWorker[worker.id].inFlight }, totalLoad: worker.upstreamInFlight)
-        } else {
-            pick = state.snapshot.pick(forKeyHash: keyHash, isEligible: { i in backends[i].isEligible && !tried.contains(i) })
-        }
+        // Bounded load when configured; otherwise this is the plain first-eligible pick.
+        let pick = state.snapshot.pick(
+            forKeyHash: keyHash,
+            isEligible: { i in backends[i].isEligible && !tried.contains(i) },
+            load: { i in backends[i].perWorker[worker.id].inFlight }, totalLoad: worker.upstreamInFlight)
         guard let index = pick, tried.count <= settings.retries else {
             if failureStatus == 503 { worker.counters.noServer &+= 1 }
             respondError(status: failureStatus, close: !requestComplete && requestHasBody)
@@ -296,7 +292,8 @@ final class ClientConnection: TCPConnection, ListLinked {
             phase = .awaitingResponse
         } else {
             phase = .body
-            drainPending()
+            // Inside `process` (a pooled backend answered at once) the running parse loop reads the body on.
+            if !inProcess { drainPending() }
         }
         up.flush()
     }
