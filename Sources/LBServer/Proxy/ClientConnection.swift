@@ -300,13 +300,7 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     private func forwardRequestBody(_ bytes: UnsafeRawBufferPointer, to up: UpstreamConnection) {
         if bytes.isEmpty { return }
-        if requestChunked {
-            HeadWriter.writeChunkHeader(bytes.count, into: &up.out)
-            up.append(bytes)
-            up.append(HeadWriter.chunkTrailer)
-        } else {
-            up.append(bytes)
-        }
+        if requestChunked { up.appendChunk(bytes) } else { up.append(bytes) }
         up.slot.stats.bytesOut &+= UInt64(bytes.count)
         // The response timeout counts from the last request byte sent, so a long upload is not cut short.
         up.timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
@@ -416,14 +410,7 @@ final class ClientConnection: TCPConnection, ListLinked {
     }
 
     func responseBody(_ bytes: UnsafeRawBufferPointer) {
-        if responseChunked {
-            if bytes.isEmpty { return }
-            HeadWriter.writeChunkHeader(bytes.count, into: &out)
-            append(bytes)
-            append(HeadWriter.chunkTrailer)
-        } else {
-            append(bytes)
-        }
+        if responseChunked { appendChunk(bytes) } else { append(bytes) }
         responseBytes &+= UInt64(bytes.count)
         worker.counters.bytesOut &+= UInt64(bytes.count)
         applyBackpressureTowardClient()

@@ -124,9 +124,7 @@ final class DemoConnection: TCPConnection {
                 bodyLength += chunk.count
                 switch route {
                 case .echo:
-                    HeadWriter.writeChunkHeader(chunk.count, into: &out)
-                    append(chunk)
-                    append(HeadWriter.chunkTrailer)
+                    appendChunk(chunk)
                 case .digest:
                     body.append(contentsOf: chunk)
                 default:
@@ -240,9 +238,7 @@ final class DemoConnection: TCPConnection {
             var i = 0
             while i < data.count {
                 let n = min(step, data.count - i)
-                HeadWriter.writeChunkHeader(n, into: &out)
-                append(Array(data[i..<(i + n)]))
-                append(HeadWriter.chunkTrailer)
+                data.withUnsafeBytes { appendChunk(UnsafeRawBufferPointer(rebasing: $0[i..<(i + n)])) }
                 i += n
             }
             append(HeadWriter.lastChunk)
