@@ -124,24 +124,6 @@ public struct HTTPHead: Sendable {
         return nil
     }
 
-    /// Calls `body` with the bytes of `range` without copying.
-    public func withBytes<R>(_ range: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
-        try bytes.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[range])) }
-    }
-
-    /// Case-insensitive comparison of the bytes of `range` with an ASCII literal.
-    public func equalsIgnoringCase(_ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literal.withUTF8Buffer { lit in
-            guard lit.count == range.count else { return false }
-            var j = 0
-            for i in range {
-                if HTTPSyntax.lower(bytes[i]) != HTTPSyntax.lower(lit[j]) { return false }
-                j += 1
-            }
-            return true
-        }
-    }
-
     /// The bytes of `range` as a String (allocates: for logs and tests, not for the data path).
     public func string(_ range: Range<Int>) -> String {
         String(decoding: bytes[range], as: UTF8.self)

@@ -61,7 +61,6 @@ final class WorkerThread: @unchecked Sendable {
     private let routing: SnapshotPublisher<RoutingState>
     private let address: SocketAddress
     private let accessLog: (format: AccessLog.Format, path: String)?
-    private var thread: Thread?
     private let started = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private var startError: Error?
@@ -84,7 +83,6 @@ final class WorkerThread: @unchecked Sendable {
     func start() throws {
         let t = Thread { [self] in body() }
         t.name = "lb-worker-\(id)"
-        thread = t
         t.start()
         started.wait()
         if let startError { throw startError }

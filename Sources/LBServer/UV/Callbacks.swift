@@ -54,9 +54,7 @@ enum Callbacks {
     }
 
     static let closeListener: uv_close_cb = { handle in
-        let unmanaged = Unmanaged<Listener>.fromOpaque(handle!.pointee.data!)
-        unmanaged.takeUnretainedValue().didClose()
-        unmanaged.release()
+        Unmanaged<Listener>.fromOpaque(handle!.pointee.data!).release()
         handle!.deallocate()
     }
 

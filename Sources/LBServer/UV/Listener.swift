@@ -62,8 +62,6 @@ final class Listener {
         return true
     }
 
-    func didClose() {}
-
     func close() {
         guard !isClosing else { return }
         isClosing = true

@@ -19,11 +19,6 @@ final class LoopTimer {
         uv_timer_start(handle, Callbacks.timer, timeout, `repeat`)
     }
 
-    func stop() {
-        guard !isClosing else { return }
-        uv_timer_stop(handle)
-    }
-
     /// Does not keep the loop alive on its own (housekeeping timers).
     func unref() { uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) }
 

@@ -7,8 +7,6 @@ public struct UVError: Error, CustomStringConvertible, Equatable, Sendable {
     public init(_ code: Int32) { self.code = code }
 
     public var isEOF: Bool { code == UV_EOF.rawValue }
-    public var isCanceled: Bool { code == UV_ECANCELED.rawValue }
-    public var isAgain: Bool { code == UV_EAGAIN.rawValue }
 
     public var name: String { String(cString: uv_err_name(code)) }
     public var description: String { "\(name): \(String(cString: uv_strerror(code)))" }
