@@ -266,7 +266,7 @@ final class DemoConnection: TCPConnection {
     }
 
     private func respondHead(status: Int, headers: String) {
-        var text = "HTTP/1.1 \(status) \(status == 200 ? "OK" : "Status")\r\nX-Backend: \(backend.options.name)\r\n"
+        var text = "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\nX-Backend: \(backend.options.name)\r\n"
         text += "X-Connection: \(serial)\r\n"
         text += headers
         if !parser.head.keepAlive { text += "Connection: close\r\n" }

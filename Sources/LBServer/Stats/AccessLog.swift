@@ -176,10 +176,9 @@ final class AccessLog {
             pending.append(UInt8(ascii: "\\"))
             pending.append(b)
         } else if b < 0x20 || b >= 0x7F {
-            let hex: StaticString = "0123456789abcdef"
             append("\\u00")
-            pending.append(hex.utf8Start[Int(b >> 4)])
-            pending.append(hex.utf8Start[Int(b & 15)])
+            pending.append(HeadWriter.hexDigit(b >> 4))
+            pending.append(HeadWriter.hexDigit(b & 15))
         } else {
             pending.append(b)
         }
