@@ -63,12 +63,12 @@ final class WorkerBackend {
 final class RoutingState: Sendable {
     let snapshot: RoutingSnapshot
     let backends: [Backend]
-    let generation: UInt64
+    /// The snapshot's generation: 1 at start, +1 per published change.
+    var generation: UInt64 { snapshot.generation }
 
-    init(snapshot: RoutingSnapshot, backends: [Backend], generation: UInt64) {
+    init(snapshot: RoutingSnapshot, backends: [Backend]) {
         precondition(snapshot.servers.count == backends.count)
         self.snapshot = snapshot
         self.backends = backends
-        self.generation = generation
     }
 }

@@ -29,7 +29,6 @@ public final class ProxyServer {
     private var shutdownTimer: LoopTimer?
     private var shutdownPoll: LoopTimer?
     private var isShuttingDown = false
-    private var generation: UInt64 = 0
     let startedAt = Date()
     /// Bound addresses, known after `start()`.
     public private(set) var proxyAddress: SocketAddress?
@@ -43,7 +42,6 @@ public final class ProxyServer {
         loop = try EventLoop()
         workerCount = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         let state = try ProxyServer.buildState(config: config, previous: nil, workers: workerCount, generation: 1)
-        generation = 1
         routing = SnapshotPublisher(state)
     }
 
@@ -66,7 +64,7 @@ public final class ProxyServer {
                 backends.append(Backend(spec: spec, address: address, workers: workers))
             }
         }
-        return RoutingState(snapshot: snapshot, backends: backends, generation: generation)
+        return RoutingState(snapshot: snapshot, backends: backends)
     }
 
     static func settings(from config: LBConfig) -> ProxySettings {
@@ -236,7 +234,7 @@ public final class ProxyServer {
     /// Control loop only; resolving a new host blocks it (getaddrinfo).
     func prepare(_ newConfig: LBConfig) throws -> RoutingState {
         try ProxyServer.buildState(
-            config: newConfig, previous: routing.load(), workers: workerCount, generation: generation + 1)
+            config: newConfig, previous: routing.load(), workers: workerCount, generation: routing.load().generation + 1)
     }
 
     /// Makes `state` (from `prepare(newConfig)` in this same loop turn) the one workers route with: servers
@@ -249,7 +247,6 @@ public final class ProxyServer {
         for b in previous.backends where !state.keepsBackend(of: b) {
             b.markRemoved()
         }
-        generation += 1
         routing.publish(state)
         health?.sync(with: state, config: newConfig)
         controlWorker?.closeIdleUpstreamsOfRemovedBackends(previous)
@@ -263,7 +260,7 @@ public final class ProxyServer {
         config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)
         config.serverHealthChecks = newConfig.serverHealthChecks
         logger.info("config applied", metadata: [
-            "reason": "\(reason)", "generation": "\(generation)", "servers": "\(state.backends.count)",
+            "reason": "\(reason)", "generation": "\(state.generation)", "servers": "\(state.backends.count)",
             "moved_fraction": "\(moved)",
         ])
     }
