@@ -49,12 +49,7 @@ extension AdminServer {
         let moved = previous.movedFraction(to: state) { b in
             b.spec.id == id ? b.isUp && !draining && !b.isRemoved : b.isEligible
         }
-        var view = serverJSON(id, in: state)
-        if draining {
-            view["state"] = "draining"
-        } else if view["state"] as? String == "draining" {
-            view["state"] = backend.isUp ? "up" : "down"
-        }
+        let view = serverJSON(id, in: state, draining: draining)
         if !query.dryRun {
             // Flag first: a server being drained and reweighted at once never gets the new weight's keys.
             backend.setDraining(draining)
@@ -104,8 +99,8 @@ extension AdminServer {
         AdminError(404, field: "id", "no server with id \(quoted(id))")
     }
 
-    private func serverJSON(_ id: String, in state: RoutingState) -> [String: Any] {
-        serversJSON(state).first { $0["id"] as? String == id } ?? ["id": id]
+    private func serverJSON(_ id: String, in state: RoutingState, draining: Bool? = nil) -> [String: Any] {
+        serversJSON(state, draining: draining.map { (id, $0) }).first { $0["id"] as? String == id } ?? ["id": id]
     }
 
     private func answer(_ status: Int, _ view: [String: Any], moved: Double, query: ManageQuery) -> AdminResponse {

@@ -69,7 +69,10 @@ extension AdminServer {
 
 extension Backend {
     /// `up`, `down` or `draining`, as the admin API and metrics name it (a drain shows even while down).
-    var stateName: String { isDraining ? "draining" : (isUp ? "up" : "down") }
+    var stateName: String { stateName(draining: isDraining) }
+
+    /// The name with `draining` in place of the live flag (a change the admin API is about to make).
+    func stateName(draining: Bool) -> String { draining ? "draining" : (isUp ? "up" : "down") }
 }
 
 extension BackendCounters {

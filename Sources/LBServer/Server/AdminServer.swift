@@ -103,8 +103,9 @@ final class AdminServer {
         }
     }
 
-    /// One object per server of `given` (default: the published state), in id order.
-    func serversJSON(_ given: RoutingState? = nil) -> [[String: Any]] {
+    /// One object per server of `given` (default: the published state), in id order. `draining` overrides the
+    /// live drain flag of the server with that id (a PATCH showing the state it is about to set).
+    func serversJSON(_ given: RoutingState? = nil, draining: (id: String, value: Bool)? = nil) -> [[String: Any]] {
         let state = given ?? server.routing.load()
         let shares = state.snapshot.keyspaceShares()
         return state.backends.enumerated().map { i, b in
@@ -113,7 +114,7 @@ final class AdminServer {
             let requests = snap.counters.requests
             return [
                 "id": b.spec.id, "host": b.spec.host, "port": b.spec.port, "weight": b.spec.weight,
-                "state": b.stateName,
+                "state": b.stateName(draining: draining.flatMap { $0.id == b.spec.id ? $0.value : nil } ?? b.isDraining),
                 "active_connections": active, "requests": requests, "keyspace_share": shares[i],
                 "last_check": b.health.lastCheckJSON(), "health": b.health.summaryJSON(now: server.loop.now),
             ]
