@@ -58,7 +58,7 @@ struct LBServerCommand: ParsableCommand {
         if checkConfig {
             let problems = ProxyServer.deepCheck(resolved)
             if !problems.isEmpty {
-                let source = config ?? "command line"
+                let source = config ?? LBConfig.commandLineSource
                 FileHandle.standardError.write(Data("lb-server: \(source): \(problems.count) problem(s)\n".utf8))
                 for p in problems { FileHandle.standardError.write(Data("  \(p)\n".utf8)) }
                 throw ExitCode(2)

@@ -59,17 +59,14 @@ extension LBConfig {
             if let name = AlgorithmName(rawValue: text) {
                 config.routing.algorithm = name
             } else {
-                problems.add(
-                    flag("algorithm", text),
-                    "not one of \(AlgorithmName.allCases.map(\.rawValue).joined(separator: ", "))")
+                problems.add(flag("algorithm", text), ConfigSection.notOneOf(AlgorithmName.self))
             }
         }
         if let text = o.hash {
             if let name = KeyHashName(rawValue: text) {
                 config.routing.hash = name
             } else {
-                problems.add(
-                    flag("hash", text), "not one of \(KeyHashName.allCases.map(\.rawValue).joined(separator: ", "))")
+                problems.add(flag("hash", text), ConfigSection.notOneOf(KeyHashName.self))
             }
         }
         if let text = o.key {
@@ -118,7 +115,7 @@ extension LBConfig {
                 throw ConfigValueError("weight \(quoted(String(weightText))) is not a number")
             }
             guard ConfigLoader.weightRange.contains(w) else {
-                throw ConfigValueError("weight \(w) is out of range 0-1000")
+                throw ConfigValueError("weight \(w) is \(ConfigSection.describe(ConfigLoader.weightRange))")
             }
             weight = w
         }

@@ -118,12 +118,14 @@ struct ConfigSection {
     func choice<E: RawRepresentable & CaseIterable>(_ key: String, default fallback: E) -> E
     where E.RawValue == String {
         parsed(key, default: fallback) { (s: String) throws(ConfigValueError) -> E in
-            guard let e = E(rawValue: s) else {
-                throw ConfigValueError(
-                    "\(quoted(s)) is not one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
+            guard let e = E(rawValue: s) else { throw ConfigValueError("\(quoted(s)) is \(Self.notOneOf(E.self))") }
             return e
         }
+    }
+
+    /// "not one of a, b, c": every name of a config enum, for the file's and the flags' messages alike.
+    static func notOneOf<E: RawRepresentable & CaseIterable>(_: E.Type) -> String where E.RawValue == String {
+        "not one of \(E.allCases.map(\.rawValue).joined(separator: ", "))"
     }
 
     func duration(_ key: String, default fallback: UInt64) -> UInt64 {
