@@ -84,52 +84,6 @@ enum TrafficProbe {
     }
 }
 
-/// A background thread sending keep-alive GETs over many paths until stopped; counts every answer that is not a
-/// 200 (and every transport error) as a failure.
-final class BackgroundLoad: @unchecked Sendable {
-    private let state = Locked((ok: 0, failures: [String](), stop: false))
-    private let done = DispatchSemaphore(value: 0)
-
-    init(port: Int, paths: [String]) {
-        let thread = Thread { [state, done] in
-            defer { done.signal() }
-            var connection: RawHTTPConnection?
-            var i = 0
-            while !state.withLock({ $0.stop }) {
-                let path = paths[i % paths.count]
-                i += 1
-                do {
-                    if connection == nil { connection = try RawHTTPConnection(port: port, timeout: 10) }
-                    try connection!.send("GET \(path) HTTP/1.1\r\nHost: load\r\n\r\n")
-                    let response = try connection!.readResponse()
-                    if response.status == 200 {
-                        state.withLock { $0.ok += 1 }
-                    } else {
-                        state.withLock { $0.failures.append("\(path): \(response.status) \(response.bodyString)") }
-                    }
-                    if response.header("Connection")?.lowercased() == "close" { connection = nil }
-                } catch {
-                    state.withLock { $0.failures.append("\(path): \(error)") }
-                    connection = nil
-                }
-            }
-        }
-        thread.start()
-    }
-
-    /// Stops the thread (idempotent) and returns (successful requests, failures).
-    func stop() -> (ok: Int, failures: [String]) {
-        let first = state.withLock { s in
-            defer { s.stop = true }
-            return !s.stop
-        }
-        if first { done.wait() }
-        return state.withLock { ($0.ok, $0.failures) }
-    }
-
-    var okCount: Int { state.withLock { $0.ok } }
-}
-
 extension IntegrationTestCase {
     /// Starts `count` demo backends named b1…bN and an `lb-server` routing over them by path.
     func startCluster(backends count: Int, configFile: String? = nil) throws -> ([DemoBackend], LBServerProcess) {
