@@ -9,10 +9,10 @@ enum RoutingKey {
         head.bytes.withUnsafeBytes { raw in
             func hashRange(_ r: Range<Int>) -> UInt64 { snapshot.hashKey(UnsafeRawBufferPointer(rebasing: raw[r])) }
             let target = head.target
-            let path = pathRange(raw, head)
+            // The path is scanned for only where it is used: the path key, the query key, the fallback.
             switch source {
             case .path:
-                return hashRange(path)
+                return hashRange(pathRange(raw, head))
             case .uri:
                 return hashRange(target)
             case .host:
@@ -26,6 +26,7 @@ enum RoutingKey {
                     }
                 }
             case .query(let name):
+                let path = pathRange(raw, head)
                 if path.upperBound < target.upperBound {
                     let q = (path.upperBound + 1)..<target.upperBound
                     if let r = parameter(raw, in: q, named: name, separator: UInt8(ascii: "&")) { return hashRange(r) }
@@ -34,7 +35,7 @@ enum RoutingKey {
                 return clientAddress.withUnsafeBytes { snapshot.hashKey($0) }
             }
             fellBack &+= 1
-            return hashRange(path)
+            return hashRange(pathRange(raw, head))
         }
     }
 
