@@ -40,17 +40,11 @@ public enum Hashes {
 
     /// MurmurHash3_x86_32 (Austin Appleby, smhasher), little-endian block reads.
     public static func murmur3_32(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
-        let c1: UInt32 = 0xcc9e_2d51
-        let c2: UInt32 = 0x1b87_3593
         let n = bytes.count
         var h = seed
         var i = 0
         while i + 4 <= n {
-            var k = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self))
-            k = k &* c1
-            k = rotl32(k, 15)
-            k = k &* c2
-            h ^= k
+            h ^= mixK32(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
             h = rotl32(h, 13)
             h = h &* 5 &+ 0xe654_6b64
             i += 4
@@ -61,38 +55,30 @@ public enum Hashes {
         if tail >= 2 { k ^= UInt32(bytes[i + 1]) << 8 }
         if tail >= 1 {
             k ^= UInt32(bytes[i])
-            k = k &* c1
-            k = rotl32(k, 15)
-            k = k &* c2
-            h ^= k
+            h ^= mixK32(k)
         }
         h ^= UInt32(truncatingIfNeeded: n)
         return fmix32(h)
     }
 
+    /// The x86_32 block mix of one 4-byte lane: k * c1, rotate 15, * c2.
+    @inline(__always) private static func mixK32(_ k: UInt32) -> UInt32 {
+        rotl32(k &* 0xcc9e_2d51, 15) &* 0x1b87_3593
+    }
+
     /// MurmurHash3_x64_128 (smhasher). Returns (h1, h2); the canonical 16-byte digest is h1 then h2, each
     /// little-endian, so `h1` is also "the first 8 bytes little-endian".
     public static func murmur3_128(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> (UInt64, UInt64) {
-        let c1: UInt64 = 0x87c3_7b91_1142_53d5
-        let c2: UInt64 = 0x4cf5_ad43_2745_937f
         let n = bytes.count
         var h1 = UInt64(seed)
         var h2 = UInt64(seed)
         var i = 0
         while i + 16 <= n {
-            var k1 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            var k2 = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self))
-            k1 = k1 &* c1
-            k1 = rotl64(k1, 31)
-            k1 = k1 &* c2
-            h1 ^= k1
+            h1 ^= mixK1(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
             h1 = rotl64(h1, 27)
             h1 = h1 &+ h2
             h1 = h1 &* 5 &+ 0x52dc_e729
-            k2 = k2 &* c2
-            k2 = rotl64(k2, 33)
-            k2 = k2 &* c1
-            h2 ^= k2
+            h2 ^= mixK2(UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)))
             h2 = rotl64(h2, 31)
             h2 = h2 &+ h1
             h2 = h2 &* 5 &+ 0x3849_5ab5
@@ -104,19 +90,13 @@ public enum Hashes {
         // Tail bytes 8...14 feed k2, bytes 0...7 feed k1 (the reference's switch fall-through).
         if tail > 8 {
             for j in stride(from: tail - 1, through: 8, by: -1) { k2 ^= UInt64(bytes[i + j]) << (UInt64(j - 8) * 8) }
-            k2 = k2 &* c2
-            k2 = rotl64(k2, 33)
-            k2 = k2 &* c1
-            h2 ^= k2
+            h2 ^= mixK2(k2)
         }
         if tail > 0 {
             for j in stride(from: min(tail, 8) - 1, through: 0, by: -1) {
                 k1 ^= UInt64(bytes[i + j]) << (UInt64(j) * 8)
             }
-            k1 = k1 &* c1
-            k1 = rotl64(k1, 31)
-            k1 = k1 &* c2
-            h1 ^= k1
+            h1 ^= mixK1(k1)
         }
         h1 ^= UInt64(n)
         h2 ^= UInt64(n)
@@ -128,6 +108,15 @@ public enum Hashes {
         h2 = h2 &+ h1
         return (h1, h2)
     }
+
+    private static let c1_128: UInt64 = 0x87c3_7b91_1142_53d5
+    private static let c2_128: UInt64 = 0x4cf5_ad43_2745_937f
+
+    /// The x64_128 mix of the first lane: k * c1, rotate 31, * c2.
+    @inline(__always) private static func mixK1(_ k: UInt64) -> UInt64 { rotl64(k &* c1_128, 31) &* c2_128 }
+
+    /// The x64_128 mix of the second lane: k * c2, rotate 33, * c1.
+    @inline(__always) private static func mixK2(_ k: UInt64) -> UInt64 { rotl64(k &* c2_128, 33) &* c1_128 }
 
     /// CRC-32 (IEEE 802.3, reflected, as in zip/gzip), via zlib's `crc32`.
     public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
