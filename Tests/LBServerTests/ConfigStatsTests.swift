@@ -9,13 +9,13 @@ final class ConfigStatsTests: XCTestCase {
 
     func testLatencyHistogramsAreOnByDefault() throws {
         XCTAssertTrue(try parse("{}").stats.latency)
-        XCTAssertTrue(ProxyServer.settings(from: try parse("{}")).recordLatency)
+        XCTAssertTrue(ProxySettings(config: try parse("{}")).recordLatency)
     }
 
     func testLatencyHistogramsCanBeSwitchedOff() throws {
         let config = try parse(#"{"stats": {"latency": false}}"#)
         XCTAssertFalse(config.stats.latency)
-        XCTAssertFalse(ProxyServer.settings(from: config).recordLatency)
+        XCTAssertFalse(ProxySettings(config: config).recordLatency)
     }
 
     func testUnknownStatsKeyAndWrongTypeAreNamed() {

@@ -3,7 +3,7 @@
 /// `expired(now:)` and the connection carries out the returned action. No timer handle per connection and no
 /// system call per request: a deadline is two stores.
 ///
-/// Phases and what their expiry means (RFC 9112 §9.8 leaves the values to us; defaults are in ProxySettings):
+/// Phases and what their expiry means (RFC 9112 §9.8 leaves the values to us; defaults are in LBConfig.Timeouts):
 /// - `clientIdle`: a keep-alive client sent nothing since its last response → close quietly.
 /// - `clientHeader`: a request head started but is incomplete (slowloris) → answer 408 and close.
 /// - `upstreamConnect`: the backend did not accept in time → try the next candidate.
@@ -57,13 +57,5 @@ struct ConnectionTimer: Equatable {
         phase = .none
         deadline = 0
         return p
-    }
-}
-
-extension ProxySettings {
-    var timerLimits: ConnectionTimer.Limits {
-        ConnectionTimer.Limits(
-            clientIdle: clientIdleTimeout, clientHeader: clientHeaderTimeout, upstreamConnect: upstreamConnectTimeout,
-            upstreamResponse: upstreamResponseTimeout, upstreamIdle: upstreamIdleTimeout, tunnelIdle: tunnelIdleTimeout)
     }
 }

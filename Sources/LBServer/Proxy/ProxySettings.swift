@@ -1,24 +1,40 @@
 import LBCore
 
-/// The proxy's runtime settings, flattened from `LBConfig` (see `ProxySettings(config:)`). Durations in ms.
+/// The proxy's runtime settings, flattened from `LBConfig` once at start (`ProxySettings(config:)`); the
+/// defaults live in `LBConfig` alone. Durations in ms.
 struct ProxySettings: Sendable {
-    var limits = HTTPLimits()
-    var forwarding = ForwardingOptions()
-    var keySource: KeySource = .path
-    var clientHeaderTimeout: UInt64 = 10_000
-    var clientIdleTimeout: UInt64 = 60_000
-    var upstreamConnectTimeout: UInt64 = 3_000
-    var upstreamResponseTimeout: UInt64 = 30_000
-    var upstreamIdleTimeout: UInt64 = 60_000
-    var tunnelIdleTimeout: UInt64 = 300_000
-    var maxClientConnections = 10_000
-    var poolSize = 64
-    var retries = 2
+    var limits: HTTPLimits
+    var forwarding: ForwardingOptions
+    var keySource: KeySource
+    /// Every connection timeout, in the shape `ConnectionTimer` takes.
+    var timeouts: ConnectionTimer.Limits
+    var maxClientConnections: Int
+    var poolSize: Int
+    var retries: Int
     /// Record latency histograms (`stats.latency`).
-    var recordLatency = true
+    var recordLatency: Bool
+    /// Empty non-blocking polls before a loop sleeps (`busy_polls`).
+    var busyPolls: Int
     /// Stop reading the source when the destination has more than this queued; resume below `lowWater`.
     var highWater = 256 * 1024
     var lowWater = 64 * 1024
-    /// Empty non-blocking polls before a loop sleeps (`busy_polls`).
-    var busyPolls = 0
+
+    init(config: LBConfig) {
+        limits = HTTPLimits(
+            maxRequestLine: config.limits.maxRequestLine, maxHeaderBytes: config.limits.maxHeaderBytes,
+            maxHeaderCount: config.limits.maxHeaders, maxBodyBytes: config.limits.maxBodyBytes)
+        forwarding = config.forwarding
+        keySource = config.routingKey
+        let t = config.timeouts
+        timeouts = ConnectionTimer.Limits(
+            clientIdle: t.clientIdleMs, clientHeader: t.clientHeaderMs, upstreamConnect: t.upstreamConnectMs,
+            // Each try waits at most the per-try timeout for its response head.
+            upstreamResponse: min(t.upstreamResponseMs, config.retries.perTryTimeoutMs),
+            upstreamIdle: t.upstreamIdleMs, tunnelIdle: t.tunnelIdleMs)
+        maxClientConnections = config.limits.maxClientConnections
+        poolSize = config.limits.upstreamPoolSize
+        retries = config.retries.max
+        recordLatency = config.stats.latency
+        busyPolls = config.busyPolls
+    }
 }

@@ -7,7 +7,7 @@ final class Worker {
     let id: Int
     let loop: EventLoop
     let settings: ProxySettings
-    let timerLimits: ConnectionTimer.Limits
+    var timerLimits: ConnectionTimer.Limits { settings.timeouts }
     let routing: SnapshotPublisher<RoutingState>
     var listener: Listener?
     /// Every open client connection (intrusive list: O(1) add/remove, no allocation), for timeouts and shutdown.
@@ -34,7 +34,6 @@ final class Worker {
         self.id = id
         self.loop = loop
         self.settings = settings
-        timerLimits = settings.timerLimits
         self.routing = routing
         var seed = UInt64(0)
         withUnsafeMutableBytes(of: &seed) { raw in
@@ -49,7 +48,7 @@ final class Worker {
         l.onAccept = { [unowned self] listener in self.accept(from: listener) }
         l.onError = { [unowned self] _ in self.counters.acceptErrors &+= 1 }
         listener = l
-        let tick = max(50, min(1000, min(settings.clientHeaderTimeout, settings.upstreamConnectTimeout) / 4))
+        let tick = max(50, min(1000, min(settings.timeouts.clientHeader, settings.timeouts.upstreamConnect) / 4))
         let t = LoopTimer(loop: loop) { [unowned self] in self.sweep() }
         t.start(timeout: tick, repeat: tick)
         t.unref()

@@ -67,34 +67,12 @@ public final class ProxyServer {
         return RoutingState(snapshot: snapshot, backends: backends)
     }
 
-    static func settings(from config: LBConfig) -> ProxySettings {
-        var s = ProxySettings()
-        s.limits = HTTPLimits(
-            maxRequestLine: config.limits.maxRequestLine, maxHeaderBytes: config.limits.maxHeaderBytes,
-            maxHeaderCount: config.limits.maxHeaders, maxBodyBytes: config.limits.maxBodyBytes)
-        s.forwarding = config.forwarding
-        s.keySource = config.routingKey
-        s.clientHeaderTimeout = config.timeouts.clientHeaderMs
-        s.clientIdleTimeout = config.timeouts.clientIdleMs
-        s.upstreamConnectTimeout = config.timeouts.upstreamConnectMs
-        // Each try waits at most the per-try timeout for its response head.
-        s.upstreamResponseTimeout = min(config.timeouts.upstreamResponseMs, config.retries.perTryTimeoutMs)
-        s.upstreamIdleTimeout = config.timeouts.upstreamIdleMs
-        s.tunnelIdleTimeout = config.timeouts.tunnelIdleMs
-        s.maxClientConnections = config.limits.maxClientConnections
-        s.poolSize = config.limits.upstreamPoolSize
-        s.retries = config.retries.max
-        s.recordLatency = config.stats.latency
-        s.busyPolls = config.busyPolls
-        return s
-    }
-
     /// Binds the listeners and installs the signal handlers. Prints one `listening on` line per socket.
     public func start() throws {
         lb_ignore_sigpipe()
         ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
         controlInbox.attach(to: loop)
-        let settings = ProxyServer.settings(from: config)
+        let settings = ProxySettings(config: config)
         loop.busyPolls = settings.busyPolls
         let worker = Worker(id: 0, loop: loop, settings: settings, routing: routing)
         let logSpec: (format: AccessLog.Format, path: String)?
