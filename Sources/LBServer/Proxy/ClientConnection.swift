@@ -161,9 +161,7 @@ final class ClientConnection: TCPConnection, ListLinked {
         // Always run the parser, even on no bytes: a body-less request ends right after its head.
         var buf = pending
         pending = []
-        let used: Int = buf.isEmpty
-            ? withUnsafeBytes(of: UInt8(0)) { process(UnsafeRawBufferPointer(rebasing: $0[0..<0])) }
-            : buf.withUnsafeBytes { process($0) }
+        let used = buf.withUnsafeBytes { process($0) }
         if isClosing { return }
         upstream?.flush()
         if used < buf.count {

@@ -37,8 +37,8 @@ extension AdminServer {
         m.family("lb_requests_in_flight", .gauge, "Requests received whose response is not complete yet.")
         m.sample("lb_requests_in_flight", [], w.inFlight)
         m.family("lb_responses_total", .counter, "Responses sent to clients, by status class (proxied and generated).")
-        for (i, cls) in AdminServer.classNames.enumerated() {
-            m.sample("lb_responses_total", [("code_class", cls)], w.responses.array[i])
+        for (cls, n) in zip(ClassCounts.names, w.responses.array) {
+            m.sample("lb_responses_total", [("code_class", cls)], n)
         }
         m.family("lb_proxy_errors_total", .counter, "Responses the balancer generated itself, by status.")
         for cause in ProxyErrorCause.allCases {
@@ -55,8 +55,6 @@ extension AdminServer {
         serverMetrics(&m, state: state, now: now)
         return m.text
     }
-
-    static let classNames = ["1xx", "2xx", "3xx", "4xx", "5xx"]
 
     /// The per-server families, each listing every server before the next family starts (the format's rule).
     private func serverMetrics(_ m: inout PrometheusText, state: RoutingState, now: UInt64) {
@@ -96,8 +94,8 @@ extension AdminServer {
 
         m.family("lb_requests_total", .counter, "Responses received from the server, by status class.")
         for (_, labels, snap, _, _) in servers {
-            for (i, cls) in AdminServer.classNames.enumerated() {
-                m.sample("lb_requests_total", labels + [("code_class", cls)], snap.counters.responses.array[i])
+            for (cls, n) in zip(ClassCounts.names, snap.counters.responses.array) {
+                m.sample("lb_requests_total", labels + [("code_class", cls)], n)
             }
         }
         counter("lb_upstream_attempts_total", "Attempts to send a request to the server (retries included).") {
@@ -141,8 +139,7 @@ extension AdminServer {
         }
         m.family("lb_health_last_change_seconds", .gauge, "Seconds since the server's health state last changed.")
         for (_, labels, _, _, h) in servers {
-            let changedAt = max(h.lastChangeAt, startedAtLoop)
-            m.sample("lb_health_last_change_seconds", labels, Double(now > changedAt ? now - changedAt : 0) / 1000)
+            m.sample("lb_health_last_change_seconds", labels, Double(h.msSinceChange(now: now, notBefore: startedAtLoop)) / 1000)
         }
     }
 }

@@ -34,7 +34,6 @@ extension AdminServer {
             entry["health"] = b.health.statsJSON(now: now, since: startedAtLoop)
             perServer.append(entry)
         }
-        let r = workers.responses.counts
         var proxyErrors: [String: UInt64] = [:]
         for cause in ProxyErrorCause.allCases {
             proxyErrors[String(cause.status)] = workers.proxyErrors[cause.rawValue]
@@ -54,7 +53,7 @@ extension AdminServer {
                 "key_fallbacks": workers.keyFallbacks, "per_second": rounded(rates.requests),
                 "rate_window_seconds": rounded(rates.window),
             ],
-            "responses": ["1xx": r.0, "2xx": r.1, "3xx": r.2, "4xx": r.3, "5xx": r.4],
+            "responses": workers.responses.json,
             "proxy_errors": proxyErrors,
             "bytes": ["in": workers.bytesIn, "out": workers.bytesOut],
             "latency": ["request": workers.requestLatency.json],
@@ -83,10 +82,7 @@ extension BackendCounters {
             "response_errors": responseErrors, "reused": reused, "retries": retries, "redispatches": redispatches,
             "peak_connections": peakConnections,
             "bytes_in": bytesIn, "bytes_out": bytesOut,
-            "responses": [
-                "1xx": responses.counts.0, "2xx": responses.counts.1, "3xx": responses.counts.2,
-                "4xx": responses.counts.3, "5xx": responses.counts.4,
-            ],
+            "responses": responses.json,
             "latency": ["connect": connectLatency.json, "response": responseLatency.json],
         ]
     }
@@ -109,12 +105,11 @@ extension BackendHealth {
     /// created at time 0.
     func statsJSON(now: UInt64, since start: UInt64) -> [String: Any] {
         let state = snapshot.state
-        let changedAt = max(state.lastChangeAt, start)
         return [
             "check_failures": state.failures, "transitions": state.transitions,
             "consecutive_failures": state.consecutiveFailures,
             "passive_consecutive_failures": consecutivePassiveFailures,
-            "seconds_since_change": Double(now > changedAt ? now - changedAt : 0) / 1000,
+            "seconds_since_change": Double(state.msSinceChange(now: now, notBefore: start)) / 1000,
             "downtime_seconds": Double(state.downtimeMs(now: now)) / 1000,
             "last_check": lastCheckJSON(),
         ]

@@ -76,7 +76,13 @@ struct ClassCounts {
         }
     }
 
+    /// The class names as the admin API and metrics spell them, in index order.
+    static let names = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+
     var array: [UInt64] { [counts.0, counts.1, counts.2, counts.3, counts.4] }
+
+    /// `{"1xx": n, ..., "5xx": n}` for the JSON APIs.
+    var json: [String: UInt64] { Dictionary(uniqueKeysWithValues: zip(ClassCounts.names, array)) }
 
     mutating func add(_ o: ClassCounts) {
         counts.0 &+= o.counts.0
