@@ -83,7 +83,7 @@ extension ConfigLoader {
         switch s["id"] {
         case nil: id = nil
         case .string(let text)?:
-            if text.isEmpty || text.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            if text.isEmpty || text.contains(where: \.isWhitespace) {
                 s.problem("id", "\(quoted(text)) must be non-empty and contain no spaces")
                 ok = false
             }

@@ -20,7 +20,7 @@ struct ConfigSection {
         }
         var values: [String: JSONValue] = [:]
         for member in members {
-            let keyPath = path.isEmpty ? member.key : "\(path).\(member.key)"
+            let keyPath = Self.join(path, member.key)
             if values[member.key] != nil {
                 problems.add(keyPath, "given twice (JSON keeps only one; remove the other)")
             } else if !known.contains(member.key) {
@@ -35,7 +35,10 @@ struct ConfigSection {
         self.values = values
     }
 
-    func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    func keyPath(_ key: String) -> String { Self.join(path, key) }
+
+    /// "section.key", or "key" at the top level.
+    static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
     func problem(_ key: String, _ message: String) { problems.add(keyPath(key), message) }
 

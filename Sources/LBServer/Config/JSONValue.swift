@@ -266,7 +266,7 @@ struct JSONParser {
                 scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
             }
             guard let u = Unicode.Scalar(scalar) else { throw error("unpaired UTF-16 surrogate in \\u escape") }
-            out.append(contentsOf: Array(String(Character(u)).utf8))
+            UTF8.encode(u) { out.append($0) }
         default:
             throw error("unknown escape '\\\(Character(UnicodeScalar(c)))'", at: index - 2)
         }
