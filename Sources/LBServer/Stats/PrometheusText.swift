@@ -52,21 +52,23 @@ struct PrometheusText {
         return "{" + labels.map { "\($0.0)=\"\(escapeLabel($0.1))\"" }.joined(separator: ",") + "}"
     }
 
-    static func escapeLabel(_ value: String) -> String {
+    /// Label values escape backslash, double quote and newline (text format 0.0.4).
+    static func escapeLabel(_ value: String) -> String { escape(value, quote: true) }
+
+    /// HELP text escapes backslash and newline only.
+    static func escapeHelp(_ value: String) -> String { escape(value, quote: false) }
+
+    private static func escape(_ value: String, quote: Bool) -> String {
         var out = ""
         for c in value {
             switch c {
             case "\\": out += "\\\\"
-            case "\"": out += "\\\""
+            case "\"" where quote: out += "\\\""
             case "\n": out += "\\n"
             default: out.append(c)
             }
         }
         return out
-    }
-
-    static func escapeHelp(_ value: String) -> String {
-        value.replacingAll("\\", with: "\\\\").replacingAll("\n", with: "\\n")
     }
 
     /// Integers without a fraction (`3`, not `3.0`); others in Swift's shortest round-trip form; `+Inf`, `NaN`.
@@ -75,13 +77,5 @@ struct PrometheusText {
         if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
         return "\(value)"
-    }
-}
-
-extension String {
-    fileprivate func replacingAll(_ target: Character, with replacement: String) -> String {
-        var out = ""
-        for c in self { if c == target { out += replacement } else { out.append(c) } }
-        return out
     }
 }
