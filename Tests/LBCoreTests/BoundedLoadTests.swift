@@ -88,7 +88,9 @@ final class BoundedLoadTests: XCTestCase {
             sink &+= s.pick(forKeyHash: rng.next(), isEligible: { _ in true }, load: load, totalLoad: 500)!
         }
         let after = HeapProbe.bytesInUse()
-        XCTAssertEqual(after, before, "heap grew by \(after - before) bytes over 100k probes")
+        // Growth is the failure; a smaller heap means a thread left over from an earlier test (the suites share
+        // one process) freed memory meanwhile, which says nothing about probing.
+        XCTAssertLessThanOrEqual(after, before, "heap grew by \(after - before) bytes over 100k probes")
         XCTAssertNotEqual(sink, -1)
     }
 }
