@@ -40,6 +40,9 @@ struct LBServerCommand: ParsableCommand {
     var checkConfig = false
 
     mutating func run() throws {
+        // Startup code runs once: give back the text pages each startup phase mapped in (argument parsing, config
+        // decoding, starting the server), so they do not add up.
+        StartupCode.release()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = ProcessInfo.processInfo.environment["LB_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
@@ -55,6 +58,7 @@ struct LBServerCommand: ParsableCommand {
             FileHandle.standardError.write(Data("lb-server: configuration is invalid:\n\(error)\n".utf8))
             throw ExitCode(2)
         }
+        StartupCode.release()
         if checkConfig {
             let problems = ProxyServer.deepCheck(resolved)
             if !problems.isEmpty {
@@ -69,6 +73,7 @@ struct LBServerCommand: ParsableCommand {
         do {
             let server = try ProxyServer(config: resolved, configPath: config, overrides: overrides, logger: logger)
             try server.start()
+            StartupCode.release()
             let status = server.run()
             if status != 0 { throw ExitCode(status) }
         } catch let error as ExitCode {
