@@ -1,8 +1,10 @@
 import Foundation
 import XCTest
 
-/// `busy_polls`: the loop keeps polling without blocking while work arrives, then sleeps. It must proxy as
-/// usual, sleep when idle (no CPU burnt between requests) and still shut down cleanly.
+/// The event loop's wake-up settings. `busy_polls`: the loop keeps polling without blocking while work arrives,
+/// then sleeps. `coalesce_us`: under load the loop sleeps on a timer and takes every event that arrived in one
+/// poll. Either way it must proxy as usual, sleep in epoll_wait when idle (no CPU burnt between requests) and
+/// still shut down cleanly; coalescing must stay off while few exchanges are pending.
 final class BusyPollTests: IntegrationTestCase {
     /// User + system CPU ticks (1/100 s) the process has used so far.
     private func cpuTicks(_ pid: Int32) throws -> Int {
@@ -29,6 +31,53 @@ final class BusyPollTests: IntegrationTestCase {
         Thread.sleep(forTimeInterval: 1.0)
         let used = try cpuTicks(lb.process.pid) - before
         XCTAssertLessThanOrEqual(used, 5, "an idle busy-polling proxy used \(used) of 100 CPU ticks in 1 s")
+        lb.process.signal(SIGTERM)
+        XCTAssertEqual(lb.process.waitForExit(timeout: 10), 0, lb.process.log)
+    }
+
+    private func coalescedSleeps(_ lb: LBServerProcess) throws -> Int {
+        let stats = try AdminClient(port: lb.adminPort).call("GET", "/api/stats").json
+        let loop = try XCTUnwrap(stats["event_loop"] as? [String: Any], "no event_loop in /api/stats")
+        return try XCTUnwrap(loop["coalesced_sleeps"] as? Int)
+    }
+
+    func testCoalescingCollectsEventsUnderLoadAndStaysOffWhenFewArePending() throws {
+        let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "b\($0)") }
+        let lb = try startProxy(backends: backends.map(\.address), settings: ["coalesce_us": 200])
+
+        // One request at a time: never 16 exchanges pending, so the loop never sleeps on a timer.
+        let single = try RawHTTPConnection(port: lb.proxyPort)
+        for i in 0..<100 {
+            try single.send("GET /one/\(i) HTTP/1.1\r\nHost: co\r\n\r\n")
+            let r = try single.readResponse()
+            XCTAssertEqual(r.status, 200)
+            XCTAssertTrue(r.bodyString.hasSuffix("path=/one/\(i)\n"), r.bodyString)
+        }
+        XCTAssertEqual(try coalescedSleeps(lb), 0, "coalesced with one exchange pending")
+
+        // 48 exchanges at once, 20 rounds: while the backends answer, the loop sleeps to collect the responses.
+        let connections = try (0..<48).map { _ in try RawHTTPConnection(port: lb.proxyPort) }
+        for round in 0..<20 {
+            for (i, c) in connections.enumerated() {
+                try c.send("GET /many/\(round)/\(i) HTTP/1.1\r\nHost: co\r\n\r\n")
+            }
+            for (i, c) in connections.enumerated() {
+                let r = try c.readResponse()
+                XCTAssertEqual(r.status, 200)
+                XCTAssertTrue(r.bodyString.hasSuffix("path=/many/\(round)/\(i)\n"), r.bodyString)
+            }
+        }
+        let sleeps = try coalescedSleeps(lb)
+        XCTAssertGreaterThan(sleeps, 0, "no coalescing sleep with 48 exchanges pending")
+        let metrics = PromSamples(try AdminClient(port: lb.adminPort).call("GET", "/metrics").response.bodyString)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(metrics["lb_loop_coalesced_sleeps_total"]), Double(sleeps))
+
+        // Idle again: a sleep that finds nothing is followed by a blocking wait, so idleness costs no CPU.
+        Thread.sleep(forTimeInterval: 0.2)
+        let before = try cpuTicks(lb.process.pid)
+        Thread.sleep(forTimeInterval: 1.0)
+        let used = try cpuTicks(lb.process.pid) - before
+        XCTAssertLessThanOrEqual(used, 5, "an idle coalescing proxy used \(used) of 100 CPU ticks in 1 s")
         lb.process.signal(SIGTERM)
         XCTAssertEqual(lb.process.waitForExit(timeout: 10), 0, lb.process.log)
     }

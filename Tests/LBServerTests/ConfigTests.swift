@@ -135,6 +135,15 @@ final class ConfigTests: XCTestCase {
         assertSingleProblem(#"{"busy_polls": true}"#, startsWith: "busy_polls:")
     }
 
+    func testCoalesceMicrosIsOnByDefaultAndAnIntegerUpToOneThousand() throws {
+        XCTAssertEqual(try parseConfig("{}").coalesceMicros, 100)
+        XCTAssertEqual(try parseConfig(#"{"coalesce_us": 0}"#).coalesceMicros, 0)
+        XCTAssertEqual(try parseConfig(#"{"coalesce_us": 250}"#).coalesceMicros, 250)
+        assertSingleProblem(#"{"coalesce_us": -1}"#, startsWith: "coalesce_us:", contains: "0-1000")
+        assertSingleProblem(#"{"coalesce_us": 1001}"#, startsWith: "coalesce_us:", contains: "0-1000")
+        assertSingleProblem(#"{"coalesce_us": "100us"}"#, startsWith: "coalesce_us:")
+    }
+
     func testMaglevTableSizeMustBePrime() {
         assertSingleProblem(
             #"{"routing": {"maglev_table_size": 65536}}"#, startsWith: "routing.maglev_table_size:",

@@ -23,10 +23,13 @@ public enum ConfigLoader {
     static let topLevelKeys = [
         "listen", "workers", "admin", "routing", "servers", "health_check", "retries", "timeouts", "limits",
         "forwarding", "access_log", "stats", "busy_polls",
+        "coalesce_us",
     ]
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
     static let busyPollRange = 0...1_000
+    /// `coalesce_us`: a sleep adds up to its length to an event's latency; a millisecond is already too long.
+    static let coalesceRange = 0...1_000
 
     /// Loads the file at `path`. `requireServers` is false when the command line supplies the servers.
     public static func load(path: String, requireServers: Bool = true) throws(ConfigErrors) -> LBConfig {
@@ -75,6 +78,7 @@ public enum ConfigLoader {
         }
         config.workers = readWorkers(top)
         config.busyPolls = top.int("busy_polls", default: config.busyPolls, in: busyPollRange)
+        config.coalesceMicros = top.int("coalesce_us", default: config.coalesceMicros, in: coalesceRange)
         if let admin = top.section("admin", known: ["listen", "token"]) {
             config.admin.listen = admin.parsed("listen", default: config.admin.listen) {
                 (s: String) throws(ConfigValueError) in try parseAddress(s, allowPortZero: true)

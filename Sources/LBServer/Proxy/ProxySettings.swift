@@ -15,6 +15,8 @@ struct ProxySettings: Sendable {
     var recordLatency: Bool
     /// Empty non-blocking polls before a loop sleeps (`busy_polls`).
     var busyPolls: Int
+    /// Wake-up coalescing sleep in microseconds (`coalesce_us`); 0 = off.
+    var coalesceMicros: Int
     /// Stop reading the source when the destination has more than this queued; resume below `lowWater`.
     var highWater = 256 * 1024
     var lowWater = 64 * 1024
@@ -36,5 +38,6 @@ struct ProxySettings: Sendable {
         retries = config.retries.max
         recordLatency = config.stats.latency
         busyPolls = config.busyPolls
+        coalesceMicros = config.coalesceMicros
     }
 }

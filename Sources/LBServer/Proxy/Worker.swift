@@ -40,6 +40,10 @@ final class Worker {
             _ = uv_random(nil, nil, raw.baseAddress, raw.count, 0, nil)
         }
         requestIDBase = seed
+        // The loop's wake-up settings; coalescing weighs the exchanges under way.
+        loop.busyPolls = settings.busyPolls
+        loop.coalesceNanos = settings.coalesceMicros * 1_000
+        loop.pending = { [unowned(unsafe) self] in self.counters.inFlight }
     }
 
     /// Binds the traffic listener. `reusePort` when several workers share the address.

@@ -23,6 +23,10 @@ extension AdminServer {
         m.sample("lb_config_generation", [], state.generation)
         m.family("lb_workers", .gauge, "Worker event loops carrying traffic.")
         m.sample("lb_workers", [], stats.workerCount)
+        m.family(
+            "lb_loop_coalesced_sleeps_total", .counter,
+            "Timed sleeps the worker loops took to collect events instead of waking for each (coalesce_us).")
+        m.sample("lb_loop_coalesced_sleeps_total", [], stats.coalescedSleeps)
 
         m.family("lb_connections_open", .gauge, "Client connections open now.")
         m.sample("lb_connections_open", [], stats.openConnections)

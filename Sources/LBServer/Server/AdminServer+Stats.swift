@@ -58,6 +58,7 @@ extension AdminServer {
             "bytes": ["in": workers.bytesIn, "out": workers.bytesOut],
             "latency": ["request": workers.requestLatency.json],
             "upstream": upstream.json,
+            "event_loop": ["coalesced_sleeps": stats.coalescedSleeps],
             "servers": perServer,
         ]
     }

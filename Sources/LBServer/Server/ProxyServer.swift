@@ -73,7 +73,6 @@ public final class ProxyServer {
         ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
         controlInbox.attach(to: loop)
         let settings = ProxySettings(config: config)
-        loop.busyPolls = settings.busyPolls
         let worker = Worker(id: 0, loop: loop, settings: settings, routing: routing)
         let logSpec: (format: AccessLog.Format, path: String)?
         switch config.accessLog.format {
@@ -233,6 +232,7 @@ public final class ProxyServer {
             logger.warning("listen addresses change only on restart")
         }
         if newConfig.busyPolls != config.busyPolls { logger.warning("busy_polls changes only on restart") }
+        if newConfig.coalesceMicros != config.coalesceMicros { logger.warning("coalesce_us changes only on restart") }
         config.servers = newConfig.servers
         config.routing = newConfig.routing
         config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)

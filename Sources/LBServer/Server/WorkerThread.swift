@@ -92,7 +92,6 @@ final class WorkerThread: @unchecked Sendable {
         let loop: EventLoop
         do {
             loop = try EventLoop()
-            loop.busyPolls = settings.busyPolls
             let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
             if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
             _ = try w.listen(on: address, reusePort: true)

@@ -12,12 +12,15 @@ struct StatsSnapshot {
     var workers = WorkerCounters()
     var openConnections = 0
     var workerCount = 0
+    /// Wake-up coalescing sleeps the workers' loops took (`coalesce_us`).
+    var coalescedSleeps: UInt64 = 0
     /// By backend id (servers removed from the table drop out of the next snapshot).
     var backends: [String: Backend] = [:]
 
     mutating func merge(_ o: StatsSnapshot) {
         workerCount += o.workerCount
         openConnections += o.openConnections
+        coalescedSleeps &+= o.coalescedSleeps
         workers.connectionsTotal &+= o.workers.connectionsTotal
         workers.connectionsRefused &+= o.workers.connectionsRefused
         workers.acceptErrors &+= o.workers.acceptErrors
@@ -66,6 +69,7 @@ extension Worker {
         s.workerCount = 1
         s.workers = counters
         s.openConnections = clients.count
+        s.coalescedSleeps = loop.coalescedSleeps
         for b in routing.load().backends {
             let slot = b.perWorker[id]
             s.backends[b.spec.id] = StatsSnapshot.Backend(

@@ -1,4 +1,5 @@
 import CLibUV
+import Glibc
 
 /// Owns one `uv_loop_t` and the per-loop scratch memory. One thread per loop (STYLE habit 10): every method
 /// here and every handle on this loop is used from the thread that calls `run()`.
@@ -25,25 +26,90 @@ public final class EventLoop {
     /// Non-blocking polls in a row that may find nothing before the loop blocks in epoll_wait (`busy_polls`).
     /// 0 = block whenever nothing is ready. Set before `run()`.
     public var busyPolls = 0
+    /// Wake-up coalescing (`coalesce_us`), in nanoseconds; 0 = off. Set before `run()`. See `run()`.
+    public var coalesceNanos = 0
+    /// How many exchanges the loop's owner is waiting on: events that will come. Read when the loop is idle.
+    public var pending: () -> Int = { 0 }
+    /// Coalescing needs this many pending exchanges: below it, a sleep would mostly delay one or two events.
+    public static let coalesceMinPending = 16
     /// Read events so far (counted in the alloc callback): how `run` tells a poll that found work.
     var readEvents: UInt64 = 0
+    /// Coalescing sleeps taken.
+    public private(set) var coalescedSleeps: UInt64 = 0
+    /// Events the recent coalescing sleeps found waiting when they ended, on average, in 1/16ths.
+    private var coalesceYield = EventLoop.yieldThreshold
+    /// A sleep that finds fewer than 2 events on average saves no wake-up; it only delays the one it finds.
+    private static let yieldThreshold = 2 * 16
     private var stopRequested = false
 
-    /// Runs until no active handle remains (or `stop()`). With `busyPolls` > 0 the loop polls without blocking
-    /// until that many polls in a row found no read event, and only then sleeps in epoll_wait: a proxy under
-    /// load then catches the next events while still running instead of being woken for each few.
+    /// Runs until no active handle remains (or `stop()`).
+    ///
+    /// With neither setting on, this is libuv's loop: block in epoll_wait whenever nothing is ready.
+    ///
+    /// `busyPolls` > 0: poll without blocking until that many polls in a row found no read event, and only
+    /// then sleep in epoll_wait, so a loop under load catches the next events while still running.
+    ///
+    /// `coalesceNanos` > 0 (wake-up coalescing, like a NIC's interrupt moderation): when nothing is ready and
+    /// at least `coalesceMinPending` exchanges are under way, sleep that long on a timer instead of blocking in
+    /// epoll_wait, then take everything that arrived in one poll. Blocked in epoll_wait, every event wakes the
+    /// loop by itself: one context switch each, and on one host the peer that sent it pays for waking this
+    /// thread. A timed sleep is one wake-up for all of them. It adds at most the sleep to an event's latency,
+    /// so it stays off while few exchanges are pending, and it backs off while its sleeps find fewer than 2
+    /// events on average (it tries again after 64 blocking waits). A sleep that finds nothing is followed by
+    /// a blocking wait: an idle loop sleeps in epoll_wait.
     public func run() {
-        guard busyPolls > 0 else {
+        guard busyPolls > 0 || coalesceNanos > 0 else {
             uv_run(raw, UV_RUN_DEFAULT)
             return
         }
+        if coalesceNanos > 0 {
+            // The kernel may fire a sleep's timer late by the thread's timer slack (50 µs by default).
+            _ = lb_set_timer_slack_ns(UInt(max(1_000, coalesceNanos / 10)))
+        }
+        var sleep = timespec(tv_sec: coalesceNanos / 1_000_000_000, tv_nsec: coalesceNanos % 1_000_000_000)
         stopRequested = false
-        var idle = 0
+        var idlePolls = 0
+        var justSlept = false
+        var waitsSinceProbe = 0
         while !stopRequested {
-            let before = readEvents
-            let alive = uv_run(raw, idle < busyPolls ? UV_RUN_NOWAIT : UV_RUN_ONCE)
-            if alive == 0 { break }
-            idle = readEvents == before ? idle + 1 : 0
+            let spinning = idlePolls < busyPolls
+            let mayCoalesce =
+                coalesceNanos > 0 && !justSlept && coalesceYield >= EventLoop.yieldThreshold
+                && pending() >= EventLoop.coalesceMinPending
+            if spinning || mayCoalesce || justSlept {
+                // Poll without blocking: only an empty poll may lead to a spin, a sleep or a blocking wait.
+                let before = readEvents
+                if uv_run(raw, UV_RUN_NOWAIT) == 0 { break }
+                let found = Int(truncatingIfNeeded: readEvents &- before)
+                if justSlept {
+                    coalesceYield = (coalesceYield * 7 + min(found, 64) * 16) / 8
+                    justSlept = false
+                }
+                if found > 0 {
+                    idlePolls = 0
+                    continue
+                }
+                if spinning {
+                    idlePolls += 1
+                    continue
+                }
+                if mayCoalesce {
+                    nanosleep(&sleep, nil)
+                    coalescedSleeps &+= 1
+                    justSlept = true
+                    continue
+                }
+            }
+            // Block until something is ready (or process what already is).
+            idlePolls = 0
+            if uv_run(raw, UV_RUN_ONCE) == 0 { break }
+            if coalesceYield < EventLoop.yieldThreshold {
+                waitsSinceProbe += 1
+                if waitsSinceProbe >= 64 {
+                    waitsSinceProbe = 0
+                    coalesceYield = EventLoop.yieldThreshold
+                }
+            }
         }
     }
 
