@@ -14,25 +14,35 @@ final class BusyPollTests: IntegrationTestCase {
         return Int(rest[11])! + Int(rest[12])!
     }
 
-    func testBusyPollingProxiesSleepsWhenIdleAndShutsDownCleanly() throws {
-        let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "b\($0)") }
-        let lb = try startProxy(backends: backends.map(\.address), settings: ["busy_polls": 200])
+    /// `count` requests one after another on one connection, each answered by a backend.
+    private func sendSequentially(_ lb: LBServerProcess, _ count: Int, prefix: String) throws {
         let c = try RawHTTPConnection(port: lb.proxyPort)
-        for i in 0..<300 {
-            try c.send("GET /bp/\(i) HTTP/1.1\r\nHost: bp\r\n\r\n")
+        for i in 0..<count {
+            try c.send("GET /\(prefix)/\(i) HTTP/1.1\r\nHost: loop\r\n\r\n")
             let r = try c.readResponse()
             XCTAssertEqual(r.status, 200)
-            XCTAssertTrue(r.bodyString.hasSuffix("path=/bp/\(i)\n"), r.bodyString)
+            XCTAssertTrue(r.bodyString.hasSuffix("path=/\(prefix)/\(i)\n"), r.bodyString)
         }
-        // Idle: after at most 200 empty polls the loop sleeps in epoll_wait, so a second of idleness costs
-        // (almost) no CPU. A loop that kept spinning would use ~100 ticks here.
+    }
+
+    /// A second of idleness costs (almost) no CPU: the loop sleeps in epoll_wait. A loop that kept spinning or
+    /// waking on a timer would use up to ~100 ticks here. Then SIGTERM ends it cleanly.
+    private func assertIdleIsFreeAndStops(_ lb: LBServerProcess, _ what: String) throws {
         Thread.sleep(forTimeInterval: 0.2)
         let before = try cpuTicks(lb.process.pid)
         Thread.sleep(forTimeInterval: 1.0)
         let used = try cpuTicks(lb.process.pid) - before
-        XCTAssertLessThanOrEqual(used, 5, "an idle busy-polling proxy used \(used) of 100 CPU ticks in 1 s")
+        XCTAssertLessThanOrEqual(used, 5, "an idle \(what) proxy used \(used) of 100 CPU ticks in 1 s")
         lb.process.signal(SIGTERM)
         XCTAssertEqual(lb.process.waitForExit(timeout: 10), 0, lb.process.log)
+    }
+
+    func testBusyPollingProxiesSleepsWhenIdleAndShutsDownCleanly() throws {
+        let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "b\($0)") }
+        let lb = try startProxy(backends: backends.map(\.address), settings: ["busy_polls": 200])
+        try sendSequentially(lb, 300, prefix: "bp")
+        // After at most 200 empty polls the loop blocks.
+        try assertIdleIsFreeAndStops(lb, "busy-polling")
     }
 
     private func coalescedSleeps(_ lb: LBServerProcess) throws -> Int {
@@ -46,13 +56,7 @@ final class BusyPollTests: IntegrationTestCase {
         let lb = try startProxy(backends: backends.map(\.address), settings: ["coalesce_us": 200])
 
         // One request at a time: never 16 exchanges pending, so the loop never sleeps on a timer.
-        let single = try RawHTTPConnection(port: lb.proxyPort)
-        for i in 0..<100 {
-            try single.send("GET /one/\(i) HTTP/1.1\r\nHost: co\r\n\r\n")
-            let r = try single.readResponse()
-            XCTAssertEqual(r.status, 200)
-            XCTAssertTrue(r.bodyString.hasSuffix("path=/one/\(i)\n"), r.bodyString)
-        }
+        try sendSequentially(lb, 100, prefix: "one")
         XCTAssertEqual(try coalescedSleeps(lb), 0, "coalesced with one exchange pending")
 
         // 48 exchanges at once, 20 rounds: while the backends answer, the loop sleeps to collect the responses.
@@ -72,13 +76,7 @@ final class BusyPollTests: IntegrationTestCase {
         let metrics = PromSamples(try AdminClient(port: lb.adminPort).call("GET", "/metrics").response.bodyString)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(metrics["lb_loop_coalesced_sleeps_total"]), Double(sleeps))
 
-        // Idle again: a sleep that finds nothing is followed by a blocking wait, so idleness costs no CPU.
-        Thread.sleep(forTimeInterval: 0.2)
-        let before = try cpuTicks(lb.process.pid)
-        Thread.sleep(forTimeInterval: 1.0)
-        let used = try cpuTicks(lb.process.pid) - before
-        XCTAssertLessThanOrEqual(used, 5, "an idle coalescing proxy used \(used) of 100 CPU ticks in 1 s")
-        lb.process.signal(SIGTERM)
-        XCTAssertEqual(lb.process.waitForExit(timeout: 10), 0, lb.process.log)
+        // Idle again: a sleep that finds nothing is followed by a blocking wait.
+        try assertIdleIsFreeAndStops(lb, "coalescing")
     }
 }
