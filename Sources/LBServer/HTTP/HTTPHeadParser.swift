@@ -183,9 +183,7 @@ struct HTTPHeadParser {
         if i == line.upperBound { return .failure(.invalidFieldName) }  // no colon
         if i == line.lowerBound { return .failure(.emptyFieldName) }
         let name = line.lowerBound..<i
-        for k in (i + 1)..<line.upperBound where !HTTPSyntax.isFieldValueByte(p[k]) {
-            return .failure(.invalidFieldValue)
-        }
+        if !HTTPSyntax.allFieldValueBytes(p, (i + 1)..<line.upperBound) { return .failure(.invalidFieldValue) }
         let value = HTTPSyntax.trimOWS(p, (i + 1)..<line.upperBound)
         let known = KnownHeader.lookup(p, name)
         return .success(HTTPHeaderField(name: name, value: value, known: known, isHopByHop: known.isStandardHopByHop))

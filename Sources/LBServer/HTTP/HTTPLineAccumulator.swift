@@ -88,13 +88,7 @@ struct HTTPLineAccumulator: Sendable {
             if lines == 0, config.hasStartLine, let first = config.maxFirstLine {
                 room = min(room, first - (count - lineStart))
             }
-            var j = i
-            let stop = min(end, i + max(room, 0) + 1)
-            while j < stop {
-                let c = input[j]
-                if c == ASCII.cr || c == ASCII.lf { break }
-                j += 1
-            }
+            let j = HTTPSyntax.firstLineBreak(input, from: i, to: min(end, i + max(room, 0) + 1))
             count += j - i
             i = j
             if lines == 0, config.hasStartLine, let first = config.maxFirstLine, count - lineStart > first {

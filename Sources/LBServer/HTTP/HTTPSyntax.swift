@@ -31,6 +31,64 @@ enum HTTPSyntax {
 
     @inline(__always) static func isOWS(_ b: UInt8) -> Bool { b == ASCII.sp || b == ASCII.htab }
 
+    // MARK: eight bytes at a time
+    //
+    // A head is scanned twice (line breaks as it accumulates, then each field value's bytes), and byte loops
+    // were the largest part of parsing. These take a 64-bit word per step with the classic SWAR tests:
+    // `(w - 0x01…) & ~w & 0x80…` is non-zero exactly when some byte of w is zero, and its lowest set bit marks
+    // the first such byte (borrows only flag bytes above a real zero). XOR with a repeated byte turns "equals
+    // that byte" into "is zero"; subtracting 0x20… instead finds bytes below 0x20.
+
+    private static let ones: UInt64 = 0x0101_0101_0101_0101
+    private static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Non-zero iff some byte of `w` is zero; the lowest set bit is in the first zero byte.
+    @inline(__always) private static func zeroBytes(_ w: UInt64) -> UInt64 { (w &- ones) & ~w & highs }
+
+    /// The index of the first CR or LF in `p[from..<to]`, or `to` when there is none.
+    @inline(__always)
+    static func firstLineBreak(_ p: UnsafeRawBufferPointer, from: Int, to: Int) -> Int {
+        var j = from
+        if let base = p.baseAddress {
+            while j + 8 <= to {
+                let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: j, as: UInt64.self))
+                let hits = zeroBytes(w ^ (ones &* UInt64(ASCII.cr))) | zeroBytes(w ^ (ones &* UInt64(ASCII.lf)))
+                if hits != 0 { return j + hits.trailingZeroBitCount >> 3 }
+                j += 8
+            }
+        }
+        while j < to {
+            let c = p[j]
+            if c == ASCII.cr || c == ASCII.lf { return j }
+            j += 1
+        }
+        return to
+    }
+
+    /// True when every byte of `p[range]` is a field-value byte (`isFieldValueByte`). A word with no byte
+    /// below 0x20 and no DEL passes at once; a word the test flags (a CTL, DEL, or an HTAB, which is allowed)
+    /// is checked byte by byte.
+    static func allFieldValueBytes(_ p: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        var j = range.lowerBound
+        let end = range.upperBound
+        if let base = p.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while j + 8 <= end {
+                let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: j, as: UInt64.self))
+                let below20 = (w &- ones &* 0x20) & ~w & highs
+                if below20 | zeroBytes(w ^ (ones &* 0x7F)) != 0 {
+                    for k in j..<j + 8 where !isFieldValueByte(p[k]) { return false }
+                }
+                j += 8
+            }
+        }
+        while j < end {
+            if !isFieldValueByte(p[j]) { return false }
+            j += 1
+        }
+        return true
+    }
+
     /// Visible ASCII and obs-text (0x80-0xFF, e.g. raw UTF-8 that a client did not percent-encode): no CTL,
     /// SP or DEL. Forwarded unchanged; only SP and CRLF delimit the target, and those stay excluded.
     @inline(__always) static func isTargetByte(_ b: UInt8) -> Bool { b >= 0x21 && b != 0x7F }
