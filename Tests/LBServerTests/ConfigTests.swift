@@ -136,7 +136,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testCoalesceMicrosIsOnByDefaultAndAnIntegerUpToOneThousand() throws {
-        XCTAssertEqual(try parseConfig("{}").coalesceMicros, 100)
+        XCTAssertEqual(try parseConfig("{}").coalesceMicros, 200)
         XCTAssertEqual(try parseConfig(#"{"coalesce_us": 0}"#).coalesceMicros, 0)
         XCTAssertEqual(try parseConfig(#"{"coalesce_us": 250}"#).coalesceMicros, 250)
         assertSingleProblem(#"{"coalesce_us": -1}"#, startsWith: "coalesce_us:", contains: "0-1000")

@@ -40,7 +40,7 @@ public struct LBConfig: Equatable, Sendable {
     /// Empty non-blocking polls an event loop makes before it sleeps (`busy_polls`); 0 = sleep at once.
     public var busyPolls = 0
     /// Wake-up coalescing: how long an event loop under load sleeps to collect events (`coalesce_us`); 0 = off.
-    public var coalesceMicros = 100
+    public var coalesceMicros = 200
 
     public init(
         listen: HostPort = HostPort(host: "0.0.0.0", port: 8080),
