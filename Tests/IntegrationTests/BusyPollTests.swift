@@ -39,7 +39,7 @@ final class BusyPollTests: IntegrationTestCase {
 
     func testBusyPollingProxiesSleepsWhenIdleAndShutsDownCleanly() throws {
         let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "b\($0)") }
-        let lb = try startProxy(backends: backends.map(\.address), settings: ["busy_polls": 200])
+        let lb = try startProxy(backends: backends.map(\.address), settings: ["busy_polls": 200, "coalesce_us": 0])
         try sendSequentially(lb, 300, prefix: "bp")
         // After at most 200 empty polls the loop blocks.
         try assertIdleIsFreeAndStops(lb, "busy-polling")
@@ -51,32 +51,46 @@ final class BusyPollTests: IntegrationTestCase {
         return try XCTUnwrap(loop["coalesced_sleeps"] as? Int)
     }
 
-    func testCoalescingCollectsEventsUnderLoadAndStaysOffWhenFewArePending() throws {
+    func testCoalescingStaysOffWhileFewExchangesArePending() throws {
         let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "b\($0)") }
         let lb = try startProxy(backends: backends.map(\.address), settings: ["coalesce_us": 200])
-
         // One request at a time: never 16 exchanges pending, so the loop never sleeps on a timer.
-        try sendSequentially(lb, 100, prefix: "one")
+        try sendSequentially(lb, 200, prefix: "one")
         XCTAssertEqual(try coalescedSleeps(lb), 0, "coalesced with one exchange pending")
+        try assertIdleIsFreeAndStops(lb, "coalescing")
+    }
 
-        // 48 exchanges at once, 20 rounds: while the backends answer, the loop sleeps to collect the responses.
-        let connections = try (0..<48).map { _ in try RawHTTPConnection(port: lb.proxyPort) }
-        for round in 0..<20 {
-            for (i, c) in connections.enumerated() {
-                try c.send("GET /many/\(round)/\(i) HTTP/1.1\r\nHost: co\r\n\r\n")
-            }
-            for (i, c) in connections.enumerated() {
-                let r = try c.readResponse()
-                XCTAssertEqual(r.status, 200)
-                XCTAssertTrue(r.bodyString.hasSuffix("path=/many/\(round)/\(i)\n"), r.bodyString)
-            }
+    func testCoalescingSleepsWhileManyExchangesWaitAndWaitingCostsNothing() throws {
+        // Slow backends: 64 exchanges stay pending for 1.5 s, well over the 16 that allow coalescing.
+        let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "s\($0)", delayMs: 1500) }
+        let lb = try startProxy(backends: backends.map(\.address), settings: ["coalesce_us": 200])
+        let connections = try (0..<64).map { _ in try RawHTTPConnection(port: lb.proxyPort, timeout: 10) }
+        for (i, c) in connections.enumerated() { try c.send("GET /wait/\(i) HTTP/1.1\r\nHost: co\r\n\r\n") }
+        // Nothing arrives while the backends think: after an empty sleep the loop blocks in epoll_wait. A loop
+        // that went on sleeping and polling would wake 5,000 times a second here.
+        Thread.sleep(forTimeInterval: 0.2)
+        let before = try cpuTicks(lb.process.pid)
+        Thread.sleep(forTimeInterval: 1.0)
+        let used = try cpuTicks(lb.process.pid) - before
+        XCTAssertLessThanOrEqual(used, 5, "waiting on 64 slow exchanges used \(used) of 100 CPU ticks in 1 s")
+        for (i, c) in connections.enumerated() {
+            let r = try c.readResponse()
+            XCTAssertEqual(r.status, 200)
+            XCTAssertTrue(r.bodyString.hasSuffix("path=/wait/\(i)\n"), r.bodyString)
         }
         let sleeps = try coalescedSleeps(lb)
-        XCTAssertGreaterThan(sleeps, 0, "no coalescing sleep with 48 exchanges pending")
+        XCTAssertGreaterThan(sleeps, 0, "no coalescing sleep with 64 exchanges pending")
         let metrics = PromSamples(try AdminClient(port: lb.adminPort).call("GET", "/metrics").response.bodyString)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(metrics["lb_loop_coalesced_sleeps_total"]), Double(sleeps))
-
-        // Idle again: a sleep that finds nothing is followed by a blocking wait.
         try assertIdleIsFreeAndStops(lb, "coalescing")
+    }
+
+    func testPlainLoopWithoutBusyPollsOrCoalescingProxiesAndStops() throws {
+        let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "p\($0)") }
+        let lb = try startProxy(
+            backends: backends.map(\.address), settings: ["coalesce_us": 0, "busy_polls": 0])
+        try sendSequentially(lb, 100, prefix: "plain")
+        XCTAssertEqual(try coalescedSleeps(lb), 0)
+        try assertIdleIsFreeAndStops(lb, "plain")
     }
 }

@@ -28,7 +28,8 @@ public enum ConfigLoader {
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
     static let busyPollRange = 0...1_000
-    /// `coalesce_us`: a sleep adds up to its length to an event's latency; a millisecond is already too long.
+    /// `coalesce_us`: a sleep adds up to its length to an event's latency; beyond a millisecond that is more
+    /// than a loaded proxy's own p50 here.
     static let coalesceRange = 0...1_000
 
     /// Loads the file at `path`. `requireServers` is false when the command line supplies the servers.

@@ -36,27 +36,32 @@ public final class EventLoop {
     var readEvents: UInt64 = 0
     /// Coalescing sleeps taken.
     public private(set) var coalescedSleeps: UInt64 = 0
-    /// Events the recent coalescing sleeps found waiting when they ended, on average, in 1/16ths.
-    private var coalesceYield = EventLoop.yieldThreshold
+    /// Events the recent coalescing sleeps found waiting when they ended, on average (an EWMA over about 8
+    /// sleeps), in 1/16ths. Starts, and restarts after a back-off, above the threshold, so one empty sleep
+    /// does not switch coalescing off.
+    private var coalesceYield = EventLoop.yieldRestart
     /// A sleep that finds fewer than 2 events on average saves no wake-up; it only delays the one it finds.
     private static let yieldThreshold = 2 * 16
+    private static let yieldRestart = 3 * 16
     private var stopRequested = false
 
     /// Runs until no active handle remains (or `stop()`).
     ///
     /// With neither setting on, this is libuv's loop: block in epoll_wait whenever nothing is ready.
     ///
-    /// `busyPolls` > 0: poll without blocking until that many polls in a row found no read event, and only
-    /// then sleep in epoll_wait, so a loop under load catches the next events while still running.
+    /// `busyPolls` > 0: after a read event, poll without blocking until that many polls in a row found no read
+    /// event, and only then block in epoll_wait, so a loop under load catches the next events while still
+    /// running.
     ///
     /// `coalesceNanos` > 0 (wake-up coalescing, like a NIC's interrupt moderation): when nothing is ready and
     /// at least `coalesceMinPending` exchanges are under way, sleep that long on a timer instead of blocking in
     /// epoll_wait, then take everything that arrived in one poll. Blocked in epoll_wait, every event wakes the
     /// loop by itself: one context switch each, and on one host the peer that sent it pays for waking this
-    /// thread. A timed sleep is one wake-up for all of them. It adds at most the sleep to an event's latency,
-    /// so it stays off while few exchanges are pending, and it backs off while its sleeps find fewer than 2
-    /// events on average (it tries again after 64 blocking waits). A sleep that finds nothing is followed by
-    /// a blocking wait: an idle loop sleeps in epoll_wait.
+    /// thread. A timed sleep is one wake-up for all of them. It delays an event by at most the sleep plus the
+    /// timer slack (a tenth of it), so it stays off while few exchanges are pending, and it backs off while its
+    /// sleeps find fewer than 2 events on average (it tries again after 64 blocking waits). It never sleeps
+    /// while libuv has work that must not wait (queued callbacks, closing handles, a due timer). A sleep that
+    /// finds nothing is followed by a blocking wait: an idle loop sleeps in epoll_wait.
     public func run() {
         guard busyPolls > 0 || coalesceNanos > 0 else {
             uv_run(raw, UV_RUN_DEFAULT)
@@ -68,7 +73,7 @@ public final class EventLoop {
         }
         var sleep = timespec(tv_sec: coalesceNanos / 1_000_000_000, tv_nsec: coalesceNanos % 1_000_000_000)
         stopRequested = false
-        var idlePolls = 0
+        var idlePolls = busyPolls  // no spin before the first read event
         var justSlept = false
         var waitsSinceProbe = 0
         while !stopRequested {
@@ -93,7 +98,9 @@ public final class EventLoop {
                     idlePolls += 1
                     continue
                 }
-                if mayCoalesce {
+                // uv_backend_timeout is 0 when libuv would not block: callbacks queued, handles closing, a
+                // timer due. Those run at once; only a loop that would wait for I/O may sleep instead.
+                if mayCoalesce && uv_backend_timeout(raw) != 0 {
                     nanosleep(&sleep, nil)
                     coalescedSleeps &+= 1
                     justSlept = true
@@ -101,13 +108,15 @@ public final class EventLoop {
                 }
             }
             // Block until something is ready (or process what already is).
-            idlePolls = 0
+            let before = readEvents
             if uv_run(raw, UV_RUN_ONCE) == 0 { break }
+            // Spin again only after reads: a timer or a cross-thread wake-up is no sign of more traffic.
+            idlePolls = readEvents == before ? busyPolls : 0
             if coalesceYield < EventLoop.yieldThreshold {
                 waitsSinceProbe += 1
                 if waitsSinceProbe >= 64 {
                     waitsSinceProbe = 0
-                    coalesceYield = EventLoop.yieldThreshold
+                    coalesceYield = EventLoop.yieldRestart
                 }
             }
         }
