@@ -43,7 +43,7 @@ final class Worker {
         // The loop's wake-up settings; coalescing weighs the exchanges under way.
         loop.busyPolls = settings.busyPolls
         loop.coalesceNanos = settings.coalesceMicros * 1_000
-        loop.pending = { [unowned(unsafe) self] in self.counters.inFlight }
+        loop.pending = { [unowned self] in self.counters.inFlight }
     }
 
     /// Binds the traffic listener. `reusePort` when several workers share the address.
