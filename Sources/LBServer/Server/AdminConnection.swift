@@ -2,8 +2,11 @@
 /// Control loop only. A body over the limit is answered 413 and the connection closed: a declared
 /// Content-Length over it is refused by the parser before any body byte is read, a chunked one when the
 /// running total crosses it.
-final class AdminConnection: TCPConnection {
+final class AdminConnection: TCPConnection, ListLinked {
     unowned let admin: AdminServer
+    var listPrev: AdminConnection?
+    var listNext: AdminConnection?
+    var inList = false
     var parser: HTTPParser
     private var body: [UInt8] = []
     static let maxBody = 64 * 1024

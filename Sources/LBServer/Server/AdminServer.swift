@@ -12,7 +12,7 @@ final class AdminServer {
     var rate = RequestRate(slots: 10)
     private var sampler: LoopTimer?
     /// Open admin connections (a dashboard keeps one alive), closed with the listener so shutdown ends.
-    private var connections: [ObjectIdentifier: AdminConnection] = [:]
+    private var connections = ConnectionList<AdminConnection>()
     /// The loop clock (ms) when the admin API started: "since last change" for servers that never changed.
     let startedAtLoop: UInt64
 
@@ -25,7 +25,7 @@ final class AdminServer {
         l.onAccept = { [unowned self] listener in
             let conn = AdminConnection(admin: self)
             if listener.accept(into: conn) {
-                self.connections[ObjectIdentifier(conn)] = conn
+                self.connections.insert(conn)
                 conn.startReading()
             }
         }
@@ -37,11 +37,11 @@ final class AdminServer {
         listener = nil
         sampler?.close()
         sampler = nil
-        for c in connections.values { c.close() }
+        connections.forEach { $0.close() }
     }
 
     /// From `AdminConnection.didClose`.
-    func connectionClosed(_ c: AdminConnection) { connections[ObjectIdentifier(c)] = nil }
+    func connectionClosed(_ c: AdminConnection) { connections.remove(c) }
 
     /// Every second, collects every worker's totals (`ProxyServer.collectStats`) into `rate`. The timer is unref'd
     /// so it never keeps the loop alive on shutdown. Control loop only.
