@@ -6,7 +6,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/prctl.h>
-#include <time.h>
 
 /* SIG_IGN does not import into Swift: a proxy must ignore SIGPIPE or a write to a closed peer kills it. */
 static inline void lb_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }

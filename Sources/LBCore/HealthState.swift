@@ -86,13 +86,13 @@ public struct HealthState: Sendable, Equatable {
         return .none
     }
 
-    /// Total time spent down, including the current down period if the server is down now.
     /// Milliseconds since the state last changed, counting from `start` at the earliest (a record that never
     /// changed was created at time 0, before the balancer's clock started).
     public func msSinceChange(now: UInt64, notBefore start: UInt64) -> UInt64 {
         now.saturatingSubtract(max(lastChangeAt, start))
     }
 
+    /// Total time spent down, including the current down period if the server is down now.
     public func downtimeMs(now: UInt64) -> UInt64 {
         isUp ? endedDowntimeMs : endedDowntimeMs + now.saturatingSubtract(lastChangeAt)
     }

@@ -25,7 +25,7 @@ public struct RoutingConfig: Equatable, Sendable {
     /// Ring points per weight unit (`ring` only).
     public var vnodes: Int
     /// Ring positions probed per key (`ring` only); the point nearest after any probe wins. 1 is classic
-    /// ketama; more probes even out the keyspace shares at the cost of one binary search each.
+    /// ketama; more probes even out the keyspace shares at the cost of one more point lookup each.
     public var ringProbes: Int
     /// Lookup table size, a prime (`maglev` only).
     public var maglevTableSize: Int
@@ -33,7 +33,8 @@ public struct RoutingConfig: Equatable, Sendable {
     public var boundedLoad: Double?
 
     public static let defaultRingProbes = 3
-    /// Accepted `ringProbes`: each probe is one binary search, so more than 8 only costs lookup time.
+    /// Accepted `ringProbes`: each probe is one more point lookup, and past 8 the shares barely even out
+    /// further, so more only costs lookup time.
     public static let ringProbeRange = 1...8
 
     public init(

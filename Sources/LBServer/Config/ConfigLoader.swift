@@ -22,8 +22,7 @@ import LBCore
 public enum ConfigLoader {
     static let topLevelKeys = [
         "listen", "workers", "admin", "routing", "servers", "health_check", "retries", "timeouts", "limits",
-        "forwarding", "access_log", "stats", "busy_polls",
-        "coalesce_us",
+        "forwarding", "access_log", "stats", "busy_polls", "coalesce_us",
     ]
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
