@@ -17,6 +17,18 @@ public struct ForwardingOptions: Sendable, Equatable {
         self.forwarded = forwarded
         self.requestID = requestID
     }
+
+    /// True for a field the proxy writes itself (merged with the client's values) when its option is on, so
+    /// the client's own lines of it are not copied.
+    func replaces(_ known: KnownHeader) -> Bool {
+        switch known {
+        case .xForwardedFor: return xForwardedFor
+        case .xForwardedProto: return xForwardedProto
+        case .xForwardedHost: return xForwardedHost
+        case .forwarded: return forwarded
+        default: return false
+        }
+    }
 }
 
 /// Serialises heads for forwarding. Everything is appended to `out`; nothing else is allocated when `out`
@@ -52,16 +64,14 @@ public enum HeadWriter {
                     run.flush(before: f, p, &out)
                     continue
                 }
-                switch f.known {
-                case .host:
+                if f.known == .host {
                     sawHost = true
                     run.flush(before: f, p, &out)
                     appendHost(p, head, &out)
-                case .xForwardedFor where options.xForwardedFor: run.flush(before: f, p, &out)
-                case .xForwardedProto where options.xForwardedProto: run.flush(before: f, p, &out)
-                case .xForwardedHost where options.xForwardedHost: run.flush(before: f, p, &out)
-                case .forwarded where options.forwarded: run.flush(before: f, p, &out)
-                default: run.keep(f)
+                } else if options.replaces(f.known) {
+                    run.flush(before: f, p, &out)
+                } else {
+                    run.keep(f)
                 }
             }
             run.flushAtEnd(p, &out)
