@@ -66,6 +66,14 @@ func lookups(_ s: RoutingSnapshot, count: Int, keys: UnsafeRawBufferPointer) {
     Sink.value &+= acc
 }
 
+/// Lookup p50 in ns: `batches` timed batches of 4,096 lookups after one warming batch.
+@MainActor func measureLookupNs(_ s: RoutingSnapshot, batches: Int = 300) -> Double {
+    keyBuffer.withUnsafeBytes { keys in
+        lookups(s, count: 4_096, keys: keys)  // warm caches
+        return Measure.p50NanosecondsPerOp(batches: batches, size: 4_096) { lookups(s, count: $0, keys: keys) }
+    }
+}
+
 /// The `--count-allocations` child: counts heap allocations around lookup loops and exits.
 @MainActor func countAllocations() -> Never {
     guard AllocationCount.install() else {
@@ -175,12 +183,7 @@ for (name, algorithm, weights) in cases where only.map({ name.contains($0) }) ??
         let s = build(list, config)
 
         // Lookup p50: fewer batches when each lookup scores every server.
-        let batchSize = 4_096
-        let batches = algorithm == .rendezvous ? max(10, 20_000 / n) : 300
-        let lookupNs = keyBuffer.withUnsafeBytes { keys in
-            lookups(s, count: batchSize, keys: keys)  // warm caches
-            return Measure.p50NanosecondsPerOp(batches: batches, size: batchSize) { lookups(s, count: $0, keys: keys) }
-        }
+        let lookupNs = measureLookupNs(s, batches: algorithm == .rendezvous ? max(10, 20_000 / n) : 300)
 
         let keys = algorithm == .rendezvous && n == 1000 ? slowKeyCount : keyCount
         let before = owners(s, keys: keys)
@@ -234,12 +237,6 @@ print("\nXXH3-64 of a 32-byte key alone: \(Measure.fixed(hashNs, 1)) ns")
 // Ring: balance at 100 equal servers by probes per key (160 points per server), then by points per server,
 // from exact keyspace shares and from 10M sampled keys. Also over 20 other id sets, since ring balance
 // depends on where the ids happen to hash.
-@MainActor func ringLookupNs(_ s: RoutingSnapshot) -> Double {
-    keyBuffer.withUnsafeBytes { keys in
-        lookups(s, count: 4_096, keys: keys)
-        return Measure.p50NanosecondsPerOp(batches: 300, size: 4_096) { lookups(s, count: $0, keys: keys) }
-    }
-}
 func exactBalance(_ s: RoutingSnapshot) -> Double { (s.keyspaceShares().max() ?? 0) * Double(s.servers.count) }
 func idSet(_ set: Int) -> [ServerSpec] {
     (0..<100).map { ServerSpec(id: "set\(set)-backend-\($0)", host: "10.1.\(set).\($0 + 1)", port: 80) }
@@ -256,7 +253,7 @@ for probes in 1...4 {
     var others = (1...20).map { exactBalance(build(idSet($0), config)) }
     others.sort()
     print(
-        "| \(probes) | \(Measure.fixed(ringLookupNs(s), 1)) | \(Measure.fixed(exactBalance(s), 4)) | "
+        "| \(probes) | \(Measure.fixed(measureLookupNs(s), 1)) | \(Measure.fixed(exactBalance(s), 4)) | "
             + "\(Measure.fixed(balance(owners(s), servers: s.servers), 4)) | "
             + "\(Measure.fixed((others[9] + others[10]) / 2, 4)), \(Measure.fixed(others[19], 4)) |")
 }
