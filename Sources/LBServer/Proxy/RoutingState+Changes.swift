@@ -18,9 +18,9 @@ extension RoutingState {
     /// between `self` with today's flags and `next` with the eligibility `eligibleNext` gives it. Servers are
     /// compared by id, so a reweighted `Backend` object still counts as the same server.
     ///
-    /// When every server is eligible on both sides this is exactly `RoutingSnapshot.movedFraction(to:)`
-    /// (exact for one-probe ring and for maglev, sampled otherwise). Otherwise (a server is down, draining, or about to be drained) the two
-    /// sides are sampled over a fixed set of key digests, walking candidates the way the proxy does, so a
+    /// When every server is eligible on both sides this is `RoutingSnapshot.movedFraction(to:)` (exact for a
+    /// one-probe ring and for maglev, sampled otherwise). When a server is down, draining, or about to be
+    /// drained, the two sides are sampled over a fixed set of key digests, walking candidates the way the proxy does, so a
     /// drain reports the share of keys the drained server was serving. Bounded load is not modelled.
     ///
     /// Control loop only (reads flags that only the control loop writes); allocates two small arrays.

@@ -143,7 +143,8 @@ extension AdminServer {
         }
         m.family("lb_health_last_change_seconds", .gauge, "Seconds since the server's health state last changed.")
         for (_, labels, _, _, h) in servers {
-            m.sample("lb_health_last_change_seconds", labels, Double(h.msSinceChange(now: now, notBefore: startedAtLoop)) / 1000)
+            let sinceChange = h.msSinceChange(now: now, notBefore: startedAtLoop)
+            m.sample("lb_health_last_change_seconds", labels, Double(sinceChange) / 1000)
         }
     }
 }

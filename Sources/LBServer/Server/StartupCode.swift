@@ -57,7 +57,9 @@ public enum StartupCode {
             guard let first = fields.first else { continue }
             if first.hasSuffix(":") {
                 // A line of the current mapping's block.
-                if inMatch, first == "Anonymous:", fields.count >= 2 { found[found.count - 1].privateKB += Int(fields[1]) ?? 1 }
+                if inMatch, first == "Anonymous:", fields.count >= 2 {
+                    found[found.count - 1].privateKB += Int(fields[1]) ?? 1
+                }
                 continue
             }
             // A header: "start-end perms offset major:minor inode path".
