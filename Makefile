@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps build run test test-tsan bench bench-close bench-core bench-idle bench-accesslog fuzz clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-core bench-idle bench-accesslog fuzz clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -38,17 +38,82 @@ run: build
 	echo "Ctrl-C stops it (kill -HUP $${pids[3]} reloads $(CONFIG))."; \
 	wait $${pids[3]}
 
-# The whole suite: unit tests of LBCore and LBServer, and integration tests that run the real binaries.
-test: deps
+# Tools some integration tests use; without them those tests skip rather than fail. .ci/run installs the same
+# packages (python3-requests and python3-yaml are added here only when python3 lacks the module). test-deps installs
+# what is missing when it runs as root or with password-less sudo, and otherwise says which tests will skip.
+# `make test INSTALL_TEST_DEPS=0` never installs anything.
+INSTALL_TEST_DEPS ?= 1
+test-deps: deps
+	@missing=""; \
+	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+		|| missing="$$missing chromium"; \
+	if ! command -v python3 >/dev/null; then missing="$$missing python3 python3-requests python3-yaml"; else \
+		python3 -c 'import requests' 2>/dev/null || missing="$$missing python3-requests"; \
+		python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; fi; \
+	if [ -n "$$missing" ] && [ "$(INSTALL_TEST_DEPS)" = 1 ]; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
+		if [ "$$SUDO" = no ]; then echo "test-deps: not root and no password-less sudo; not installing:$$missing"; \
+		else echo "test-deps: installing:$$missing"; \
+			$$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+				>/dev/null || echo "test-deps: apt-get install failed; the tests that need these packages will skip"; fi; \
+	fi; \
+	command -v ab >/dev/null || echo "test-deps: no ab (apache2-utils): RealClientTests' ApacheBench test will skip"; \
+	command -v promtool >/dev/null || echo "test-deps: no promtool (prometheus): the /metrics lint will skip"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+		|| echo "test-deps: no chromium: the dashboard browser test will skip"; \
+	if ! command -v python3 >/dev/null; then echo "test-deps: no python3: the Python client, desync corpus and one harness test will skip"; else \
+		python3 -c 'import requests' 2>/dev/null || echo "test-deps: python3 has no requests module: the Python client test will skip"; \
+		python3 -c 'import yaml' 2>/dev/null || echo "test-deps: python3 has no yaml module (PyYAML): the desync corpus tests will skip"; fi
+
+# The whole suite: unit tests of LBCore and LBServer, and integration tests that run the real binaries; then the
+# integration tests again with 2 workers. The closing line counts every test of both runs.
+test: test-deps
 	$(SWIFT) build
 	@set -o pipefail; LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; s1=$$?; \
 	echo "== the integration suite again, with 2 workers"; \
 	LB_TEST_WORKERS=2 LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --skip-build --disable-swift-testing --filter IntegrationTests \
 		2>&1 | tee .build/test-workers.log; s2=$$?; \
-	t=0; f=0; for log in .build/test.log .build/test-workers.log; do \
-		line=$$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" $$log | tail -1); \
-		t=$$((t + $$(echo "$$line" | awk '{print $$2}'))); f=$$((f + $$(echo "$$line" | awk '{print $$5}'))); done; \
-	echo; echo "tests: $$((t - f)) passed, $$f failed"; [ $$s1 = 0 ] && [ $$s2 = 0 ]
+	echo; $(TEST_SUMMARY) .build/test.log .build/test-workers.log; [ $$s1 = 0 ] && [ $$s2 = 0 ]
+
+# The closing lines of `make test` again, from its logs (or from TEST_LOGS).
+TEST_LOGS ?= .build/test.log .build/test-workers.log
+test-summary:
+	@$(TEST_SUMMARY) $(TEST_LOGS)
+
+# Reads XCTest logs and prints each skipped test with its reason, each failed test, then
+# `tests: N passed, N failed, N skipped` over all the logs. It counts the per-test result lines
+# (`Test Case 'Suite.test' passed|failed|skipped (...)`), not XCTest's `Executed N tests, with M failures` summaries:
+# M counts failed assertions (one test can fail several), the summary reads `with K tests skipped and M failures`
+# when tests skip, and a crashed run prints none. A test that started and never finished (the process died)
+# counts as failed. Where a log has the `All tests` / `Selected tests` summary, its test count is checked against
+# the lines counted. Result lines need not start a line: a test's output without a final newline runs into them.
+TEST_SUMMARY = awk ' \
+	BEGIN { q = "\047"; result = "Test Case " q "[^" q "]+" q " (started|passed \\(|failed \\(|skipped \\()" } \
+	FNR == 1 { total = "" } \
+	{ line = $$0; \
+	  while (match(line, result)) { \
+	    m = substr(line, RSTART, RLENGTH); line = substr(line, RSTART + RLENGTH); \
+	    name = substr(m, 12); sub(q ".*", "", name); key = FILENAME SUBSEP name; \
+	    if (m ~ /started$$/) { open[key] = 1; continue } \
+	    delete open[key]; counted[FILENAME]++; \
+	    if (m ~ /passed \($$/) passed++; \
+	    else if (m ~ /failed \($$/) { failed++; failures = failures "failed: " name " (" FILENAME ")\n" } \
+	    else skipped++ } } \
+	/ : Test skipped/ { why = $$0; sub(/^.* : Test skipped( - )?/, "", why); who = $$0; sub(/ : Test skipped.*$$/, "", who); \
+	  sub(/^.*: /, "", who); k = who ": " (why == "" ? "(no reason given)" : why); \
+	  if (!(k in seen)) { seen[k] = 1; skips = skips "skipped: " k "\n" } } \
+	/Test Suite .(All|Selected) tests. (passed|failed) at/ { total = FILENAME } \
+	total == FILENAME && match($$0, /Executed [0-9]+ tests?,/) { \
+	  executed[FILENAME] = substr($$0, RSTART + 9, RLENGTH - 9) + 0; total = "" } \
+	END { for (key in open) { split(key, part, SUBSEP); failed++; \
+	        failures = failures "failed: " part[2] " started and never finished (" part[1] ")\n" } \
+	      for (f in executed) if (executed[f] != counted[f] + 0) \
+	        printf "note: %s: XCTest reports %d tests executed, %d result lines counted\n", f, executed[f], counted[f]; \
+	      printf "%s%s", skips, failures; \
+	      printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped } \
+	'
 
 # The lock-free publication test under ThreadSanitizer.
 test-tsan: deps
