@@ -121,11 +121,11 @@ test-tsan: deps
 
 # HAProxy, nginx and lb side by side on loopback (needs ../shared/bench/peers.sh).
 bench: build
-	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3
 	bench/accesslog_overhead.sh "$(RELEASE_BIN)/lb-server" -d 8 --rounds 3
 
 bench-close: build
-	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" -d 10 --rounds 3 --close
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --close
 
 # Throughput with the access log on against off, in one run.
 bench-accesslog: build
