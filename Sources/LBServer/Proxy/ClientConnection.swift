@@ -1,60 +1,40 @@
 import CLibUV
 import LBCore
 
-/// One client connection: parses requests, routes each to a backend, streams the request and the response,
-/// and answers pipelined requests strictly in order (the next one is not parsed until the current response
-/// is complete). Bytes read but not yet usable stay in `pending` and reading stops, so one connection never
-/// holds more than one read buffer of unprocessed input.
-final class ClientConnection: TCPConnection, ListLinked {
-    enum Phase { case head, connecting, body, awaitingResponse, tunnel, closed }
-
+/// One client connection: the shell that carries an `Exchange` over a TCP stream. It reads, feeds the parser
+/// and the exchange, and performs the exchange's actions in order; every decision is the exchange's. Requests
+/// are answered strictly in order: the next head is not parsed until the current exchange is over. Bytes read
+/// but not yet usable stay in `pending` and reading stops, so one connection never holds more than one read
+/// buffer of unprocessed input.
+///
+/// No call re-enters the parse loop: upstream events arrive from libuv callbacks only (an upstream reports a
+/// failure from its close callback, never from inside a call this connection made), and performing an action
+/// never starts a parse; an action that lets the parser go on sets `resumeInput` instead.
+final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
     unowned(unsafe) let worker: Worker
     var parser: HTTPParser
-    private var phase = Phase.head
+    private var exchange: Exchange
+    /// The actions of the event being handled, performed in order (reused: no allocation per event).
+    private var actions: [ExchangeAction] = []
     /// Unconsumed input, kept while the current exchange cannot take it.
     private var pending: [UInt8] = []
     private var clientAddress: [UInt8] = []
-
-    // The current exchange.
-    private var routing: RoutingState?
-    private var upstream: UpstreamConnection?
-    private var backendIndex = -1
-    private var tried: [Int] = []
-    private var keyHash: UInt64 = 0
-    private var outgoingHead: [UInt8] = []
-    private var method = HTTPMethod.get
-    private var versionMinor = 1
-    private var requestChunked = false
-    private var requestHasBody = false
-    private var requestComplete = false
-    private var isUpgradeRequest = false
-    private var responseStarted = false
-    private var responseComplete = false
-    private var responseChunked = false
-    private var keepAlive = true
+    /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
+    private var resumeInput = false
     private var peerClosedWrite = false
     private var readPausedForBackpressure = false
-    // Measurements of the current exchange (uv_hrtime nanoseconds).
-    private var exchangeActive = false
-    private var requestStart: UInt64 = 0
+
+    // The current exchange's routing and upstream.
+    private var routing: RoutingState?
+    private var upstream: UpstreamConnection?
+    private var upstreamSlot: WorkerBackend?
+    private var keyHash: UInt64 = 0
+    private var outgoingHead: [UInt8] = []
     /// Loop time (ms) when the first byte of the head being read arrived, for the access-log line of a
     /// rejected head: the loop's cached clock, so the data path pays no clock read for it.
     private var headStartMs: UInt64 = 0
-    private var requestSentAt: UInt64 = 0
-    private var connectNanos: UInt64?
-    private var responseNanos: UInt64?
-    private var responseStatus = 0
-    private var responseBytes: UInt64 = 0
-    private var servedBy: Backend?
-    /// What the client gets if no candidate is left: 503 when nothing was tried (or every connect was refused),
-    /// else what the last attempt's failure means (502 bad/closed response, 504 timeout).
-    private var failureStatus = 503
-    /// The proxy answered `Expect: 100-continue` itself, so a backend's own 100 is not passed on twice.
-    private var sentContinue = false
-    /// True while `process` runs, so completion paths know whether a parse loop will go on by itself.
-    private var inProcess = false
 
-    /// The timeout of the current phase, checked by the worker's sweep.
+    /// The client-side timeout (idle between requests, or the head's deadline), checked by the worker's sweep.
     private var timer = ConnectionTimer()
 
     var listPrev: ClientConnection?
@@ -64,104 +44,77 @@ final class ClientConnection: TCPConnection, ListLinked {
     init(worker: Worker) {
         self.worker = worker
         parser = HTTPParser(kind: .request, limits: worker.settings.limits)
+        exchange = Exchange(retries: worker.settings.retries)
+        actions.reserveCapacity(16)
         super.init(loop: worker.loop)
     }
 
     func start() {
         uv_tcp_nodelay(handle, 1)
         peerAddress(into: &clientAddress)
-        setIdleDeadline()
+        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
         startReading()
     }
 
     private var settings: ProxySettings { worker.settings }
 
-    private func setIdleDeadline() {
-        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
-    }
-
-    // MARK: reading and parsing
+    // MARK: input
 
     override func didRead(_ bytes: UnsafeRawBufferPointer) {
         worker.counters.bytesIn &+= UInt64(bytes.count)
-        if phase == .tunnel {
-            upstream?.timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
-            upstream?.append(bytes)
-            upstream?.flush()
-            applyBackpressureTowardUpstream()
-            return
-        }
-        if phase == .head {
-            timer.headStarted(now: loop.now, limits: worker.timerLimits)
-            if parser.isBetweenMessages && pending.isEmpty { headStartMs = loop.now }
-        }
-        let used = process(bytes)
-        if used < bytes.count && !isClosing {
-            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
-            stopReading()
+        if exchange.state == .tunnel {
+            upstream?.tunnel(bytes)
+        } else {
+            if exchange.isIdle {
+                timer.headStarted(now: loop.now, limits: worker.timerLimits)
+                if parser.isBetweenMessages && pending.isEmpty { headStartMs = loop.now }
+            }
+            let used = run(bytes)
+            if used < bytes.count && !isClosing {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[used...]))
+                stopReading()
+            }
         }
         upstream?.flush()
         applyBackpressureTowardUpstream()
     }
 
-    /// Feeds `input` to the parser as far as the current exchange allows; returns how much was used.
-    private func process(_ input: UnsafeRawBufferPointer) -> Int {
-        let outer = inProcess
-        inProcess = true
-        defer { inProcess = outer }
+    /// The parse loop: feeds `input` to the parser and the exchange while the exchange reads, performing each
+    /// event's actions before the next; returns how much of `input` was used.
+    private func run(_ input: UnsafeRawBufferPointer) -> Int {
         var pos = 0
-        while !isClosing {
-            switch phase {
-            case .head:
-                switch parser.next(input, &pos) {
-                case .needMore:
-                    return pos
-                case .head:
-                    beginExchange()
-                case .error(let e):
-                    respondError(status: e.status, close: true)
-                    return input.count
-                case .body, .end:
-                    return pos  // not reachable in this phase
-                }
-            case .body:
-                switch parser.next(input, &pos) {
-                case .needMore:
-                    return pos
-                case .body(let range):
-                    // With no upstream (the proxy already answered) the rest of the body is discarded.
-                    if let up = upstream { forwardRequestBody(UnsafeRawBufferPointer(rebasing: input[range]), to: up) }
-                case .end:
-                    requestComplete = true
-                    if requestChunked { upstream?.append(HeadWriter.lastChunk) }
-                    if responseComplete {
-                        finishExchange()
-                        continue
-                    }
-                    phase = .awaitingResponse
-                    return pos
-                case .error(let e):
-                    // The request body broke its own framing: nothing more of it can be trusted.
-                    failExchange(status: e.status)
-                    return input.count
-                case .head:
-                    // The phase says a body is being read, so the parser cannot be at a new head.
-                    assertionFailure("request head while the previous request's body was expected")
-                    return pos
-                }
-            case .connecting, .awaitingResponse, .tunnel, .closed:
+        while !isClosing && exchange.readsRequest {
+            let event = parser.next(input, &pos)
+            switch event {
+            case .needMore:
                 return pos
+            case .head:
+                beginExchange()
+            case .body(let range):
+                if exchange.bodyGoesUpstream, let up = upstream {
+                    up.sendBody(UnsafeRawBufferPointer(rebasing: input[range]), chunked: exchange.request.chunked)
+                }
+            case .end:
+                exchange.requestEnd(&actions)
+            case .error(let e):
+                if exchange.isIdle { exchange.rejectHead(status: e.status, &actions) } else {
+                    exchange.requestFailed(status: e.status, &actions)
+                }
+                perform()
+                return input.count
             }
+            perform()
         }
-        return input.count
+        resumeInput = false
+        return isClosing ? input.count : pos
     }
 
     /// Replays bytes kept in `pending` once the exchange can take them, then resumes reading.
     private func drainPending() {
-        // Always run the parser, even on no bytes: a body-less request ends right after its head.
+        resumeInput = false
         var buf = pending
         pending = []
-        let used = buf.withUnsafeBytes { process($0) }
+        let used = buf.withUnsafeBytes { run($0) }
         if isClosing { return }
         upstream?.flush()
         if used < buf.count {
@@ -171,298 +124,239 @@ final class ClientConnection: TCPConnection, ListLinked {
         }
         buf.removeAll(keepingCapacity: true)
         pending = buf
-        if !readPausedForBackpressure && phase != .closed && !peerClosedWrite {
-            startReading()
-        }
+        if !readPausedForBackpressure && !peerClosedWrite && exchange.state != .done { startReading() }
     }
 
     override func didReadEnd(_ error: UVError) {
         peerClosedWrite = true
-        switch phase {
-        case .head where parser.isBetweenMessages && pending.isEmpty:
-            close()
-        case .awaitingResponse,
-             .connecting where !requestHasBody:
-            // Half-close after a complete request: still deliver the response, then close. (A body-less request
-            // waiting for its connect is complete too; with a body, EOF here would truncate it.)
-            keepAlive = false
-        case .tunnel:
-            upstream?.closeAfterFlush()
-            closeAfterFlush()
-        default:
-            close()
-        }
+        exchange.clientEOF(&actions)
+        settle()
     }
-
-    // MARK: routing
 
     private func beginExchange() {
         let head = parser.head
         worker.counters.requests &+= 1
         worker.counters.inFlight += 1
-        exchangeActive = true
-        requestStart = worker.clock()
-        connectNanos = nil
-        responseNanos = nil
-        responseStatus = 0
-        responseBytes = 0
-        servedBy = nil
-        failureStatus = 503
-        sentContinue = false
-        method = head.method
-        versionMinor = head.versionMinor
-        keepAlive = head.keepAlive && !worker.isDraining
-        requestChunked = head.framing == .chunked
-        requestHasBody = head.framing != .none && head.framing != .contentLength(0)
-        requestComplete = false
-        responseStarted = false
-        responseComplete = false
-        isUpgradeRequest = head.isUpgrade
-        tried.removeAll(keepingCapacity: true)
         timer.enter(.none, now: 0, limits: worker.timerLimits)
-        if method == .connect {
-            respondError(status: 405, close: true)
-            return
-        }
-        let state = worker.routing.load()
-        routing = state
-        keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
-                                  snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
-        outgoingHead.removeAll(keepingCapacity: true)
-        _ = clientAddress.withUnsafeBytes { addr in
-            HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
-                                    options: settings.forwarding, into: &outgoingHead)
-        }
-        dispatch()
+        routing = nil
+        exchange.begin(RequestFacts(head), draining: worker.isDraining, now: worker.clock(), &actions)
     }
 
-    /// Sends the request to the best remaining candidate: a pooled connection if one is idle, else a new one.
-    private func dispatch() {
-        guard let state = routing else { return }
-        let backends = state.backends
-        // Bounded load when configured; otherwise this is the plain first-eligible pick.
-        let pick = state.snapshot.pick(
-            forKeyHash: keyHash,
-            isEligible: { i in backends[i].isEligible && !tried.contains(i) },
-            load: { i in backends[i].perWorker[worker.id].inFlight }, totalLoad: worker.upstreamInFlight)
-        guard let index = pick, tried.count <= settings.retries else {
-            if failureStatus == 503 { worker.counters.noServer &+= 1 }
-            respondError(status: failureStatus, close: !requestComplete && requestHasBody)
-            return
+    // MARK: carrying out the exchange's actions
+
+    /// Performs the queued actions in order; an action may feed the exchange, which queues more.
+    private func perform() {
+        var i = 0
+        while i < actions.count {
+            let action = actions[i]
+            i += 1
+            perform(action)
         }
-        tried.append(index)
-        backendIndex = index
-        let backend = backends[index]
-        let slot = backend.perWorker[worker.id]
-        slot.stats.requests &+= 1
-        slot.inFlight += 1
-        worker.upstreamInFlight += 1
-        servedBy = backend
-        while let up = slot.idle.popLast() {
-            if up.isClosing { continue }
-            slot.stats.reused &+= 1
-            upstream = up
-            sendHead()
-            return
-        }
-        let up = UpstreamConnection(worker: worker, backend: backend)
-        upstream = up
-        up.client = self
-        phase = .connecting
-        up.open()
+        actions.removeAll(keepingCapacity: true)
     }
 
-    private func sendHead() {
-        guard let up = upstream else { return }
-        up.attach(to: self, method: method)
-        up.slot.stats.bytesOut &+= UInt64(outgoingHead.count)
-        requestSentAt = worker.clock()
-        // RFC 9110 §10.1.1: the client waits for 100 before its body; say it as soon as a backend is ready,
-        // so neither side waits on the other (the Expect field itself is forwarded).
-        if parser.head.expectContinue && versionMinor >= 1 && requestHasBody && !sentContinue {
-            sentContinue = true
+    /// After an event from outside the parse loop: perform, then let the parser go on if an action allowed it.
+    private func settle() {
+        perform()
+        if resumeInput && !isClosing { drainPending() }
+        upstream?.flush()
+        flush()
+    }
+
+    private func perform(_ action: ExchangeAction) {
+        switch action {
+        case .pick:
+            pick()
+        case .writeContinue:
             append(ClientConnection.continueResponse)
             flush()
-        }
-        up.append(outgoingHead)
-        if requestComplete {
-            // A replay or retry of a request already read whole: what is pending is the next request.
-            phase = .awaitingResponse
-        } else {
-            phase = .body
-            // Inside `process` (a pooled backend answered at once) the running parse loop reads the body on.
-            if !inProcess { drainPending() }
-        }
-        up.flush()
-    }
-
-    private func forwardRequestBody(_ bytes: UnsafeRawBufferPointer, to up: UpstreamConnection) {
-        if bytes.isEmpty { return }
-        if requestChunked { up.appendChunk(bytes) } else { up.append(bytes) }
-        up.slot.stats.bytesOut &+= UInt64(bytes.count)
-        // The response timeout counts from the last request byte sent, so a long upload is not cut short.
-        up.timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
-    }
-
-    // MARK: events from the upstream side
-
-    func upstreamConnected(_ up: UpstreamConnection, connectNanos: UInt64) {
-        guard up === upstream else { return }
-        self.connectNanos = connectNanos
-        sendHead()
-    }
-
-    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-
-    func upstreamConnectFailed(_ up: UpstreamConnection, timedOut: Bool) {
-        guard up === upstream else { return }
-        upstream = nil
-        if timedOut { failureStatus = 504 }
-        up.slot.stats.redispatches &+= 1
-        up.backend.recordPassiveFailure()
-        endInFlight()
-        // Nothing was sent: any method may move to the next candidate.
-        dispatch()
-    }
-
-    /// RFC 9110 §9.2.2: a request the client could have sent twice itself.
-    private var isIdempotent: Bool {
-        switch method {
-        case .get, .head, .options, .trace, .put, .delete: return true
-        default: return false
-        }
-    }
-
-    func upstreamFailed(_ up: UpstreamConnection, cause: UpstreamFailure) {
-        guard up === upstream else { return }
-        upstream = nil
-        endInFlight()
-        // A reused connection closed before any byte is the keep-alive race, not a sick server.
-        if !(cause == .closedBeforeResponse && up.wasReused) && !worker.isDraining {
-            up.backend.recordPassiveFailure()
-        }
-        let status = cause == .timeout ? 504 : 502
-        if !responseStarted {
-            // The keep-alive race: a pooled connection the backend had closed. Nothing was processed, so a
-            // request whose body we never streamed may be replayed on a fresh connection.
-            let replayable = !requestHasBody && requestComplete
-            if cause == .closedBeforeResponse && up.wasReused && replayable {
-                tried.removeLast()
-                phase = .connecting
-                dispatch()
-                return
+        case .sendRequestHead:
+            guard let up = upstream else { return }
+            up.attach(to: self, method: exchange.request.method)
+            up.sendHead(outgoingHead)
+            resumeInput = true
+        case .sendLastChunk:
+            upstream?.send(HeadWriter.lastChunk)
+        case .writeInterim:
+            guard let up = upstream else { return }
+            HeadWriter.writeResponse(up.parser.head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
+            flush()
+        case .responseStarted(let server):
+            worker.counters.responses.count(exchange.record.status)
+            routing?.backends[server].slot(worker).responseStarted(exchange.record, recordLatency: settings.recordLatency)
+        case .writeResponseHead(let keepAlive, let chunked):
+            guard let up = upstream else { return }
+            HeadWriter.writeResponse(up.parser.head, keepAlive: keepAlive, clientVersionMinor: exchange.request.versionMinor,
+                                     chunked: chunked, into: &out)
+        case .endChunkedResponse:
+            append(HeadWriter.lastChunk)
+        case .releaseUpstream(let reusable):
+            detachUpstream()?.release(reusable: reusable)
+            flush()
+        case .dropUpstream:
+            guard let up = detachUpstream() else { return }
+            up.owner = nil
+            up.close()
+        case .passive(let server, let success):
+            guard let backend = routing?.backends[server] else { return }
+            if success { backend.recordPassiveSuccess() } else { backend.recordPassiveFailure() }
+        case .countNoServer:
+            worker.counters.noServer &+= 1
+        case .countRetry(let server):
+            routing?.backends[server].slot(worker).stats.retries &+= 1
+        case .countRedispatch(let server):
+            routing?.backends[server].slot(worker).stats.redispatches &+= 1
+        case .respond(let status, let close):
+            worker.counters.responses.count(status)
+            worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
+            ErrorResponses.write(status: status, close: close, into: &out)
+            if !close { flush() }
+        case .log(let cause):
+            endExchange(cause: cause)
+        case .logRejectedHead(let status):
+            worker.accessLog?.log(nil, client: clientAddress, server: nil, entry: AccessLog.Entry(
+                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
+                totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
+        case .finished(let keepAlive):
+            routing = nil
+            if keepAlive && !peerClosedWrite {
+                timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
+                resumeInput = true
+            } else {
+                closeClient(afterFlush: true)
             }
-            // Reset, timeout or garbage before any response byte: an idempotent request whose body is empty
-            // moves to the next candidate (bounded by `retries`); the failed server counts the retry.
-            if replayable && isIdempotent && tried.count <= settings.retries {
-                up.slot.stats.retries &+= 1
-                failureStatus = status
-                phase = .connecting
-                dispatch()
-                return
-            }
-            failExchange(status: status)
-        } else {
-            // Part of the response is out: the client must see it was cut short.
-            endExchange(cause: .upstreamAborted)
+        case .closeClient(let afterFlush):
+            closeClient(afterFlush: afterFlush)
+        case .abortClient:
             abort()
-        }
-    }
-
-    /// A response head from the backend. Returns false when the head is not acceptable for this request (the
-    /// upstream then treats it as a bad response).
-    func responseHead(_ up: UpstreamConnection, _ head: HTTPHead) -> Bool {
-        guard up === upstream else { return true }
-        let status = head.status
-        // A 101 nobody asked for would turn the connection into an unparsed tunnel: a smuggling channel.
-        if status == 101 && !isUpgradeRequest { return false }
-        if status < 200 && status != 101 {
-            // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
-            if versionMinor >= 1 && !(status == 100 && sentContinue) {
-                HeadWriter.writeResponse(head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
-                flush()
+        case .startTunnel:
+            guard let up = upstream else { return }
+            flush()
+            // Bytes the client sent after its upgrade request belong to the tunnel.
+            if !pending.isEmpty {
+                pending.withUnsafeBytes { up.tunnel($0) }
+                pending.removeAll()
+                up.flush()
             }
-            return true
-        }
-        responseStarted = true
-        responseStatus = status
-        responseNanos = worker.clock() &- requestSentAt
-        if settings.recordLatency { up.slot.stats.responseLatency.record(nanos: responseNanos!) }
-        up.slot.stats.responses.count(status)
-        countStatus(status)
-        if status >= 500 { up.backend.recordPassiveFailure() } else { up.backend.recordPassiveSuccess() }
-        let noBody = method == .head || status == 204 || status == 304 || status == 101
-        responseChunked = false
-        if !noBody {
-            switch head.framing {
-            case .chunked, .closeDelimited:
-                if versionMinor >= 1 { responseChunked = true } else { keepAlive = false }
-            default:
-                break
-            }
-        }
-        if !requestComplete { keepAlive = false }
-        HeadWriter.writeResponse(head, keepAlive: keepAlive, clientVersionMinor: versionMinor,
-                                 chunked: responseChunked, into: &out)
-        return true
-    }
-
-    func responseBody(_ bytes: UnsafeRawBufferPointer) {
-        if responseChunked { appendChunk(bytes) } else { append(bytes) }
-        responseBytes &+= UInt64(bytes.count)
-        worker.counters.bytesOut &+= UInt64(bytes.count)
-        applyBackpressureTowardClient()
-    }
-
-    func responseEnd(_ up: UpstreamConnection, reusable: Bool) {
-        guard up === upstream else { return }
-        if responseChunked { append(HeadWriter.lastChunk) }
-        upstream = nil
-        endInFlight()
-        up.release(reusable: reusable && requestComplete)
-        flush()
-        responseComplete = true
-        endExchange(cause: .ok)
-        if requestComplete {
-            finishExchange()
-        } else {
-            // The backend answered before the request ended; keepAlive is already off: close once written.
-            phase = .closed
+            startReading()
+        case .closeTunnel:
+            upstream?.closeAfterFlush()
             closeAfterFlush()
         }
     }
 
-    func upgraded(_ up: UpstreamConnection) {
-        guard up === upstream else { return }
-        phase = .tunnel
-        flush()
-        // Bytes the client sent after its upgrade request belong to the tunnel.
-        if !pending.isEmpty {
-            up.append(pending)
-            pending.removeAll()
-            up.flush()
+    private func closeClient(afterFlush: Bool) {
+        // A client that never reads its last response is closed by the idle timeout.
+        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
+        if afterFlush { closeAfterFlush() } else { close() }
+    }
+
+    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// Sends the request to the best remaining candidate: a pooled connection if one is idle, else a new one.
+    private func pick() {
+        if routing == nil {
+            let state = worker.routing.load()
+            routing = state
+            let head = parser.head
+            keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
+                                      snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
+            outgoingHead.removeAll(keepingCapacity: true)
+            _ = clientAddress.withUnsafeBytes { addr in
+                HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
+                                        options: settings.forwarding, into: &outgoingHead)
+            }
         }
-        startReading()
+        guard let state = routing else { return }
+        let backends = state.backends
+        let tried = exchange.tried
+        // Bounded load when configured; otherwise this is the plain first-eligible pick.
+        let pick = state.snapshot.pick(
+            forKeyHash: keyHash,
+            isEligible: { i in backends[i].isEligible && !tried.contains(i) },
+            load: { i in backends[i].slot(self.worker).inFlight }, totalLoad: worker.upstreamInFlight)
+        guard let index = pick else {
+            exchange.noCandidate(&actions)
+            return
+        }
+        exchange.picked(server: index)
+        let slot = worker.beginUpstreamRequest(backends[index])
+        upstreamSlot = slot
+        if let up = slot.takeIdle() {
+            upstream = up
+            exchange.upstreamReady(connectNanos: nil, now: worker.clock(), &actions)
+            return
+        }
+        let up = UpstreamConnection(worker: worker, backend: backends[index])
+        upstream = up
+        up.owner = self
+        up.open()
     }
 
-    func tunnelData(_ bytes: UnsafeRawBufferPointer) {
-        append(bytes)
-        applyBackpressureTowardClient()
-    }
-
-    func tunnelEnded() {
+    /// Ends the link to the current upstream (it is released or closed by the caller) and its in-flight count.
+    private func detachUpstream() -> UpstreamConnection? {
+        // The upstream a back-pressure pause waited on is gone: reading resumes with the next exchange.
+        readPausedForBackpressure = false
+        if let slot = upstreamSlot { worker.endUpstreamRequest(slot) }
+        upstreamSlot = nil
+        let up = upstream
         upstream = nil
-        endInFlight()
-        endExchange(cause: .ok)
-        closeAfterFlush()
+        return up
     }
 
-    /// The upstream's write queue fell below the low-water mark: read the client again.
-    func upstreamDrained() {
-        if readPausedForBackpressure {
-            readPausedForBackpressure = false
-            if phase == .body || phase == .tunnel { drainPending() }
+    // MARK: events from the upstream side
+
+    func upstreamEvent(_ up: UpstreamConnection, _ event: UpstreamEvent) -> Bool {
+        switch event {
+        case .body(let bytes):
+            let chunked = exchange.responseBody(count: bytes.count)
+            if chunked { appendChunk(bytes) } else { append(bytes) }
+            worker.counters.bytesOut &+= UInt64(bytes.count)
+            applyBackpressureTowardClient()
+            return true
+        case .tunnelData(let bytes):
+            append(bytes)
+            applyBackpressureTowardClient()
+            return true
+        case .readDone:
+            flush()
+            return true
+        case .drained:
+            // The upstream's write queue fell below the low-water mark: read the client again.
+            if readPausedForBackpressure {
+                readPausedForBackpressure = false
+                if exchange.readsRequest || exchange.state == .tunnel { drainPending() }
+            }
+            return true
+        default:
+            break
         }
+        guard up === upstream else { return true }
+        var accepted = true
+        switch event {
+        case .connected(let nanos):
+            exchange.upstreamReady(connectNanos: nanos, now: worker.clock(), &actions)
+        case .head:
+            let head = up.parser.head
+            accepted = exchange.responseHead(status: head.status, framing: head.framing, now: worker.clock(), &actions)
+        case .end(let reusable):
+            exchange.responseEnd(reusable: reusable, &actions)
+        case .upgraded:
+            exchange.upgraded(&actions)
+        case .connectFailed(let timedOut):
+            _ = detachUpstream()
+            exchange.connectFailed(timedOut: timedOut, &actions)
+        case .failed(let cause):
+            _ = detachUpstream()
+            exchange.upstreamFailed(cause, wasReused: up.wasReused, &actions)
+        case .tunnelEnded:
+            _ = detachUpstream()
+            exchange.tunnelEnded(&actions)
+        case .body, .tunnelData, .readDone, .drained:
+            break
+        }
+        settle()
+        return accepted
     }
 
     override func didDrain() {
@@ -488,101 +382,25 @@ final class ClientConnection: TCPConnection, ListLinked {
 
     // MARK: finishing
 
-    private func endInFlight() {
-        // The upstream this pause waited on is gone: reading resumes with the next exchange.
-        readPausedForBackpressure = false
-        if let state = routing, backendIndex >= 0 {
-            state.backends[backendIndex].perWorker[worker.id].inFlight -= 1
-            worker.upstreamInFlight -= 1
-        }
-        backendIndex = -1
-    }
-
-    /// Request and response are both complete: go on with the next request, or close. Outside `process`
-    /// (an upstream event) kept input is replayed and reading resumes; inside it, the caller's loop goes on.
-    private func finishExchange() {
-        routing = nil
-        if !keepAlive || peerClosedWrite {
-            phase = .closed
-            timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)  // a client that never reads
-            closeAfterFlush()
-            return
-        }
-        phase = .head
-        setIdleDeadline()
-        if !inProcess { drainPending() }
-    }
-
-    /// Answers an error the proxy generated itself, when no response byte has gone out yet.
-    private func failExchange(status: Int) {
-        dropUpstream()
-        if responseStarted {
-            abort()
-            return
-        }
-        respondError(status: status, close: !requestComplete || !keepAlive)
-    }
-
-    /// Writes a response generated by the proxy. Without `close`, the rest of the request (if any) is read
-    /// and discarded and the connection goes on; the caller may be inside `process` or an upstream event.
-    private func respondError(status: Int, close: Bool) {
-        guard phase != .closed else { return }
-        responseStarted = true
-        responseComplete = true
-        responseStatus = status
-        countStatus(status)
-        worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
-        if !exchangeActive, let log = worker.accessLog {
-            // Rejected before a complete head (400, 414, 431, 408...): no exchange began, but the line is due.
-            log.log(nil, client: clientAddress, server: nil, entry: AccessLog.Entry(
-                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
-        }
-        endExchange(cause: .proxyResponse)
-        let shouldClose = close || !keepAlive
-        ErrorResponses.write(status: status, close: shouldClose, into: &out)
-        if shouldClose {
-            phase = .closed
-            keepAlive = false
-            timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)  // a client that never reads
-            closeAfterFlush()
-            return
-        }
-        flush()
-        if requestComplete {
-            finishExchange()
-        } else {
-            phase = .body  // no upstream: the body is discarded up to its end
-            if !inProcess { drainPending() }
-        }
-    }
-
-    @inline(__always)
-    private func countStatus(_ status: Int) {
-        worker.counters.responses.count(status)
-    }
-
     /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
     private func endExchange(cause: TerminationCause) {
-        guard exchangeActive else { return }
-        exchangeActive = false
         worker.counters.inFlight -= 1
-        let total = worker.clock() &- requestStart
+        let record = exchange.record
+        let total = worker.clock() &- record.start
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
-            log.log(parser.head, client: clientAddress, server: servedBy?.spec.id, entry: AccessLog.Entry(
-                status: responseStatus, bytes: responseBytes, retries: max(0, tried.count - 1),
-                connectNanos: connectNanos, responseNanos: responseNanos, totalNanos: total, cause: cause))
+            let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
+            log.log(parser.head, client: clientAddress, server: server, entry: AccessLog.Entry(
+                status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
+                connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
+                cause: cause))
         }
-        servedBy = nil
     }
 
     /// Graceful shutdown: idle connections close now, busy ones after their response.
     func drain() {
-        keepAlive = false
-        if phase == .head && parser.isBetweenMessages && pending.isEmpty {
-            close()
-        }
+        exchange.drain()
+        if exchange.isIdle && parser.isBetweenMessages && pending.isEmpty { close() }
     }
 
     func checkDeadline(now: UInt64) {
@@ -591,27 +409,19 @@ final class ClientConnection: TCPConnection, ListLinked {
         case .clientIdle:
             close()
         case .clientHeader:
-            if parser.isBetweenMessages && pending.isEmpty { close() } else { respondError(status: 408, close: true) }
+            if parser.isBetweenMessages && pending.isEmpty { close() } else {
+                exchange.rejectHead(status: 408, &actions)
+                settle()
+            }
         default:
             break
         }
     }
 
     override func didClose() {
-        phase = .closed
-        endExchange(cause: .clientAborted)
+        exchange.clientClosed(&actions)
+        perform()
         worker.clientClosed(self)
-        dropUpstream()
         routing = nil
-    }
-
-    /// Ends the link to the current upstream mid-exchange and closes it: a connection in the middle of an
-    /// exchange never returns to the pool.
-    private func dropUpstream() {
-        guard let up = upstream else { return }
-        upstream = nil
-        endInFlight()
-        up.client = nil
-        up.close()
     }
 }

@@ -1,25 +1,64 @@
 import CLibUV
 import LBCore
 
-/// A connection to one backend, owned by one worker. It carries one exchange at a time for its client and
+/// What an upstream connection tells the exchange it serves, through one entry point.
+enum UpstreamEvent {
+    /// The new connection is ready for the request head, `nanos` after the connect began.
+    case connected(nanos: UInt64)
+    /// A response head (interim or final) is in `parser.head`. The owner answers false to refuse it.
+    case head
+    case body(UnsafeRawBufferPointer)
+    /// The response is complete; `reusable` when it was cleanly framed and the connection may serve again.
+    case end(reusable: Bool)
+    /// Everything one read produced was reported: the owner writes it out now, in one write.
+    case readDone
+    /// `101 Switching Protocols`: bytes pass through from now on.
+    case upgraded
+    case tunnelData(UnsafeRawBufferPointer)
+    /// The connect failed or timed out: nothing was sent. Reported from the close callback.
+    case connectFailed(timedOut: Bool)
+    /// The exchange failed after the head went out. Reported from the close callback.
+    case failed(UpstreamFailure)
+    /// A tunnel went quiet or its backend side closed. Reported from the close callback.
+    case tunnelEnded
+    /// The write queue fell below the low-water mark.
+    case drained
+}
+
+/// The side an upstream serves (a client connection today; an HTTP/2 stream could be another).
+protocol UpstreamOwner: AnyObject {
+    /// Returns false only to refuse a `.head`. Every other event's answer is ignored.
+    func upstreamEvent(_ up: UpstreamConnection, _ event: UpstreamEvent) -> Bool
+}
+
+/// A connection to one backend, owned by one worker. It carries one exchange at a time for its owner and
 /// returns to the backend's pool only after a complete, well-framed response (RFC 9112 §9.3 requires no
-/// more than that; anything odd discards it).
+/// more than that; anything odd discards it). It never reaches into its owner: it reports events.
 final class UpstreamConnection: TCPConnection, ListLinked {
     enum State { case connecting, active, idle, tunnel }
 
+    /// An end this connection decided on, reported to the owner from the close callback, so that an owner is
+    /// never called back from inside one of its own calls.
+    private enum EndReport { case connectFailed(timedOut: Bool), failed(UpstreamFailure), tunnelEnded }
+
     unowned(unsafe) let worker: Worker
     let backend: Backend
+    /// This worker's pool and counters for `backend`; the backend outlives its connections.
     unowned(unsafe) let slot: WorkerBackend
-    /// The client this exchange belongs to. Cleared by whichever side ends the link first.
-    unowned(unsafe) var client: ClientConnection?
+    /// The exchange this connection serves. Lifetime rule: whichever side ends the link clears it first. The
+    /// owner clears it (or releases this connection, which clears it) before it closes; this connection
+    /// clears it before reporting an end. A ClientConnection drops its upstream in its own close callback, so
+    /// the owner is alive whenever this is set.
+    unowned(unsafe) var owner: UpstreamOwner?
     var parser: HTTPParser
     private(set) var state = State.connecting
     /// True once it has served a response: a failure before the first response byte may be the keep-alive
     /// race (the backend closed it while idle), which is safe to replay for a body-less request.
     private(set) var wasReused = false
     private(set) var receivedAny = false
+    private var endReport: EndReport?
     /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
-    var timer = ConnectionTimer()
+    private var timer = ConnectionTimer()
     private var connectStartedNanos: UInt64 = 0
 
     var listPrev: UpstreamConnection?
@@ -29,7 +68,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     init(worker: Worker, backend: Backend) {
         self.worker = worker
         self.backend = backend
-        slot = backend.perWorker[worker.id]
+        slot = backend.slot(worker)
         parser = HTTPParser(kind: .response, limits: worker.settings.limits)
         super.init(loop: worker.loop)
         uv_tcp_nodelay(handle, 1)
@@ -37,9 +76,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
 
     func open() {
         worker.upstreamOpened(self)
-        slot.activeConnections += 1
-        slot.stats.peakConnections = max(slot.stats.peakConnections, slot.activeConnections)
-        slot.stats.connectsOpened &+= 1
+        slot.connectionOpened()
         connectStartedNanos = worker.clock()
         timer.enter(.upstreamConnect, now: loop.now, limits: worker.timerLimits)
         backend.address.withSockaddr { connect(to: $0) }
@@ -47,18 +84,41 @@ final class UpstreamConnection: TCPConnection, ListLinked {
 
     // MARK: exchange
 
-    /// Binds this connection to `client` for one exchange; the request head follows.
-    func attach(to client: ClientConnection, method: HTTPMethod) {
-        self.client = client
+    /// Binds this connection to `owner` for one exchange; the request head follows.
+    func attach(to owner: UpstreamOwner, method: HTTPMethod) {
+        self.owner = owner
         receivedAny = false
         parser.expectResponse(to: method)
         if state == .idle { state = .active }
         if state == .active { timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits) }
     }
 
+    func sendHead(_ head: [UInt8]) {
+        slot.stats.bytesOut &+= UInt64(head.count)
+        append(head)
+    }
+
+    /// Request body bytes, as a chunk when the request is chunked. Empty input sends nothing (an empty chunk
+    /// would end the body).
+    func sendBody(_ bytes: UnsafeRawBufferPointer, chunked: Bool) {
+        if bytes.isEmpty { return }
+        if chunked { appendChunk(bytes) } else { append(bytes) }
+        slot.stats.bytesOut &+= UInt64(bytes.count)
+        // The response timeout counts from the last request byte sent, so a long upload is not cut short.
+        timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
+    }
+
+    func send(_ bytes: [UInt8]) { append(bytes) }
+
+    /// Client bytes of an upgraded connection.
+    func tunnel(_ bytes: UnsafeRawBufferPointer) {
+        timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
+        append(bytes)
+    }
+
     /// Ends the link after a complete response. Returns it to the pool when `reusable`.
     func release(reusable: Bool) {
-        client = nil
+        owner = nil
         wasReused = true
         // Back-pressure may have paused reading mid-response: an idle pooled connection must read again (to
         // see the backend close it, and to get the next response).
@@ -74,12 +134,6 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         }
     }
 
-    /// Tunnel mode after `101 Switching Protocols`: bytes pass through unparsed.
-    func becomeTunnel() {
-        state = .tunnel
-        timer.enter(.tunnelIdle, now: loop.now, limits: worker.timerLimits)
-    }
-
     func closeIfIdle() {
         if state == .idle { close() }
     }
@@ -92,49 +146,30 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         case .upstreamIdle:
             close()
         case .upstreamConnect:
-            failConnect(timedOut: true)
+            end(.connectFailed(timedOut: true))
         case .upstreamResponse:
-            failExchange(.timeout)
+            end(.failed(.timeout))
         case .tunnelIdle:
-            endTunnel()
+            end(.tunnelEnded)
         }
     }
 
-    // MARK: ending the link
-    // Each detaches the client before closing, so `didClose` does not report the same end a second time, and
-    // tells the client only after the close (it may open the next connection at once).
-
-    /// The connect failed or timed out: nothing was sent.
-    private func failConnect(timedOut: Bool) {
-        slot.stats.connectErrors &+= 1
-        let c = client
-        client = nil
+    /// Closes and tells the owner why once the close completes. A connection is never pooled after this.
+    private func end(_ report: EndReport) {
+        switch report {
+        case .connectFailed: slot.stats.connectErrors &+= 1
+        case .failed: slot.stats.responseErrors &+= 1
+        case .tunnelEnded: break
+        }
+        if endReport == nil { endReport = report }
         close()
-        c?.upstreamConnectFailed(self, timedOut: timedOut)
-    }
-
-    /// The backend failed the exchange (garbage, reset, silence): the connection is dropped, never pooled.
-    private func failExchange(_ cause: UpstreamFailure) {
-        slot.stats.responseErrors &+= 1
-        let c = client
-        client = nil
-        close()
-        c?.upstreamFailed(self, cause: cause)
-    }
-
-    /// Either side of a tunnel went quiet or away.
-    private func endTunnel() {
-        let c = client
-        client = nil
-        close()
-        c?.tunnelEnded()
     }
 
     // MARK: TCPConnection hooks
 
     override func didConnectResult(_ status: Int32) {
         if status < 0 {
-            failConnect(timedOut: false)
+            end(.connectFailed(timedOut: false))
             return
         }
         state = .active
@@ -142,77 +177,78 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         startReading()
         let took = worker.clock() &- connectStartedNanos
         if worker.settings.recordLatency { slot.stats.connectLatency.record(nanos: took) }
-        client?.upstreamConnected(self, connectNanos: took)
+        _ = owner?.upstreamEvent(self, .connected(nanos: took))
     }
 
     override func didRead(_ bytes: UnsafeRawBufferPointer) {
         slot.stats.bytesIn &+= UInt64(bytes.count)
-        guard let client else {
+        guard let owner else {
             // Bytes on an idle pooled connection are not a response to anything: discard the connection.
             close()
             return
         }
-        // Whatever this read produced for the client goes out now, in one write: a streamed response (or tunnel
-        // traffic) must not wait for its end, or for the high-water mark, to reach the client.
-        defer { client.flush() }
+        // Whatever this read produced goes out now, in one write: a streamed response (or tunnel traffic) must
+        // not wait for its end, or for the high-water mark, to reach the client.
+        defer { _ = owner.upstreamEvent(self, .readDone) }
         if state == .tunnel {
             timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
-            client.tunnelData(bytes)
+            _ = owner.upstreamEvent(self, .tunnelData(bytes))
             return
         }
         receivedAny = true
         // Until the response is complete, silence from the backend is what times out (head or body alike).
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         var pos = 0
-        // The client may end the link from any of these calls (e.g. its socket failed): re-check each turn.
-        while self.client != nil, !isClosing {
+        // The owner may end the link from any of these events: re-check each turn.
+        while self.owner != nil, !isClosing {
             switch parser.next(bytes, &pos) {
             case .needMore:
                 return
             case .head:
-                if !client.responseHead(self, parser.head) {
-                    failExchange(.badResponse)
+                if !owner.upstreamEvent(self, .head) {
+                    end(.failed(.badResponse))
                     return
                 }
             case .body(let range):
-                client.responseBody(UnsafeRawBufferPointer(rebasing: bytes[range]))
+                _ = owner.upstreamEvent(self, .body(UnsafeRawBufferPointer(rebasing: bytes[range])))
             case .end:
                 if parser.isUpgraded {
-                    becomeTunnel()
-                    client.upgraded(self)
+                    state = .tunnel
+                    timer.enter(.tunnelIdle, now: loop.now, limits: worker.timerLimits)
+                    _ = owner.upstreamEvent(self, .upgraded)
                     if pos < bytes.count {
-                        client.tunnelData(UnsafeRawBufferPointer(rebasing: bytes[pos...]))
+                        _ = owner.upstreamEvent(self, .tunnelData(UnsafeRawBufferPointer(rebasing: bytes[pos...])))
                     }
                     return
                 }
                 if parser.head.status < 200 { continue }  // an interim response; the final one follows
                 // Extra bytes after a complete response can only be garbage or an attack: never reuse.
                 let clean = pos == bytes.count && parser.head.keepAlive
-                client.responseEnd(self, reusable: clean)
+                _ = owner.upstreamEvent(self, .end(reusable: clean))
                 return
             case .error:
-                failExchange(.badResponse)
+                end(.failed(.badResponse))
                 return
             }
         }
     }
 
     override func didReadEnd(_ error: UVError) {
-        guard let client else {
+        guard let owner else {
             close()
             return
         }
         if state == .tunnel {
-            endTunnel()
+            end(.tunnelEnded)
             return
         }
         if error.isEOF, case .end = parser.finish() {
             // A close-delimited response ends here.
-            client.responseEnd(self, reusable: false)
+            _ = owner.upstreamEvent(self, .end(reusable: false))
             close()
             return
         }
-        failExchange(receivedAny ? .truncated : .closedBeforeResponse)
+        end(.failed(receivedAny ? .truncated : .closedBeforeResponse))
     }
 
     override func didDrain() {
@@ -220,28 +256,25 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         if timer.phase == .upstreamResponse {
             timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         }
-        if let client, writeQueueBytes <= worker.settings.lowWater {
-            client.upstreamDrained()
+        if let owner, writeQueueBytes <= worker.settings.lowWater {
+            _ = owner.upstreamEvent(self, .drained)
         }
     }
 
     override func didClose() {
         worker.upstreamClosed(self)
-        slot.activeConnections -= 1
-        if state == .idle, let i = slot.idle.firstIndex(where: { $0 === self }) {
-            slot.idle.remove(at: i)
+        slot.connectionClosed(self, wasIdle: state == .idle)
+        guard let owner else { return }
+        self.owner = nil
+        let event: UpstreamEvent
+        switch endReport {
+        case .connectFailed(let timedOut)?: event = .connectFailed(timedOut: timedOut)
+        case .failed(let cause)?: event = .failed(cause)
+        case .tunnelEnded?: event = .tunnelEnded
+        case nil:
+            // Closed under an exchange (write failure): the owner decides what its client sees.
+            event = .failed(receivedAny ? .truncated : .closedBeforeResponse)
         }
-        if let c = client {
-            // Closed under an exchange (write failure): the client decides what the client sees.
-            client = nil
-            c.upstreamFailed(self, cause: receivedAny ? .truncated : .closedBeforeResponse)
-        }
+        _ = owner.upstreamEvent(self, event)
     }
-}
-
-enum UpstreamFailure {
-    case closedBeforeResponse
-    case truncated
-    case badResponse
-    case timeout
 }

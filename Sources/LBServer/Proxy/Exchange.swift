@@ -1,0 +1,511 @@
+/// One request and its response as a pure state machine: it is fed what happened (a request head, the end of
+/// the request body, an upstream connected or failed, a response head, the client's EOF...) and appends what
+/// to do next to an action list, which the connection carrying it performs in order. It does no I/O, reads no
+/// clock (times come in with the events) and knows no socket, worker or loop, so the same exchange serves
+/// whatever carries the bytes (a TCP socket today; a TLS session or an HTTP/2 stream later) and a unit test
+/// can run any exchange as a short script of events.
+///
+/// The caller owns the routing (which candidate, which pooled connection), the bytes and the stats; the
+/// exchange owns every decision: when the request body may be read, when the response may keep the
+/// connection, whether a failure is retried, replayed or answered, and how each exchange is logged (once).
+///
+/// Action lists are reused by the caller, so an event allocates nothing.
+struct Exchange {
+    /// How far the request has been read.
+    enum Request: Equatable {
+        /// A body follows the head, but no upstream has the head yet: the body stays unread in the socket.
+        case held
+        /// The parser may read on: body bytes (if any) go to the upstream, or are discarded once answered.
+        case streaming
+        /// The parser delivered the request's end.
+        case complete
+    }
+
+    enum Response: Equatable {
+        case awaitingHead
+        /// The response head went to the client; its body is re-framed as chunked when `chunked`.
+        case streaming(chunked: Bool)
+    }
+
+    /// Every state carries exactly what is valid in it; `idle` is between exchanges.
+    enum State: Equatable {
+        case idle
+        /// A candidate was picked (or is being picked) and its connection is not ready yet.
+        case connecting(Request)
+        /// An upstream has the request head.
+        case forwarding(Request, Response)
+        /// The proxy answered itself and keeps the connection: the rest of the request body is discarded.
+        case answered(Request)
+        /// After `101 Switching Protocols`: bytes pass through unparsed until either side ends.
+        case tunnel
+        /// Over; the connection closes (after writing what is queued, or at once).
+        case done
+    }
+
+    private(set) var state = State.idle
+    private(set) var request = RequestFacts()
+    /// The response may leave the connection open for the next request.
+    private(set) var keepAlive = true
+    /// Servers tried for this request, in order (indexes into the routing state's backends).
+    private(set) var tried: [Int] = []
+    private(set) var record = ExchangeRecord()
+    /// At most `retries + 1` candidates are tried per request.
+    let retries: Int
+    /// What the client gets if no candidate is left: 503 when nothing was tried (or every connect was refused),
+    /// else what the last attempt's failure means (502 bad or closed response, 504 timeout).
+    private var failureStatus = 503
+    /// The proxy answered `Expect: 100-continue` itself, so a backend's own 100 is not passed on twice.
+    private var sentContinue = false
+    /// Graceful shutdown: failures then are the shutdown's, not the server's.
+    private var draining = false
+
+    init(retries: Int) {
+        self.retries = retries
+        tried.reserveCapacity(retries + 1)
+    }
+
+    // MARK: reading the request
+
+    /// True while the caller may feed request bytes: a next head when idle, else the current request's body.
+    var readsRequest: Bool {
+        switch state {
+        case .idle, .connecting(.streaming), .forwarding(.streaming, _), .answered(.streaming): return true
+        default: return false
+        }
+    }
+
+    var isIdle: Bool { state == .idle }
+
+    /// Where the current request's body bytes go.
+    var bodyGoesUpstream: Bool {
+        if case .forwarding = state { return true }
+        return false
+    }
+
+    /// The exchange began and is not logged yet: its end (however it comes) is still to be recorded.
+    private var isOpen: Bool {
+        switch state {
+        case .connecting, .forwarding, .tunnel: return true
+        case .idle, .answered, .done: return false
+        }
+    }
+
+    /// A complete request head arrived (`now`: clock nanoseconds, or 0 when nothing measures time).
+    mutating func begin(_ facts: RequestFacts, draining: Bool, now: UInt64, _ a: inout [ExchangeAction]) {
+        request = facts
+        keepAlive = facts.keepAlive && !draining
+        self.draining = draining
+        tried.removeAll(keepingCapacity: true)
+        record = ExchangeRecord(start: now)
+        failureStatus = 503
+        sentContinue = false
+        // A body-less request ends right after its head; a body waits for an upstream to stream it to.
+        state = .connecting(facts.hasBody ? .held : .streaming)
+        if facts.method == .connect {
+            // A proxy-to-anywhere tunnel is not what a load balancer offers.
+            respond(405, close: true, &a)
+            return
+        }
+        dispatch(&a)
+    }
+
+    /// The head could not be parsed (or did not arrive in time): no exchange began, but the client gets the
+    /// error and the connection closes.
+    mutating func rejectHead(status: Int, _ a: inout [ExchangeAction]) {
+        guard state == .idle else { return }
+        state = .done
+        keepAlive = false
+        a.append(.logRejectedHead(status: status))
+        a.append(.respond(status: status, close: true))
+        a.append(.closeClient(afterFlush: true))
+    }
+
+    mutating func requestEnd(_ a: inout [ExchangeAction]) {
+        switch state {
+        case .connecting(.streaming):
+            state = .connecting(.complete)
+        case .forwarding(.streaming, let response):
+            if request.chunked { a.append(.sendLastChunk) }
+            state = .forwarding(.complete, response)
+        case .answered(.streaming):
+            state = .answered(.complete)
+            finish(&a)
+        default:
+            break
+        }
+    }
+
+    /// The request body broke its own framing (`status` is the parser's verdict): nothing more of it can be
+    /// trusted.
+    mutating func requestFailed(status: Int, _ a: inout [ExchangeAction]) {
+        fail(status, &a)
+    }
+
+    /// The client closed its sending side.
+    mutating func clientEOF(_ a: inout [ExchangeAction]) {
+        switch state {
+        case .connecting(.complete), .forwarding(.complete, _):
+            // Half-close after a complete request: still deliver the response, then close.
+            keepAlive = false
+        case .tunnel:
+            a.append(.closeTunnel)
+        case .idle, .connecting, .forwarding, .answered, .done:
+            // The request (or the next head) is cut short.
+            state = .done
+            keepAlive = false
+            a.append(.closeClient(afterFlush: false))
+        }
+    }
+
+    /// The client connection is gone (closed or reset).
+    mutating func clientClosed(_ a: inout [ExchangeAction]) {
+        if isOpen { a.append(.log(.clientAborted)) }
+        if state != .idle { a.append(.dropUpstream) }
+        state = .done
+    }
+
+    /// Graceful shutdown: this response closes the connection.
+    mutating func drain() {
+        draining = true
+        keepAlive = false
+    }
+
+    // MARK: routing and upstream events
+
+    /// No candidate is eligible (the caller found none after a `.pick`).
+    mutating func noCandidate(_ a: inout [ExchangeAction]) {
+        if failureStatus == 503 { a.append(.countNoServer) }
+        respond(failureStatus, close: requestProgress != .complete && request.hasBody, &a)
+    }
+
+    /// The caller picked `server` after a `.pick`; a ready (pooled) or a connecting upstream follows.
+    mutating func picked(server: Int) {
+        tried.append(server)
+        record.server = server
+    }
+
+    /// An upstream is ready for the request head: a pooled one at once (`connectNanos` nil) or a new one
+    /// connected in `connectNanos`.
+    mutating func upstreamReady(connectNanos: UInt64?, now: UInt64, _ a: inout [ExchangeAction]) {
+        guard case .connecting(let progress) = state else { return }
+        if let connectNanos { record.connectNanos = connectNanos }
+        record.sentAt = now
+        // RFC 9110 §10.1.1: the client waits for 100 before its body; say it as soon as a backend is ready,
+        // so neither side waits on the other (the Expect field itself is forwarded).
+        if request.expectContinue && request.versionMinor >= 1 && request.hasBody && !sentContinue {
+            sentContinue = true
+            a.append(.writeContinue)
+        }
+        a.append(.sendRequestHead)
+        state = .forwarding(progress == .held ? .streaming : progress, .awaitingHead)
+    }
+
+    /// The new connection to the current candidate failed or timed out: nothing was sent, so any method may
+    /// move to the next candidate.
+    mutating func connectFailed(timedOut: Bool, _ a: inout [ExchangeAction]) {
+        guard case .connecting = state, let server = tried.last else { return }
+        if timedOut { failureStatus = 504 }
+        a.append(.countRedispatch(server: server))
+        a.append(.passive(server: server, success: false))
+        dispatch(&a)
+    }
+
+    /// The upstream failed after the request head went out (reset, timeout, garbage, early close).
+    mutating func upstreamFailed(_ cause: UpstreamFailure, wasReused: Bool, _ a: inout [ExchangeAction]) {
+        guard let server = tried.last else { return }
+        switch state {
+        case .connecting:
+            connectFailed(timedOut: cause == .timeout, &a)
+        case .forwarding(let progress, .awaitingHead):
+            // A reused connection closed before any byte is the keep-alive race, not a sick server.
+            if !(cause == .closedBeforeResponse && wasReused) && !draining {
+                a.append(.passive(server: server, success: false))
+            }
+            let status = cause == .timeout ? 504 : 502
+            switch Exchange.afterFailure(
+                cause, wasReused: wasReused, method: request.method, hasBody: request.hasBody,
+                requestComplete: progress == .complete, attempts: tried.count, retries: retries)
+            {
+            case .replay:
+                // Nothing was processed: the same request goes out again, and the race costs no attempt.
+                tried.removeLast()
+                state = .connecting(progress)
+                dispatch(&a)
+            case .retry:
+                a.append(.countRetry(server: server))
+                failureStatus = status
+                state = .connecting(progress)
+                dispatch(&a)
+            case .fail:
+                fail(status, &a)
+            }
+        case .forwarding(_, .streaming), .tunnel:
+            if !draining { a.append(.passive(server: server, success: false)) }
+            // Part of the response is out: the client must see it was cut short.
+            state = .done
+            keepAlive = false
+            a.append(.log(.upstreamAborted))
+            a.append(.abortClient)
+        case .idle, .answered, .done:
+            break
+        }
+    }
+
+    /// A response head arrived. Returns false when it is not acceptable for this request (the upstream then
+    /// fails the exchange as a bad response).
+    mutating func responseHead(status: Int, framing: HTTPFraming, now: UInt64, _ a: inout [ExchangeAction]) -> Bool {
+        guard case .forwarding(let progress, .awaitingHead) = state, let server = tried.last else { return true }
+        // A 101 nobody asked for would turn the connection into an unparsed tunnel: a smuggling channel.
+        if status == 101 && !request.isUpgrade { return false }
+        if status < 200 && status != 101 {
+            // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients only (RFC 9110 §15.2).
+            if request.versionMinor >= 1 && !(status == 100 && sentContinue) { a.append(.writeInterim) }
+            return true
+        }
+        record.status = status
+        record.responseNanos = now &- record.sentAt
+        a.append(.responseStarted(server: server))
+        a.append(.passive(server: server, success: status < 500))
+        let noBody = request.method == .head || status == 204 || status == 304 || status == 101
+        var chunked = false
+        if !noBody {
+            switch framing {
+            case .chunked, .closeDelimited:
+                // Re-framed for HTTP/1.1 clients; an HTTP/1.0 client reads to the close.
+                if request.versionMinor >= 1 { chunked = true } else { keepAlive = false }
+            case .none, .contentLength:
+                break
+            }
+        }
+        // The backend answered before the request ended: the rest of the request cannot be read safely.
+        if progress != .complete { keepAlive = false }
+        a.append(.writeResponseHead(keepAlive: keepAlive, chunked: chunked))
+        state = .forwarding(progress, .streaming(chunked: chunked))
+        return true
+    }
+
+    /// `count` response body bytes arrived; returns whether they go out as a chunk.
+    mutating func responseBody(count: Int) -> Bool {
+        record.bytes &+= UInt64(count)
+        if case .forwarding(_, .streaming(let chunked)) = state { return chunked }
+        return false
+    }
+
+    /// The response is complete; `reusable` when the upstream framed it cleanly and may serve again.
+    mutating func responseEnd(reusable: Bool, _ a: inout [ExchangeAction]) {
+        guard case .forwarding(let progress, let response) = state else { return }
+        if response == .streaming(chunked: true) { a.append(.endChunkedResponse) }
+        a.append(.releaseUpstream(reusable: reusable && progress == .complete))
+        a.append(.log(.ok))
+        if progress == .complete {
+            finish(&a)
+        } else {
+            // The backend answered before the request ended; keepAlive is already off: close once written.
+            state = .done
+            a.append(.closeClient(afterFlush: true))
+        }
+    }
+
+    /// The backend switched protocols: from now on bytes pass through both ways.
+    mutating func upgraded(_ a: inout [ExchangeAction]) {
+        guard case .forwarding = state else { return }
+        state = .tunnel
+        a.append(.startTunnel)
+    }
+
+    /// Either side of a tunnel went quiet or away.
+    mutating func tunnelEnded(_ a: inout [ExchangeAction]) {
+        guard state == .tunnel else { return }
+        state = .done
+        a.append(.log(.ok))
+        a.append(.closeClient(afterFlush: true))
+    }
+
+    // MARK: policy
+
+    enum AfterFailure: Equatable {
+        /// The keep-alive race: replay on a fresh connection without counting an attempt.
+        case replay
+        /// Move to the next candidate (bounded by `retries`).
+        case retry
+        /// Answer the client with the failure.
+        case fail
+    }
+
+    /// What to do when an upstream failed before any response byte: a request the client could have sent
+    /// twice itself (RFC 9110 §9.2.2) whose body we never streamed may go out again. A pooled connection the
+    /// backend had closed (closed before any byte) processed nothing, so any such request is replayed.
+    static func afterFailure(
+        _ cause: UpstreamFailure, wasReused: Bool, method: HTTPMethod, hasBody: Bool, requestComplete: Bool,
+        attempts: Int, retries: Int
+    ) -> AfterFailure {
+        let replayable = !hasBody && requestComplete
+        if cause == .closedBeforeResponse && wasReused && replayable { return .replay }
+        if replayable && method.isIdempotent && attempts <= retries { return .retry }
+        return .fail
+    }
+
+    // MARK: internals
+
+    private var requestProgress: Request {
+        switch state {
+        case .connecting(let p), .forwarding(let p, _), .answered(let p): return p
+        case .idle, .tunnel, .done: return .complete
+        }
+    }
+
+    private mutating func dispatch(_ a: inout [ExchangeAction]) {
+        if tried.count > retries {
+            noCandidate(&a)
+            return
+        }
+        a.append(.pick)
+    }
+
+    /// Answers an error the proxy generated itself when no response byte went out yet; cuts the client off
+    /// otherwise.
+    private mutating func fail(_ status: Int, _ a: inout [ExchangeAction]) {
+        switch state {
+        case .forwarding(_, .streaming):
+            a.append(.dropUpstream)
+            state = .done
+            keepAlive = false
+            a.append(.log(.clientAborted))
+            a.append(.abortClient)
+        case .answered:
+            state = .done
+            keepAlive = false
+            a.append(.abortClient)
+        case .connecting, .forwarding:
+            a.append(.dropUpstream)
+            respond(status, close: requestProgress != .complete || !keepAlive, &a)
+        case .idle, .tunnel, .done:
+            break
+        }
+    }
+
+    /// A response the proxy generates. Without `close`, the rest of the request (if any) is read and
+    /// discarded and the connection goes on.
+    private mutating func respond(_ status: Int, close: Bool, _ a: inout [ExchangeAction]) {
+        let progress = requestProgress
+        record.status = status
+        a.append(.log(.proxyResponse))
+        let shouldClose = close || !keepAlive
+        a.append(.respond(status: status, close: shouldClose))
+        if shouldClose {
+            state = .done
+            keepAlive = false
+            a.append(.closeClient(afterFlush: true))
+        } else if progress == .complete {
+            state = .answered(.complete)
+            finish(&a)
+        } else {
+            state = .answered(.streaming)
+        }
+    }
+
+    /// Request and response are both complete: the next request, or the close.
+    private mutating func finish(_ a: inout [ExchangeAction]) {
+        state = keepAlive ? .idle : .done
+        a.append(.finished(keepAlive: keepAlive))
+    }
+}
+
+/// What the carrying connection does, in the order given.
+enum ExchangeAction: Equatable {
+    /// Choose a candidate not in `tried` and answer with `picked` + `upstreamReady` (pooled connection) or
+    /// `picked` and a connect, or `noCandidate`.
+    case pick
+    /// `HTTP/1.1 100 Continue` to the client.
+    case writeContinue
+    /// The request head to the upstream; the body (if any) follows as it is read.
+    case sendRequestHead
+    /// The request's chunked body ended: its last chunk to the upstream.
+    case sendLastChunk
+    /// The backend's interim (1xx) response head to the client.
+    case writeInterim
+    /// The backend's response head arrived: count it for `server` (status, response time).
+    case responseStarted(server: Int)
+    /// The backend's response head to the client.
+    case writeResponseHead(keepAlive: Bool, chunked: Bool)
+    /// The response's re-framed chunked body ended: its last chunk to the client.
+    case endChunkedResponse
+    /// The exchange is done with its upstream: back to the pool when `reusable`, else closed.
+    case releaseUpstream(reusable: Bool)
+    /// The upstream is closed mid-exchange (never pooled), if there is one.
+    case dropUpstream
+    /// Passive health: one success or failure of `server`.
+    case passive(server: Int, success: Bool)
+    case countNoServer
+    case countRetry(server: Int)
+    case countRedispatch(server: Int)
+    /// A response the proxy generates; `close` says it carries `Connection: close`.
+    case respond(status: Int, close: Bool)
+    /// The access-log line and stats of an exchange, once, however it ended.
+    case log(TerminationCause)
+    /// The access-log line of a head that was rejected before any exchange began.
+    case logRejectedHead(status: Int)
+    /// Both directions are complete: read the next request when `keepAlive`, else close once written.
+    case finished(keepAlive: Bool)
+    case closeClient(afterFlush: Bool)
+    /// A TCP reset (or its equivalent): the client must see the response was cut short.
+    case abortClient
+    /// Bytes pass through both ways from now on; what the client sent after its upgrade request goes first.
+    case startTunnel
+    /// The client closed its side of a tunnel: close both sides once written.
+    case closeTunnel
+}
+
+/// What the exchange needs of a request head.
+struct RequestFacts: Equatable {
+    var method = HTTPMethod.get
+    var versionMinor = 1
+    var keepAlive = true
+    var chunked = false
+    var hasBody = false
+    var expectContinue = false
+    var isUpgrade = false
+
+    init() {}
+
+    init(_ head: HTTPHead) {
+        method = head.method
+        versionMinor = head.versionMinor
+        keepAlive = head.keepAlive
+        chunked = head.framing == .chunked
+        hasBody = head.framing != .none && head.framing != .contentLength(0)
+        expectContinue = head.expectContinue
+        isUpgrade = head.isUpgrade
+    }
+}
+
+/// Timings, status, bytes and server of one exchange: stats and the access log are written from it.
+struct ExchangeRecord: Equatable {
+    /// Clock nanoseconds (0 when nothing measures time) when the head arrived and when it went upstream.
+    var start: UInt64 = 0
+    var sentAt: UInt64 = 0
+    var connectNanos: UInt64?
+    var responseNanos: UInt64?
+    var status = 0
+    var bytes: UInt64 = 0
+    /// The last server tried, -1 for none.
+    var server = -1
+}
+
+/// Why an upstream failed an exchange.
+enum UpstreamFailure: Equatable {
+    case closedBeforeResponse
+    case truncated
+    case badResponse
+    case timeout
+}
+
+extension HTTPMethod {
+    /// RFC 9110 §9.2.2: a request the client could have sent twice itself.
+    var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .options, .trace, .put, .delete: return true
+        case .post, .patch, .connect, .other: return false
+        }
+    }
+}
