@@ -10,32 +10,34 @@ import LBCore
 /// No call re-enters the parse loop: upstream events arrive from libuv callbacks only (an upstream reports a
 /// failure from its close callback, never from inside a call this connection made), and performing an action
 /// never starts a parse; an action that lets the parser go on sets `resumeInput` instead.
+///
+/// The state below is the shell's own, touched only here and in `ClientConnection+Actions.swift`.
 final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
     unowned(unsafe) let worker: Worker
     var parser: HTTPParser
-    private var exchange: Exchange
+    var exchange: Exchange
     /// The actions of the event being handled, performed in order (reused: no allocation per event).
-    private var actions: [ExchangeAction] = []
+    var actions: [ExchangeAction] = []
     /// Unconsumed input, kept while the current exchange cannot take it.
-    private var pending: [UInt8] = []
-    private var clientAddress: [UInt8] = []
+    var pending: [UInt8] = []
+    var clientAddress: [UInt8] = []
     /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
-    private var resumeInput = false
-    private var peerClosedWrite = false
-    private var readPausedForBackpressure = false
+    var resumeInput = false
+    var peerClosedWrite = false
+    var readPausedForBackpressure = false
 
     // The current exchange's routing and upstream.
-    private var routing: RoutingState?
-    private var upstream: UpstreamConnection?
-    private var upstreamSlot: WorkerBackend?
-    private var keyHash: UInt64 = 0
-    private var outgoingHead: [UInt8] = []
+    var routing: RoutingState?
+    var upstream: UpstreamConnection?
+    var upstreamSlot: WorkerBackend?
+    var keyHash: UInt64 = 0
+    var outgoingHead: [UInt8] = []
     /// Loop time (ms) when the first byte of the head being read arrived, for the access-log line of a
     /// rejected head: the loop's cached clock, so the data path pays no clock read for it.
-    private var headStartMs: UInt64 = 0
+    var headStartMs: UInt64 = 0
 
     /// The client-side timeout (idle between requests, or the head's deadline), checked by the worker's sweep.
-    private var timer = ConnectionTimer()
+    var timer = ConnectionTimer()
 
     var listPrev: ClientConnection?
     var listNext: ClientConnection?
@@ -56,7 +58,7 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         startReading()
     }
 
-    private var settings: ProxySettings { worker.settings }
+    var settings: ProxySettings { worker.settings }
 
     // MARK: input
 
@@ -163,147 +165,6 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         flush()
     }
 
-    private func perform(_ action: ExchangeAction) {
-        switch action {
-        case .pick:
-            pick()
-        case .writeContinue:
-            append(ClientConnection.continueResponse)
-            flush()
-        case .sendRequestHead:
-            guard let up = upstream else { return }
-            up.attach(to: self, method: exchange.request.method)
-            up.sendHead(outgoingHead)
-            resumeInput = true
-        case .sendLastChunk:
-            upstream?.send(HeadWriter.lastChunk)
-        case .writeInterim:
-            guard let up = upstream else { return }
-            HeadWriter.writeResponse(up.parser.head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
-            flush()
-        case .responseStarted(let server):
-            worker.counters.responses.count(exchange.record.status)
-            routing?.backends[server].slot(worker).responseStarted(exchange.record, recordLatency: settings.recordLatency)
-        case .writeResponseHead(let keepAlive, let chunked):
-            guard let up = upstream else { return }
-            HeadWriter.writeResponse(up.parser.head, keepAlive: keepAlive, clientVersionMinor: exchange.request.versionMinor,
-                                     chunked: chunked, into: &out)
-        case .endChunkedResponse:
-            append(HeadWriter.lastChunk)
-        case .releaseUpstream(let reusable):
-            detachUpstream()?.release(reusable: reusable)
-            flush()
-        case .dropUpstream:
-            guard let up = detachUpstream() else { return }
-            up.owner = nil
-            up.close()
-        case .passive(let server, let success):
-            guard let backend = routing?.backends[server] else { return }
-            if success { backend.recordPassiveSuccess() } else { backend.recordPassiveFailure() }
-        case .countNoServer:
-            worker.counters.noServer &+= 1
-        case .countRetry(let server):
-            routing?.backends[server].slot(worker).stats.retries &+= 1
-        case .countRedispatch(let server):
-            routing?.backends[server].slot(worker).stats.redispatches &+= 1
-        case .respond(let status, let close):
-            worker.counters.responses.count(status)
-            worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
-            ErrorResponses.write(status: status, close: close, into: &out)
-            if !close { flush() }
-        case .log(let cause):
-            endExchange(cause: cause)
-        case .logRejectedHead(let status):
-            worker.accessLog?.log(nil, client: clientAddress, server: nil, entry: AccessLog.Entry(
-                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
-        case .finished(let keepAlive):
-            routing = nil
-            if keepAlive && !peerClosedWrite {
-                timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
-                resumeInput = true
-            } else {
-                closeClient(afterFlush: true)
-            }
-        case .closeClient(let afterFlush):
-            closeClient(afterFlush: afterFlush)
-        case .abortClient:
-            abort()
-        case .startTunnel:
-            guard let up = upstream else { return }
-            flush()
-            // Bytes the client sent after its upgrade request belong to the tunnel.
-            if !pending.isEmpty {
-                pending.withUnsafeBytes { up.tunnel($0) }
-                pending.removeAll()
-                up.flush()
-            }
-            startReading()
-        case .closeTunnel:
-            upstream?.closeAfterFlush()
-            closeAfterFlush()
-        }
-    }
-
-    private func closeClient(afterFlush: Bool) {
-        // A client that never reads its last response is closed by the idle timeout.
-        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
-        if afterFlush { closeAfterFlush() } else { close() }
-    }
-
-    static let continueResponse = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
-
-    /// Sends the request to the best remaining candidate: a pooled connection if one is idle, else a new one.
-    private func pick() {
-        if routing == nil {
-            let state = worker.routing.load()
-            routing = state
-            let head = parser.head
-            keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
-                                      snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
-            outgoingHead.removeAll(keepingCapacity: true)
-            _ = clientAddress.withUnsafeBytes { addr in
-                HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
-                                        options: settings.forwarding, into: &outgoingHead)
-            }
-        }
-        guard let state = routing else { return }
-        let backends = state.backends
-        let tried = exchange.tried
-        // Bounded load when configured; otherwise this is the plain first-eligible pick.
-        let pick = state.snapshot.pick(
-            forKeyHash: keyHash,
-            isEligible: { i in backends[i].isEligible && !tried.contains(i) },
-            load: { i in backends[i].slot(self.worker).inFlight }, totalLoad: worker.upstreamInFlight)
-        guard let index = pick else {
-            exchange.noCandidate(&actions)
-            return
-        }
-        exchange.picked(server: index)
-        let slot = worker.beginUpstreamRequest(backends[index])
-        upstreamSlot = slot
-        if let up = slot.takeIdle() {
-            upstream = up
-            exchange.upstreamReady(connectNanos: nil, now: worker.clock(), &actions)
-            return
-        }
-        let up = UpstreamConnection(worker: worker, backend: backends[index])
-        upstream = up
-        up.owner = self
-        up.open()
-    }
-
-    /// Ends the link to the current upstream (it is released or closed by the caller) and its in-flight count.
-    private func detachUpstream() -> UpstreamConnection? {
-        // The upstream a back-pressure pause waited on is gone: reading resumes with the next exchange.
-        readPausedForBackpressure = false
-        if let slot = upstreamSlot { worker.endUpstreamRequest(slot) }
-        upstreamSlot = nil
-        let up = upstream
-        upstream = nil
-        return up
-    }
-
     // MARK: events from the upstream side
 
     func upstreamEvent(_ up: UpstreamConnection, _ event: UpstreamEvent) -> Bool {
@@ -380,22 +241,7 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         }
     }
 
-    // MARK: finishing
-
-    /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
-    private func endExchange(cause: TerminationCause) {
-        worker.counters.inFlight -= 1
-        let record = exchange.record
-        let total = worker.clock() &- record.start
-        if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
-        if let log = worker.accessLog {
-            let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
-            log.log(parser.head, client: clientAddress, server: server, entry: AccessLog.Entry(
-                status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
-                connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
-                cause: cause))
-        }
-    }
+    // MARK: timers and shutdown
 
     /// Graceful shutdown: idle connections close now, busy ones after their response.
     func drain() {

@@ -1,36 +1,6 @@
 import CLibUV
 import LBCore
 
-/// What an upstream connection tells the exchange it serves, through one entry point.
-enum UpstreamEvent {
-    /// The new connection is ready for the request head, `nanos` after the connect began.
-    case connected(nanos: UInt64)
-    /// A response head (interim or final) is in `parser.head`. The owner answers false to refuse it.
-    case head
-    case body(UnsafeRawBufferPointer)
-    /// The response is complete; `reusable` when it was cleanly framed and the connection may serve again.
-    case end(reusable: Bool)
-    /// Everything one read produced was reported: the owner writes it out now, in one write.
-    case readDone
-    /// `101 Switching Protocols`: bytes pass through from now on.
-    case upgraded
-    case tunnelData(UnsafeRawBufferPointer)
-    /// The connect failed or timed out: nothing was sent. Reported from the close callback.
-    case connectFailed(timedOut: Bool)
-    /// The exchange failed after the head went out. Reported from the close callback.
-    case failed(UpstreamFailure)
-    /// A tunnel went quiet or its backend side closed. Reported from the close callback.
-    case tunnelEnded
-    /// The write queue fell below the low-water mark.
-    case drained
-}
-
-/// The side an upstream serves (a client connection today; an HTTP/2 stream could be another).
-protocol UpstreamOwner: AnyObject {
-    /// Returns false only to refuse a `.head`. Every other event's answer is ignored.
-    func upstreamEvent(_ up: UpstreamConnection, _ event: UpstreamEvent) -> Bool
-}
-
 /// A connection to one backend, owned by one worker. It carries one exchange at a time for its owner and
 /// returns to the backend's pool only after a complete, well-framed response (RFC 9112 §9.3 requires no
 /// more than that; anything odd discards it). It never reaches into its owner: it reports events.

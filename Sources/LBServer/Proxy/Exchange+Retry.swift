@@ -1,0 +1,34 @@
+/// The retry policy: a pure function, tested as a table.
+extension Exchange {
+    enum AfterFailure: Equatable {
+        /// The keep-alive race: replay on a fresh connection without counting an attempt.
+        case replay
+        /// Move to the next candidate (bounded by `retries`).
+        case retry
+        /// Answer the client with the failure.
+        case fail
+    }
+
+    /// What to do when an upstream failed before any response byte: a request the client could have sent
+    /// twice itself (RFC 9110 §9.2.2) whose body we never streamed may go out again. A pooled connection the
+    /// backend had closed (closed before any byte) processed nothing, so any such request is replayed.
+    static func afterFailure(
+        _ cause: UpstreamFailure, wasReused: Bool, method: HTTPMethod, hasBody: Bool, requestComplete: Bool,
+        attempts: Int, retries: Int
+    ) -> AfterFailure {
+        let replayable = !hasBody && requestComplete
+        if cause == .closedBeforeResponse && wasReused && replayable { return .replay }
+        if replayable && method.isIdempotent && attempts <= retries { return .retry }
+        return .fail
+    }
+}
+
+extension HTTPMethod {
+    /// RFC 9110 §9.2.2: a request the client could have sent twice itself.
+    var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .options, .trace, .put, .delete: return true
+        case .post, .patch, .connect, .other: return false
+        }
+    }
+}

@@ -1,0 +1,59 @@
+/// One worker's view of a backend: its keep-alive pool and plain counters (loop thread only). The worker's
+/// connections keep these through the calls below; stats readers only read.
+final class WorkerBackend {
+    /// Idle keep-alive connections, most recently used last (reused first: warm sockets).
+    var idle: [UpstreamConnection] = []
+    private(set) var activeConnections = 0
+    /// Requests of this worker assigned to this backend now (bounded load reads it).
+    fileprivate(set) var inFlight = 0
+    var stats = BackendCounters()
+
+    /// The most recently pooled live connection, counted as a reuse; nil when none is idle.
+    func takeIdle() -> UpstreamConnection? {
+        while let up = idle.popLast() {
+            if up.isClosing { continue }
+            stats.reused &+= 1
+            return up
+        }
+        return nil
+    }
+
+    func connectionOpened() {
+        activeConnections += 1
+        stats.peakConnections = max(stats.peakConnections, activeConnections)
+        stats.connectsOpened &+= 1
+    }
+
+    func connectionClosed(_ up: UpstreamConnection, wasIdle: Bool) {
+        activeConnections -= 1
+        if wasIdle, let i = idle.firstIndex(where: { $0 === up }) { idle.remove(at: i) }
+    }
+
+    /// A response head arrived: its status class and, when measured, the time since the request went out.
+    func responseStarted(_ record: ExchangeRecord, recordLatency: Bool) {
+        if recordLatency, let nanos = record.responseNanos { stats.responseLatency.record(nanos: nanos) }
+        stats.responses.count(record.status)
+    }
+}
+
+extension Backend {
+    /// `worker`'s slot of this backend: the one place a worker's pool and counters are looked up.
+    @inline(__always)
+    func slot(_ worker: Worker) -> WorkerBackend { perWorker[worker.id] }
+}
+
+extension Worker {
+    /// A request is assigned to `backend`: counted until `endUpstreamRequest`.
+    func beginUpstreamRequest(_ backend: Backend) -> WorkerBackend {
+        let slot = backend.slot(self)
+        slot.stats.requests &+= 1
+        slot.inFlight += 1
+        upstreamInFlight += 1
+        return slot
+    }
+
+    func endUpstreamRequest(_ slot: WorkerBackend) {
+        slot.inFlight -= 1
+        upstreamInFlight -= 1
+    }
+}
