@@ -19,7 +19,7 @@ extension ClientConnection {
             upstream?.send(HeadWriter.lastChunk)
         case .writeInterim:
             guard let up = upstream else { return }
-            HeadWriter.writeResponse(up.parser.head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &out)
+            HeadWriter.writeResponse(up.parser.head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &stream.out)
             flush()
         case .responseStarted(let server):
             worker.counters.responses.count(exchange.record.status)
@@ -27,7 +27,7 @@ extension ClientConnection {
         case .writeResponseHead(let keepAlive, let chunked):
             guard let up = upstream else { return }
             HeadWriter.writeResponse(up.parser.head, keepAlive: keepAlive, clientVersionMinor: exchange.request.versionMinor,
-                                     chunked: chunked, into: &out)
+                                     chunked: chunked, into: &stream.out)
         case .endChunkedResponse:
             append(HeadWriter.lastChunk)
         case .releaseUpstream(let reusable):
@@ -49,7 +49,7 @@ extension ClientConnection {
         case .respond(let status, let close):
             worker.counters.responses.count(status)
             worker.counters.proxyErrors[ProxyErrorCause(status: status).rawValue] &+= 1
-            ErrorResponses.write(status: status, close: close, into: &out)
+            ErrorResponses.write(status: status, close: close, into: &stream.out)
             if !close { flush() }
         case .log(let cause):
             endExchange(cause: cause)

@@ -1,7 +1,7 @@
 import CLibUV
 import LBCore
 
-/// One client connection: the shell that carries an `Exchange` over a TCP stream. It reads, feeds the parser
+/// One client connection: the shell that carries an `Exchange` over a byte stream (TCP today). It reads, feeds the parser
 /// and the exchange, and performs the exchange's actions in order; every decision is the exchange's. Requests
 /// are answered strictly in order: the next head is not parsed until the current exchange is over. Bytes read
 /// but not yet usable stay in `pending` and reading stops, so one connection never holds more than one read
@@ -12,8 +12,10 @@ import LBCore
 /// never starts a parse; an action that lets the parser go on sets `resumeInput` instead.
 ///
 /// The state below is the shell's own, touched only here and in `ClientConnection+Actions.swift`.
-final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
+final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     unowned(unsafe) let worker: Worker
+    /// The transport; this connection owns it and is its handler until it reports `streamClosed()`.
+    let stream: any ByteStream
     var parser: HTTPParser
     var exchange: Exchange
     /// The actions of the event being handled, performed in order (reused: no allocation per event).
@@ -43,26 +45,38 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
     var listNext: ClientConnection?
     var inList = false
 
-    init(worker: Worker) {
+    init(worker: Worker, stream: any ByteStream) {
         self.worker = worker
+        self.stream = stream
         parser = HTTPParser(kind: .request, limits: worker.settings.limits)
         exchange = Exchange(retries: worker.settings.retries)
         actions.reserveCapacity(16)
-        super.init(loop: worker.loop)
     }
 
     func start() {
-        uv_tcp_nodelay(handle, 1)
-        peerAddress(into: &clientAddress)
+        stream.peerAddress(into: &clientAddress)
         timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
         startReading()
     }
+
+    // The stream's calls under the names the shell uses.
+    var loop: EventLoop { worker.loop }
+    var isClosing: Bool { stream.isClosing }
+    var writeQueueBytes: Int { stream.writeQueueBytes }
+    @inline(__always) func append(_ bytes: UnsafeRawBufferPointer) { stream.out.append(contentsOf: bytes) }
+    @inline(__always) func append(_ bytes: [UInt8]) { stream.out.append(contentsOf: bytes) }
+    func flush() { stream.flush() }
+    func startReading() { stream.startReading() }
+    func stopReading() { stream.stopReading() }
+    func close() { stream.close() }
+    func closeAfterFlush() { stream.closeAfterFlush() }
+    func abort() { stream.abort() }
 
     var settings: ProxySettings { worker.settings }
 
     // MARK: input
 
-    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+    func streamRead(_ bytes: UnsafeRawBufferPointer) {
         worker.counters.bytesIn &+= UInt64(bytes.count)
         if exchange.state == .tunnel {
             upstream?.tunnel(bytes)
@@ -129,7 +143,7 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         if !readPausedForBackpressure && !peerClosedWrite && exchange.state != .done { startReading() }
     }
 
-    override func didReadEnd(_ error: UVError) {
+    func streamReadEnd(_ error: UVError) {
         peerClosedWrite = true
         exchange.clientEOF(&actions)
         settle()
@@ -171,7 +185,7 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         switch event {
         case .body(let bytes):
             let chunked = exchange.responseBody(count: bytes.count)
-            if chunked { appendChunk(bytes) } else { append(bytes) }
+            if chunked { stream.appendChunk(bytes) } else { append(bytes) }
             worker.counters.bytesOut &+= UInt64(bytes.count)
             applyBackpressureTowardClient()
             return true
@@ -220,7 +234,7 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         return accepted
     }
 
-    override func didDrain() {
+    func streamDrained() {
         if writeQueueBytes <= settings.lowWater, let up = upstream, !up.isClosing {
             up.startReading()
         }
@@ -264,7 +278,7 @@ final class ClientConnection: TCPConnection, ListLinked, UpstreamOwner {
         }
     }
 
-    override func didClose() {
+    func streamClosed() {
         exchange.clientClosed(&actions)
         perform()
         worker.clientClosed(self)

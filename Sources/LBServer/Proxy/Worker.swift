@@ -61,8 +61,11 @@ final class Worker {
     }
 
     private func accept(from listener: Listener) {
-        let conn = ClientConnection(worker: self)
-        guard listener.accept(into: conn) else { return }
+        let stream = HandledTCPStream(loop: loop)
+        guard listener.accept(into: stream) else { return }
+        uv_tcp_nodelay(stream.handle, 1)
+        let conn = ClientConnection(worker: self, stream: stream)
+        stream.handler = conn
         counters.connectionsTotal &+= 1
         if clients.count >= settings.maxClientConnections || isDraining {
             counters.connectionsRefused &+= 1

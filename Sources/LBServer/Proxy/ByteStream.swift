@@ -1,0 +1,60 @@
+import CLibUV
+
+/// The transport seam: a duplex byte stream as protocol code sees it. Bytes arrive through the stream's
+/// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`. A plain TCP socket is one
+/// (`HandledTCPStream`); a TLS session over a socket can be another, and the HTTP/1.1 connection and the
+/// exchange above it do not change.
+///
+/// Contract: every method runs on the stream's loop thread; `close()` and `abort()` are idempotent and the
+/// handler hears `streamClosed()` exactly once, after which the stream calls it no more.
+protocol ByteStream: AnyObject {
+    /// Bytes waiting to be written; appended by the handler, sent by `flush()`.
+    var out: [UInt8] { get set }
+    /// Bytes queued and not yet taken by the kernel (back-pressure reads it).
+    var writeQueueBytes: Int { get }
+    var isClosing: Bool { get }
+    func flush()
+    func startReading()
+    func stopReading()
+    /// Closes once everything queued is written.
+    func closeAfterFlush()
+    func close()
+    /// Closes so that the peer sees an error (a TCP reset), not an orderly end.
+    func abort()
+    /// The peer's address as text ("127.0.0.1"), written into `text`.
+    func peerAddress(into text: inout [UInt8])
+}
+
+/// What a `ByteStream` reports, on its loop thread.
+protocol ByteStreamHandler: AnyObject {
+    func streamRead(_ bytes: UnsafeRawBufferPointer)
+    /// The peer closed its sending side (`error.isEOF`) or reading failed.
+    func streamReadEnd(_ error: UVError)
+    /// A write completed and the queue is lower than before.
+    func streamDrained()
+    /// The stream is closed; its memory goes once this returns.
+    func streamClosed()
+}
+
+extension TCPConnection: ByteStream {}
+
+/// A TCP connection whose events go to a handler instead of a subclass.
+final class HandledTCPStream: TCPConnection {
+    /// Lifetime rule: the handler owns this stream and stays alive until `streamClosed()`, which clears this
+    /// link first; after that no event is delivered.
+    unowned(unsafe) var handler: ByteStreamHandler?
+
+    override func didRead(_ bytes: UnsafeRawBufferPointer) { handler?.streamRead(bytes) }
+
+    override func didReadEnd(_ error: UVError) {
+        if let handler { handler.streamReadEnd(error) } else { close() }
+    }
+
+    override func didDrain() { handler?.streamDrained() }
+
+    override func didClose() {
+        let h = handler
+        handler = nil
+        h?.streamClosed()
+    }
+}
