@@ -8,10 +8,7 @@ extension ConfigLoader {
     static let healthCheckKeys = [
         "enabled", "type", "path", "interval", "timeout", "rise", "fall", "expected_status", "passive_failures",
     ]
-    static let timeoutKeys = [
-        "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle", "tunnel_idle",
-        "shutdown_grace",
-    ]
+    static let timeoutKeys = Timeout.allCases.map(\.key)
     static let limitKeys = [
         "max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_client_connections",
         "upstream_pool_size",
@@ -96,13 +93,7 @@ extension ConfigLoader {
 
     static func readTimeouts(_ s: ConfigSection) -> LBConfig.Timeouts {
         var t = LBConfig.Timeouts()
-        t.clientHeaderMs = s.duration("client_header", default: t.clientHeaderMs)
-        t.clientIdleMs = s.duration("client_idle", default: t.clientIdleMs)
-        t.upstreamConnectMs = s.duration("upstream_connect", default: t.upstreamConnectMs)
-        t.upstreamResponseMs = s.duration("upstream_response", default: t.upstreamResponseMs)
-        t.upstreamIdleMs = s.duration("upstream_idle", default: t.upstreamIdleMs)
-        t.tunnelIdleMs = s.duration("tunnel_idle", default: t.tunnelIdleMs)
-        t.shutdownGraceMs = s.duration("shutdown_grace", default: t.shutdownGraceMs)
+        for timeout in Timeout.allCases { t[timeout] = s.duration(timeout.key, default: t[timeout]) }
         return t
     }
 
