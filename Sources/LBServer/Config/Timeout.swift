@@ -43,3 +43,6 @@ public enum Timeout: String, CaseIterable, Sendable {
         }
     }
 }
+
+/// The cases are the keys of the `timeouts` object.
+extension Timeout: ConfigKey {}
