@@ -12,13 +12,15 @@
 /// - `upstreamIdle`: a pooled connection stayed unused → close it.
 /// - `tunnelIdle`: no byte either way in an upgraded connection → close both sides.
 struct ConnectionTimer: Equatable {
+    /// Each phase but `.none` is the `phase` of exactly one `Timeout`, which gives its limit.
     enum Phase: Int, CaseIterable {
         case none, clientIdle, clientHeader, upstreamConnect, upstreamResponse, upstreamIdle, tunnelIdle
     }
 
     /// Milliseconds per phase, filled from the `Timeout` table (`init(_:)`); `.none` has none.
     struct Limits {
-        /// By `Phase.rawValue`: a fixed array, so handing the limits to `enter` copies no heap buffer.
+        /// By `Phase.rawValue`, one slot per case (a new phase raises the 7): a fixed array, so handing the
+        /// limits to `enter` copies no heap buffer.
         private var ms = InlineArray<7, UInt64>(repeating: 0)
 
         /// Each phase's limit from the timeout that governs it.
