@@ -45,6 +45,18 @@ final class AdminRequestTests: XCTestCase {
         XCTAssertThrowsError(try AdminJSON.patchServer(Array(#"{"state":"down"}"#.utf8)))
     }
 
+    func testBodiesRejectKeysOutsideTheirListByName() {
+        // A server added at run time takes a config server's keys except `health_check`.
+        XCTAssertThrowsError(try AdminJSON.addServer(Array(#"{"host":"h","port":1,"health_check":{}}"#.utf8))) {
+            XCTAssertEqual(($0 as? AdminError)?.field, "health_check")
+            XCTAssertEqual(($0 as? AdminError)?.message, "unknown key; valid keys here are id, host, port, weight")
+        }
+        XCTAssertThrowsError(try AdminJSON.patchServer(Array(#"{"wieght":3}"#.utf8))) {
+            XCTAssertEqual(($0 as? AdminError)?.field, "wieght")
+            XCTAssertEqual(($0 as? AdminError)?.message, "unknown key (did you mean weight?)")
+        }
+    }
+
     func testBearerTokenCheck() throws {
         XCTAssertNoThrow(try AdminAuth.check(nil, token: nil))
         XCTAssertNoThrow(try AdminAuth.check("Bearer abc", token: "abc"))

@@ -44,7 +44,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.healthCheck.timeoutMs, 1000)
         XCTAssertEqual(config.healthCheck.expectedStatus, 200...399)
         XCTAssertEqual(config.retries, LBConfig.Retries(max: 2, perTryTimeoutMs: 30_000))
-        XCTAssertEqual(config.timeouts.tunnelIdleMs, 300_000)
+        XCTAssertEqual(config.timeouts[.tunnelIdle], 300_000)
         XCTAssertNil(config.limits.maxBodyBytes)
         XCTAssertEqual(config.limits.maxHeaders, 100)
         XCTAssertFalse(config.forwarding.forwarded)
@@ -53,8 +53,8 @@ final class ConfigTests: XCTestCase {
 
     func testKeysAbsentFromASectionKeepTheirDefaults() throws {
         let config = try parseConfig(#"{"timeouts": {"client_idle": "5s"}, "limits": {"max_body_bytes": 1024}}"#)
-        XCTAssertEqual(config.timeouts.clientIdleMs, 5000)
-        XCTAssertEqual(config.timeouts.clientHeaderMs, 10_000)
+        XCTAssertEqual(config.timeouts[.clientIdle], 5000)
+        XCTAssertEqual(config.timeouts[.clientHeader], 10_000)
         XCTAssertEqual(config.limits.maxBodyBytes, 1024)
         XCTAssertEqual(config.limits.maxRequestLine, 8192)
     }
@@ -239,10 +239,7 @@ final class ConfigTests: XCTestCase {
     }
 
     func testEveryTimeoutRejectsZeroAndBadUnits() {
-        for key in [
-            "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle",
-            "tunnel_idle", "shutdown_grace",
-        ] {
+        for key in Timeout.allCases.map(\.key) {
             assertSingleProblem(#"{"timeouts": {"\#(key)": 0}}"#, startsWith: "timeouts.\(key):")
             assertSingleProblem(#"{"timeouts": {"\#(key)": "3x"}}"#, startsWith: "timeouts.\(key):", contains: #""3x""#)
         }

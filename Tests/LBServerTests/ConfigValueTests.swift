@@ -14,7 +14,7 @@ final class ConfigValueTests: XCTestCase {
         ]
         for (literal, ms) in cases {
             let config = try parseConfig(#"{"timeouts": {"client_idle": \#(literal)}}"#)
-            XCTAssertEqual(config.timeouts.clientIdleMs, ms, literal)
+            XCTAssertEqual(config.timeouts[.clientIdle], ms, literal)
         }
     }
 

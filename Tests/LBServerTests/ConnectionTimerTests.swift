@@ -3,9 +3,8 @@ import XCTest
 
 /// The timeout state machine with a fake clock: each phase expires once, at its own deadline, and only there.
 final class ConnectionTimerTests: XCTestCase {
-    let limits = ConnectionTimer.Limits(
-        clientIdle: 60_000, clientHeader: 10_000, upstreamConnect: 3_000, upstreamResponse: 30_000,
-        upstreamIdle: 45_000, tunnelIdle: 300_000)
+    /// The defaults: client idle 60 s, client header 10 s, tunnel idle 300 s.
+    let limits = ConnectionTimer.Limits(LBConfig.Timeouts())
 
     func testIdleClientExpiresAtTheIdleDeadline() {
         var t = ConnectionTimer()

@@ -59,14 +59,14 @@ extension LBConfig {
             if let name = AlgorithmName(rawValue: text) {
                 config.routing.algorithm = name
             } else {
-                problems.add(flag("algorithm", text), ConfigSection.notOneOf(AlgorithmName.self))
+                problems.add(flag("algorithm", text), notOneOf(AlgorithmName.self))
             }
         }
         if let text = o.hash {
             if let name = KeyHashName(rawValue: text) {
                 config.routing.hash = name
             } else {
-                problems.add(flag("hash", text), ConfigSection.notOneOf(KeyHashName.self))
+                problems.add(flag("hash", text), notOneOf(KeyHashName.self))
             }
         }
         if let text = o.key {
@@ -115,7 +115,7 @@ extension LBConfig {
                 throw ConfigValueError("weight \(quoted(String(weightText))) is not a number")
             }
             guard ConfigLoader.weightRange.contains(w) else {
-                throw ConfigValueError("weight \(w) is \(ConfigSection.describe(ConfigLoader.weightRange))")
+                throw ConfigValueError("weight \(w) is \(describeRange(ConfigLoader.weightRange))")
             }
             weight = w
         }

@@ -2,47 +2,53 @@ import LBCore
 
 /// Readers for the sections other than `servers`. Each starts from the defaults and overlays what is written.
 extension ConfigLoader {
-    static let routingKeys = [
-        "algorithm", "hash", "key", "vnodes", "ring_probes", "maglev_table_size", "bounded_load",
-    ]
-    static let healthCheckKeys = [
-        "enabled", "type", "path", "interval", "timeout", "rise", "fall", "expected_status", "passive_failures",
-    ]
-    static let timeoutKeys = [
-        "client_header", "client_idle", "upstream_connect", "upstream_response", "upstream_idle", "tunnel_idle",
-        "shutdown_grace",
-    ]
-    static let limitKeys = [
-        "max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_client_connections",
-        "upstream_pool_size",
-    ]
-    static let forwardingKeys = ["x_forwarded_for", "x_forwarded_proto", "x_forwarded_host", "forwarded", "request_id"]
+    enum RoutingKey: String, ConfigKey {
+        case algorithm, hash, key, vnodes, ringProbes = "ring_probes", maglevTableSize = "maglev_table_size"
+        case boundedLoad = "bounded_load"
+    }
+
+    /// The keys of `health_check`, global or a server's override.
+    enum HealthCheckKey: String, ConfigKey {
+        case enabled, type, path, interval, timeout, rise, fall, expectedStatus = "expected_status"
+        case passiveFailures = "passive_failures"
+    }
+
+    enum LimitKey: String, ConfigKey {
+        case maxRequestLine = "max_request_line", maxHeaderBytes = "max_header_bytes", maxHeaders = "max_headers"
+        case maxBodyBytes = "max_body_bytes", maxClientConnections = "max_client_connections"
+        case upstreamPoolSize = "upstream_pool_size"
+    }
+
+    enum ForwardingKey: String, ConfigKey {
+        case xForwardedFor = "x_forwarded_for", xForwardedProto = "x_forwarded_proto"
+        case xForwardedHost = "x_forwarded_host", forwarded, requestID = "request_id"
+    }
 
     /// Ring points per weight unit; beyond 10000 the ring costs memory without improving balance.
     static let vnodeRange = 1...10_000
     /// Maglev table sizes: a prime up to ten million (the table is 4 bytes per slot per worker-visible snapshot).
     static let maglevTableSizeRange = 1...10_000_000
 
-    static func readRouting(_ s: ConfigSection) -> (RoutingConfig, KeySource) {
+    static func readRouting(_ s: ConfigSection<RoutingKey>) -> (RoutingConfig, KeySource) {
         var routing = RoutingConfig()
-        routing.algorithm = s.choice("algorithm", default: routing.algorithm)
-        routing.hash = s.choice("hash", default: routing.hash)
-        let key = s.parsed("key", default: KeySource.path) { (t: String) throws(ConfigValueError) in
+        routing.algorithm = s.choice(.algorithm, default: routing.algorithm)
+        routing.hash = s.choice(.hash, default: routing.hash)
+        let key = s.parsed(.key, default: KeySource.path) { (t: String) throws(ConfigValueError) in
             try KeySource(parsing: t)
         }
-        routing.vnodes = s.int("vnodes", default: routing.vnodes, in: vnodeRange)
-        routing.ringProbes = s.int("ring_probes", default: routing.ringProbes, in: RoutingConfig.ringProbeRange)
-        if let value = s["maglev_table_size"],
-            let size = s.checkedInt("maglev_table_size", value, in: maglevTableSizeRange)
+        routing.vnodes = s.int(.vnodes, default: routing.vnodes, in: vnodeRange)
+        routing.ringProbes = s.int(.ringProbes, default: routing.ringProbes, in: RoutingConfig.ringProbeRange)
+        if let value = s[.maglevTableSize],
+            let size = s.checkedInt(.maglevTableSize, value, in: maglevTableSizeRange)
         {
             if Primes.isPrime(size) {
                 routing.maglevTableSize = size
             } else {
                 let next = Primes.next(after: size).map(String.init) ?? "none"
-                s.problem("maglev_table_size", "\(size) is not prime (the next prime is \(next))")
+                s.problem(.maglevTableSize, "\(size) is not prime (the next prime is \(next))")
             }
         }
-        switch s["bounded_load"] {
+        switch s[.boundedLoad] {
         case nil, .null?: routing.boundedLoad = nil
         case let value?:
             if let factor = value.double {
@@ -50,10 +56,10 @@ extension ConfigLoader {
                     routing.boundedLoad = factor
                 } else {
                     s.problem(
-                        "bounded_load", "\(value.shortDescription) is less than 1.0 (use e.g. 1.25, or null for off)")
+                        .boundedLoad, "\(value.shortDescription) is less than 1.0 (use e.g. 1.25, or null for off)")
                 }
             } else {
-                s.problem("bounded_load", "expected a number ≥ 1.0 or null, got \(value.kindDescription)")
+                s.problem(.boundedLoad, "expected a number ≥ 1.0 or null, got \(value.kindDescription)")
             }
         }
         return (routing, key)
@@ -61,21 +67,23 @@ extension ConfigLoader {
 
     /// Reads a `health_check` object over `base`: the global section over the defaults, or a server's
     /// override over the global settings.
-    static func readHealthCheck(_ s: ConfigSection, over base: LBConfig.HealthCheck) -> LBConfig.HealthCheck {
+    static func readHealthCheck(
+        _ s: ConfigSection<HealthCheckKey>, over base: LBConfig.HealthCheck
+    ) -> LBConfig.HealthCheck {
         var h = base
-        h.enabled = s.bool("enabled", default: h.enabled)
-        h.type = s.choice("type", default: h.type)
-        h.path = s.string("path", default: h.path)
-        if s["path"] != nil && !h.path.hasPrefix("/") {
-            s.problem("path", "\(quoted(h.path)) must start with \"/\"")
+        h.enabled = s.bool(.enabled, default: h.enabled)
+        h.type = s.choice(.type, default: h.type)
+        h.path = s.string(.path, default: h.path)
+        if s[.path] != nil && !h.path.hasPrefix("/") {
+            s.problem(.path, "\(quoted(h.path)) must start with \"/\"")
             h.path = base.path
         }
-        h.intervalMs = s.duration("interval", default: h.intervalMs)
-        h.timeoutMs = s.duration("timeout", default: h.timeoutMs)
-        h.rise = s.int("rise", default: h.rise, in: 1...100)
-        h.fall = s.int("fall", default: h.fall, in: 1...100)
-        h.expectedStatus = s.parsed("expected_status", default: h.expectedStatus, parseStatusRange)
-        h.passiveFailures = s.int("passive_failures", default: h.passiveFailures, in: 0...1000)
+        h.intervalMs = s.duration(.interval, default: h.intervalMs)
+        h.timeoutMs = s.duration(.timeout, default: h.timeoutMs)
+        h.rise = s.int(.rise, default: h.rise, in: 1...100)
+        h.fall = s.int(.fall, default: h.fall, in: 1...100)
+        h.expectedStatus = s.parsed(.expectedStatus, default: h.expectedStatus, parseStatusRange)
+        h.passiveFailures = s.int(.passiveFailures, default: h.passiveFailures, in: 0...1000)
         return h
     }
 
@@ -94,37 +102,31 @@ extension ConfigLoader {
         return low...high
     }
 
-    static func readTimeouts(_ s: ConfigSection) -> LBConfig.Timeouts {
+    static func readTimeouts(_ s: ConfigSection<Timeout>) -> LBConfig.Timeouts {
         var t = LBConfig.Timeouts()
-        t.clientHeaderMs = s.duration("client_header", default: t.clientHeaderMs)
-        t.clientIdleMs = s.duration("client_idle", default: t.clientIdleMs)
-        t.upstreamConnectMs = s.duration("upstream_connect", default: t.upstreamConnectMs)
-        t.upstreamResponseMs = s.duration("upstream_response", default: t.upstreamResponseMs)
-        t.upstreamIdleMs = s.duration("upstream_idle", default: t.upstreamIdleMs)
-        t.tunnelIdleMs = s.duration("tunnel_idle", default: t.tunnelIdleMs)
-        t.shutdownGraceMs = s.duration("shutdown_grace", default: t.shutdownGraceMs)
+        for timeout in Timeout.allCases { t[timeout] = s.duration(timeout, default: t[timeout]) }
         return t
     }
 
-    static func readLimits(_ s: ConfigSection) -> LBConfig.Limits {
+    static func readLimits(_ s: ConfigSection<LimitKey>) -> LBConfig.Limits {
         var l = LBConfig.Limits()
         let positive = 1...Int.max
-        l.maxRequestLine = s.int("max_request_line", default: l.maxRequestLine, in: positive)
-        l.maxHeaderBytes = s.int("max_header_bytes", default: l.maxHeaderBytes, in: positive)
-        l.maxHeaders = s.int("max_headers", default: l.maxHeaders, in: positive)
-        l.maxBodyBytes = s.optionalInt("max_body_bytes", default: l.maxBodyBytes, in: positive)
-        l.maxClientConnections = s.int("max_client_connections", default: l.maxClientConnections, in: positive)
-        l.upstreamPoolSize = s.int("upstream_pool_size", default: l.upstreamPoolSize, in: positive)
+        l.maxRequestLine = s.int(.maxRequestLine, default: l.maxRequestLine, in: positive)
+        l.maxHeaderBytes = s.int(.maxHeaderBytes, default: l.maxHeaderBytes, in: positive)
+        l.maxHeaders = s.int(.maxHeaders, default: l.maxHeaders, in: positive)
+        l.maxBodyBytes = s.optionalInt(.maxBodyBytes, default: l.maxBodyBytes, in: positive)
+        l.maxClientConnections = s.int(.maxClientConnections, default: l.maxClientConnections, in: positive)
+        l.upstreamPoolSize = s.int(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
         return l
     }
 
-    static func readForwarding(_ s: ConfigSection) -> LBConfig.Forwarding {
+    static func readForwarding(_ s: ConfigSection<ForwardingKey>) -> LBConfig.Forwarding {
         var f = LBConfig.Forwarding()
-        f.xForwardedFor = s.bool("x_forwarded_for", default: f.xForwardedFor)
-        f.xForwardedProto = s.bool("x_forwarded_proto", default: f.xForwardedProto)
-        f.xForwardedHost = s.bool("x_forwarded_host", default: f.xForwardedHost)
-        f.forwarded = s.bool("forwarded", default: f.forwarded)
-        f.requestID = s.bool("request_id", default: f.requestID)
+        f.xForwardedFor = s.bool(.xForwardedFor, default: f.xForwardedFor)
+        f.xForwardedProto = s.bool(.xForwardedProto, default: f.xForwardedProto)
+        f.xForwardedHost = s.bool(.xForwardedHost, default: f.xForwardedHost)
+        f.forwarded = s.bool(.forwarded, default: f.forwarded)
+        f.requestID = s.bool(.requestID, default: f.requestID)
         return f
     }
 }

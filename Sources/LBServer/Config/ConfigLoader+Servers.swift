@@ -1,31 +1,31 @@
 import LBCore
 
 extension ConfigLoader {
-    static let serverKeys = ["id", "host", "port", "weight", "health_check"]
+    /// The keys of a `servers` entry (the admin API's `POST /manage/servers` takes them less `health_check`).
+    enum ServerKey: String, ConfigKey { case id, host, port, weight, healthCheck = "health_check" }
+
     /// Weights are small integers; 0 drains a server (no new keys), 1000 is far beyond any sensible ratio.
     static let weightRange = 0...1000
 
     /// Reads the `servers` array. Returns the servers in file order and the effective health-check settings of
     /// those with a `health_check` override. Problems: wrong types, missing host/port, bad ranges, duplicate ids.
     static func readServers(
-        _ value: JSONValue, in top: ConfigSection, health: LBConfig.HealthCheck
+        _ value: JSONValue, in top: ConfigSection<TopLevelKey>, health: LBConfig.HealthCheck
     ) -> ([ServerSpec], [String: LBConfig.HealthCheck]) {
         guard case .array(let elements) = value else {
-            top.problem("servers", "expected an array of server objects, got \(value.kindDescription)")
+            top.problem(.servers, "expected an array of server objects, got \(value.kindDescription)")
             return ([], [:])
         }
         var servers: [ServerSpec] = []
         var overrides: [String: LBConfig.HealthCheck] = [:]
         var firstIndexOfID: [String: Int] = [:]
         for (index, element) in elements.enumerated() {
-            let path = "servers[\(index)]"
-            guard let s = ConfigSection(element, path: path, known: serverKeys, problems: top.problems) else {
-                continue
-            }
+            let path = "\(top.keyPath(.servers))[\(index)]"
+            guard let s = ConfigSection<ServerKey>(element, path: path, problems: top.problems) else { continue }
             guard let server = readServer(s) else { continue }
             if let first = firstIndexOfID[server.id] {
-                if s["id"] != nil {
-                    s.problem("id", "\(quoted(server.id)) is used by servers[\(first)] too")
+                if s[.id] != nil {
+                    s.problem(.id, "\(quoted(server.id)) is used by servers[\(first)] too")
                 } else {
                     top.problems.add(
                         path,
@@ -36,7 +36,7 @@ extension ConfigLoader {
             }
             firstIndexOfID[server.id] = index
             servers.append(server)
-            if let override = s.section("health_check", known: healthCheckKeys), !override.isEmpty {
+            if let override = s.section(.healthCheck, of: HealthCheckKey.self), !override.isEmpty {
                 overrides[server.id] = readHealthCheck(override, over: health)
             }
         }
@@ -44,12 +44,12 @@ extension ConfigLoader {
     }
 
     /// One server object; nil when host or port is missing or invalid (the problems are recorded).
-    static func readServer(_ s: ConfigSection) -> ServerSpec? {
+    static func readServer(_ s: ConfigSection<ServerKey>) -> ServerSpec? {
         var ok = true
         var host = ""
-        switch s["host"] {
+        switch s[.host] {
         case nil:
-            s.problem("host", "missing (required)")
+            s.problem(.host, "missing (required)")
             ok = false
         case .string(let text)?:
             host = text
@@ -58,38 +58,38 @@ extension ConfigLoader {
                 host = String(host.dropFirst().dropLast())
             }
             if host.isEmpty {
-                s.problem("host", "must not be empty")
+                s.problem(.host, "must not be empty")
                 ok = false
             } else if host.filter({ $0 == ":" }).count == 1 {
-                s.problem("host", "\(quoted(text)) includes a port; put the port in \"port\"")
+                s.problem(.host, "\(quoted(text)) includes a port; put the port in \"port\"")
                 ok = false
             } else if host.contains(where: { $0.isWhitespace || $0 == "/" || $0 == "[" || $0 == "]" }) {
-                s.problem("host", "\(quoted(text)) is not a host name or IP address")
+                s.problem(.host, "\(quoted(text)) is not a host name or IP address")
                 ok = false
             }
         case let other?:
-            s.problem("host", "expected a string, got \(other.kindDescription)")
+            s.problem(.host, "expected a string, got \(other.kindDescription)")
             ok = false
         }
         var port = 0
-        if let value = s["port"] {
-            if let p = s.checkedInt("port", value, in: 1...65535) { port = p } else { ok = false }
+        if let value = s[.port] {
+            if let p = s.checkedInt(.port, value, in: 1...65535) { port = p } else { ok = false }
         } else {
-            s.problem("port", "missing (required)")
+            s.problem(.port, "missing (required)")
             ok = false
         }
-        let weight = s.int("weight", default: 1, in: weightRange)
+        let weight = s.int(.weight, default: 1, in: weightRange)
         var id: String?
-        switch s["id"] {
+        switch s[.id] {
         case nil: id = nil
         case .string(let text)?:
             if text.isEmpty || text.contains(where: \.isWhitespace) {
-                s.problem("id", "\(quoted(text)) must be non-empty and contain no spaces")
+                s.problem(.id, "\(quoted(text)) must be non-empty and contain no spaces")
                 ok = false
             }
             id = text
         case let other?:
-            s.problem("id", "expected a string, got \(other.kindDescription)")
+            s.problem(.id, "expected a string, got \(other.kindDescription)")
             ok = false
         }
         guard ok else { return nil }

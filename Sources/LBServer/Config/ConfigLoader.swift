@@ -20,10 +20,16 @@ import LBCore
 /// A missing or unreadable file and a JSON syntax error are reported alone, since nothing further can be checked.
 /// Pure apart from reading the file; safe to call from any thread.
 public enum ConfigLoader {
-    static let topLevelKeys = [
-        "listen", "workers", "admin", "routing", "servers", "health_check", "retries", "timeouts", "limits",
-        "forwarding", "access_log", "stats", "busy_polls", "coalesce_us",
-    ]
+    /// The keys of the top level, in the order the unknown-key message lists them.
+    enum TopLevelKey: String, ConfigKey {
+        case listen, workers, admin, routing, servers, healthCheck = "health_check", retries, timeouts, limits
+        case forwarding, accessLog = "access_log", stats, busyPolls = "busy_polls", coalesceMicros = "coalesce_us"
+    }
+
+    enum AdminKey: String, ConfigKey { case listen, token }
+    enum RetriesKey: String, ConfigKey { case max, perTryTimeout = "per_try_timeout" }
+    enum AccessLogKey: String, ConfigKey { case format, path }
+    enum StatsKey: String, ConfigKey { case latency }
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
     static let busyPollRange = 0...1_000
@@ -62,7 +68,7 @@ public enum ConfigLoader {
             problems.add("", "the top level must be a JSON object ({ ... }), got \(document.kindDescription)")
             throw problems.errors(source: source)
         }
-        guard let top = ConfigSection(document, path: "", known: topLevelKeys, problems: problems) else {
+        guard let top = ConfigSection<TopLevelKey>(document, path: "", problems: problems) else {
             throw problems.errors(source: source)
         }
         let config = read(top, requireServers: requireServers)
@@ -71,54 +77,53 @@ public enum ConfigLoader {
         return config
     }
 
-    static func read(_ top: ConfigSection, requireServers: Bool) -> LBConfig {
+    static func read(_ top: ConfigSection<TopLevelKey>, requireServers: Bool) -> LBConfig {
         var config = LBConfig()
-        config.listen = top.parsed("listen", default: config.listen) { (s: String) throws(ConfigValueError) in
+        config.listen = top.parsed(.listen, default: config.listen) { (s: String) throws(ConfigValueError) in
             try parseAddress(s, allowPortZero: true)
         }
         config.workers = readWorkers(top)
-        config.busyPolls = top.int("busy_polls", default: config.busyPolls, in: busyPollRange)
-        config.coalesceMicros = top.int("coalesce_us", default: config.coalesceMicros, in: coalesceRange)
-        if let admin = top.section("admin", known: ["listen", "token"]) {
-            config.admin.listen = admin.parsed("listen", default: config.admin.listen) {
+        config.busyPolls = top.int(.busyPolls, default: config.busyPolls, in: busyPollRange)
+        config.coalesceMicros = top.int(.coalesceMicros, default: config.coalesceMicros, in: coalesceRange)
+        if let admin = top.section(.admin, of: AdminKey.self) {
+            config.admin.listen = admin.parsed(.listen, default: config.admin.listen) {
                 (s: String) throws(ConfigValueError) in try parseAddress(s, allowPortZero: true)
             }
             config.admin.token = readToken(admin)
         }
-        if let routing = top.section("routing", known: routingKeys) {
+        if let routing = top.section(.routing, of: RoutingKey.self) {
             (config.routing, config.routingKey) = readRouting(routing)
         }
-        if let health = top.section("health_check", known: healthCheckKeys) {
+        if let health = top.section(.healthCheck, of: HealthCheckKey.self) {
             config.healthCheck = readHealthCheck(health, over: config.healthCheck)
         }
-        if let servers = top["servers"] {
+        if let servers = top[.servers] {
             (config.servers, config.serverHealthChecks) = readServers(servers, in: top, health: config.healthCheck)
         } else if requireServers {
             top.problem(
-                "servers", "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
+                .servers, "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
         }
-        if let retries = top.section("retries", known: ["max", "per_try_timeout"]) {
-            config.retries.max = retries.int("max", default: config.retries.max, in: 0...10)
-            config.retries.perTryTimeoutMs = retries.duration(
-                "per_try_timeout", default: config.retries.perTryTimeoutMs)
+        if let retries = top.section(.retries, of: RetriesKey.self) {
+            config.retries.max = retries.int(.max, default: config.retries.max, in: 0...10)
+            config.retries.perTryTimeoutMs = retries.duration(.perTryTimeout, default: config.retries.perTryTimeoutMs)
         }
-        if let timeouts = top.section("timeouts", known: timeoutKeys) {
+        if let timeouts = top.section(.timeouts, of: Timeout.self) {
             config.timeouts = readTimeouts(timeouts)
         }
-        if let limits = top.section("limits", known: limitKeys) {
+        if let limits = top.section(.limits, of: LimitKey.self) {
             config.limits = readLimits(limits)
         }
-        if let forwarding = top.section("forwarding", known: forwardingKeys) {
+        if let forwarding = top.section(.forwarding, of: ForwardingKey.self) {
             config.forwarding = readForwarding(forwarding)
         }
-        if let log = top.section("access_log", known: ["format", "path"]) {
-            config.accessLog.format = log.choice("format", default: config.accessLog.format)
-            let path = log.string("path", default: config.accessLog.path)
-            if path.isEmpty { log.problem("path", "must not be empty; use \"-\" for standard output") }
+        if let log = top.section(.accessLog, of: AccessLogKey.self) {
+            config.accessLog.format = log.choice(.format, default: config.accessLog.format)
+            let path = log.string(.path, default: config.accessLog.path)
+            if path.isEmpty { log.problem(.path, "must not be empty; use \"-\" for standard output") }
             config.accessLog.path = path.isEmpty ? "-" : path
         }
-        if let stats = top.section("stats", known: ["latency"]) {
-            config.stats.latency = stats.bool("latency", default: config.stats.latency)
+        if let stats = top.section(.stats, of: StatsKey.self) {
+            config.stats.latency = stats.bool(.latency, default: config.stats.latency)
         }
         return config
     }
@@ -143,25 +148,25 @@ public enum ConfigLoader {
         return .count(n)
     }
 
-    static func readWorkers(_ top: ConfigSection) -> LBConfig.WorkerCount {
-        switch top["workers"] {
+    static func readWorkers(_ top: ConfigSection<TopLevelKey>) -> LBConfig.WorkerCount {
+        switch top[.workers] {
         case nil: return .count(1)
-        case .string?: return top.parsed("workers", default: .count(1), parseWorkers)
-        case .number?: return .count(top.int("workers", default: 1, in: 1...maxWorkers))
+        case .string?: return top.parsed(.workers, default: .count(1), parseWorkers)
+        case .number?: return .count(top.int(.workers, default: 1, in: 1...maxWorkers))
         case let other?:
-            top.problem("workers", "expected an integer or \"auto\", got \(other.kindDescription)")
+            top.problem(.workers, "expected an integer or \"auto\", got \(other.kindDescription)")
             return .count(1)
         }
     }
 
-    static func readToken(_ admin: ConfigSection) -> String? {
-        switch admin["token"] {
+    static func readToken(_ admin: ConfigSection<AdminKey>) -> String? {
+        switch admin[.token] {
         case nil, .null?: return nil
         case .string(let s)?:
-            if s.isEmpty { admin.problem("token", "must not be empty; use null for no token") }
+            if s.isEmpty { admin.problem(.token, "must not be empty; use null for no token") }
             return s.isEmpty ? nil : s
         case let other?:
-            admin.problem("token", "expected a string or null, got \(other.kindDescription)")
+            admin.problem(.token, "expected a string or null, got \(other.kindDescription)")
             return nil
         }
     }

@@ -1,33 +1,14 @@
 extension LBConfig {
-    /// `timeouts`, all in milliseconds and all > 0.
+    /// `timeouts`: one duration in milliseconds (> 0) per `Timeout`, each its default until set.
     public struct Timeouts: Equatable, Sendable {
-        /// From accept (or the end of the previous response) until the request head is complete.
-        public var clientHeaderMs: UInt64
-        /// A keep-alive client connection with no request in flight.
-        public var clientIdleMs: UInt64
-        /// Establishing a TCP connection to a backend.
-        public var upstreamConnectMs: UInt64
-        /// From the request being sent until the response head arrives.
-        public var upstreamResponseMs: UInt64
-        /// A pooled idle upstream connection before it is closed.
-        public var upstreamIdleMs: UInt64
-        /// An upgraded (WebSocket / CONNECT-style) tunnel with no bytes either way.
-        public var tunnelIdleMs: UInt64
-        /// On SIGTERM: how long in-flight requests may finish before connections are closed.
-        public var shutdownGraceMs: UInt64
+        private var ms = Dictionary(uniqueKeysWithValues: Timeout.allCases.map { ($0, $0.defaultMs) })
 
-        public init(
-            clientHeaderMs: UInt64 = 10_000, clientIdleMs: UInt64 = 60_000, upstreamConnectMs: UInt64 = 3_000,
-            upstreamResponseMs: UInt64 = 30_000, upstreamIdleMs: UInt64 = 60_000, tunnelIdleMs: UInt64 = 300_000,
-            shutdownGraceMs: UInt64 = 10_000
-        ) {
-            self.clientHeaderMs = clientHeaderMs
-            self.clientIdleMs = clientIdleMs
-            self.upstreamConnectMs = upstreamConnectMs
-            self.upstreamResponseMs = upstreamResponseMs
-            self.upstreamIdleMs = upstreamIdleMs
-            self.tunnelIdleMs = tunnelIdleMs
-            self.shutdownGraceMs = shutdownGraceMs
+        /// Every timeout at its default.
+        public init() {}
+
+        public subscript(timeout: Timeout) -> UInt64 {
+            get { ms[timeout] ?? timeout.defaultMs }
+            set { ms[timeout] = newValue }
         }
     }
 

@@ -3,7 +3,8 @@
 /// `expired(now:)` and the connection carries out the returned action. No timer handle per connection and no
 /// system call per request: a deadline is two stores.
 ///
-/// Phases and what their expiry means (RFC 9112 §9.8 leaves the values to us; defaults are in LBConfig.Timeouts):
+/// Phases and what their expiry means (RFC 9112 §9.8 leaves the values to us; each phase's limit is the
+/// `Timeout` that names it as its phase, with that timeout's key and default):
 /// - `clientIdle`: a keep-alive client sent nothing since its last response → close quietly.
 /// - `clientHeader`: a request head started but is incomplete (slowloris) → answer 408 and close.
 /// - `upstreamConnect`: the backend did not accept in time → try the next candidate.
@@ -11,15 +12,36 @@
 /// - `upstreamIdle`: a pooled connection stayed unused → close it.
 /// - `tunnelIdle`: no byte either way in an upgraded connection → close both sides.
 struct ConnectionTimer: Equatable {
-    enum Phase: Equatable { case none, clientIdle, clientHeader, upstreamConnect, upstreamResponse, upstreamIdle, tunnelIdle }
+    /// Each phase but `.none` is the `phase` of exactly one `Timeout`, which gives its limit.
+    enum Phase: Int, CaseIterable {
+        case none, clientIdle, clientHeader, upstreamConnect, upstreamResponse, upstreamIdle, tunnelIdle
+    }
 
-    struct Limits: Equatable {
-        var clientIdle: UInt64
-        var clientHeader: UInt64
-        var upstreamConnect: UInt64
-        var upstreamResponse: UInt64
-        var upstreamIdle: UInt64
-        var tunnelIdle: UInt64
+    /// Milliseconds per phase, filled from the `Timeout` table (`init(_:)`); `.none` has none.
+    struct Limits {
+        /// By `Phase.rawValue`, one slot per case (a new phase raises the 7): a fixed array, so handing the
+        /// limits to `enter` copies no heap buffer.
+        private var ms = InlineArray<7, UInt64>(repeating: 0)
+
+        /// Each phase's limit from the timeout that governs it.
+        init(_ timeouts: LBConfig.Timeouts) {
+            for timeout in Timeout.allCases {
+                if let phase = timeout.phase { self[phase] = timeouts[timeout] }
+            }
+        }
+
+        subscript(phase: Phase) -> UInt64 {
+            get { ms[phase.rawValue] }
+            set { ms[phase.rawValue] = newValue }
+        }
+
+        // The names the connections read.
+        var clientIdle: UInt64 { self[.clientIdle] }
+        var clientHeader: UInt64 { self[.clientHeader] }
+        var upstreamConnect: UInt64 { self[.upstreamConnect] }
+        var upstreamResponse: UInt64 { self[.upstreamResponse] }
+        var upstreamIdle: UInt64 { self[.upstreamIdle] }
+        var tunnelIdle: UInt64 { self[.tunnelIdle] }
     }
 
     private(set) var phase = Phase.none
@@ -28,15 +50,7 @@ struct ConnectionTimer: Equatable {
     /// Starts `phase` at `now` (`.none` disarms).
     mutating func enter(_ phase: Phase, now: UInt64, limits: Limits) {
         self.phase = phase
-        switch phase {
-        case .none: deadline = 0
-        case .clientIdle: deadline = now + limits.clientIdle
-        case .clientHeader: deadline = now + limits.clientHeader
-        case .upstreamConnect: deadline = now + limits.upstreamConnect
-        case .upstreamResponse: deadline = now + limits.upstreamResponse
-        case .upstreamIdle: deadline = now + limits.upstreamIdle
-        case .tunnelIdle: deadline = now + limits.tunnelIdle
-        }
+        deadline = phase == .none ? 0 : now + limits[phase]
     }
 
     /// The first bytes of a request head arrived: an idle client now has `clientHeader` to finish the head.
@@ -47,7 +61,7 @@ struct ConnectionTimer: Equatable {
 
     /// Activity in a tunnel pushes its idle deadline.
     mutating func tunnelActivity(now: UInt64, limits: Limits) {
-        if phase == .tunnelIdle { deadline = now + limits.tunnelIdle }
+        if phase == .tunnelIdle { deadline = now + limits[.tunnelIdle] }
     }
 
     /// The phase that expired at `now`, or `.none`. Expiry disarms the timer (it fires once).

@@ -27,12 +27,9 @@ struct ProxySettings: Sendable {
             maxHeaderCount: config.limits.maxHeaders, maxBodyBytes: config.limits.maxBodyBytes)
         forwarding = config.forwarding
         keySource = config.routingKey
-        let t = config.timeouts
-        timeouts = ConnectionTimer.Limits(
-            clientIdle: t.clientIdleMs, clientHeader: t.clientHeaderMs, upstreamConnect: t.upstreamConnectMs,
-            // Each try waits at most the per-try timeout for its response head.
-            upstreamResponse: min(t.upstreamResponseMs, config.retries.perTryTimeoutMs),
-            upstreamIdle: t.upstreamIdleMs, tunnelIdle: t.tunnelIdleMs)
+        timeouts = ConnectionTimer.Limits(config.timeouts)
+        // Each try waits at most the per-try timeout for its response head.
+        timeouts[.upstreamResponse] = min(timeouts[.upstreamResponse], config.retries.perTryTimeoutMs)
         maxClientConnections = config.limits.maxClientConnections
         poolSize = config.limits.upstreamPoolSize
         retries = config.retries.max

@@ -14,13 +14,16 @@ enum AdminJSON {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// Keys accepted by `POST /manage/servers`.
-    static let addKeys = ["id", "host", "port", "weight"]
+    /// Keys accepted by `POST /manage/servers`: a config file's server keys but `health_check`.
+    static let addKeys = ConfigLoader.ServerKey.allCases.filter { $0 != .healthCheck }
     /// Keys accepted by `PATCH /manage/servers/{id}`.
-    static let patchKeys = ["weight", "state"]
+    enum PatchKey: String, ConfigKey { case weight, state }
 
-    /// A JSON object from a request body; throws 400 for an empty body, a syntax error or a non-object.
-    static func object(_ body: [UInt8], known: [String], problems: ProblemList) throws(AdminError) -> ConfigSection {
+    /// A JSON object from a request body, with only `keys`; throws 400 for an empty body, a syntax error or a
+    /// non-object.
+    static func object<Key: ConfigKey>(
+        _ body: [UInt8], keys: [Key], problems: ProblemList
+    ) throws(AdminError) -> ConfigSection<Key> {
         if body.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
             throw AdminError(400, field: "body", "empty; expected a JSON object")
         }
@@ -31,7 +34,7 @@ enum AdminJSON {
             throw AdminError(
                 400, field: "body", "malformed JSON at line \(error.line), column \(error.column): \(error.message)")
         }
-        guard let section = ConfigSection(value, path: "", known: known, problems: problems) else {
+        guard let section = ConfigSection(value, path: "", problems: problems, accepting: keys) else {
             throw AdminError(400, field: "body", "expected a JSON object, got \(value.kindDescription)")
         }
         return section
@@ -47,7 +50,7 @@ enum AdminJSON {
     /// The id defaults to `host:port`. Host resolution happens later, when the routing state is built.
     static func addServer(_ body: [UInt8]) throws(AdminError) -> ServerSpec {
         let problems = ProblemList()
-        let section = try object(body, known: addKeys, problems: problems)
+        let section = try object(body, keys: addKeys, problems: problems)
         let spec = ConfigLoader.readServer(section)
         if let error = firstProblem(problems) { throw error }
         guard let spec else { throw AdminError(400, field: "body", "not a valid server") }
@@ -57,19 +60,19 @@ enum AdminJSON {
     /// `PATCH /manage/servers/{id}`: a new weight and/or an admin state.
     static func patchServer(_ body: [UInt8]) throws(AdminError) -> ServerPatch {
         let problems = ProblemList()
-        let section = try object(body, known: patchKeys, problems: problems)
+        let section = try object(body, keys: Array(PatchKey.allCases), problems: problems)
         var patch = ServerPatch()
-        if let value = section["weight"] {
-            patch.weight = section.checkedInt("weight", value, in: ConfigLoader.weightRange)
+        if let value = section[.weight] {
+            patch.weight = section.checkedInt(.weight, value, in: ConfigLoader.weightRange)
         }
-        if let value = section["state"] {
+        if let value = section[.state] {
             if case .string(let text) = value {
                 patch.state = ServerPatch.AdminState(rawValue: text)
                 if patch.state == nil {
-                    section.problem("state", "\(quoted(text)) is not one of up, draining")
+                    section.problem(.state, "\(quoted(text)) is not one of up, draining")
                 }
             } else {
-                section.problem("state", "expected \"up\" or \"draining\", got \(value.kindDescription)")
+                section.problem(.state, "expected \"up\" or \"draining\", got \(value.kindDescription)")
             }
         }
         if let error = firstProblem(problems) { throw error }

@@ -140,7 +140,7 @@ public final class ProxyServer {
             return
         }
         isShuttingDown = true
-        logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts.shutdownGraceMs)"])
+        logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts[.shutdownGrace])"])
         controlWorker?.beginDrain()
         for t in threads { t.beginDrain() }
         admin?.close()
@@ -149,7 +149,7 @@ public final class ProxyServer {
             self.logger.warning("shutdown grace period over: closing in-flight connections")
             self.finishShutdown()
         }
-        deadline.start(timeout: config.timeouts.shutdownGraceMs)
+        deadline.start(timeout: config.timeouts[.shutdownGrace])
         shutdownTimer = deadline
         let poll = LoopTimer(loop: loop) { [unowned self] in
             if self.controlWorker?.isIdle ?? true, self.threads.allSatisfy({ $0.isDone }) {

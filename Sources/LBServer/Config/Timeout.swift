@@ -1,0 +1,48 @@
+/// Every timeout of the `timeouts` object, the one list of them: each case is a config key, and `spec` gives its
+/// default and the connection phase it governs. Loading (`ConfigLoader.readTimeouts`), the stored values
+/// (`LBConfig.Timeouts`), the timer's limits (`ConnectionTimer.Limits`) and the unknown-key check all walk
+/// `allCases`, so a timeout added here is read, validated, defaulted and enforced with no other list to update.
+///
+/// Every timeout is a duration (`ConfigDuration`: at least 1 ms, at most a week); there is no "0 = off", since
+/// each must fire eventually. The README's configuration table documents each key with this default.
+public enum Timeout: String, CaseIterable, Sendable {
+    /// From accept (or the end of the previous response) until the request head is complete.
+    case clientHeader = "client_header"
+    /// A keep-alive client connection with no request in flight.
+    case clientIdle = "client_idle"
+    /// Establishing a TCP connection to a backend.
+    case upstreamConnect = "upstream_connect"
+    /// From the request being sent until the response head arrives.
+    case upstreamResponse = "upstream_response"
+    /// A pooled idle upstream connection before it is closed.
+    case upstreamIdle = "upstream_idle"
+    /// An upgraded (WebSocket / CONNECT-style) tunnel with no bytes either way.
+    case tunnelIdle = "tunnel_idle"
+    /// On SIGTERM: how long in-flight requests may finish before connections are closed.
+    case shutdownGrace = "shutdown_grace"
+
+    /// The key in the `timeouts` object.
+    public var key: String { rawValue }
+
+    /// The default in milliseconds.
+    public var defaultMs: UInt64 { spec.defaultMs }
+
+    /// The `ConnectionTimer` phase this timeout bounds; nil for one that is not a connection's (shutdown).
+    var phase: ConnectionTimer.Phase? { spec.phase }
+
+    /// One row per timeout.
+    private var spec: (defaultMs: UInt64, phase: ConnectionTimer.Phase?) {
+        switch self {
+        case .clientHeader: (10_000, .clientHeader)
+        case .clientIdle: (60_000, .clientIdle)
+        case .upstreamConnect: (3_000, .upstreamConnect)
+        case .upstreamResponse: (30_000, .upstreamResponse)
+        case .upstreamIdle: (60_000, .upstreamIdle)
+        case .tunnelIdle: (300_000, .tunnelIdle)
+        case .shutdownGrace: (10_000, nil)
+        }
+    }
+}
+
+/// The cases are the keys of the `timeouts` object.
+extension Timeout: ConfigKey {}

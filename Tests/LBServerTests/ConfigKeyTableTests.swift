@@ -1,0 +1,122 @@
+import XCTest
+
+@testable import LBServer
+
+/// Each object of the config file declares its keys once (a `ConfigKey` enum): the unknown-key check and the
+/// suggestions come from that list, and every key in it is read.
+final class ConfigKeyTableTests: XCTestCase {
+    /// One object of the file: its key path, its declared keys, the members it needs to be valid, and the
+    /// document that holds it (`wrap` puts the members in place).
+    struct Section {
+        var path: String
+        var keys: [String]
+        var base: [String: String] = [:]
+        var wrap: (String) -> String
+
+        init<Key: ConfigKey>(
+            _ path: String, _: Key.Type, base: [String: String] = [:], wrap: ((String) -> String)? = nil
+        ) {
+            self.path = path
+            keys = Key.allCases.map(\.rawValue)
+            self.base = base
+            self.wrap = wrap ?? { #"{"\#(path)": {\#($0)}}"# }
+        }
+
+        /// The document with `base` and `members` (which win) in this object.
+        func document(_ members: [String: String]) -> String {
+            let all = base.merging(members) { $1 }
+            return wrap(all.keys.sorted().map { #""\#($0)": \#(all[$0]!)"# }.joined(separator: ", "))
+        }
+
+        func keyPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+    }
+
+    let sections = [
+        Section("", ConfigLoader.TopLevelKey.self, wrap: { "{\($0)}" }),
+        Section("admin", ConfigLoader.AdminKey.self),
+        Section("routing", ConfigLoader.RoutingKey.self),
+        Section("health_check", ConfigLoader.HealthCheckKey.self),
+        Section(
+            "servers[0]", ConfigLoader.ServerKey.self, base: ["host": #""h""#, "port": "1"],
+            wrap: { #"{"servers": [{\#($0)}]}"# }),
+        Section(
+            "servers[0].health_check", ConfigLoader.HealthCheckKey.self,
+            wrap: { #"{"servers": [{"host": "h", "port": 1, "health_check": {\#($0)}}]}"# }),
+        Section("retries", ConfigLoader.RetriesKey.self),
+        Section("timeouts", Timeout.self),
+        Section("limits", ConfigLoader.LimitKey.self),
+        Section("forwarding", ConfigLoader.ForwardingKey.self),
+        Section("access_log", ConfigLoader.AccessLogKey.self),
+        Section("stats", ConfigLoader.StatsKey.self),
+    ]
+
+    func testAnUnknownKeyInEveryObjectIsRejectedByNameWithTheDeclaredKeys() {
+        for section in sections {
+            XCTAssertEqual(
+                configProblems(section.document(["zzzzzz": "1"])),
+                [
+                    "\(section.keyPath("zzzzzz")): unknown key; valid keys here are "
+                        + section.keys.joined(separator: ", ")
+                ])
+        }
+    }
+
+    func testAMisspelledKeySuggestsTheDeclaredOne() {
+        for section in sections {
+            for key in section.keys {
+                XCTAssertEqual(
+                    configProblems(section.document([key + "x": "1"])),
+                    ["\(section.keyPath(key + "x")): unknown key (did you mean \(key)?)"])
+            }
+        }
+    }
+
+    /// A value unlike the default for every key: each must change what the file loads to, so no declared key
+    /// is accepted and then ignored.
+    static let samples: [String: String] = [
+        "listen": #""127.0.0.1:9000""#, "workers": "2", "admin": #"{"token": "t"}"#, "routing": #"{"vnodes": 7}"#,
+        "servers": #"[{"host": "h", "port": 1}]"#, "health_check": #"{"rise": 5}"#, "retries": #"{"max": 0}"#,
+        "timeouts": #"{"client_idle": 1}"#, "limits": #"{"max_headers": 5}"#, "forwarding": #"{"forwarded": true}"#,
+        "access_log": #"{"format": "json"}"#, "stats": #"{"latency": false}"#, "busy_polls": "5", "coalesce_us": "5",
+        "admin.listen": #""127.0.0.1:9001""#, "admin.token": #""t""#,
+        "routing.algorithm": #""rendezvous""#, "routing.hash": #""md5""#, "routing.key": #""host""#,
+        "routing.vnodes": "7", "routing.ring_probes": "2", "routing.maglev_table_size": "101",
+        "routing.bounded_load": "1.5",
+        "servers[0].id": #""x""#, "servers[0].host": #""g""#, "servers[0].port": "2", "servers[0].weight": "3",
+        "servers[0].health_check": #"{"rise": 5}"#,
+        "retries.max": "0", "retries.per_try_timeout": #""1s""#,
+        "limits.max_request_line": "5", "limits.max_header_bytes": "5", "limits.max_headers": "5",
+        "limits.max_body_bytes": "5", "limits.max_client_connections": "5", "limits.upstream_pool_size": "5",
+        "forwarding.x_forwarded_for": "false", "forwarding.x_forwarded_proto": "false",
+        "forwarding.x_forwarded_host": "false", "forwarding.forwarded": "true", "forwarding.request_id": "false",
+        "access_log.format": #""json""#, "access_log.path": #""/tmp/x.log""#, "stats.latency": "false",
+    ]
+    static let healthCheckSamples = [
+        "enabled": "false", "type": #""tcp""#, "path": #""/h""#, "interval": #""3s""#, "timeout": #""2s""#,
+        "rise": "5", "fall": "5", "expected_status": #""200""#, "passive_failures": "0",
+    ]
+
+    func testEveryDeclaredKeyIsRead() throws {
+        var samples = Self.samples
+        for timeout in Timeout.allCases { samples["timeouts.\(timeout.key)"] = "1" }
+        for (key, value) in Self.healthCheckSamples {
+            samples["health_check.\(key)"] = value
+            samples["servers[0].health_check.\(key)"] = value
+        }
+        let declared = sections.flatMap { section in section.keys.map(section.keyPath) }
+        XCTAssertEqual(Set(samples.keys), Set(declared), "a sample for every declared key")
+
+        for section in sections {
+            let baseline = try parseConfig(section.document([:]))
+            for key in section.keys {
+                guard let value = samples[section.keyPath(key)] else { continue }
+                let config = try parseConfig(section.document([key: value]))
+                // A server's override is recorded whenever it is non-empty: what counts is what it sets.
+                let changed =
+                    section.path == "servers[0].health_check"
+                    ? config.healthCheck(forServer: "h:1") != config.healthCheck : config != baseline
+                XCTAssertTrue(changed, "\(section.keyPath(key)) = \(value) changed nothing")
+            }
+        }
+    }
+}
