@@ -36,7 +36,8 @@ final class AdminAPILoadTests: IntegrationTestCase {
         XCTAssertNil(TrafficProbe.counts(routing)["b2"])
         try step("reweight b3", "PATCH", "/manage/servers/\(backends[2].address)", #"{"weight": 3}"#)
 
-        Thread.sleep(forTimeInterval: 0.2)
+        // Some load on the final routing too, before stopping.
+        try load.waitForProgress(50)
         load.stop()
         let result = (ok: load.succeeded, failures: load.failures.map(\.description))
         XCTAssertEqual(result.failures, [], "every request during the changes must succeed")

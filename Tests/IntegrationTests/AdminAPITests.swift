@@ -111,7 +111,11 @@ final class AdminAPITests: IntegrationTestCase {
         let path = try XCTUnwrap(owned)
         let inFlight = try RawHTTPConnection(port: lb.proxyPort, timeout: 10)
         try inFlight.send("GET \(path) HTTP/1.1\r\nHost: t\r\n\r\n")
-        Thread.sleep(forTimeInterval: 0.2)
+        // Delete once the request is with the slow server (it answers after 800 ms).
+        try eventually(timeout: 5, "the request is in flight to the slow server") {
+            let servers = try admin.call("GET", "/api/stats").json["servers"] as? [[String: Any]] ?? []
+            return servers.first { $0["id"] as? String == slow.address }?["in_flight"] as? Int == 1
+        }
         XCTAssertEqual(try admin.call("DELETE", "/manage/servers/\(slow.address)").status, 200)
         let response = try inFlight.readResponse()
         XCTAssertEqual(response.status, 200)

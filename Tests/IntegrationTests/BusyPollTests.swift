@@ -14,9 +14,10 @@ final class BusyPollTests: IntegrationTestCase {
         return Int(rest[11])! + Int(rest[12])!
     }
 
-    /// `count` requests one after another on one connection, each answered by a backend.
+    /// `count` requests one after another on one connection, each answered by a backend; then closes it.
     private func sendSequentially(_ lb: LBServerProcess, _ count: Int, prefix: String) throws {
         let c = try RawHTTPConnection(port: lb.proxyPort)
+        defer { c.close() }
         for i in 0..<count {
             try c.send("GET /\(prefix)/\(i) HTTP/1.1\r\nHost: loop\r\n\r\n")
             let r = try c.readResponse()
@@ -25,12 +26,23 @@ final class BusyPollTests: IntegrationTestCase {
         }
     }
 
+    /// Polls `/api/stats` until `condition` holds for it: the proxy has finished the work a CPU measurement must
+    /// not include.
+    private func waitForStats(_ lb: LBServerProcess, _ what: String, _ condition: ([String: Any]) -> Bool) throws {
+        let admin = AdminClient(port: lb.adminPort)
+        try eventually(timeout: 10, what) { condition(try admin.call("GET", "/api/stats").json) }
+    }
+
     /// A second of idleness costs (almost) no CPU: the loop sleeps in epoll_wait. A loop that kept spinning or
-    /// waking on a timer would use up to ~100 ticks here. Then SIGTERM ends it cleanly.
+    /// waking on a timer would use up to ~100 ticks here. Then SIGTERM ends it cleanly. The caller has closed
+    /// its client connections; the second starts once the proxy has handled those closes.
     private func assertIdleIsFreeAndStops(_ lb: LBServerProcess, _ what: String) throws {
-        Thread.sleep(forTimeInterval: 0.2)
+        try waitForStats(lb, "no client connection open and no request in flight") { stats in
+            (stats["connections"] as? [String: Any])?["open"] as? Int == 0
+                && (stats["requests"] as? [String: Any])?["in_flight"] as? Int == 0
+        }
         let before = try cpuTicks(lb.process.pid)
-        Thread.sleep(forTimeInterval: 1.0)
+        Thread.sleep(forTimeInterval: 1.0)  // the idle second being measured
         let used = try cpuTicks(lb.process.pid) - before
         XCTAssertLessThanOrEqual(used, 5, "an idle \(what) proxy used \(used) of 100 CPU ticks in 1 s")
         lb.process.signal(SIGTERM)
@@ -67,10 +79,13 @@ final class BusyPollTests: IntegrationTestCase {
         let connections = try (0..<64).map { _ in try RawHTTPConnection(port: lb.proxyPort, timeout: 10) }
         for (i, c) in connections.enumerated() { try c.send("GET /wait/\(i) HTTP/1.1\r\nHost: co\r\n\r\n") }
         // Nothing arrives while the backends think: after an empty sleep the loop blocks in epoll_wait. A loop
-        // that went on sleeping and polling would wake 5,000 times a second here.
-        Thread.sleep(forTimeInterval: 0.2)
+        // that went on sleeping and polling would wake 5,000 times a second here. Measured from when all 64 are
+        // with the backends, for one second (well inside their 1.5 s).
+        try waitForStats(lb, "64 requests in flight to the backends") { stats in
+            (stats["servers"] as? [[String: Any]] ?? []).reduce(0) { $0 + ($1["in_flight"] as? Int ?? 0) } == 64
+        }
         let before = try cpuTicks(lb.process.pid)
-        Thread.sleep(forTimeInterval: 1.0)
+        Thread.sleep(forTimeInterval: 1.0)  // the waiting second being measured
         let used = try cpuTicks(lb.process.pid) - before
         XCTAssertLessThanOrEqual(used, 5, "waiting on 64 slow exchanges used \(used) of 100 CPU ticks in 1 s")
         for (i, c) in connections.enumerated() {
@@ -78,6 +93,7 @@ final class BusyPollTests: IntegrationTestCase {
             XCTAssertEqual(r.status, 200)
             XCTAssertTrue(r.bodyString.hasSuffix("path=/wait/\(i)\n"), r.bodyString)
         }
+        for c in connections { c.close() }
         let sleeps = try coalescedSleeps(lb)
         XCTAssertGreaterThan(sleeps, 0, "no coalescing sleep with 64 exchanges pending")
         let metrics = PromSamples(try AdminClient(port: lb.adminPort).call("GET", "/metrics").response.bodyString)

@@ -111,8 +111,14 @@ final class HealthCheckTests: IntegrationTestCase {
 
     func testShutdownClosesEveryCheckHandle() throws {
         let (_, lb) = try startCluster()
-        // Let checks run (some probes may be in flight at the signal).
-        Thread.sleep(forTimeInterval: Double(intervalMs * 3) / 1000)
+        // Let checks run: every server checked, then checked again (the checker's timers and probes are live;
+        // some probes may be in flight at the signal).
+        var firstCheck: [String: String] = [:]
+        try eventually(timeout: Double(2 * intervalMs) / 1000 + slack, "every server checked twice") {
+            let checkedAt = try servers(lb).compactMapValues { ($0["last_check"] as? [String: Any])?["at"] as? String }
+            for (id, at) in checkedAt where firstCheck[id] == nil { firstCheck[id] = at }
+            return checkedAt.count == 3 && checkedAt.allSatisfy { firstCheck[$0.key] != $0.value }
+        }
         lb.process.signal(SIGTERM)
         XCTAssertEqual(lb.process.waitForExit(timeout: 10), 0)
         XCTAssertFalse(lb.process.log.contains("handles still open"), lb.process.log)

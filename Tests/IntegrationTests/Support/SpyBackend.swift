@@ -110,6 +110,39 @@ final class SpyBackend: TestResource, @unchecked Sendable {
         }
     }
 
+    // MARK: What arrived since a mark
+
+    /// A point in the spy's record; `arrivals(since:besides:)` tells what came after it.
+    struct Mark: Sendable {
+        let bytesPerConnection: [Int]
+        let requestCount: Int
+    }
+
+    /// What the spy has recorded so far, taken under one lock.
+    func mark() -> Mark {
+        records.withLock { Mark(bytesPerConnection: $0.connections.map(\.count), requestCount: $0.requests.count) }
+    }
+
+    /// What was recorded after `mark`, leaving out one complete request for `path` (see `SpyArrivals`).
+    func arrivals(since mark: Mark, besides path: String? = nil) -> SpyArrivals {
+        let (connections, requests) = records.withLock { ($0.connections, $0.requests) }
+        var newRequests = Array(requests.dropFirst(mark.requestCount))
+        let known = mark.bytesPerConnection
+        var deltas = connections.enumerated().map { i, bytes in
+            (isNew: i >= known.count, bytes: Array(bytes.dropFirst(i < known.count ? known[i] : 0)))
+        }
+        if let path, let index = newRequests.firstIndex(where: { $0.starts(with: Array("GET \(path) ".utf8)) }) {
+            let followUp = newRequests.remove(at: index)
+            // Its bytes are one run at the end of the delta of the connection it came on.
+            if let c = deltas.lastIndex(where: { $0.bytes.suffix(followUp.count).elementsEqual(followUp) }) {
+                deltas[c].bytes.removeLast(followUp.count)
+                if deltas[c].isNew && deltas[c].bytes.isEmpty { deltas.remove(at: c) }
+            }
+        }
+        return SpyArrivals(
+            requests: newRequests, bytes: deltas.flatMap(\.bytes), connections: deltas.filter(\.isNew).count)
+    }
+
     // MARK: Stopping
 
     /// Stops accepting, closes every connection and the listening socket. Idempotent; safe from any thread.
