@@ -56,17 +56,17 @@ final class TimeoutTableTests: XCTestCase {
         XCTAssertEqual(ProxySettings(config: LBConfig()).timeouts.upstreamResponse, 30_000)
     }
 
-    /// The README's configuration table documents each key with the table's default, in seconds.
-    func testTheReadmeDocumentsEveryTimeoutWithItsDefault() throws {
+    /// The configuration reference documents each key with the table's default, in seconds.
+    func testTheConfigurationDocDocumentsEveryTimeoutWithItsDefault() throws {
         let readme = URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("README.md")
+            .appendingPathComponent("docs/configuration.md")
         let text = try String(contentsOf: readme, encoding: .utf8)
         for timeout in Timeout.allCases {
             let ms = timeout.defaultMs
             let spelled = ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
             let row = "| `timeouts.\(timeout.key)` | duration | `\"\(spelled)\"` |"
-            XCTAssertTrue(text.contains(row), "README lacks \(row)")
+            XCTAssertTrue(text.contains(row), "docs/configuration.md lacks \(row)")
         }
     }
 }
