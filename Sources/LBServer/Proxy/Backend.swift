@@ -48,3 +48,10 @@ final class Backend: @unchecked Sendable {
     func setDraining(_ d: Bool) { drainingFlag.store(d, ordering: .relaxed) }
     func markRemoved() { removedFlag.store(true, ordering: .relaxed) }
 }
+
+extension Backend {
+    /// Same backend (pools, health, counters) with a new weight.
+    func reweighted(_ spec: ServerSpec) -> Backend {
+        Backend(spec: spec, address: address, sharing: self)
+    }
+}

@@ -57,3 +57,12 @@ extension Worker {
         upstreamInFlight -= 1
     }
 }
+
+extension Worker {
+    /// Idle pooled connections of servers that left the routing state are closed; busy ones finish first.
+    func closeIdleUpstreamsOfRemovedBackends(_ previous: RoutingState) {
+        for b in previous.backends where b.isRemoved {
+            for up in b.slot(self).idle { up.close() }
+        }
+    }
+}

@@ -61,21 +61,3 @@ extension BackendCounters {
         responseLatency.merge(o.responseLatency)
     }
 }
-
-extension Worker {
-    /// This worker's share, taken on its loop thread.
-    func snapshot() -> StatsSnapshot {
-        var s = StatsSnapshot()
-        s.workerCount = 1
-        s.workers = counters
-        s.openConnections = clients.count
-        s.coalescedSleeps = loop.coalescedSleeps
-        for b in routing.load().backends {
-            let slot = b.perWorker[id]
-            s.backends[b.spec.id] = StatsSnapshot.Backend(
-                counters: slot.stats, activeConnections: slot.activeConnections, idleConnections: slot.idle.count,
-                inFlight: slot.inFlight)
-        }
-        return s
-    }
-}
