@@ -172,11 +172,12 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     }
 
     /// After an event from outside the parse loop: perform, then let the parser go on if an action allowed it.
+    /// What the client is sent goes out when the actions say (a complete response, an interim one, an error)
+    /// or at the end of the upstream read that produced it (`.readDone`): one write per read, not per event.
     private func settle() {
         perform()
         if resumeInput && !isClosing { drainPending() }
         upstream?.flush()
-        flush()
     }
 
     // MARK: events from the upstream side
