@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "lb-demo-backend", targets: ["lb-demo-backend"]),
         .executable(name: "lb-bench-core", targets: ["lb-bench-core"]),
         .library(name: "LBCore", targets: ["LBCore"]),
+        .library(name: "LBHTTP", targets: ["LBHTTP"]),
         .library(name: "LBServer", targets: ["LBServer"]),
     ],
     dependencies: [
@@ -38,11 +39,14 @@ let package = Package(
             ],
             swiftSettings: releaseUnchecked
         ),
-        // The I/O: libuv loop, listeners, connections, HTTP/1.1 parser (sans-I/O), admin API, config.
+        // The sans-I/O HTTP/1.1 codec: parser, head validation, head writer. Pure Swift, no C, no I/O; the
+        // fuzzer builds it alone.
+        .target(name: "LBHTTP", swiftSettings: releaseUnchecked),
+        // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
             dependencies: [
-                "LBCore", "CLibUV",
+                "LBCore", "LBHTTP", "CLibUV",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -63,6 +67,7 @@ let package = Package(
         .executableTarget(name: "lb-bench-core", dependencies: ["LBCore"]),
 
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
+        .testTarget(name: "LBHTTPTests", dependencies: ["LBHTTP"]),
         .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
         // Runs the real binaries over loopback; `make test` builds them first.
         .testTarget(name: "IntegrationTests", dependencies: ["LBServer"]),

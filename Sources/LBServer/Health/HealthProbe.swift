@@ -1,5 +1,6 @@
 import CLibUV
 import LBCore
+import LBHTTP
 
 /// One active health check: a fresh TCP connection to one server, closed as soon as the verdict is known.
 ///

@@ -1,5 +1,6 @@
 import CLibUV
 import Foundation
+import LBHTTP
 
 /// The demo backend behind `make run` and the integration tests: a small HTTP/1.1 server on the same libuv
 /// layer and parser as the proxy. Endpoints (any method unless noted):

@@ -1,4 +1,5 @@
 import CLibUV
+import LBHTTP
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -82,15 +82,6 @@ class TCPConnection {
     @inline(__always)
     func append(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
 
-    /// Appends `bytes` as one chunk of a chunked body: size line, data, CRLF. Empty input writes nothing (an
-    /// empty chunk would end the body).
-    func appendChunk(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.isEmpty { return }
-        HeadWriter.writeChunkHeader(bytes.count, into: &out)
-        out.append(contentsOf: bytes)
-        out.append(contentsOf: HeadWriter.chunkTrailer)
-    }
-
     /// Hands `out` to the kernel: `uv_try_write` first, `uv_write` for the remainder.
     func flush() {
         guard !isWriting, !isClosing else { return }
