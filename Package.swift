@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "lb-bench-core", targets: ["lb-bench-core"]),
         .library(name: "LBCore", targets: ["LBCore"]),
         .library(name: "LBHTTP", targets: ["LBHTTP"]),
+        .library(name: "LBUV", targets: ["LBUV"]),
         .library(name: "LBServer", targets: ["LBServer"]),
     ],
     dependencies: [
@@ -42,11 +43,14 @@ let package = Package(
         // The sans-I/O HTTP/1.1 codec: parser, head validation, head writer. Pure Swift, no C, no I/O; the
         // fuzzer builds it alone.
         .target(name: "LBHTTP", swiftSettings: releaseUnchecked),
+        // The libuv layer: the loop, every C callback, TCP connections, listeners, timers, file writes. Knows
+        // nothing of HTTP: LBHTTP and LBUV do not depend on each other.
+        .target(name: "LBUV", dependencies: ["CLibUV"], swiftSettings: releaseUnchecked),
         // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
             dependencies: [
-                "LBCore", "LBHTTP", "CLibUV",
+                "LBCore", "LBHTTP", "LBUV", "CLibUV",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
