@@ -67,8 +67,8 @@ test-deps: deps
 		python3 -c 'import requests' 2>/dev/null || echo "test-deps: python3 has no requests module: the Python client test will skip"; \
 		python3 -c 'import yaml' 2>/dev/null || echo "test-deps: python3 has no yaml module (PyYAML): the desync corpus tests will skip"; fi
 
-# The whole suite: unit tests of LBCore and LBServer, and integration tests that run the real binaries; then the
-# integration tests again with 2 workers. The closing line counts every test of both runs.
+# The whole suite: unit tests of LBCore, LBHTTP and LBServer, and integration tests that run the real binaries;
+# then the integration tests again with 2 workers. The closing line counts every test of both runs.
 test: test-deps
 	$(SWIFT) build
 	@set -o pipefail; LB_BIN_DIR=$(DEBUG_BIN) $(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; s1=$$?; \

@@ -13,6 +13,8 @@ let package = Package(
         .executable(name: "lb-demo-backend", targets: ["lb-demo-backend"]),
         .executable(name: "lb-bench-core", targets: ["lb-bench-core"]),
         .library(name: "LBCore", targets: ["LBCore"]),
+        .library(name: "LBHTTP", targets: ["LBHTTP"]),
+        .library(name: "LBUV", targets: ["LBUV"]),
         .library(name: "LBServer", targets: ["LBServer"]),
     ],
     dependencies: [
@@ -38,11 +40,17 @@ let package = Package(
             ],
             swiftSettings: releaseUnchecked
         ),
-        // The I/O: libuv loop, listeners, connections, HTTP/1.1 parser (sans-I/O), admin API, config.
+        // The sans-I/O HTTP/1.1 codec: parser, head validation, head writer. Pure Swift, no C, no I/O; the
+        // fuzzer builds it alone.
+        .target(name: "LBHTTP", swiftSettings: releaseUnchecked),
+        // The libuv layer: the loop, every C callback, TCP connections, listeners, timers, file writes. Knows
+        // nothing of HTTP: LBHTTP and LBUV do not depend on each other.
+        .target(name: "LBUV", dependencies: ["CLibUV"], swiftSettings: releaseUnchecked),
+        // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
             dependencies: [
-                "LBCore", "CLibUV",
+                "LBCore", "LBHTTP", "LBUV", "CLibUV",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -63,6 +71,7 @@ let package = Package(
         .executableTarget(name: "lb-bench-core", dependencies: ["LBCore"]),
 
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
+        .testTarget(name: "LBHTTPTests", dependencies: ["LBHTTP"]),
         .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
         // Runs the real binaries over loopback; `make test` builds them first.
         .testTarget(name: "IntegrationTests", dependencies: ["LBServer"]),

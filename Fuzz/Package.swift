@@ -10,7 +10,7 @@ let package = Package(
         .target(name: "CFuzzerDriver"),
         .executableTarget(
             name: "ParserFuzz",
-            dependencies: ["CFuzzerDriver", .product(name: "LBServer", package: "lb")]
+            dependencies: ["CFuzzerDriver", .product(name: "LBHTTP", package: "lb")]
         ),
     ]
 )

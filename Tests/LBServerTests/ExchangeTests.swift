@@ -1,3 +1,4 @@
+import LBHTTP
 import XCTest
 
 @testable import LBServer

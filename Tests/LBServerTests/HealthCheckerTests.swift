@@ -1,5 +1,6 @@
 import Dispatch
 import LBCore
+import LBUV
 import Logging
 import XCTest
 

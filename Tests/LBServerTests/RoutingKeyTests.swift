@@ -1,4 +1,5 @@
 @testable import LBServer
+import LBHTTP
 import XCTest
 
 /// Field lookup by name and the path a routing key hashes, on heads from the real parser.

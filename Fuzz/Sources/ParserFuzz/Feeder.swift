@@ -1,4 +1,4 @@
-import LBServer
+import LBHTTP
 
 /// What one feed produced, in a form that does not depend on how the input was split.
 struct Outcome: Equatable, CustomStringConvertible {

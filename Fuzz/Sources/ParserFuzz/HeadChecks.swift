@@ -1,4 +1,4 @@
-import LBServer
+import LBHTTP
 
 /// Invariants of a head the parser accepted, and of the head the proxy forwards for it.
 enum HeadChecks {

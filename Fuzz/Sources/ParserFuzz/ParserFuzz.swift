@@ -1,4 +1,4 @@
-import LBServer
+import LBHTTP
 
 /// The libFuzzer target for the request and response parsers.
 ///

@@ -1,4 +1,5 @@
 import LBCore
+import LBHTTP
 
 /// The balancer's whole configuration, after validation. Every field has the default documented in
 /// the README's "Configuration" section, so `LBConfig()` is a working config with no servers (which answers 503).

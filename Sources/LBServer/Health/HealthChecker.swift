@@ -1,6 +1,7 @@
 import CLibUV
 import Foundation
 import LBCore
+import LBUV
 import Logging
 
 /// Active health checks for every server in the routing state, on the control loop.

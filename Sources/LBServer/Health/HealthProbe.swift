@@ -1,5 +1,7 @@
 import CLibUV
 import LBCore
+import LBHTTP
+import LBUV
 
 /// One active health check: a fresh TCP connection to one server, closed as soon as the verdict is known.
 ///

@@ -1,5 +1,6 @@
 import Atomics
 import LBCore
+import LBUV
 
 /// A backend as the running balancer knows it, shared by every worker. Identity is `spec.id`; the same
 /// object survives snapshot rebuilds (reweighting, other servers added or removed) so pools and counters

@@ -1,3 +1,5 @@
+import LBHTTP
+
 // Chunk framing is HTTP's: the transport below only moves bytes.
 extension ByteStream {
     /// Appends `bytes` as one chunk of a chunked body: size line, data, CRLF. Empty input writes nothing (an

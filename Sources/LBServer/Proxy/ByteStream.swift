@@ -1,4 +1,5 @@
 import CLibUV
+import LBUV
 
 /// The transport seam: a duplex byte stream as protocol code sees it. Bytes arrive through the stream's
 /// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`. A plain TCP socket is one

@@ -1,5 +1,6 @@
 import CLibUV
 import LBCore
+import LBHTTP
 
 /// Carrying out the exchange's actions: what each means on a TCP client connection and its upstream.
 extension ClientConnection {

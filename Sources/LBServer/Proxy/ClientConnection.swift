@@ -1,5 +1,7 @@
 import CLibUV
 import LBCore
+import LBHTTP
+import LBUV
 
 /// One client connection: the shell that carries an `Exchange` over a byte stream (TCP today). It reads, feeds the parser
 /// and the exchange, and performs the exchange's actions in order; every decision is the exchange's. Requests

@@ -1,3 +1,5 @@
+import LBHTTP
+
 /// The responses the proxy generates itself, one place for status, body and extra field (STYLE habit 11);
 /// reason phrases come from `HTTPStatus`.
 enum ErrorResponses {

@@ -1,3 +1,5 @@
+import LBHTTP
+
 /// The retry policy: a pure function, tested as a table.
 extension Exchange {
     enum AfterFailure: Equatable {

@@ -1,3 +1,5 @@
+import LBHTTP
+
 /// One request and its response as a pure state machine: it is fed what happened (a request head, the end of
 /// the request body, an upstream connected or failed, a response head, the client's EOF...) and appends what
 /// to do next to an action list, which the connection carrying it performs in order. It does no I/O, reads no

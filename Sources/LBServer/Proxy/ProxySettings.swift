@@ -1,4 +1,5 @@
 import LBCore
+import LBHTTP
 
 /// The proxy's runtime settings, flattened from `LBConfig` once at start (`ProxySettings(config:)`); the
 /// defaults live in `LBConfig` alone. Durations in ms.

@@ -1,3 +1,5 @@
+import LBHTTP
+
 /// What the exchange needs of a request head.
 struct RequestFacts: Equatable {
     var method = HTTPMethod.get

@@ -1,4 +1,5 @@
 import LBCore
+import LBHTTP
 
 /// Extracts the routing key of a request (config `routing.key`) and hashes it, without allocating.
 /// When the chosen key is absent (no such header, cookie or query parameter, no Host), the request's path

@@ -1,5 +1,7 @@
 import CLibUV
 import LBCore
+import LBHTTP
+import LBUV
 
 /// A connection to one backend, owned by one worker. It carries one exchange at a time for its owner and
 /// returns to the backend's pool only after a complete, well-framed response (RFC 9112 §9.3 requires no

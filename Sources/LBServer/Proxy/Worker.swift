@@ -1,5 +1,6 @@
 import CLibUV
 import LBCore
+import LBUV
 
 /// One loop's proxy: its listener, its client connections and its share of every backend's pool.
 /// Everything here runs on the loop's thread; the routing state is read lock-free from the shared publisher.

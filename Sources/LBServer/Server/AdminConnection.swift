@@ -1,3 +1,6 @@
+import LBHTTP
+import LBUV
+
 /// One admin client connection: reads a request (body up to 64 KiB), answers, keeps alive if asked.
 /// Control loop only. A body over the limit is answered 413 and the connection closed: a declared
 /// Content-Length over it is refused by the parser before any body byte is read, a chunked one when the

@@ -1,4 +1,5 @@
 import Foundation
+import LBHTTP
 
 /// One admin answer: status, body text, its media type (JSON unless a route says otherwise: `/metrics` is
 /// Prometheus text, `/` is HTML) and any extra header fields (`Allow`, `WWW-Authenticate`).

@@ -1,4 +1,5 @@
 import LBCore
+import LBUV
 import Logging
 
 /// The management calls: add, change and remove servers. Control loop only.

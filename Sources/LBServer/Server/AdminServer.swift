@@ -1,5 +1,7 @@
 import Foundation
 import LBCore
+import LBHTTP
+import LBUV
 
 /// The admin listener: JSON in and out, on the control loop. Not the hot path, so Foundation is fine here.
 final class AdminServer {

@@ -1,5 +1,7 @@
 import CLibUV
 import Foundation
+import LBHTTP
+import LBUV
 
 /// The demo backend behind `make run` and the integration tests: a small HTTP/1.1 server on the same libuv
 /// layer and parser as the proxy. Endpoints (any method unless noted):

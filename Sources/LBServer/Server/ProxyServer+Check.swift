@@ -1,4 +1,5 @@
 import LBCore
+import LBUV
 
 extension ProxyServer {
     /// What `--check-config` checks beyond the file itself: every server address resolves and the routing

@@ -1,6 +1,7 @@
 import CLibUV
 import Foundation
 import LBCore
+import LBUV
 import Logging
 
 /// The running balancer: workers, the shared routing state, the admin API, signals and graceful shutdown.

@@ -1,6 +1,7 @@
 import CLibUV
 import Foundation
 import LBCore
+import LBUV
 
 /// A queue of closures run on one loop's thread: the only way other threads reach that loop (STYLE habit 10).
 /// `post` is thread-safe and wakes the loop with `uv_async_send`; the closures run in order on the loop.

@@ -1,10 +1,11 @@
-import CLibUV
+import LBHTTP
+import LBUV
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// One line per request, formatted straight into bytes (no String per request) and written without blocking
-/// the loop: lines accumulate in `pending`; `flush()` hands them to `uv_fs_write` on libuv's thread pool
+/// the loop: lines accumulate in `pending`; `flush()` hands them to a `FileWrite` (libuv's thread pool)
 /// (one write in flight, double-buffered), every 200 ms and whenever 64 KiB are waiting. `close()` writes
 /// what is left synchronously at exit. Loop thread only.
 final class AccessLog {
@@ -23,13 +24,12 @@ final class AccessLog {
     let format: Format
     private let fd: Int32
     private let ownsFD: Bool
-    private unowned(unsafe) let loop: EventLoop
     private var pending: [UInt8] = []
     private var writing: UnsafeMutableRawPointer?
     private var writingCapacity = 0
     private var writingCount = 0
-    private let request: UnsafeMutablePointer<uv_fs_t>
-    private var isWriting = false
+    private var fileWrite: FileWrite!
+    private var isWriting: Bool { fileWrite.isWriting }
     private var isClosing = false
     private var timer: LoopTimer?
     private var clock = ClockCache()
@@ -38,7 +38,6 @@ final class AccessLog {
 
     /// `path` "-" is standard output; anything else is opened for appending (created 0644).
     init(loop: EventLoop, format: Format, path: String) throws(SetupError) {
-        self.loop = loop
         self.format = format
         if path == "-" {
             fd = 1
@@ -49,8 +48,8 @@ final class AccessLog {
             fd = f
             ownsFD = true
         }
-        request = .allocate(capacity: 1)
         pending.reserveCapacity(16 * 1024)
+        fileWrite = FileWrite(loop: loop) { [unowned self] result in self.didWrite(result: result) }
         let t = LoopTimer(loop: loop) { [unowned self] in self.flush() }
         t.start(timeout: 200, repeat: 200)
         t.unref()
@@ -59,7 +58,6 @@ final class AccessLog {
 
     deinit {
         writing?.deallocate()
-        request.deallocate()
     }
 
     // MARK: formatting
@@ -197,18 +195,11 @@ final class AccessLog {
         pending.withUnsafeBytes { writing!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         writingCount = pending.count
         pending.removeAll(keepingCapacity: true)
-        request.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        var buf = uv_buf_init(writing!.assumingMemoryBound(to: CChar.self), UInt32(writingCount))
-        if uv_fs_write(loop.raw, request, uv_file(fd), &buf, 1, -1, Callbacks.fsWrite) < 0 {
-            writeErrors &+= 1
-            return
-        }
-        isWriting = true
+        if !fileWrite.start(fd: fd, bytes: writing!, count: writingCount) { writeErrors &+= 1 }
     }
 
-    /// Write callback (thread pool → loop thread). Short writes are finished synchronously: rare, and small.
-    func didWrite(result: Int) {
-        isWriting = false
+    /// Write completion (thread pool → loop thread). Short writes are finished synchronously: rare, and small.
+    private func didWrite(result: Int) {
         if result < 0 {
             writeErrors &+= 1
         } else if result < writingCount {

@@ -10,26 +10,32 @@ import CLibUV
 /// first; only what the kernel did not take is copied into `inflight`, a buffer owned by this connection and
 /// passed to `uv_write`, untouched until the write callback. One `uv_write` is in flight at a time, so order is
 /// kept and nothing allocates in the steady state.
-class TCPConnection {
-    unowned(unsafe) let loop: EventLoop
-    let handle: UnsafeMutablePointer<uv_tcp_t>
+///
+/// Subclasses (in LBServer) override the `open` hooks; everything else is `final`, so calls from another
+/// module are direct, as they were when subclasses and base shared a module.
+open class TCPConnection {
+    public unowned(unsafe) let loop: EventLoop
+    public let handle: UnsafeMutablePointer<uv_tcp_t>
 
     /// Bytes waiting to be written (not yet handed to the kernel).
-    var out: [UInt8] = []
+    public final var out: [UInt8] = []
     private var inflight: UnsafeMutableRawPointer?
     private var inflightCapacity = 0
-    private var inflightCount = 0
+    @usableFromInline final var inflightCount = 0
     private var writeReq: UnsafeMutablePointer<uv_write_t>?
     private var connectReq: UnsafeMutablePointer<uv_connect_t>?
-    private(set) var isWriting = false
-    private(set) var isReading = false
-    private(set) var isClosing = false
+    public private(set) final var isWriting = false
+    public private(set) final var isReading = false
+    public private(set) final var isClosing = false
     /// Close as soon as everything queued has been written.
     private var closeWhenFlushed = false
 
-    var stream: UnsafeMutablePointer<uv_stream_t> { UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self) }
+    @inlinable
+    public final var stream: UnsafeMutablePointer<uv_stream_t> {
+        UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
+    }
 
-    init(loop: EventLoop) {
+    public init(loop: EventLoop) {
         self.loop = loop
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.raw, handle)
@@ -44,28 +50,28 @@ class TCPConnection {
 
     // MARK: subclass hooks
 
-    func didRead(_ bytes: UnsafeRawBufferPointer) {}
+    open func didRead(_ bytes: UnsafeRawBufferPointer) {}
     /// EOF or a read error. The default closes.
-    func didReadEnd(_ error: UVError) { close() }
+    open func didReadEnd(_ error: UVError) { close() }
     /// Called after a write completed and `out` was flushed again; `writeQueueBytes` is lower than before.
-    func didDrain() {}
+    open func didDrain() {}
     /// Connect result (status 0 or a negative libuv error).
-    func didConnectResult(_ status: Int32) {}
+    open func didConnectResult(_ status: Int32) {}
     /// A write failed (peer reset); the connection is closed right after.
-    func didFailWrite(_ error: UVError) {}
+    open func didFailWrite(_ error: UVError) {}
     /// The handle is closed and its memory about to go. Pending requests have already been cancelled.
-    func didClose() {}
+    open func didClose() {}
 
     // MARK: reading
 
-    func startReading() {
+    public final func startReading() {
         guard !isReading, !isClosing else { return }
         let status = uv_read_start(stream, Callbacks.alloc, Callbacks.read)
         if status < 0 { close(); return }
         isReading = true
     }
 
-    func stopReading() {
+    public final func stopReading() {
         guard isReading, !isClosing else { return }
         uv_read_stop(stream)
         isReading = false
@@ -74,25 +80,17 @@ class TCPConnection {
     // MARK: writing
 
     /// Bytes queued for this peer and not yet taken by the kernel.
-    var writeQueueBytes: Int { out.count + (isWriting ? inflightCount : 0) }
+    @inlinable
+    public final var writeQueueBytes: Int { out.count + (isWriting ? inflightCount : 0) }
 
-    @inline(__always)
-    func append(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
+    @inlinable @inline(__always)
+    public final func append(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
 
-    @inline(__always)
-    func append(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
-
-    /// Appends `bytes` as one chunk of a chunked body: size line, data, CRLF. Empty input writes nothing (an
-    /// empty chunk would end the body).
-    func appendChunk(_ bytes: UnsafeRawBufferPointer) {
-        if bytes.isEmpty { return }
-        HeadWriter.writeChunkHeader(bytes.count, into: &out)
-        out.append(contentsOf: bytes)
-        out.append(contentsOf: HeadWriter.chunkTrailer)
-    }
+    @inlinable @inline(__always)
+    public final func append(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
 
     /// Hands `out` to the kernel: `uv_try_write` first, `uv_write` for the remainder.
-    func flush() {
+    public final func flush() {
         guard !isWriting, !isClosing else { return }
         if out.isEmpty {
             if closeWhenFlushed { close() }
@@ -158,7 +156,7 @@ class TCPConnection {
     }
 
     /// Closes once everything queued is written (a response followed by `Connection: close`).
-    func closeAfterFlush() {
+    public final func closeAfterFlush() {
         closeWhenFlushed = true
         stopReading()
         if !isWriting { flush() }
@@ -167,7 +165,7 @@ class TCPConnection {
     // MARK: connecting
 
     /// Starts a non-blocking connect; the result arrives in `didConnectResult`.
-    func connect(to address: UnsafePointer<sockaddr>) {
+    public final func connect(to address: UnsafePointer<sockaddr>) {
         if connectReq == nil { connectReq = .allocate(capacity: 1) }
         connectReq!.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         let status = uv_tcp_connect(connectReq, handle, address, Callbacks.connect)
@@ -185,13 +183,13 @@ class TCPConnection {
 
     /// Idempotent. The object stays alive until the close callback; pending write/connect requests are
     /// cancelled first and must not touch the other side of a proxy pair.
-    func close() {
+    public final func close() {
         guard beginClosing() else { return }
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeConnection)
     }
 
     /// Sends a TCP reset instead of a FIN (used when a response had to be cut short).
-    func abort() {
+    public final func abort() {
         guard beginClosing() else { return }
         uv_tcp_close_reset(handle, Callbacks.closeConnection)
     }
@@ -205,7 +203,7 @@ class TCPConnection {
     }
 
     /// Peer address as text (e.g. "127.0.0.1"), written into `into` without allocating beyond its capacity.
-    func peerAddress(into text: inout [UInt8]) {
+    public final func peerAddress(into text: inout [UInt8]) {
         var storage = sockaddr_storage()
         var len = Int32(MemoryLayout<sockaddr_storage>.size)
         text.removeAll(keepingCapacity: true)

@@ -128,6 +128,7 @@ public final class EventLoop {
     }
 
     /// Milliseconds of the loop's cached clock (updated once per iteration).
+    @inlinable
     public var now: UInt64 { uv_now(raw) }
 
     /// Runs the loop until every closing handle has delivered its close callback, then frees the loop.

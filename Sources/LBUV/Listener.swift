@@ -3,17 +3,17 @@ import CLibUV
 /// A listening TCP socket on one loop. Accepted sockets are handed to `onAccept`, which must create a
 /// `TCPConnection` and call `accept(into:)`. Same ownership rule as connections: the handle holds one retain
 /// until its close callback.
-final class Listener {
-    unowned(unsafe) let loop: EventLoop
-    let handle: UnsafeMutablePointer<uv_tcp_t>
+public final class Listener {
+    public unowned(unsafe) let loop: EventLoop
+    public let handle: UnsafeMutablePointer<uv_tcp_t>
     private var isClosing = false
     /// Called for each pending connection; it must accept it (or close what it created).
-    var onAccept: (Listener) -> Void = { _ in }
+    public var onAccept: (Listener) -> Void = { _ in }
     /// Called when accepting failed (e.g. EMFILE): counted and logged by the owner.
-    var onError: (UVError) -> Void = { _ in }
+    public var onError: (UVError) -> Void = { _ in }
 
     /// Binds and listens. `reusePort` lets several workers' loops share one address (SO_REUSEPORT).
-    init(loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws(SetupError) {
+    public init(loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws(SetupError) {
         self.loop = loop
         handle = .allocate(capacity: 1)
         uv_tcp_init_ex(loop.raw, handle, UInt32(address.storage.ss_family))
@@ -35,7 +35,7 @@ final class Listener {
     }
 
     /// The bound address (the real port when bound to port 0).
-    var boundAddress: SocketAddress {
+    public var boundAddress: SocketAddress {
         var storage = sockaddr_storage()
         var len = Int32(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &storage) { p in
@@ -53,7 +53,7 @@ final class Listener {
     }
 
     /// Accepts the pending connection into `conn`. Returns false (and closes `conn`) on failure.
-    func accept(into conn: TCPConnection) -> Bool {
+    public func accept(into conn: TCPConnection) -> Bool {
         let server = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
         if uv_accept(server, conn.stream) < 0 {
             conn.close()
@@ -62,7 +62,7 @@ final class Listener {
         return true
     }
 
-    func close() {
+    public func close() {
         guard !isClosing else { return }
         isClosing = true
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeListener)

@@ -1,7 +1,7 @@
 /// Reason phrases (RFC 9110 §15) for the statuses the balancer itself writes: proxy-generated errors and admin
 /// API answers. One table, static strings, so the data path formats them without allocating.
-enum HTTPStatus {
-    static func reason(_ status: Int) -> StaticString {
+public enum HTTPStatus {
+    public static func reason(_ status: Int) -> StaticString {
         switch status {
         case 100: return "Continue"
         case 200: return "OK"

@@ -101,6 +101,7 @@ public struct HTTPHead: Sendable {
     public init() {}
 
     /// The value of the first field with that name.
+    @inlinable
     public func value(_ known: KnownHeader) -> Range<Int>? {
         for f in fields where f.known == known { return f.value }
         return nil
@@ -108,6 +109,7 @@ public struct HTTPHead: Sendable {
 
     /// The value of the first field named `name` (ASCII case-insensitive), for names `KnownHeader` does not
     /// cover (`routing.key: header:NAME`, `Authorization` on the admin API). No allocation.
+    @inlinable
     public func value<Name: Collection<UInt8>>(named name: Name) -> Range<Int>? {
         for f in fields where f.name.count == name.count {
             var i = f.name.lowerBound

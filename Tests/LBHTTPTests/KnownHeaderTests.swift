@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// `KnownHeader.lookup` picks one candidate by (length, first byte): every known name, in any case, must
 /// still be found, and look-alikes of the same length and first byte must not be.

@@ -1,12 +1,12 @@
 import CLibUV
 
 /// A repeating or one-shot `uv_timer_t`. Closed with `close()`; memory goes in the close callback.
-final class LoopTimer {
-    let handle: UnsafeMutablePointer<uv_timer_t>
+public final class LoopTimer {
+    public let handle: UnsafeMutablePointer<uv_timer_t>
     private var action: () -> Void
     private var isClosing = false
 
-    init(loop: EventLoop, action: @escaping () -> Void) {
+    public init(loop: EventLoop, action: @escaping () -> Void) {
         self.action = action
         handle = .allocate(capacity: 1)
         uv_timer_init(loop.raw, handle)
@@ -14,17 +14,17 @@ final class LoopTimer {
     }
 
     /// Starts (or restarts) the timer: first after `timeout` ms, then every `repeat` ms (0 = once).
-    func start(timeout: UInt64, repeat: UInt64 = 0) {
+    public func start(timeout: UInt64, repeat: UInt64 = 0) {
         guard !isClosing else { return }
         uv_timer_start(handle, Callbacks.timer, timeout, `repeat`)
     }
 
     /// Does not keep the loop alive on its own (housekeeping timers).
-    func unref() { uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) }
+    public func unref() { uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) }
 
     func fire() { action() }
 
-    func close() {
+    public func close() {
         guard !isClosing else { return }
         isClosing = true
         action = {}
@@ -33,12 +33,12 @@ final class LoopTimer {
 }
 
 /// A `uv_signal_t`: the signal is delivered on the loop's thread, never in a signal handler.
-final class SignalWatcher {
-    let handle: UnsafeMutablePointer<uv_signal_t>
+public final class SignalWatcher {
+    public let handle: UnsafeMutablePointer<uv_signal_t>
     private var action: (Int32) -> Void
     private var isClosing = false
 
-    init(loop: EventLoop, signal: Int32, action: @escaping (Int32) -> Void) {
+    public init(loop: EventLoop, signal: Int32, action: @escaping (Int32) -> Void) {
         self.action = action
         handle = .allocate(capacity: 1)
         uv_signal_init(loop.raw, handle)
@@ -50,7 +50,7 @@ final class SignalWatcher {
 
     func fire(_ signum: Int32) { action(signum) }
 
-    func close() {
+    public func close() {
         guard !isClosing else { return }
         isClosing = true
         action = { _ in }
@@ -60,12 +60,12 @@ final class SignalWatcher {
 
 /// A `uv_async_t`: the one way another thread asks this loop to do something (STYLE habit 10).
 /// `wake()` may be called from any thread; `action` runs on the loop's thread.
-final class AsyncWakeup: @unchecked Sendable {
-    let handle: UnsafeMutablePointer<uv_async_t>
+public final class AsyncWakeup: @unchecked Sendable {
+    public let handle: UnsafeMutablePointer<uv_async_t>
     private var action: () -> Void
     private var isClosing = false
 
-    init(loop: EventLoop, action: @escaping () -> Void) {
+    public init(loop: EventLoop, action: @escaping () -> Void) {
         self.action = action
         handle = .allocate(capacity: 1)
         uv_async_init(loop.raw, handle, Callbacks.async)
@@ -74,12 +74,12 @@ final class AsyncWakeup: @unchecked Sendable {
     }
 
     /// Thread-safe.
-    func wake() { uv_async_send(handle) }
+    public func wake() { uv_async_send(handle) }
 
     func fire() { action() }
 
     /// Loop thread only.
-    func close() {
+    public func close() {
         guard !isClosing else { return }
         isClosing = true
         action = {}

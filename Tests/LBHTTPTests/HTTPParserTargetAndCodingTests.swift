@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// Requests accepted so that every Compliant case of the desync corpus is forwarded: empty and non-ASCII
 /// targets, absolute-form, content codings before chunked, coding parameters. Each is fed whole, byte by

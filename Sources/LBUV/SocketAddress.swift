@@ -6,7 +6,7 @@ import Glibc
 /// A resolved IPv4/IPv6 socket address. Resolution uses blocking `getaddrinfo`, so it runs only on the
 /// control path (startup, config reload, admin calls), never per request.
 public struct SocketAddress: Sendable, CustomStringConvertible {
-    var storage: sockaddr_storage
+    @usableFromInline var storage: sockaddr_storage
 
     public static func resolve(host: String, port: Int) throws(SetupError) -> SocketAddress {
         var hints = addrinfo()
@@ -34,7 +34,8 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         return SocketAddress(storage: storage)
     }
 
-    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>) -> R) -> R {
+    @inlinable
+    public func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>) -> R) -> R {
         withUnsafePointer(to: storage) { p in p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0) } }
     }
 

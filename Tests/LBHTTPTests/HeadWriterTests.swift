@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 final class HeadWriterTests: XCTestCase {
     private func parse(_ kind: HTTPMessageKind, _ s: String, method: HTTPMethod = .get) -> HTTPHead {
@@ -219,6 +219,13 @@ final class HeadWriterTests: XCTestCase {
         }
         XCTAssertEqual(HeadWriter.chunkTrailer, bytes("\r\n"))
         XCTAssertEqual(HeadWriter.lastChunk, bytes("0\r\n\r\n"))
+    }
+
+    func testAppendChunkFramesDataAndSkipsEmptyInput() {
+        var out: [UInt8] = []
+        bytes("hello, world").withUnsafeBytes { HeadWriter.appendChunk($0, into: &out) }
+        [UInt8]().withUnsafeBytes { HeadWriter.appendChunk($0, into: &out) }
+        XCTAssertEqual(String(decoding: out, as: UTF8.self), "c\r\nhello, world\r\n")
     }
 
     func testSimpleResponseIsCompleteAndParsable() throws {

@@ -12,6 +12,7 @@
 ///
 /// Not thread-safe; a value owned by one connection on its loop thread.
 public struct HTTPParser: Sendable {
+    @usableFromInline
     enum State: Sendable {
         case head
         case endPending
@@ -30,8 +31,8 @@ public struct HTTPParser: Sendable {
     public let limits: HTTPLimits
     public private(set) var head = HTTPHead()
 
-    var state: State = .head
-    var accumulator = HTTPLineAccumulator()
+    @usableFromInline var state: State = .head
+    @usableFromInline var accumulator = HTTPLineAccumulator()
     /// Set by `.end`: the next byte starts a new message, so `head` is cleared lazily then.
     private var headIsStale = false
     /// Responses: the method of the request being answered.
@@ -52,17 +53,20 @@ public struct HTTPParser: Sendable {
     }
 
     /// No byte of a next message has been consumed yet (leading empty lines do not count).
+    @inlinable
     public var isBetweenMessages: Bool {
         if case .head = state { return !accumulator.started && !accumulator.sawCR }
         return false
     }
 
     /// After a 101 response (or a 2xx to CONNECT) the bytes are no longer HTTP: the caller tunnels them.
+    @inlinable
     public var isUpgraded: Bool {
         if case .upgraded = state { return true }
         return false
     }
 
+    @inlinable
     public mutating func next(_ input: UnsafeRawBufferPointer, _ pos: inout Int) -> HTTPEvent {
         switch state {
         case .failed(let e):
@@ -102,12 +106,14 @@ public struct HTTPParser: Sendable {
         }
     }
 
+    @usableFromInline
     mutating func fail(_ e: HTTPParseError) -> HTTPEvent {
         state = .failed(e)
         return .error(e)
     }
 
-    private mutating func nextHead(_ input: UnsafeRawBufferPointer, _ pos: inout Int) -> HTTPEvent {
+    @usableFromInline
+    mutating func nextHead(_ input: UnsafeRawBufferPointer, _ pos: inout Int) -> HTTPEvent {
         if pos >= input.count { return .needMore }
         if headIsStale {
             head.bytes.removeAll(keepingCapacity: true)
@@ -151,6 +157,7 @@ public struct HTTPParser: Sendable {
         return error
     }
 
+    @usableFromInline
     mutating func endMessage() -> HTTPEvent {
         headIsStale = true
         if kind == .response {

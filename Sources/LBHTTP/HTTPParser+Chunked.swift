@@ -8,6 +8,7 @@
 /// trailer fields are validated like header fields, count toward maxHeaderBytes/maxHeaderCount together
 /// with the head, and are then discarded (the proxy re-frames the body and never forwards trailers).
 extension HTTPParser {
+    @usableFromInline
     enum ChunkState: Sendable {
         case size(value: UInt64, digits: Int, lineLength: Int)
         case sizeWhitespace(value: UInt64, lineLength: Int)
@@ -21,6 +22,7 @@ extension HTTPParser {
 
     static let maxChunkLine = 4096
 
+    @usableFromInline
     mutating func nextChunked(_ input: UnsafeRawBufferPointer, _ pos: inout Int) -> HTTPEvent {
         while case .chunked(let cs) = state {
             if case .trailers = cs { return nextTrailers(input, &pos) }

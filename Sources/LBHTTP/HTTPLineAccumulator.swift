@@ -4,6 +4,7 @@
 ///
 /// Contract: `feed` consumes bytes from `pos` and appends them to `buf` until the empty line that ends the
 /// block (included in `buf`). Bare LF and bare CR are errors wherever they appear: we require CRLF.
+@usableFromInline
 struct HTTPLineAccumulator: Sendable {
     enum Result { case needMore, complete, error(HTTPParseError) }
 
@@ -21,12 +22,12 @@ struct HTTPLineAccumulator: Sendable {
         var hasStartLine: Bool
     }
 
-    private(set) var sawCR = false
+    @usableFromInline private(set) var sawCR = false
     private var lineStart = 0
     private var lines = 0
     private var leadingEmptyLines = 0
     /// True once a byte of the block itself (not a leading empty line) has been consumed.
-    private(set) var started = false
+    @usableFromInline private(set) var started = false
 
     mutating func reset() { self = HTTPLineAccumulator() }
 

@@ -1,7 +1,6 @@
-import LBCore
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// Well-formed requests: heads, framing, keep-alive, Connection handling.
 final class HTTPParserRequestTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// The http-desync-guardian request corpus (/work/shared/conformance/desync-guardian), turned into raw
 /// requests by Tests/conformance/desync_cases.py (checked in as desync_cases.json; regenerate with

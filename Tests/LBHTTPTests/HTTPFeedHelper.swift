@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// A parser event with body bytes coalesced and the head summarised, so that event sequences from different
 /// feeding patterns can be compared.
@@ -189,3 +189,18 @@ func assertRejects(
 }
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// SplitMix64 (the generator LBCore routes with), repeated here so the codec's tests need only the codec.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9e37_79b9_7f4a_7c15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
+    }
+}

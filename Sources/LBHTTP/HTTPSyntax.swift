@@ -14,6 +14,7 @@ enum ASCII {
     static let slash: UInt8 = 0x2F
 }
 
+@usableFromInline
 enum HTTPSyntax {
     /// tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
     @inline(__always) static func isTchar(_ b: UInt8) -> Bool {
@@ -113,7 +114,8 @@ enum HTTPSyntax {
         }
     }
 
-    @inline(__always) static func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
+    @inlinable @inline(__always)
+    static func lower(_ b: UInt8) -> UInt8 { (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b }
 
     /// Case-insensitive comparison of `p[range]` with a lowercase ASCII literal.
     static func equalsLowercase(_ p: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, _ literal: StaticString) -> Bool {

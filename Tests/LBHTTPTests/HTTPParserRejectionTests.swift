@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// Every request defect the parser rejects, with the status the proxy answers. Each case is fed whole,
 /// byte by byte and in pieces (see `assertRejects`).

@@ -58,13 +58,13 @@ enum Callbacks {
         handle!.deallocate()
     }
 
-    // MARK: file writes (access log, on libuv's thread pool)
+    // MARK: file writes (on libuv's thread pool)
 
     static let fsWrite: uv_fs_cb = { req in
-        let log: AccessLog = owner(req!.pointee.data)
+        let write: FileWrite = owner(req!.pointee.data)
         let result = req!.pointee.result
         uv_fs_req_cleanup(req)
-        log.didWrite(result: result)
+        write.didWrite(result: result)
     }
 
     // MARK: timers, signals, async wake-ups

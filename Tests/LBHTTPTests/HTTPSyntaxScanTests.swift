@@ -1,7 +1,6 @@
-import LBCore
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// The word-at-a-time scans must agree with the byte-by-byte definitions for every position and length:
 /// a line break or a bad byte in any of the 8 lanes, at word boundaries, in the tail, next to bytes that

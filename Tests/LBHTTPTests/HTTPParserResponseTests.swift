@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import LBServer
+@testable import LBHTTP
 
 /// Responses: body rules that depend on the request method and status, 1xx, upgrades, close-delimited
 /// bodies, and the defects that make a response unusable (the proxy answers 502).
