@@ -1,5 +1,4 @@
 import CLibUV
-import LBUV
 
 /// The transport seam: a duplex byte stream as protocol code sees it. Bytes arrive through the stream's
 /// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`. A plain TCP socket is one
@@ -8,7 +7,7 @@ import LBUV
 ///
 /// Contract: every method runs on the stream's loop thread; `close()` and `abort()` are idempotent and the
 /// handler hears `streamClosed()` exactly once, after which the stream calls it no more.
-protocol ByteStream: AnyObject {
+public protocol ByteStream: AnyObject {
     /// Bytes waiting to be written; appended by the handler, sent by `flush()`.
     var out: [UInt8] { get set }
     /// Bytes queued and not yet taken by the kernel (back-pressure reads it).
@@ -27,7 +26,7 @@ protocol ByteStream: AnyObject {
 }
 
 /// What a `ByteStream` reports, on its loop thread.
-protocol ByteStreamHandler: AnyObject {
+public protocol ByteStreamHandler: AnyObject {
     func streamRead(_ bytes: UnsafeRawBufferPointer)
     /// The peer closed its sending side (`error.isEOF`) or reading failed.
     func streamReadEnd(_ error: UVError)
@@ -39,21 +38,22 @@ protocol ByteStreamHandler: AnyObject {
 
 extension TCPConnection: ByteStream {}
 
+
 /// A TCP connection whose events go to a handler instead of a subclass.
-final class HandledTCPStream: TCPConnection {
+public final class HandledTCPStream: TCPConnection {
     /// Lifetime rule: the handler owns this stream and stays alive until `streamClosed()`, which clears this
     /// link first; after that no event is delivered.
-    unowned(unsafe) var handler: ByteStreamHandler?
+    public unowned(unsafe) var handler: ByteStreamHandler?
 
-    override func didRead(_ bytes: UnsafeRawBufferPointer) { handler?.streamRead(bytes) }
+    public override func didRead(_ bytes: UnsafeRawBufferPointer) { handler?.streamRead(bytes) }
 
-    override func didReadEnd(_ error: UVError) {
+    public override func didReadEnd(_ error: UVError) {
         if let handler { handler.streamReadEnd(error) } else { close() }
     }
 
-    override func didDrain() { handler?.streamDrained() }
+    public override func didDrain() { handler?.streamDrained() }
 
-    override func didClose() {
+    public override func didClose() {
         let h = handler
         handler = nil
         h?.streamClosed()
