@@ -132,3 +132,21 @@ final class ConfigOverrideTests: XCTestCase {
         }
     }
 }
+
+/// A reload applies servers, routing and health checks; every other change is named in one warning.
+final class ReloadScopeTests: XCTestCase {
+    func testRestartOnlyChangesNameEveryKeyThatAReloadCannotApply() {
+        let old = LBConfig()
+        XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: old), [])
+        var new = old
+        new.servers = [ServerSpec(id: "a", host: "127.0.0.1", port: 9)]
+        new.healthCheck.intervalMs += 1
+        XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: new), [], "applied by the reload itself")
+        new.admin.token = "secret"
+        new.retries.max += 1
+        new.timeouts[.clientIdle] += 1
+        new.busyPolls += 1
+        XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: new),
+                       ["admin.token", "retries", "timeouts", "busy_polls"])
+    }
+}

@@ -229,11 +229,12 @@ public final class ProxyServer {
         health?.sync(with: state, config: newConfig)
         controlWorker?.closeIdleUpstreamsOfRemovedBackends(previous)
         for t in threads { t.post { $0.closeIdleUpstreamsOfRemovedBackends(previous) } }
-        if newConfig.listen != config.listen || newConfig.admin.listen != config.admin.listen {
-            logger.warning("listen addresses change only on restart")
+        let restartOnly = ProxyServer.restartOnlyChanges(from: config, to: newConfig)
+        if !restartOnly.isEmpty {
+            logger.warning("config changes that apply only on restart were not applied", metadata: [
+                "keys": "\(restartOnly.joined(separator: ", "))",
+            ])
         }
-        if newConfig.busyPolls != config.busyPolls { logger.warning("busy_polls changes only on restart") }
-        if newConfig.coalesceMicros != config.coalesceMicros { logger.warning("coalesce_us changes only on restart") }
         config.servers = newConfig.servers
         config.routing = newConfig.routing
         config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)
