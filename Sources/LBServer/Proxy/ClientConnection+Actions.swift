@@ -20,15 +20,18 @@ extension ClientConnection {
             upstream?.send(HeadWriter.lastChunk)
         case .writeInterim:
             guard let up = upstream else { return }
-            HeadWriter.writeResponse(up.parser.head, keepAlive: true, clientVersionMinor: 1, chunked: false, into: &stream.out)
+            HeadWriter.writeResponse(up.parser.head, keepAlive: true, clientVersionMinor: 1, chunked: false,
+                                     into: &stream.out)
             flush()
         case .responseStarted(let server):
             worker.counters.responses.count(exchange.record.status)
-            routing?.backends[server].slot(worker).responseStarted(exchange.record, recordLatency: settings.recordLatency)
+            routing?.backends[server].slot(worker)
+                .responseStarted(exchange.record, recordLatency: settings.recordLatency)
         case .writeResponseHead(let keepAlive, let chunked):
             guard let up = upstream else { return }
-            HeadWriter.writeResponse(up.parser.head, keepAlive: keepAlive, clientVersionMinor: exchange.request.versionMinor,
-                                     chunked: chunked, into: &stream.out)
+            HeadWriter.writeResponse(up.parser.head, keepAlive: keepAlive,
+                                     clientVersionMinor: exchange.request.versionMinor, chunked: chunked,
+                                     into: &stream.out)
         case .endChunkedResponse:
             append(HeadWriter.lastChunk)
         case .releaseUpstream(let reusable):

@@ -3,9 +3,9 @@ import LBCore
 import LBHTTP
 import LBUV
 
-/// One client connection: the shell that carries an `Exchange` over a byte stream (TCP today). It reads, feeds the parser
-/// and the exchange, and performs the exchange's actions in order; every decision is the exchange's. Requests
-/// are answered strictly in order: the next head is not parsed until the current exchange is over. Bytes read
+/// One client connection: the shell that carries an `Exchange` over a byte stream (TCP today). It reads, feeds
+/// the parser and the exchange, and performs the exchange's actions in order; every decision is the exchange's.
+/// Requests are answered strictly in order: the next head is not parsed until the current exchange is over. Bytes read
 /// but not yet usable stay in `pending` and reading stops, so one connection never holds more than one read
 /// buffer of unprocessed input.
 ///
@@ -21,7 +21,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     var parser: HTTPParser
     var exchange: Exchange
     /// The actions of the event being handled, performed in order (reused: no allocation per event).
-    var actions: [ExchangeAction] = []
+    var actions = ActionQueue()
     /// Unconsumed input, kept while the current exchange cannot take it.
     var pending: [UInt8] = []
     var clientAddress: [UInt8] = []
@@ -52,8 +52,9 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
         self.stream = stream
         parser = HTTPParser(kind: .request, limits: worker.settings.limits)
         exchange = Exchange(retries: worker.settings.retries)
-        actions.reserveCapacity(16)
     }
+
+    deinit { actions.deallocate() }
 
     func start() {
         stream.peerAddress(into: &clientAddress)
@@ -170,7 +171,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
             i += 1
             perform(action)
         }
-        actions.removeAll(keepingCapacity: true)
+        actions.removeAll()
     }
 
     /// After an event from outside the parse loop: perform, then let the parser go on if an action allowed it.
@@ -244,7 +245,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     }
 
     /// This client's queue is over the high-water mark even after a write attempt: pause the upstream until
-    /// `didDrain` brings it under the low-water mark.
+    /// `streamDrained` brings it under the low-water mark. Back-pressure is the transport's business, so it
+    /// lives here, not in the exchange.
     private func applyBackpressureTowardClient() {
         guard writeQueueBytes > settings.highWater, let up = upstream else { return }
         flush()

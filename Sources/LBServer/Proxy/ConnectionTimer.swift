@@ -30,6 +30,7 @@ struct ConnectionTimer: Equatable {
             }
         }
 
+        @inline(__always)
         subscript(phase: Phase) -> UInt64 {
             get { ms[phase.rawValue] }
             set { ms[phase.rawValue] = newValue }
@@ -47,7 +48,9 @@ struct ConnectionTimer: Equatable {
     private(set) var phase = Phase.none
     private(set) var deadline: UInt64 = 0
 
-    /// Starts `phase` at `now` (`.none` disarms).
+    /// Starts `phase` at `now` (`.none` disarms). Inlined: a connection enters a phase several times per
+    /// request, and each call site passes a constant phase.
+    @inline(__always)
     mutating func enter(_ phase: Phase, now: UInt64, limits: Limits) {
         self.phase = phase
         deadline = phase == .none ? 0 : now + limits[phase]

@@ -11,7 +11,7 @@ import LBHTTP
 /// exchange owns every decision: when the request body may be read, when the response may keep the
 /// connection, whether a failure is retried, replayed or answered, and how each exchange is logged (once).
 ///
-/// Action lists are reused by the caller, so an event allocates nothing.
+/// The caller's action queue is reused (`ActionQueue`), so an event allocates nothing.
 struct Exchange {
     /// How far the request has been read.
     enum Request: Equatable {
@@ -93,7 +93,7 @@ struct Exchange {
     }
 
     /// A complete request head arrived (`now`: clock nanoseconds, or 0 when nothing measures time).
-    mutating func begin(_ facts: RequestFacts, draining: Bool, now: UInt64, _ a: inout [ExchangeAction]) {
+    mutating func begin(_ facts: RequestFacts, draining: Bool, now: UInt64, _ a: inout some ExchangeActionSink) {
         request = facts
         keepAlive = facts.keepAlive && !draining
         self.draining = draining
@@ -113,7 +113,7 @@ struct Exchange {
 
     /// The head could not be parsed (or did not arrive in time): no exchange began, but the client gets the
     /// error and the connection closes.
-    mutating func rejectHead(status: Int, _ a: inout [ExchangeAction]) {
+    mutating func rejectHead(status: Int, _ a: inout some ExchangeActionSink) {
         guard state == .idle else { return }
         state = .done
         keepAlive = false
@@ -122,7 +122,7 @@ struct Exchange {
         a.append(.closeClient(afterFlush: true))
     }
 
-    mutating func requestEnd(_ a: inout [ExchangeAction]) {
+    mutating func requestEnd(_ a: inout some ExchangeActionSink) {
         switch state {
         case .connecting(.streaming):
             state = .connecting(.complete)
@@ -139,12 +139,12 @@ struct Exchange {
 
     /// The request body broke its own framing (`status` is the parser's verdict): nothing more of it can be
     /// trusted.
-    mutating func requestFailed(status: Int, _ a: inout [ExchangeAction]) {
+    mutating func requestFailed(status: Int, _ a: inout some ExchangeActionSink) {
         fail(status, &a)
     }
 
     /// The client closed its sending side.
-    mutating func clientEOF(_ a: inout [ExchangeAction]) {
+    mutating func clientEOF(_ a: inout some ExchangeActionSink) {
         switch state {
         case .connecting(.complete), .forwarding(.complete, _):
             // Half-close after a complete request: still deliver the response, then close.
@@ -160,7 +160,7 @@ struct Exchange {
     }
 
     /// The client connection is gone (closed or reset).
-    mutating func clientClosed(_ a: inout [ExchangeAction]) {
+    mutating func clientClosed(_ a: inout some ExchangeActionSink) {
         if isOpen { a.append(.log(.clientAborted)) }
         if state != .idle { a.append(.dropUpstream) }
         state = .done
@@ -175,7 +175,7 @@ struct Exchange {
     // MARK: routing and upstream events
 
     /// No candidate is eligible (the caller found none after a `.pick`).
-    mutating func noCandidate(_ a: inout [ExchangeAction]) {
+    mutating func noCandidate(_ a: inout some ExchangeActionSink) {
         if failureStatus == 503 { a.append(.countNoServer) }
         respond(failureStatus, close: requestProgress != .complete && request.hasBody, &a)
     }
@@ -188,7 +188,7 @@ struct Exchange {
 
     /// An upstream is ready for the request head: a pooled one at once (`connectNanos` nil) or a new one
     /// connected in `connectNanos`.
-    mutating func upstreamReady(connectNanos: UInt64?, now: UInt64, _ a: inout [ExchangeAction]) {
+    mutating func upstreamReady(connectNanos: UInt64?, now: UInt64, _ a: inout some ExchangeActionSink) {
         guard case .connecting(let progress) = state else { return }
         if let connectNanos { record.connectNanos = connectNanos }
         record.sentAt = now
@@ -204,7 +204,7 @@ struct Exchange {
 
     /// The new connection to the current candidate failed or timed out: nothing was sent, so any method may
     /// move to the next candidate.
-    mutating func connectFailed(timedOut: Bool, _ a: inout [ExchangeAction]) {
+    mutating func connectFailed(timedOut: Bool, _ a: inout some ExchangeActionSink) {
         guard case .connecting = state, let server = tried.last else { return }
         if timedOut { failureStatus = 504 }
         a.append(.countRedispatch(server: server))
@@ -213,7 +213,7 @@ struct Exchange {
     }
 
     /// The upstream failed after the request head went out (reset, timeout, garbage, early close).
-    mutating func upstreamFailed(_ cause: UpstreamFailure, wasReused: Bool, _ a: inout [ExchangeAction]) {
+    mutating func upstreamFailed(_ cause: UpstreamFailure, wasReused: Bool, _ a: inout some ExchangeActionSink) {
         guard let server = tried.last else { return }
         switch state {
         case .connecting:
@@ -255,7 +255,7 @@ struct Exchange {
 
     /// A response head arrived. Returns false when it is not acceptable for this request (the upstream then
     /// fails the exchange as a bad response).
-    mutating func responseHead(status: Int, framing: HTTPFraming, now: UInt64, _ a: inout [ExchangeAction]) -> Bool {
+    mutating func responseHead(status: Int, framing: HTTPFraming, now: UInt64, _ a: inout some ExchangeActionSink) -> Bool {
         guard case .forwarding(let progress, .awaitingHead) = state, let server = tried.last else { return true }
         // A 101 nobody asked for would turn the connection into an unparsed tunnel: a smuggling channel.
         if status == 101 && !request.isUpgrade { return false }
@@ -294,7 +294,7 @@ struct Exchange {
     }
 
     /// The response is complete; `reusable` when the upstream framed it cleanly and may serve again.
-    mutating func responseEnd(reusable: Bool, _ a: inout [ExchangeAction]) {
+    mutating func responseEnd(reusable: Bool, _ a: inout some ExchangeActionSink) {
         guard case .forwarding(let progress, let response) = state else { return }
         if response == .streaming(chunked: true) { a.append(.endChunkedResponse) }
         a.append(.releaseUpstream(reusable: reusable && progress == .complete))
@@ -309,14 +309,14 @@ struct Exchange {
     }
 
     /// The backend switched protocols: from now on bytes pass through both ways.
-    mutating func upgraded(_ a: inout [ExchangeAction]) {
+    mutating func upgraded(_ a: inout some ExchangeActionSink) {
         guard case .forwarding = state else { return }
         state = .tunnel
         a.append(.startTunnel)
     }
 
     /// Either side of a tunnel went quiet or away.
-    mutating func tunnelEnded(_ a: inout [ExchangeAction]) {
+    mutating func tunnelEnded(_ a: inout some ExchangeActionSink) {
         guard state == .tunnel else { return }
         state = .done
         a.append(.log(.ok))
@@ -332,7 +332,7 @@ struct Exchange {
         }
     }
 
-    private mutating func dispatch(_ a: inout [ExchangeAction]) {
+    private mutating func dispatch(_ a: inout some ExchangeActionSink) {
         if tried.count > retries {
             noCandidate(&a)
             return
@@ -342,7 +342,7 @@ struct Exchange {
 
     /// Answers an error the proxy generated itself when no response byte went out yet; cuts the client off
     /// otherwise.
-    private mutating func fail(_ status: Int, _ a: inout [ExchangeAction]) {
+    private mutating func fail(_ status: Int, _ a: inout some ExchangeActionSink) {
         switch state {
         case .forwarding(_, .streaming):
             a.append(.dropUpstream)
@@ -364,7 +364,7 @@ struct Exchange {
 
     /// A response the proxy generates. Without `close`, the rest of the request (if any) is read and
     /// discarded and the connection goes on.
-    private mutating func respond(_ status: Int, close: Bool, _ a: inout [ExchangeAction]) {
+    private mutating func respond(_ status: Int, close: Bool, _ a: inout some ExchangeActionSink) {
         let progress = requestProgress
         record.status = status
         a.append(.log(.proxyResponse))
@@ -383,7 +383,7 @@ struct Exchange {
     }
 
     /// Request and response are both complete: the next request, or the close.
-    private mutating func finish(_ a: inout [ExchangeAction]) {
+    private mutating func finish(_ a: inout some ExchangeActionSink) {
         state = keepAlive ? .idle : .done
         a.append(.finished(keepAlive: keepAlive))
     }

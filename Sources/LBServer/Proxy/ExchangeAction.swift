@@ -42,3 +42,10 @@ enum ExchangeAction: Equatable {
     /// The client closed its side of a tunnel: close both sides once written.
     case closeTunnel
 }
+
+/// Where an exchange appends its actions: a connection's `ActionQueue`, or an array in a test.
+protocol ExchangeActionSink {
+    mutating func append(_ action: ExchangeAction)
+}
+
+extension Array: ExchangeActionSink where Element == ExchangeAction {}
