@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LBHTTP", targets: ["LBHTTP"]),
         .library(name: "LBUV", targets: ["LBUV"]),
         .library(name: "LBServer", targets: ["LBServer"]),
+        .library(name: "LBTLS", targets: ["LBTLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +48,9 @@ let package = Package(
         // The libuv layer: the loop, every C callback, TCP connections, listeners, timers, file writes. Knows
         // nothing of HTTP: LBHTTP and LBUV do not depend on each other.
         .target(name: "LBUV", dependencies: ["CLibUV"], swiftSettings: releaseUnchecked),
+        // The sans-I/O TLS engine: OpenSSL over memory BIOs, fed ciphertext and drained of it by whoever owns the
+        // socket. Knows nothing of libuv or HTTP.
+        .target(name: "LBTLS", dependencies: ["COpenSSL"], swiftSettings: releaseUnchecked),
         // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
