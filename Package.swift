@@ -78,6 +78,8 @@ let package = Package(
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
         .testTarget(name: "LBHTTPTests", dependencies: ["LBHTTP"]),
         .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
+        // Real OpenSSL on both sides, in memory; certificates made with the `openssl` command.
+        .testTarget(name: "LBTLSTests", dependencies: ["LBTLS", "COpenSSL"], swiftSettings: releaseUnchecked),
         // Runs the real binaries over loopback; `make test` builds them first.
         .testTarget(name: "IntegrationTests", dependencies: ["LBServer"]),
     ]
