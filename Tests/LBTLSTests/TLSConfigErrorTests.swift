@@ -1,6 +1,7 @@
 import Foundation
-import LBTLS
 import XCTest
+
+@testable import LBTLS
 
 /// Loading refuses bad files with a message naming the file and the problem.
 final class TLSConfigErrorTests: TLSTestCase {
@@ -55,6 +56,17 @@ final class TLSConfigErrorTests: TLSTestCase {
     func testCertificateNotYetValidIsRefused() throws {
         let files = certificates.pair("future")
         assertError(loadError(files), .notYetValid, names: files.certificateChain, says: "not valid before 2099-01-01")
+    }
+
+    /// Validity is checked against the time given, so a certificate that is fine today fails a load dated
+    /// after its notAfter.
+    func testValidityIsCheckedAgainstTheLoadTime() throws {
+        let config = TLSServerConfig(certificates: [certificates.pair("a")])
+        let inSixtyDays = Int(Date().timeIntervalSince1970) + 60 * 86_400
+        XCTAssertThrowsError(try TLSServerContext(config: config, now: inSixtyDays)) { error in
+            XCTAssertEqual((error as? TLSConfigError)?.problem, .expired)
+        }
+        XCTAssertNoThrow(try TLSServerContext(config: config, now: inSixtyDays - 45 * 86_400))
     }
 
     func testMissingFileIsUnreadableWithTheSystemsReason() throws {

@@ -1,4 +1,5 @@
 import COpenSSL
+import Dispatch
 import LBTLS
 import XCTest
 
@@ -57,5 +58,26 @@ final class TLSResumptionTests: TLSTestCase {
     func testAnotherContextDoesFullHandshake() throws {
         let second = try reconnect(context(), secondContext: context())
         XCTAssertFalse(second.server.isResumed)
+    }
+
+    /// Workers share one context: sessions on several threads at once handshake, and each resumes the ticket
+    /// another thread's session issued.
+    func testSessionsOnSeveralThreadsShareOneContextAndResumeEachOthersTickets() throws {
+        let context = try context()
+        let caFile = certificates.caFile
+        let first = try connect(context, .init(serverName: "a.test"))
+        first.handshake()
+        nonisolated(unsafe) let ticket = try XCTUnwrap(first.client.session())
+        defer { SSL_SESSION_free(ticket) }
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<10 {
+                let options = TestClient.Options(serverName: "a.test", session: ticket)
+                guard let connection = try? TestConnection(context, caFile: caFile, options) else {
+                    return XCTFail("cannot make a session")
+                }
+                connection.handshake()
+                XCTAssertTrue(connection.server.isResumed)
+            }
+        }
     }
 }
