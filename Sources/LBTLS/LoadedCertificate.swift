@@ -44,7 +44,10 @@ final class LoadedCertificate {
 
     private static func openFile(_ path: String, what: String) throws(TLSConfigError) -> OpaquePointer {
         guard let bio = BIO_new_file(path, "r") else {
-            let reason = String(cString: strerror(errno))
+            // OpenSSL queues fopen's errno as a system error; errno itself may have changed since.
+            let queued = ERR_peek_error()
+            let systemError = ERR_GET_LIB(queued) == ERR_LIB_SYS ? ERR_GET_REASON(queued) : errno
+            let reason = String(cString: strerror(systemError))
             ERR_clear_error()
             throw TLSConfigError(.unreadableFile, file: path, "cannot read TLS \(what) file \(path): \(reason)")
         }
