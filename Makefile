@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config.json
-APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev pkg-config curl
+APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev openssl pkg-config curl
 # Release builds link the Swift runtime and Foundation statically: same speed, 6 MB less resident memory
 # (only the pages used are mapped in), one self-contained binary. With the toolchain's lld they also pack
 # relocations (RELR: the loader reads 16 KB instead of 2 MB of .rela.dyn at startup, and the binary stays
@@ -18,7 +18,7 @@ SHARED ?= ../shared
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
-	@if ! pkg-config --exists libuv libxxhash zlib 2>/dev/null || ! command -v curl >/dev/null; then \
+	@if ! pkg-config --exists libuv libxxhash zlib openssl 2>/dev/null || ! command -v curl >/dev/null; then \
 		echo "installing: $(APT_PACKAGES)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null; \

@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LBHTTP", targets: ["LBHTTP"]),
         .library(name: "LBUV", targets: ["LBUV"]),
         .library(name: "LBServer", targets: ["LBServer"]),
+        .library(name: "LBTLS", targets: ["LBTLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -29,6 +30,7 @@ let package = Package(
         .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
 
         // Pure Swift routing core: hashes, balancing algorithms, snapshots, health hysteresis, stats types. No I/O.
         .target(
@@ -46,6 +48,9 @@ let package = Package(
         // The libuv layer: the loop, every C callback, TCP connections, listeners, timers, file writes. Knows
         // nothing of HTTP: LBHTTP and LBUV do not depend on each other.
         .target(name: "LBUV", dependencies: ["CLibUV"], swiftSettings: releaseUnchecked),
+        // The sans-I/O TLS engine: OpenSSL over memory BIOs, fed ciphertext and drained of it by whoever owns the
+        // socket. Knows nothing of libuv or HTTP.
+        .target(name: "LBTLS", dependencies: ["COpenSSL"], swiftSettings: releaseUnchecked),
         // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
@@ -73,6 +78,8 @@ let package = Package(
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
         .testTarget(name: "LBHTTPTests", dependencies: ["LBHTTP"]),
         .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
+        // Real OpenSSL on both sides, in memory; certificates made with the `openssl` command.
+        .testTarget(name: "LBTLSTests", dependencies: ["LBTLS", "COpenSSL"], swiftSettings: releaseUnchecked),
         // Runs the real binaries over loopback; `make test` builds them first.
         .testTarget(name: "IntegrationTests", dependencies: ["LBServer"]),
     ]

@@ -1,0 +1,44 @@
+import COpenSSL
+
+// Every C callback OpenSSL calls lives in this file. Each one is capture-free, recovers its owner without
+// retaining it, and calls one named Swift method. They run inside an SSL_* call made by a `TLSSession`, on that
+// session's thread.
+//
+// Owners, both set unretained:
+// - SNI: the `TLSSession`, from the SSL's ex_data slot 0 (the "app data" slot OpenSSL reserves for this),
+//   set in `TLSSession.init`. The session owns the SSL, so it is alive whenever the SSL runs a callback. The
+//   session is the owner (not the context) because it records why it refused, for its error message.
+// - ALPN: the `TLSServerContext`, from the `arg` given with the callback. Every session holds its context
+//   strongly and the SSL_CTXs are freed only in the context's deinit, so it outlives every handshake.
+
+@inline(__always)
+private func owner<T: AnyObject>(_ arg: UnsafeMutableRawPointer?, as: T.Type = T.self) -> T {
+    Unmanaged<T>.fromOpaque(arg!).takeUnretainedValue()
+}
+
+enum TLSCallbacks {
+    /// SNI, called once per ClientHello after extensions are parsed (also when the client sent no server name).
+    /// Returns SSL_TLSEXT_ERR_OK, or SSL_TLSEXT_ERR_ALERT_FATAL with `alert` set to refuse the handshake.
+    static let serverName: lb_servername_cb = { ssl, alert, _ in
+        let session: TLSSession = owner(SSL_get_ex_data(ssl, TLSSession.exDataIndex))
+        return session.selectCertificate(alert: alert!)
+    }
+
+    /// ALPN, called when the ClientHello carries the extension. `clientList` is the client's wire-format list
+    /// (length-prefixed names); the chosen name is pointed to inside it, which OpenSSL copies before returning.
+    static let alpnSelect: SSL_CTX_alpn_select_cb_func = { _, selected, selectedLength, clientList, clientLength, arg in
+        let context: TLSServerContext = owner(arg)
+        let offered = UnsafeBufferPointer(start: clientList, count: Int(clientLength))
+        guard let (start, length) = context.selectALPN(offered: offered) else {
+            // No overlap: OpenSSL turns this into a fatal no_application_protocol alert (RFC 7301 section 3.2).
+            return SSL_TLSEXT_ERR_ALERT_FATAL
+        }
+        selected!.pointee = clientList! + start
+        selectedLength!.pointee = UInt8(length)
+        return SSL_TLSEXT_ERR_OK
+    }
+
+    /// Passphrase prompt for encrypted PEM keys. OpenSSL's default would read the terminal and block a server
+    /// at startup; returning -1 makes an encrypted key fail to load with a message instead.
+    static let refusePassphrase: lb_pem_password_cb = { _, _, _, _ in -1 }
+}

@@ -1,0 +1,102 @@
+import COpenSSL
+
+/// Protocol settings: Mozilla's "intermediate" server profile (https://wiki.mozilla.org/Security/Server_Side_TLS,
+/// version 5.7), which every browser and HTTP client of the last decade accepts.
+extension TLSServerContext {
+    /// TLS 1.2 suites: ECDHE only (forward secrecy), AEAD only. TLS 1.3 suites are set separately.
+    static let tls12Ciphers =
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+        + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    static let tls13Ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+    static let groups = "X25519:P-256:P-384"
+    /// 16-byte key name, 32-byte HMAC secret, 32-byte AES key: the blob SSL_CTX_set_tlsext_ticket_keys takes.
+    static let ticketKeyLength = 80
+    /// Sessions from one listener resume only on an SSL_CTX with the same id context; all of ours share it.
+    private static let sessionIDContext: [UInt8] = Array("lb-tls".utf8)
+
+    /// One SSL_CTX for `certificate`, fully configured except for the callbacks (which need the finished
+    /// context object). The caller owns the result and frees it with SSL_CTX_free.
+    static func makeSSLContext(
+        _ certificate: LoadedCertificate, config: TLSServerConfig, ticketKeys: inout [UInt8]
+    ) throws(TLSConfigError) -> OpaquePointer {
+        ERR_clear_error()
+        guard let context = SSL_CTX_new(TLS_server_method()) else {
+            throw TLSConfigError(.libraryFailure, file: nil, "cannot create an OpenSSL context: \(openSSLErrorText())")
+        }
+        do throws(TLSConfigError) {
+            try configureProtocol(context, config: config)
+            try useCertificate(context, certificate)
+            try configureResumption(context, config: config, ticketKeys: &ticketKeys)
+        } catch {
+            SSL_CTX_free(context)
+            throw error
+        }
+        return context
+    }
+
+    private static func configureProtocol(_ context: OpaquePointer, config: TLSServerConfig) throws(TLSConfigError) {
+        let minimum = config.minimumVersion == .tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION
+        // Renegotiation is a DoS lever and has no use for a proxy; compression is CRIME (CVE-2012-4929).
+        // SSL_OP_CIPHER_SERVER_PREFERENCE stays off: every suite offered is strong, so the client picks (one
+        // without AES hardware prefers ChaCha20), as the intermediate profile says.
+        var options = lb_SSL_OP_NO_RENEGOTIATION | lb_SSL_OP_NO_COMPRESSION
+        if !config.sessionTickets { options |= lb_SSL_OP_NO_TICKET }
+        _ = SSL_CTX_set_options(context, options)
+        // Moving write buffer: a write retried after want-read may come from a different (reallocated) array.
+        // Release buffers: an idle connection gives its 34 KB of record buffers back instead of holding them.
+        _ = lb_SSL_CTX_set_mode(context, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS))
+        guard lb_SSL_CTX_set_min_proto_version(context, minimum) == 1,
+            SSL_CTX_set_cipher_list(context, tls12Ciphers) == 1,
+            SSL_CTX_set_ciphersuites(context, tls13Ciphersuites) == 1,
+            lb_SSL_CTX_set1_groups_list(context, groups) == 1
+        else {
+            throw TLSConfigError(
+                .libraryFailure, file: nil,
+                "this OpenSSL does not accept the TLS protocol settings: \(openSSLErrorText())")
+        }
+    }
+
+    private static func useCertificate(
+        _ context: OpaquePointer, _ certificate: LoadedCertificate
+    ) throws(TLSConfigError) {
+        let file = certificate.files.certificateChain
+        guard SSL_CTX_use_certificate(context, certificate.leaf) == 1 else {
+            throw TLSConfigError(
+                .refusedByOpenSSL, file: file,
+                "OpenSSL refused the certificate in \(file): \(openSSLErrorText())")
+        }
+        for (i, intermediate) in certificate.chain.enumerated()
+        where lb_SSL_CTX_add1_chain_cert(context, intermediate) != 1 {
+            throw TLSConfigError(
+                .refusedByOpenSSL, file: file,
+                "OpenSSL refused chain certificate \(i + 2) in \(file): \(openSSLErrorText())")
+        }
+        guard SSL_CTX_use_PrivateKey(context, certificate.key) == 1, SSL_CTX_check_private_key(context) == 1 else {
+            let keyFile = certificate.files.privateKey
+            throw TLSConfigError(
+                .refusedByOpenSSL, file: keyFile,
+                "OpenSSL refused the private key in \(keyFile): \(openSSLErrorText())")
+        }
+    }
+
+    private static func configureResumption(
+        _ context: OpaquePointer, config: TLSServerConfig, ticketKeys: inout [UInt8]
+    ) throws(TLSConfigError) {
+        let cached = config.sessionCacheSize > 0
+        _ = lb_SSL_CTX_set_session_cache_mode(context, Int(cached ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF))
+        // OpenSSL reads a cache size of 0 as "unlimited"; ours means "off", handled by the mode above.
+        if cached { _ = lb_SSL_CTX_sess_set_cache_size(context, config.sessionCacheSize) }
+        _ = SSL_CTX_set_timeout(context, Int(config.sessionLifetimeSeconds))
+        // With tickets off, TLS 1.3 still sends one ticket, but a stateful one naming a cached session.
+        let resumable = config.sessionTickets || cached
+        guard SSL_CTX_set_num_tickets(context, resumable ? 1 : 0) == 1,
+            sessionIDContext.withUnsafeBufferPointer({
+                SSL_CTX_set_session_id_context(context, $0.baseAddress, UInt32($0.count))
+            }) == 1,
+            lb_SSL_CTX_set_tlsext_ticket_keys(context, &ticketKeys, ticketKeyLength) == 1
+        else {
+            throw TLSConfigError(
+                .libraryFailure, file: nil, "OpenSSL refused the session resumption settings: \(openSSLErrorText())")
+        }
+    }
+}
