@@ -195,8 +195,9 @@ final class ExchangeTests: XCTestCase {
 
     func testNoCandidateForAnUnreadBodyClosesTheConnection() {
         XCTAssertEqual(begin(post()), [.pick])
-        XCTAssertEqual(step { $0.noCandidate(&$1) }, [.countNoServer, .log(.proxyResponse),
-                                                      .respond(status: 503, close: true), .closeClient(afterFlush: true)])
+        XCTAssertEqual(step { $0.noCandidate(&$1) },
+                       [.countNoServer, .log(.proxyResponse), .respond(status: 503, close: true),
+                        .closeClient(afterFlush: true)])
     }
 
     func testRetriesAreBoundedAndTheLastFailureIsWhatTheClientSees() {
@@ -274,7 +275,8 @@ final class ExchangeTests: XCTestCase {
 
     func testRejectedHeadIsLoggedAndClosesTheConnection() {
         XCTAssertEqual(step { $0.rejectHead(status: 431, &$1) },
-                       [.logRejectedHead(status: 431), .respond(status: 431, close: true), .closeClient(afterFlush: true)])
+                       [.logRejectedHead(status: 431), .respond(status: 431, close: true),
+                        .closeClient(afterFlush: true)])
         XCTAssertFalse(x.readsRequest)
     }
 
