@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "LBServer",
             dependencies: [
-                "LBCore", "LBHTTP", "LBUV", "CLibUV",
+                "LBCore", "LBHTTP", "LBUV", "LBTLS", "CLibUV",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -8,6 +8,9 @@ public struct UVError: Error, CustomStringConvertible, Equatable, Sendable {
 
     public var isEOF: Bool { code == UV_EOF.rawValue }
 
+    /// The end of the peer's input (for streams that learn of it other than from libuv, such as TLS).
+    public static let eof = UVError(UV_EOF.rawValue)
+
     public var name: String { String(cString: uv_err_name(code)) }
     public var description: String { "\(name): \(String(cString: uv_strerror(code)))" }
 

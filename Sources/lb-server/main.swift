@@ -36,6 +36,12 @@ struct LBServerCommand: ParsableCommand {
     @Option(name: .long, help: "Worker threads: a number or auto.")
     var workers: String?
 
+    @Option(name: .long, help: "Serve HTTPS on the listen address with this certificate chain (PEM); needs --tls-key.")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
     @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")
     var checkConfig = false
 
@@ -50,7 +56,8 @@ struct LBServerCommand: ParsableCommand {
         }
         let logger = Logger(label: "lb")
         let overrides = CommandLineOverrides(
-            listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers)
+            listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers,
+            tlsCert: tlsCert, tlsKey: tlsKey)
         let resolved: LBConfig
         do {
             resolved = try LBConfig.resolve(configPath: config, overrides: overrides)

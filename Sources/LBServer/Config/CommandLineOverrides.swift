@@ -18,10 +18,15 @@ public struct CommandLineOverrides: Sendable, Equatable {
     public var key: String?
     /// `--workers N|auto`
     public var workers: String?
+    /// `--tls-cert FILE` and `--tls-key FILE`: together they make the `--listen` address (or the file's one
+    /// listener) a TLS listener with this certificate.
+    public var tlsCert: String?
+    public var tlsKey: String?
 
     public init(
         listen: String? = nil, admin: String? = nil, backends: [String] = [], algorithm: String? = nil,
-        hash: String? = nil, key: String? = nil, workers: String? = nil
+        hash: String? = nil, key: String? = nil, workers: String? = nil, tlsCert: String? = nil,
+        tlsKey: String? = nil
     ) {
         self.listen = listen
         self.admin = admin
@@ -30,6 +35,8 @@ public struct CommandLineOverrides: Sendable, Equatable {
         self.hash = hash
         self.key = key
         self.workers = workers
+        self.tlsCert = tlsCert
+        self.tlsKey = tlsKey
     }
 }
 
@@ -46,9 +53,28 @@ extension LBConfig {
         func flag(_ name: String, _ value: String) -> String { "--\(name) \(quoted(value))" }
 
         if let text = o.listen {
-            do { config.listen = try HostPort(parsing: text) } catch {
+            do {
+                config.listen = try HostPort(parsing: text)
+                config.listeners = []  // the flag names the one listener
+            } catch {
                 problems.add(flag("listen", text), error.message)
             }
+        }
+        switch (o.tlsCert, o.tlsKey) {
+        case let (cert?, key?):
+            let listeners = config.effectiveListeners
+            if listeners.count > 1 {
+                problems.add(flag("tls-cert", cert), "the file has \(listeners.count) listeners; give --listen too")
+            } else {
+                config.listeners = [LBConfig.Listener(
+                    address: listeners[0].address, tls: LBConfig.TLS(certificates: [.init(cert: cert, key: key)]))]
+            }
+        case (let cert?, nil):
+            problems.add(flag("tls-cert", cert), "needs --tls-key with the certificate's private key")
+        case (nil, let key?):
+            problems.add(flag("tls-key", key), "needs --tls-cert with the certificate chain")
+        case (nil, nil):
+            break
         }
         if let text = o.admin {
             do { config.admin.listen = try HostPort(parsing: text) } catch {

@@ -22,7 +22,8 @@ import LBCore
 public enum ConfigLoader {
     /// The keys of the top level, in the order the unknown-key message lists them.
     enum TopLevelKey: String, ConfigKey {
-        case listen, workers, admin, routing, servers, healthCheck = "health_check", retries, timeouts, limits
+        case listen, listeners, workers, admin, routing, servers, healthCheck = "health_check", retries, timeouts
+        case limits
         case forwarding, accessLog = "access_log", stats, busyPolls = "busy_polls", coalesceMicros = "coalesce_us"
     }
 
@@ -81,6 +82,10 @@ public enum ConfigLoader {
         var config = LBConfig()
         config.listen = top.parsed(.listen, default: config.listen) { (s: String) throws(ConfigValueError) in
             try parseAddress(s, allowPortZero: true)
+        }
+        if let listeners = top[.listeners] {
+            if top[.listen] != nil { top.problem(.listeners, "give either listen or listeners, not both") }
+            config.listeners = readListeners(listeners, in: top)
         }
         config.workers = readWorkers(top)
         config.busyPolls = top.int(.busyPolls, default: config.busyPolls, in: busyPollRange)

@@ -15,8 +15,9 @@ extension LBConfig {
                         + "use a prime of at least 100 × servers, e.g. \(suggestion)"
                 ))
         }
-        if admin.listen == listen && listen.port != 0 {
-            problems.append(ConfigProblem("admin.listen", "\(admin.listen) is the same address as listen"))
+        for (i, l) in effectiveListeners.enumerated() where admin.listen == l.address && l.address.port != 0 {
+            let name = listeners.isEmpty ? "listen" : "listeners[\(i)].address"
+            problems.append(ConfigProblem("admin.listen", "\(admin.listen) is the same address as \(name)"))
         }
         return problems
     }

@@ -8,8 +8,10 @@ import LBHTTP
 /// or all three at once with `LBConfig.resolve(configPath:overrides:)`.
 /// Durations are whole milliseconds (`UInt64`), the unit libuv timers take.
 public struct LBConfig: Equatable, Sendable {
-    /// Where clients connect (`listen`).
+    /// Where clients connect (`listen`): one plain HTTP listener, unless `listeners` is given.
     public var listen: HostPort
+    /// Several listeners, each plain or TLS (`listeners`); empty means the one on `listen`.
+    public var listeners: [Listener] = []
     /// Event-loop threads (`workers`).
     public var workers: WorkerCount
     /// The admin API (`admin`).

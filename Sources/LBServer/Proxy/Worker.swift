@@ -1,5 +1,6 @@
 import CLibUV
 import LBCore
+import LBTLS
 import LBUV
 
 /// One loop's proxy: its listener, its client connections and its share of every backend's pool.
@@ -10,7 +11,7 @@ final class Worker {
     let settings: ProxySettings
     var timerLimits: ConnectionTimer.Limits { settings.timeouts }
     let routing: SnapshotPublisher<RoutingState>
-    var listener: Listener?
+    private(set) var listeners: [Listener] = []
     /// Every open client connection (intrusive list: O(1) add/remove, no allocation), for timeouts and shutdown.
     private(set) var clients = ConnectionList<ClientConnection>()
     /// Upstream connections being connected, active or idle in a pool, for timeouts and shutdown.
@@ -47,26 +48,46 @@ final class Worker {
         loop.pending = { [unowned self] in self.counters.inFlight }
     }
 
-    /// Binds the traffic listener. `reusePort` when several workers share the address.
-    func listen(on address: SocketAddress, reusePort: Bool) throws(SetupError) -> SocketAddress {
+    /// Binds one traffic listener, TLS when `tls` is given (one context per listener, shared by every worker so
+    /// a session resumes on any of them). `reusePort` when several workers share the address.
+    func listen(on address: SocketAddress, reusePort: Bool, tls: TLSServerContext? = nil) throws(SetupError)
+        -> SocketAddress
+    {
         let l = try Listener(loop: loop, address: address, reusePort: reusePort)
-        l.onAccept = { [unowned self] listener in self.accept(from: listener) }
+        l.onAccept = { [unowned self] listener in self.accept(from: listener, tls: tls) }
         l.onError = { [unowned self] _ in self.counters.acceptErrors &+= 1 }
-        listener = l
-        let tick = max(50, min(1000, min(settings.timeouts.clientHeader, settings.timeouts.upstreamConnect) / 4))
-        let t = LoopTimer(loop: loop) { [unowned self] in self.sweep() }
-        t.start(timeout: tick, repeat: tick)
-        t.unref()
-        sweepTimer = t
+        listeners.append(l)
+        if sweepTimer == nil {
+            let tick = max(50, min(1000, min(settings.timeouts.clientHeader, settings.timeouts.upstreamConnect) / 4))
+            let t = LoopTimer(loop: loop) { [unowned self] in self.sweep() }
+            t.start(timeout: tick, repeat: tick)
+            t.unref()
+            sweepTimer = t
+        }
         return l.boundAddress
     }
 
-    private func accept(from listener: Listener) {
-        let stream = HandledTCPStream(loop: loop)
-        guard listener.accept(into: stream) else { return }
-        uv_tcp_nodelay(stream.handle, 1)
-        let conn = ClientConnection(worker: self, stream: stream)
-        stream.handler = conn
+    private func accept(from listener: Listener, tls: TLSServerContext?) {
+        let socket = HandledTCPStream(loop: loop)
+        guard listener.accept(into: socket) else { return }
+        uv_tcp_nodelay(socket.handle, 1)
+        let conn: ClientConnection
+        if let tls {
+            let session: TLSSession
+            do { session = try TLSSession(context: tls) } catch {
+                counters.tlsFailures &+= 1
+                socket.close()
+                return
+            }
+            let stream = TLSStream(socket: socket, session: session) { [unowned self] _ in
+                self.counters.tlsFailures &+= 1
+            }
+            conn = ClientConnection(worker: self, stream: stream)
+            stream.handler = conn
+        } else {
+            conn = ClientConnection(worker: self, stream: socket)
+            socket.handler = conn
+        }
         counters.connectionsTotal &+= 1
         if clients.count >= settings.maxClientConnections || isDraining {
             counters.connectionsRefused &+= 1
@@ -98,16 +119,16 @@ final class Worker {
     /// `Connection: close`.
     func beginDrain() {
         isDraining = true
-        listener?.close()
-        listener = nil
+        for l in listeners { l.close() }
+        listeners = []
         clients.forEach { $0.drain() }
         upstreams.forEach { $0.closeIfIdle() }
     }
 
     /// Graceful shutdown, step 2 (deadline reached or nothing left): close everything.
     func closeAll() {
-        listener?.close()
-        listener = nil
+        for l in listeners { l.close() }
+        listeners = []
         sweepTimer?.close()
         sweepTimer = nil
         accessLog?.close()

@@ -35,6 +35,10 @@ extension AdminServer {
         m.family(
             "lb_connections_refused_total", .counter, "Client connections closed at once: over max_client_connections.")
         m.sample("lb_connections_refused_total", [], w.connectionsRefused)
+        m.family(
+            "lb_tls_failures_total", .counter,
+            "TLS client connections closed on a failed handshake or a record that did not decrypt.")
+        m.sample("lb_tls_failures_total", [], w.tlsFailures)
 
         m.family("lb_requests_received_total", .counter, "Requests received from clients (every request head).")
         m.sample("lb_requests_received_total", [], w.requests)

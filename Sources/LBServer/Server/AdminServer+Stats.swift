@@ -45,7 +45,7 @@ extension AdminServer {
             "workers": stats.workerCount,
             "connections": [
                 "total": workers.connectionsTotal, "refused": workers.connectionsRefused,
-                "accept_errors": workers.acceptErrors,
+                "accept_errors": workers.acceptErrors, "tls_failures": workers.tlsFailures,
                 "open": stats.openConnections,
             ],
             "requests": [

@@ -1,6 +1,7 @@
 import CLibUV
 import Foundation
 import LBCore
+import LBTLS
 import LBUV
 import Logging
 
@@ -33,6 +34,8 @@ public final class ProxyServer {
     let startedAt = Date()
     /// Bound addresses, known after `start()`.
     public private(set) var proxyAddress: SocketAddress?
+    /// The TLS listeners' contexts, for the certificates in stats and metrics.
+    private(set) var tlsContexts: [TLSServerContext] = []
     public private(set) var adminAddress: SocketAddress?
 
     public init(config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger) throws {
@@ -83,17 +86,23 @@ public final class ProxyServer {
         }
         if let logSpec { worker.accessLog = try AccessLog(loop: loop, format: logSpec.format, path: logSpec.path) }
         controlWorker = worker
-        let listenAddress = try SocketAddress.resolve(host: config.listen.host, port: config.listen.port)
-        // With several workers every loop binds the same address with SO_REUSEPORT and the kernel spreads
+        // With several workers every loop binds the same addresses with SO_REUSEPORT and the kernel spreads
         // connections; the first bind fixes the port when the config asks for port 0.
-        let bound = try worker.listen(on: listenAddress, reusePort: workerCount > 1)
-        proxyAddress = bound
+        var bound: [BoundListener] = []
+        for listener in config.effectiveListeners {
+            let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
+            let tls = try listener.tls.map { (t) throws(SetupError) in try ProxyServer.makeTLSContext(t) }
+            let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls)
+            bound.append(BoundListener(address: at, tls: tls))
+        }
+        proxyAddress = bound.first?.address
+        tlsContexts = bound.compactMap(\.tls)
         for id in 1..<max(1, workerCount) {
-            let t = WorkerThread(id: id, settings: settings, routing: routing, address: bound, accessLog: logSpec)
+            let t = WorkerThread(id: id, settings: settings, routing: routing, listeners: bound, accessLog: logSpec)
             try t.start()
             threads.append(t)
         }
-        announce("lb-server listening on \(bound) (proxy)")
+        for l in bound { announce("lb-server listening on \(l.address) (\(l.tls == nil ? "proxy" : "proxy, tls"))") }
         let adminListen = try SocketAddress.resolve(host: config.admin.listen.host, port: config.admin.listen.port)
         let adminServer = try AdminServer(server: self, address: adminListen)
         admin = adminServer

@@ -1,5 +1,6 @@
 import CLibUV
 import Foundation
+import LBTLS
 import LBCore
 import LBUV
 
@@ -60,7 +61,8 @@ final class WorkerThread: @unchecked Sendable {
     let inbox = LoopInbox()
     private let settings: ProxySettings
     private let routing: SnapshotPublisher<RoutingState>
-    private let address: SocketAddress
+    /// Each listener's bound address (port fixed by the first worker) and its TLS context, if any.
+    private let listeners: [BoundListener]
     private let accessLog: (format: AccessLog.Format, path: String)?
     private let started = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -71,12 +73,12 @@ final class WorkerThread: @unchecked Sendable {
     /// Owned by the worker's thread once started.
     nonisolated(unsafe) private(set) var worker: Worker?
 
-    init(id: Int, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>, address: SocketAddress,
+    init(id: Int, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>, listeners: [BoundListener],
          accessLog: (format: AccessLog.Format, path: String)?) {
         self.id = id
         self.settings = settings
         self.routing = routing
-        self.address = address
+        self.listeners = listeners
         self.accessLog = accessLog
     }
 
@@ -95,7 +97,7 @@ final class WorkerThread: @unchecked Sendable {
             loop = try EventLoop()
             let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
             if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
-            _ = try w.listen(on: address, reusePort: true)
+            for l in listeners { _ = try w.listen(on: l.address, reusePort: true, tls: l.tls) }
             worker = w
             inbox.attach(to: loop)
         } catch {
@@ -158,3 +160,11 @@ final class WorkerThread: @unchecked Sendable {
     func join() { finished.wait() }
 }
 
+
+/// A traffic listener as the workers bind it: the address (with the port the first bind chose) and the TLS
+/// context every worker shares, nil for plain HTTP.
+struct BoundListener: @unchecked Sendable {
+    // TLSServerContext is read-only once built and OpenSSL's SSL_CTX is safe to share between threads.
+    let address: SocketAddress
+    let tls: TLSServerContext?
+}

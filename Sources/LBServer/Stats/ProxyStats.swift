@@ -126,6 +126,8 @@ struct WorkerCounters {
     var proxyErrors = [UInt64](repeating: 0, count: ProxyErrorCause.allCases.count)
     var bytesIn: UInt64 = 0
     var bytesOut: UInt64 = 0
+    /// TLS handshakes that failed and records that did not decrypt (the connection was closed).
+    var tlsFailures: UInt64 = 0
     /// Whole-request time (head received → response complete), for `lb_request_duration_seconds`.
     var requestLatency = Latency()
 }

@@ -24,6 +24,7 @@ struct StatsSnapshot {
         workers.connectionsTotal &+= o.workers.connectionsTotal
         workers.connectionsRefused &+= o.workers.connectionsRefused
         workers.acceptErrors &+= o.workers.acceptErrors
+        workers.tlsFailures &+= o.workers.tlsFailures
         workers.requests &+= o.workers.requests
         workers.inFlight += o.workers.inFlight
         workers.noServer &+= o.workers.noServer

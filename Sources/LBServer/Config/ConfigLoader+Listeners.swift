@@ -1,0 +1,65 @@
+extension ConfigLoader {
+    enum ListenerKey: String, ConfigKey { case address, tls }
+
+    enum TLSKey: String, ConfigKey {
+        case certificates, defaultCertificate = "default_certificate", strictSNI = "strict_sni"
+        case minVersion = "min_version", sessionTickets = "session_tickets"
+    }
+
+    enum CertificateKey: String, ConfigKey { case cert, key }
+
+    /// Reads `listeners`: a non-empty array of `{ "address": "HOST:PORT", "tls": { ... } }`. Files are checked
+    /// when the listener starts (and by `--check-config`), where OpenSSL reads them.
+    static func readListeners(_ value: JSONValue, in top: ConfigSection<TopLevelKey>) -> [LBConfig.Listener] {
+        guard case .array(let elements) = value, !elements.isEmpty else {
+            top.problem(.listeners, "expected a non-empty array of listener objects, got \(value.kindDescription)")
+            return []
+        }
+        var listeners: [LBConfig.Listener] = []
+        for (index, element) in elements.enumerated() {
+            let path = "\(top.keyPath(.listeners))[\(index)]"
+            guard let s = ConfigSection<ListenerKey>(element, path: path, problems: top.problems) else { continue }
+            guard s[.address] != nil else {
+                s.problem(.address, "missing (required), e.g. \"0.0.0.0:443\"")
+                continue
+            }
+            let address = s.parsed(.address, default: HostPort(host: "", port: 0)) {
+                (text: String) throws(ConfigValueError) in try parseAddress(text, allowPortZero: true)
+            }
+            var tls: LBConfig.TLS?
+            if let t = s.section(.tls, of: TLSKey.self) { tls = readTLS(t) }
+            if let first = listeners.firstIndex(where: { $0.address == address }), address.port != 0 {
+                s.problem(.address, "\(address) is also listeners[\(first)]")
+                continue
+            }
+            listeners.append(LBConfig.Listener(address: address, tls: tls))
+        }
+        return listeners
+    }
+
+    static func readTLS(_ s: ConfigSection<TLSKey>) -> LBConfig.TLS? {
+        var certificates: [LBConfig.TLS.Certificate] = []
+        switch s[.certificates] {
+        case .array(let elements)? where !elements.isEmpty:
+            for (index, element) in elements.enumerated() {
+                let path = "\(s.keyPath(.certificates))[\(index)]"
+                guard let c = ConfigSection<CertificateKey>(element, path: path, problems: s.problems) else { continue }
+                let cert = c.string(.cert, default: "")
+                let key = c.string(.key, default: "")
+                if cert.isEmpty { c.problem(.cert, "missing (required): the certificate chain's PEM file") }
+                if key.isEmpty { c.problem(.key, "missing (required): the private key's PEM file") }
+                if !cert.isEmpty && !key.isEmpty { certificates.append(.init(cert: cert, key: key)) }
+            }
+        case let other:
+            s.problem(
+                .certificates,
+                "expected a non-empty array of {\"cert\": FILE, \"key\": FILE}, got \(other?.kindDescription ?? "nothing")")
+        }
+        var tls = LBConfig.TLS(certificates: certificates)
+        tls.defaultCertificate = s.int(.defaultCertificate, default: 0, in: 0...max(0, certificates.count - 1))
+        tls.strictSNI = s.bool(.strictSNI, default: false)
+        tls.minVersion = s.choice(.minVersion, default: .tls12)
+        tls.sessionTickets = s.bool(.sessionTickets, default: true)
+        return certificates.isEmpty ? nil : tls
+    }
+}

@@ -1,0 +1,57 @@
+extension LBConfig {
+    /// One address clients connect to (`listeners[i]`): plain HTTP, or HTTPS when `tls` is set.
+    public struct Listener: Equatable, Sendable {
+        public var address: HostPort
+        public var tls: TLS?
+
+        public init(address: HostPort, tls: TLS? = nil) {
+            self.address = address
+            self.tls = tls
+        }
+    }
+
+    /// A TLS listener's certificates and protocol settings (`listeners[i].tls`).
+    public struct TLS: Equatable, Sendable {
+        /// One certificate chain (PEM, leaf first) and its private key (PEM).
+        public struct Certificate: Equatable, Sendable {
+            public var cert: String
+            public var key: String
+
+            public init(cert: String, key: String) {
+                self.cert = cert
+                self.key = key
+            }
+        }
+
+        public enum MinVersion: String, CaseIterable, Sendable {
+            case tls12 = "1.2"
+            case tls13 = "1.3"
+        }
+
+        /// Chosen by SNI from each certificate's DNS names; `defaultCertificate` (an index) for other names.
+        public var certificates: [Certificate]
+        public var defaultCertificate: Int
+        /// A client naming no configured server is refused (alert unrecognized_name) instead of getting the
+        /// default certificate.
+        public var strictSNI: Bool
+        public var minVersion: MinVersion
+        /// Session tickets (keys shared by every worker, so a session resumes on any of them).
+        public var sessionTickets: Bool
+
+        public init(
+            certificates: [Certificate], defaultCertificate: Int = 0, strictSNI: Bool = false,
+            minVersion: MinVersion = .tls12, sessionTickets: Bool = true
+        ) {
+            self.certificates = certificates
+            self.defaultCertificate = defaultCertificate
+            self.strictSNI = strictSNI
+            self.minVersion = minVersion
+            self.sessionTickets = sessionTickets
+        }
+    }
+
+    /// Every listener: `listeners` when the file gives them, else one plain listener on `listen`.
+    public var effectiveListeners: [Listener] {
+        listeners.isEmpty ? [Listener(address: listen)] : listeners
+    }
+}
