@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-core bench-idle bench-accesslog fuzz clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-core bench-idle bench-accesslog fuzz clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -126,6 +126,12 @@ bench: build
 
 bench-close: build
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --close
+
+# HTTPS: HAProxy, nginx and lb terminating TLS 1.3 on the same OpenSSL, keep-alive and then a handshake per
+# request (peers.sh passes --tls-cert/--tls-key).
+bench-tls: build
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --tls
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --tls --close
 
 # Throughput with the access log on against off, in one run.
 bench-accesslog: build

@@ -61,6 +61,7 @@ extension AdminServer {
         m.histogram("lb_request_duration_seconds", [], w.requestLatency)
 
         serverMetrics(&m, state: state, now: now)
+        writeCertificateMetrics(&m)
         return m.text
     }
 

@@ -60,6 +60,7 @@ extension AdminServer {
             "upstream": upstream.json,
             "event_loop": ["coalesced_sleeps": stats.coalescedSleeps],
             "servers": perServer,
+            "certificates": certificatesJSON(),
         ]
     }
 

@@ -2,8 +2,8 @@ import LBCore
 import LBUV
 
 extension ProxyServer {
-    /// What `--check-config` checks beyond the file itself: every server address resolves and the routing
-    /// table builds (point caps, table sizes). Returns every problem found; empty means valid.
+    /// What `--check-config` checks beyond the file itself: every server address resolves, the routing table
+    /// builds (point caps, table sizes) and every TLS listener's certificates load. Returns every problem found; empty means valid.
     public static func deepCheck(_ config: LBConfig) -> [String] {
         var problems: [String] = []
         for (i, s) in config.servers.enumerated() {
@@ -18,10 +18,26 @@ extension ProxyServer {
         } catch {
             problems.append("routing: \(error)")
         }
-        for (name, address) in [("listen", config.listen), ("admin.listen", config.admin.listen)] {
+        var addresses = [("admin.listen", config.admin.listen)]
+        if config.listeners.isEmpty {
+            addresses.insert(("listen", config.listen), at: 0)
+        } else {
+            for (i, l) in config.listeners.enumerated() { addresses.append(("listeners[\(i)].address", l.address)) }
+        }
+        for (name, address) in addresses {
             do {
                 _ = try SocketAddress.resolve(host: address.host, port: address.port)
             } catch {
+                problems.append("\(name): \(error)")
+            }
+        }
+        // The certificates load exactly as at start: readable, key matching, within their validity.
+        for (i, l) in config.effectiveListeners.enumerated() {
+            guard let tls = l.tls else { continue }
+            do {
+                _ = try makeTLSContext(tls)
+            } catch {
+                let name = config.listeners.isEmpty ? "--tls-cert" : "listeners[\(i)].tls"
                 problems.append("\(name): \(error)")
             }
         }

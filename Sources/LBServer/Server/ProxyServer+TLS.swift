@@ -13,7 +13,7 @@ extension ProxyServer {
         do {
             return try TLSServerContext(config: config)
         } catch {
-            throw SetupError("TLS: \(error.description)")
+            throw SetupError(error.description)
         }
     }
 }
