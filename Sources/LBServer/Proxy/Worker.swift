@@ -48,9 +48,11 @@ final class Worker {
         loop.pending = { [unowned self] in self.counters.inFlight }
     }
 
-    /// Binds one traffic listener, TLS when `tls` is given (one context per listener, shared by every worker so
-    /// a session resumes on any of them). `reusePort` when several workers share the address.
-    func listen(on address: SocketAddress, reusePort: Bool, tls: TLSServerContext? = nil) throws(SetupError)
+    /// Binds one traffic listener, TLS when `tls` is given: one context per listener, shared by every worker so
+    /// a session resumes on any of them, and read at each accept so a reloaded certificate serves the next
+    /// connection (open ones keep theirs). `reusePort` when several workers share the address.
+    func listen(on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSServerContext>? = nil)
+        throws(SetupError)
         -> SocketAddress
     {
         let l = try Listener(loop: loop, address: address, reusePort: reusePort)
@@ -67,14 +69,14 @@ final class Worker {
         return l.boundAddress
     }
 
-    private func accept(from listener: Listener, tls: TLSServerContext?) {
+    private func accept(from listener: Listener, tls: SnapshotPublisher<TLSServerContext>?) {
         let socket = HandledTCPStream(loop: loop)
         guard listener.accept(into: socket) else { return }
         uv_tcp_nodelay(socket.handle, 1)
         let conn: ClientConnection
         if let tls {
             let session: TLSSession
-            do { session = try TLSSession(context: tls) } catch {
+            do { session = try TLSSession(context: tls.load()) } catch {
                 counters.tlsFailures &+= 1
                 socket.close()
                 return

@@ -48,6 +48,8 @@ enum AdminRoute: Equatable {
     case dashboard
     case manageServers
     case manageServer(id: String)
+    /// Loads the TLS listeners' certificate files again.
+    case reloadCertificates
 
     static let managePrefix = "/manage/servers/"
 
@@ -60,6 +62,7 @@ enum AdminRoute: Equatable {
         case "/metrics": return .metrics
         case "/": return .dashboard
         case "/manage/servers": return .manageServers
+        case "/manage/certificates/reload": return .reloadCertificates
         default:
             guard path.hasPrefix(managePrefix) else { return nil }
             let raw = path.dropFirst(managePrefix.count)
@@ -72,7 +75,7 @@ enum AdminRoute: Equatable {
     var allowed: [HTTPMethod] {
         switch self {
         case .health, .servers, .stats, .metrics, .dashboard: [.get]
-        case .manageServers: [.post]
+        case .manageServers, .reloadCertificates: [.post]
         case .manageServer: [.patch, .delete]
         }
     }
@@ -80,7 +83,7 @@ enum AdminRoute: Equatable {
     /// True for the paths that change state (and so need the bearer token when one is configured).
     var isManagement: Bool {
         switch self {
-        case .manageServers, .manageServer: true
+        case .manageServers, .manageServer, .reloadCertificates: true
         default: false
         }
     }

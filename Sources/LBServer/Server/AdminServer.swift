@@ -95,6 +95,13 @@ final class AdminServer {
                 return AdminResponse(status: 200, body: DashboardPage.html, contentType: AdminResponse.html)
             case .manageServers:
                 return try addServer(body: body, query: ManageQuery(parsing: query))
+            case .reloadCertificates:
+                let problems = server.reloadCertificates(server.config)
+                guard problems.isEmpty else {
+                    throw AdminError(422, "certificates not reloaded, the running ones stay: "
+                        + problems.joined(separator: "; "))
+                }
+                return AdminResponse(status: 200, body: json(["reloaded": true, "certificates": certificatesJSON()]))
             case .manageServer(let id):
                 let q = try ManageQuery(parsing: query)
                 if method == .delete { return try deleteServer(id: id, query: q) }

@@ -1,9 +1,15 @@
 extension ProxyServer {
-    /// The config sections a reload does not apply (they are read once at start), as config keys, for the one
+    /// The config sections a reload does not apply (they are read once at start; TLS certificates and their
+    /// settings are reloaded, the set of listeners is not), as config keys, for the one
     /// warning a reload logs when the file changed any of them: an operator's edit is never dropped silently.
     static func restartOnlyChanges(from old: LBConfig, to new: LBConfig) -> [String] {
         var keys: [String] = []
         if new.listen != old.listen { keys.append("listen") }
+        if new.effectiveListeners.map(\.address) != old.effectiveListeners.map(\.address)
+            || new.effectiveListeners.map({ $0.tls == nil }) != old.effectiveListeners.map({ $0.tls == nil })
+        {
+            keys.append("listeners")
+        }
         if new.admin.listen != old.admin.listen { keys.append("admin.listen") }
         if new.admin.token != old.admin.token { keys.append("admin.token") }
         if new.workers != old.workers { keys.append("workers") }

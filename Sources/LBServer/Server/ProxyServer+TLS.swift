@@ -16,4 +16,46 @@ extension ProxyServer {
             throw SetupError(error.description)
         }
     }
+
+    /// Loads every TLS listener's certificates again, with `source`'s TLS settings (the reloaded file, or the
+    /// running config to pick up renewed files), and publishes them all or none: one bad file keeps every old
+    /// certificate, and the returned problems (also logged) name it. Open connections keep the certificate
+    /// they were served; the next handshake on any worker gets the new one. Runs on the control loop.
+    @discardableResult
+    func reloadCertificates(_ source: LBConfig) -> [String] {
+        let wanted = source.effectiveListeners.compactMap(\.tls)
+        guard !tlsListeners.isEmpty || !wanted.isEmpty else { return [] }
+        guard wanted.count == tlsListeners.count else {
+            let problem = "the file has \(wanted.count) TLS listeners and \(tlsListeners.count) are running; "
+                + "listeners change only on restart"
+            logger.warning("TLS certificates not reloaded", metadata: ["reason": "\(problem)"])
+            return [problem]
+        }
+        var fresh: [TLSServerContext] = []
+        var problems: [String] = []
+        for (i, tls) in wanted.enumerated() {
+            do {
+                fresh.append(try ProxyServer.makeTLSContext(tls))
+            } catch {
+                problems.append("TLS listener \(i): \(error)")
+            }
+        }
+        guard problems.isEmpty else {
+            logger.error("TLS certificates not reloaded; the running ones stay", metadata: [
+                "problems": "\(problems.joined(separator: "; "))",
+            ])
+            return problems
+        }
+        for (listener, context) in zip(tlsListeners, fresh) { listener.tls?.publish(context) }
+        // Later reloads from the admin API read the same files.
+        var tlsIndex = 0
+        for i in config.listeners.indices where config.listeners[i].tls != nil {
+            config.listeners[i].tls = wanted[tlsIndex]
+            tlsIndex += 1
+        }
+        logger.info("TLS certificates reloaded", metadata: [
+            "certificates": "\(fresh.reduce(0) { $0 + $1.certificates.count })",
+        ])
+        return []
+    }
 }

@@ -11,7 +11,7 @@ import Logging
 /// the routing state (admin API, config reload, health checks) run on this loop and publish whole
 /// `RoutingState` snapshots; workers only read them.
 public final class ProxyServer {
-    public private(set) var config: LBConfig
+    public internal(set) var config: LBConfig
     let configPath: String?
     let overrides: CommandLineOverrides
     let logger: Logger
@@ -34,8 +34,10 @@ public final class ProxyServer {
     let startedAt = Date()
     /// Bound addresses, known after `start()`.
     public private(set) var proxyAddress: SocketAddress?
-    /// The TLS listeners' contexts, for the certificates in stats and metrics.
-    private(set) var tlsContexts: [TLSServerContext] = []
+    /// The TLS listeners, in config order: their contexts serve the certificates in stats and metrics, and a
+    /// certificate reload publishes new ones.
+    private(set) var tlsListeners: [BoundListener] = []
+    var tlsContexts: [TLSServerContext] { tlsListeners.compactMap { $0.tls?.load() } }
     public private(set) var adminAddress: SocketAddress?
 
     public init(config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger) throws {
@@ -91,12 +93,12 @@ public final class ProxyServer {
         var bound: [BoundListener] = []
         for listener in config.effectiveListeners {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
-            let tls = try listener.tls.map { (t) throws(SetupError) in try ProxyServer.makeTLSContext(t) }
+            let tls = try listener.tls.map { (t) throws(SetupError) in SnapshotPublisher(try ProxyServer.makeTLSContext(t)) }
             let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls)
             bound.append(BoundListener(address: at, tls: tls))
         }
         proxyAddress = bound.first?.address
-        tlsContexts = bound.compactMap(\.tls)
+        tlsListeners = bound.filter { $0.tls != nil }
         for id in 1..<max(1, workerCount) {
             let t = WorkerThread(id: id, settings: settings, routing: routing, listeners: bound, accessLog: logSpec)
             try t.start()
@@ -196,8 +198,11 @@ public final class ProxyServer {
             let fresh = try ConfigLoader.load(path: path).applying(overrides)
             try apply(fresh, reason: "reload")
             // The file is the whole truth after a reload: admin drains (which it cannot express) end too,
-            // like admin-added servers and weights do (README, "Admin API").
+            // like admin-added servers and weights do (see docs/admin-api.md).
             for b in routing.load().backends { b.setDraining(false) }
+            // Certificates are read again even when the file did not change: renewed files on disk are the
+            // usual reason for a reload.
+            reloadCertificates(fresh)
         } catch {
             logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
         }

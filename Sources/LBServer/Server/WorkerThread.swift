@@ -161,10 +161,9 @@ final class WorkerThread: @unchecked Sendable {
 }
 
 
-/// A traffic listener as the workers bind it: the address (with the port the first bind chose) and the TLS
-/// context every worker shares, nil for plain HTTP.
-struct BoundListener: @unchecked Sendable {
-    // TLSServerContext is read-only once built and OpenSSL's SSL_CTX is safe to share between threads.
+/// A traffic listener as the workers bind it: the address (with the port the first bind chose) and, for TLS,
+/// the context every worker shares, published so a certificate reload reaches every worker's next accept.
+struct BoundListener: Sendable {
     let address: SocketAddress
-    let tls: TLSServerContext?
+    let tls: SnapshotPublisher<TLSServerContext>?
 }
