@@ -256,12 +256,14 @@ final class HarnessSelfTests: IntegrationTestCase {
         let log = """
             [info] lb-server starting
             lb-demo-backend listening on 127.0.0.1:40123
+            lb-server listening on 127.0.0.1:40126 (proxy, tls)
             lb-server listening on 127.0.0.1:40124 (proxy)
             lb-server listening on 127.0.0.1:40125 (admin)
             lb-server listening on 127.0.0.1:4012
             """
         XCTAssertEqual(ManagedProcess.listeningPort(in: log + "\n", kind: .backend), 40123)
-        XCTAssertEqual(ManagedProcess.listeningPort(in: log, kind: .proxy), 40124)
+        XCTAssertEqual(ManagedProcess.listeningPort(in: log, kind: .proxy), 40124, "a TLS line is not the plain one")
+        XCTAssertEqual(ManagedProcess.listeningPort(in: log, kind: .proxyTLS), 40126)
         XCTAssertEqual(ManagedProcess.listeningPort(in: log, kind: .admin), 40125)
         XCTAssertNil(ManagedProcess.listeningPort(in: "x listening on 127.0.0.1:99", kind: .backend), "incomplete line")
         XCTAssertNil(

@@ -12,6 +12,12 @@ extension IntegrationTestCase {
     /// - Parameter settings: top-level config keys, e.g. `["timeouts": ["client_header": "500ms"]]`; a nested
     ///   `health_check` object replaces the default one.
     func startProxy(backends: [String], settings: [String: Any] = [:]) throws -> LBServerProcess {
+        try LBBinaries.startServer(backends: backends, configFile: try writeConfigFile(settings))
+    }
+
+    /// Writes `settings` (merged over `health_check.enabled: false`) as a JSON config file and returns its path;
+    /// the file is removed at tear-down.
+    func writeConfigFile(_ settings: [String: Any]) throws -> String {
         var config: [String: Any] = ["health_check": ["enabled": false]]
         config.merge(settings) { _, new in new }
         let data = try JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])
@@ -20,6 +26,6 @@ extension IntegrationTestCase {
             .path
         try data.write(to: URL(fileURLWithPath: path))
         addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-        return try LBBinaries.startServer(backends: backends, configFile: path)
+        return path
     }
 }

@@ -72,13 +72,21 @@ extension LBBinaries {
 
     /// Starts `lb-server --listen 127.0.0.1:0 --admin 127.0.0.1:0 --backend ADDR... [--config FILE] EXTRA...` and
     /// waits for both its proxy and admin ports.
+    ///
+    /// - Parameters:
+    ///   - listen: the `--listen` flag; `nil` leaves it out, so the config file's `listeners` stay in force.
+    ///   - proxyKind: the listener whose port becomes `proxyPort`: `.proxyTLS` when the (first) listener is HTTPS.
+    ///     The ports of other listeners are read with `process.waitForListening(kind:)`.
     static func startServer(
         backends: [String],
         configFile: String? = nil,
         extraArguments: [String] = [],
+        listen: String? = "127.0.0.1:0",
+        proxyKind: ManagedProcess.ListenerKind = .proxy,
         timeout: TimeInterval = 10
     ) throws -> LBServerProcess {
-        var args = ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+        var args = ["--admin", "127.0.0.1:0"]
+        if let listen { args = ["--listen", listen] + args }
         for backend in backends { args += ["--backend", backend] }
         if let configFile { args += ["--config", configFile] }
         // `make test` runs the whole integration suite a second time with LB_TEST_WORKERS=2.
@@ -87,7 +95,7 @@ extension LBBinaries {
         }
         let process = try ManagedProcess.start(try path(of: .server), args + extraArguments, name: "lb-server")
         do {
-            let proxy = try process.waitForListening(kind: .proxy, timeout: timeout)
+            let proxy = try process.waitForListening(kind: proxyKind, timeout: timeout)
             let admin = try process.waitForListening(kind: .admin, timeout: timeout)
             return LBServerProcess(process: process, proxyPort: proxy, adminPort: admin)
         } catch {

@@ -15,10 +15,12 @@ import Foundation
 /// Thread-safety: all members may be called from any thread.
 final class ManagedProcess: TestResource, @unchecked Sendable {
     /// Which `listening on` line to wait for. The binaries print
-    /// `lb-demo-backend listening on 127.0.0.1:P`, `lb-server listening on 127.0.0.1:P (proxy)` and
-    /// `... (admin)`. `.backend` matches any `listening on HOST:PORT` line without a parenthesised label.
+    /// `lb-demo-backend listening on 127.0.0.1:P`, `lb-server listening on 127.0.0.1:P (proxy)` (or
+    /// `(proxy, tls)` for an HTTPS listener) and `... (admin)`. `.backend` matches any `listening on HOST:PORT` line
+    /// without a parenthesised label.
     enum ListenerKind: String, Sendable {
         case backend, proxy, admin
+        case proxyTLS = "proxy, tls"
 
         fileprivate var label: String { self == .backend ? "" : "(\(rawValue))" }
     }
