@@ -45,12 +45,14 @@ public enum HeadWriter {
     /// gets one (empty when there is no authority). Content codings before the final chunked are kept
     /// (`Transfer-Encoding: gzip, chunked`), coding parameters are dropped.
     ///
+    /// `secure`: the client connection is TLS, so `X-Forwarded-Proto` and `Forwarded` say `https`.
+    ///
     /// Returns the range (in `head.bytes`) of the client's X-Request-ID when one was kept, nil when
     /// `requestID` was added (formatted as 16 lowercase hex digits) or request ids are disabled.
     @discardableResult
     public static func writeRequest(
         _ head: HTTPHead, clientAddress: UnsafeRawBufferPointer, requestID: UInt64, options: ForwardingOptions,
-        into out: inout [UInt8]
+        secure: Bool = false, into out: inout [UInt8]
     ) -> Range<Int>? {
         head.bytes.withUnsafeBufferPointer { p in
             out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.methodRange]))
@@ -84,13 +86,15 @@ public enum HeadWriter {
                 out.append(contentsOf: clientAddress)
                 append("\r\n", &out)
             }
-            if options.xForwardedProto { append("X-Forwarded-Proto: http\r\n", &out) }
+            if options.xForwardedProto {
+                append(secure ? "X-Forwarded-Proto: https\r\n" : "X-Forwarded-Proto: http\r\n", &out)
+            }
             if options.xForwardedHost, let host = head.host, !host.isEmpty {
                 append("X-Forwarded-Host: ", &out)
                 out.append(contentsOf: UnsafeBufferPointer(rebasing: p[host]))
                 append("\r\n", &out)
             }
-            if options.forwarded { appendForwarded(p, head, clientAddress, &out) }
+            if options.forwarded { appendForwarded(p, head, clientAddress, secure: secure, &out) }
             var kept: Range<Int>? = nil
             if options.requestID {
                 kept = head.value(.xRequestID)
@@ -296,7 +300,8 @@ public enum HeadWriter {
     /// RFC 7239 §4: `for=<client>;host=<host>;proto=http`; an IPv6 address is bracketed and quoted, a host
     /// that is not a token (e.g. "example.com:8080") is quoted.
     private static func appendForwarded(
-        _ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ client: UnsafeRawBufferPointer, _ out: inout [UInt8]
+        _ p: UnsafeBufferPointer<UInt8>, _ head: HTTPHead, _ client: UnsafeRawBufferPointer, secure: Bool,
+        _ out: inout [UInt8]
     ) {
         append("Forwarded: ", &out)
         appendMerged(p, head, .forwarded, &out)
@@ -315,6 +320,6 @@ public enum HeadWriter {
             out.append(contentsOf: UnsafeBufferPointer(rebasing: p[host]))  // host bytes never include '"' or '\'
             if !token { out.append(ASCII.dquote) }
         }
-        append(";proto=http\r\n", &out)
+        append(secure ? ";proto=https\r\n" : ";proto=http\r\n", &out)
     }
 }

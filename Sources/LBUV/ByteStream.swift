@@ -23,6 +23,12 @@ public protocol ByteStream: AnyObject {
     func abort()
     /// The peer's address as text ("127.0.0.1"), written into `text`.
     func peerAddress(into text: inout [UInt8])
+    /// True when the bytes are encrypted on the wire (TLS): the client reached us over HTTPS.
+    var isEncrypted: Bool { get }
+}
+
+extension ByteStream {
+    public var isEncrypted: Bool { false }
 }
 
 /// What a `ByteStream` reports, on its loop thread.

@@ -15,12 +15,13 @@ final class HeadWriterTests: XCTestCase {
     }
 
     private func request(
-        _ s: String, client: String = "10.0.0.9", id: UInt64 = 0xabc, options: ForwardingOptions = ForwardingOptions()
+        _ s: String, client: String = "10.0.0.9", id: UInt64 = 0xabc, options: ForwardingOptions = ForwardingOptions(),
+        secure: Bool = false
     ) -> (String, Range<Int>?) {
         let head = parse(.request, s)
         var out: [UInt8] = []
         let kept = Array(client.utf8).withUnsafeBytes {
-            HeadWriter.writeRequest(head, clientAddress: $0, requestID: id, options: options, into: &out)
+            HeadWriter.writeRequest(head, clientAddress: $0, requestID: id, options: options, secure: secure, into: &out)
         }
         return (String(decoding: out, as: UTF8.self), kept)
     }
@@ -65,6 +66,20 @@ final class HeadWriterTests: XCTestCase {
         XCTAssertFalse(out.contains("https"))
         XCTAssertFalse(out.contains("spoofed"))
         XCTAssertTrue(out.contains("X-Forwarded-Proto: http\r\nX-Forwarded-Host: real\r\n"))
+    }
+
+    /// A request that arrived over TLS says so to the backend, in both forwarding fields, whatever the client
+    /// claimed.
+    func testRequestsFromTLSClientsAreForwardedAsHTTPS() {
+        var options = ForwardingOptions()
+        options.forwarded = true
+        let (out, _) = request(
+            "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: http\r\n\r\n", options: options, secure: true)
+        XCTAssertTrue(out.contains("\r\nX-Forwarded-Proto: https\r\n"), out)
+        XCTAssertTrue(out.contains(";host=h;proto=https\r\n"), out)
+        XCTAssertEqual(out.components(separatedBy: "X-Forwarded-Proto").count, 2, "exactly one field")
+        let (plain, _) = request("GET / HTTP/1.1\r\nHost: h\r\n\r\n", options: options)
+        XCTAssertTrue(plain.contains("X-Forwarded-Proto: http\r\n") && plain.contains(";proto=http\r\n"), plain)
     }
 
     func testKeepsClientRequestIDAndReportsIt() {

@@ -108,7 +108,8 @@ extension ClientConnection {
             outgoingHead.removeAll(keepingCapacity: true)
             _ = clientAddress.withUnsafeBytes { addr in
                 HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
-                                        options: settings.forwarding, into: &outgoingHead)
+                                        options: settings.forwarding, secure: stream.isEncrypted,
+                                        into: &outgoingHead)
             }
         }
         guard let state = routing else { return }

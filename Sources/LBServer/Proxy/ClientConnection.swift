@@ -58,7 +58,9 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
 
     func start() {
         stream.peerAddress(into: &clientAddress)
-        timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
+        // A TLS client has client_header to complete its handshake and first head: a connection that never
+        // finishes a handshake must not hold a slot for the whole idle timeout.
+        timer.enter(stream.isEncrypted ? .clientHeader : .clientIdle, now: loop.now, limits: worker.timerLimits)
         startReading()
     }
 

@@ -33,6 +33,7 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     // MARK: ByteStream
 
     var writeQueueBytes: Int { out.count + socket.writeQueueBytes }
+    var isEncrypted: Bool { true }
     var isClosing: Bool { socket.isClosing }
 
     func flush() {

@@ -96,12 +96,15 @@ final class AdminServer {
             case .manageServers:
                 return try addServer(body: body, query: ManageQuery(parsing: query))
             case .reloadCertificates:
-                let problems = server.reloadCertificates(server.config)
+                let q = try ManageQuery(parsing: query)
+                let problems = server.reloadCertificates(server.config, dryRun: q.dryRun)
                 guard problems.isEmpty else {
                     throw AdminError(422, "certificates not reloaded, the running ones stay: "
                         + problems.joined(separator: "; "))
                 }
-                return AdminResponse(status: 200, body: json(["reloaded": true, "certificates": certificatesJSON()]))
+                return AdminResponse(status: 200, body: json([
+                    "reloaded": !q.dryRun, "dry_run": q.dryRun, "certificates": certificatesJSON(),
+                ]))
             case .manageServer(let id):
                 let q = try ManageQuery(parsing: query)
                 if method == .delete { return try deleteServer(id: id, query: q) }

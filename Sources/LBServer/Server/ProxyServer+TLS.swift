@@ -21,8 +21,9 @@ extension ProxyServer {
     /// running config to pick up renewed files), and publishes them all or none: one bad file keeps every old
     /// certificate, and the returned problems (also logged) name it. Open connections keep the certificate
     /// they were served; the next handshake on any worker gets the new one. Runs on the control loop.
+    /// With `dryRun` the files are loaded and checked and nothing is published.
     @discardableResult
-    func reloadCertificates(_ source: LBConfig) -> [String] {
+    func reloadCertificates(_ source: LBConfig, dryRun: Bool = false) -> [String] {
         let wanted = source.effectiveListeners.compactMap(\.tls)
         guard !tlsListeners.isEmpty || !wanted.isEmpty else { return [] }
         guard wanted.count == tlsListeners.count else {
@@ -46,6 +47,7 @@ extension ProxyServer {
             ])
             return problems
         }
+        if dryRun { return [] }
         for (listener, context) in zip(tlsListeners, fresh) { listener.tls?.publish(context) }
         // Later reloads from the admin API read the same files.
         var tlsIndex = 0
