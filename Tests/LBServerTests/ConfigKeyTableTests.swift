@@ -48,6 +48,17 @@ final class ConfigKeyTableTests: XCTestCase {
         Section("forwarding", ConfigLoader.ForwardingKey.self),
         Section("access_log", ConfigLoader.AccessLogKey.self),
         Section("stats", ConfigLoader.StatsKey.self),
+        Section(
+            "listeners[0]", ConfigLoader.ListenerKey.self, base: ["address": #""127.0.0.1:9443""#],
+            wrap: { #"{"listeners": [{\#($0)}]}"# }),
+        Section(
+            "listeners[0].tls", ConfigLoader.TLSKey.self,
+            base: ["certificates": #"[{"cert": "c", "key": "k"}, {"cert": "d", "key": "e"}]"#],
+            wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {\#($0)}}]}"# }),
+        Section(
+            "listeners[0].tls.certificates[0]", ConfigLoader.CertificateKey.self,
+            base: ["cert": #""c""#, "key": #""k""#],
+            wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{\#($0)}]}}]}"# }),
     ]
 
     func testAnUnknownKeyInEveryObjectIsRejectedByNameWithTheDeclaredKeys() {
@@ -90,6 +101,13 @@ final class ConfigKeyTableTests: XCTestCase {
         "forwarding.x_forwarded_for": "false", "forwarding.x_forwarded_proto": "false",
         "forwarding.x_forwarded_host": "false", "forwarding.forwarded": "true", "forwarding.request_id": "false",
         "access_log.format": #""json""#, "access_log.path": #""/tmp/x.log""#, "stats.latency": "false",
+        "listeners": #"[{"address": "127.0.0.1:9443"}]"#,
+        "listeners[0].address": #""127.0.0.1:9444""#,
+        "listeners[0].tls": #"{"certificates": [{"cert": "c", "key": "k"}]}"#,
+        "listeners[0].tls.certificates": #"[{"cert": "x", "key": "y"}]"#,
+        "listeners[0].tls.default_certificate": "1", "listeners[0].tls.strict_sni": "true",
+        "listeners[0].tls.min_version": #""1.3""#, "listeners[0].tls.session_tickets": "false",
+        "listeners[0].tls.certificates[0].cert": #""x""#, "listeners[0].tls.certificates[0].key": #""y""#,
     ]
     static let healthCheckSamples = [
         "enabled": "false", "type": #""tcp""#, "path": #""/h""#, "interval": #""3s""#, "timeout": #""2s""#,
