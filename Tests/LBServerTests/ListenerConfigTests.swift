@@ -87,9 +87,12 @@ final class ListenerConfigTests: XCTestCase {
         let old = try load(#"{"listeners": [{"address": "127.0.0.1:1"}]}"#)
         let moved = try load(#"{"listeners": [{"address": "127.0.0.1:2"}]}"#)
         XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: moved), ["listeners"])
-        let renewed = try load(#"{"listeners": [{"address": "127.0.0.1:1", "tls": {"certificates": [{"cert": "a", "key": "b"}]}}]}"#)
+        func tls(_ cert: String) -> String {
+            #"{"listeners": [{"address": "127.0.0.1:1", "tls": {"certificates": [{"cert": "\#(cert)", "key": "k"}]}}]}"#
+        }
+        let renewed = try load(tls("a"))
         XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: renewed), ["listeners"], "plain became TLS")
-        let renewed2 = try load(#"{"listeners": [{"address": "127.0.0.1:1", "tls": {"certificates": [{"cert": "c", "key": "d"}]}}]}"#)
+        let renewed2 = try load(tls("c"))
         XCTAssertEqual(ProxyServer.restartOnlyChanges(from: renewed, to: renewed2), [], "new files are reloaded")
     }
 }

@@ -53,7 +53,8 @@ extension ConfigLoader {
         case let other:
             s.problem(
                 .certificates,
-                "expected a non-empty array of {\"cert\": FILE, \"key\": FILE}, got \(other?.kindDescription ?? "nothing")")
+                "expected a non-empty array of {\"cert\": FILE, \"key\": FILE}, "
+                    + "got \(other?.kindDescription ?? "nothing")")
         }
         var tls = LBConfig.TLS(certificates: certificates)
         tls.defaultCertificate = s.int(.defaultCertificate, default: 0, in: 0...max(0, certificates.count - 1))

@@ -3,7 +3,8 @@ import LBUV
 
 extension ProxyServer {
     /// What `--check-config` checks beyond the file itself: every server address resolves, the routing table
-    /// builds (point caps, table sizes) and every TLS listener's certificates load. Returns every problem found; empty means valid.
+    /// builds (point caps, table sizes) and every TLS listener's certificates load. Returns every problem
+    /// found; empty means valid.
     public static func deepCheck(_ config: LBConfig) -> [String] {
         var problems: [String] = []
         for (i, s) in config.servers.enumerated() {

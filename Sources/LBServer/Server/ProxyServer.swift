@@ -93,7 +93,9 @@ public final class ProxyServer {
         var bound: [BoundListener] = []
         for listener in config.effectiveListeners {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
-            let tls = try listener.tls.map { (t) throws(SetupError) in SnapshotPublisher(try ProxyServer.makeTLSContext(t)) }
+            let tls = try listener.tls.map { (t) throws(SetupError) in
+                SnapshotPublisher(try ProxyServer.makeTLSContext(t))
+            }
             let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls)
             bound.append(BoundListener(address: at, tls: tls))
         }
