@@ -403,6 +403,63 @@ final class TLSTests: IntegrationTestCase {
         XCTAssertEqual(r.stdout, "backend b1 path=/after\n", r.stderr)
     }
 
+    // MARK: 12. Closing
+
+    /// A client that ends the connection with close_notify gets the server's close_notify back before the TCP close
+    /// (RFC 8446 §6.1, RFC 5246 §7.2.1): Python's `unwrap()` waits for it and fails on a bare EOF.
+    func testTheServerAnswersAClientsCloseNotify() throws {
+        try requireTool("python3")
+        let lb = try startServerWithTLSFlags()
+        let script = """
+            import socket, ssl, sys
+            ctx = ssl.create_default_context(cafile=sys.argv[1])
+            for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+                ctx.maximum_version = version
+                with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=10) as raw:
+                    s = ctx.wrap_socket(raw, server_hostname="a.test")
+                    s.sendall(b"GET /kept HTTP/1.1\\r\\nHost: a.test\\r\\n\\r\\n")
+                    data = b""
+                    while not data.endswith(b"path=/kept\\n"):
+                        data += s.recv(65536)
+                    name = s.version()
+                    try:
+                        s.unwrap()
+                        print(name, "close_notify answered")
+                    except (ssl.SSLError, OSError) as e:
+                        print(name, "close_notify not answered:", repr(e))
+            """
+        let python = ManagedProcess.run("python3", ["-c", script, certs.caCert, String(lb.proxyPort)], timeout: 30)
+        XCTAssertEqual(python.status, 0, python.stderr)
+        XCTAssertEqual(
+            String(decoding: python.stdout, as: UTF8.self),
+            "TLSv1.2 close_notify answered\nTLSv1.3 close_notify answered\n")
+    }
+
+    /// With `session_tickets: false` a TLS 1.2 client resumes by session id from the server's cache. OpenSSL drops a
+    /// session from that cache when its SSL is freed without having sent close_notify, so a client that closes first
+    /// must not cost it its session.
+    func testTLS12SessionIDsResumeAfterTheClientClosesFirst() throws {
+        var tls = tlsSettings(["a"])
+        tls["session_tickets"] = false
+        let lb = try startServer(tls: tls)
+        let admin = AdminClient(port: lb.adminPort)
+        let session = certs.directory + "/session-id-\(UUID().uuidString).pem"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: session) }
+        // stdin /dev/null: s_client sends close_notify right after the handshake and exits.
+        let first = sClient(port: lb.proxyPort, serverName: "a.test", ["-tls1_2", "-sess_out", session])
+        XCTAssertTrue(first.output.contains("New, TLSv1.2, Cipher is"), first.output)
+        XCTAssertFalse(first.output.contains("TLS session ticket:"), "tickets are off: \(first.output)")
+        for i in 0..<3 {
+            // The server has finished with the previous connection (and freed its SSL) before the next one.
+            try eventually(timeout: 5, "connections.open back to 0") {
+                let connections = try admin.call("GET", "/api/stats").json["connections"] as? [String: Any]
+                return connections?["open"] as? Int == 0
+            }
+            let again = sClient(port: lb.proxyPort, serverName: "a.test", ["-tls1_2", "-sess_in", session])
+            XCTAssertTrue(again.output.contains("Reused, TLSv1.2, Cipher is"), "#\(i): \(again.output)")
+        }
+    }
+
     // MARK: Helpers
 
     /// `lb-server --listen 127.0.0.1:0 --tls-cert a.pem --tls-key a.key`; `proxyPort` is the TLS port. The config
