@@ -63,7 +63,20 @@ final class TLSStream: ByteStream, ByteStreamHandler {
         socket.closeAfterFlush()
     }
 
-    func close() { socket.close() }
+    /// Closes now, dropping queued plaintext, but still says close_notify when the session is established: a
+    /// client that closed first is owed the reply (RFC 8446 §6.1), and OpenSSL keeps a session resumable only
+    /// after a clean shutdown.
+    func close() {
+        guard !socket.isClosing else { return }
+        guard session.isHandshakeComplete else {
+            socket.close()
+            return
+        }
+        out.removeAll()
+        session.shutdown()
+        session.takeCiphertext(into: &socket.out)
+        socket.closeAfterFlush()
+    }
     func abort() { socket.abort() }
     func peerAddress(into text: inout [UInt8]) { socket.peerAddress(into: &text) }
 

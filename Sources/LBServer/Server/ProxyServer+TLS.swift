@@ -8,7 +8,7 @@ extension ProxyServer {
         let config = TLSServerConfig(
             certificates: tls.certificates.map { TLSCertificateFiles(certificateChain: $0.cert, privateKey: $0.key) },
             defaultCertificate: tls.defaultCertificate, strictSNI: tls.strictSNI,
-            minimumVersion: tls.minVersion == .tls13 ? .tls1_3 : .tls1_2, alpnProtocols: ["http/1.1"],
+            minimumVersion: tls.minVersion == .tls13 ? .tls1_3 : .tls1_2, alpnProtocols: ["http/1.1", "http/1.0"],
             sessionTickets: tls.sessionTickets)
         do {
             return try TLSServerContext(config: config)

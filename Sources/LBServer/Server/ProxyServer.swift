@@ -94,7 +94,11 @@ public final class ProxyServer {
         for listener in config.effectiveListeners {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
             let tls = try listener.tls.map { (t) throws(SetupError) in
-                SnapshotPublisher(try ProxyServer.makeTLSContext(t))
+                do {
+                    return SnapshotPublisher(try ProxyServer.makeTLSContext(t))
+                } catch {
+                    throw SetupError("TLS listener \(listener.address): \(error)")
+                }
             }
             let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls)
             bound.append(BoundListener(address: at, tls: tls))
