@@ -1,4 +1,4 @@
-/// Health-check hysteresis for one server (STYLE habit 3): a pure state machine that is fed check results
+/// Health-check hysteresis for one server: a pure state machine that is fed check results
 /// and passive verdicts, with the time injected as `now` (milliseconds on any monotonic clock), and returns
 /// the transition to carry out. No I/O, no clock of its own; the caller flips the server's flag.
 ///

@@ -1,5 +1,5 @@
 /// Why a message was rejected. One case per rule so tests and logs can tell them apart; `status` is the only
-/// place that maps a defect to a status code (STYLE habit 11).
+/// place that maps a defect to a status code.
 ///
 /// `status` is what the proxy answers a client whose *request* had this defect. For a *response* every
 /// case means "bad upstream response": the proxy answers 502 and drops the upstream connection.

@@ -1,4 +1,4 @@
-/// A sans-I/O HTTP/1.1 message parser (STYLE habit 2): feed it bytes, it yields events. It never touches a
+/// A sans-I/O HTTP/1.1 message parser: feed it bytes, it yields events. It never touches a
 /// socket, never copies body bytes, and enforces `HTTPLimits` as bytes arrive.
 ///
 /// Usage: call `next(input, &pos)` until it returns `.needMore` (all of `input` consumed). `.head` makes

@@ -1,6 +1,6 @@
 import CLibUV
 
-// Every C callback libuv calls lives in this file (STYLE habit 7). Each one is capture-free, recovers its
+// Every C callback libuv calls lives in this file. Each one is capture-free, recovers its
 // owner from `data` without retaining it (the handle holds the one retain until its close callback), maps the
 // status to a typed value and calls one named Swift method. Nothing else in the program is called from C.
 

@@ -1,7 +1,7 @@
 import CLibUV
 import Glibc
 
-/// Owns one `uv_loop_t` and the per-loop scratch memory. One thread per loop (STYLE habit 10): every method
+/// Owns one `uv_loop_t` and the per-loop scratch memory. One thread per loop: every method
 /// here and every handle on this loop is used from the thread that calls `run()`.
 public final class EventLoop {
     public let raw: UnsafeMutablePointer<uv_loop_t>

@@ -58,7 +58,7 @@ public final class SignalWatcher {
     }
 }
 
-/// A `uv_async_t`: the one way another thread asks this loop to do something (STYLE habit 10).
+/// A `uv_async_t`: the one way another thread asks this loop to do something.
 /// `wake()` may be called from any thread; `action` runs on the loop's thread.
 public final class AsyncWakeup: @unchecked Sendable {
     public let handle: UnsafeMutablePointer<uv_async_t>

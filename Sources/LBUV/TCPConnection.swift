@@ -2,11 +2,11 @@ import CLibUV
 
 /// One TCP stream on one loop: the base of client, upstream, admin and demo-backend connections.
 ///
-/// Ownership (STYLE habit 8): the `uv_tcp_t` is heap-allocated here and holds one retain on this object in
+/// Ownership: the `uv_tcp_t` is heap-allocated here and holds one retain on this object in
 /// `data` until its close callback releases it and frees the handle. `close()` is idempotent and the only way
 /// a connection ends; subclasses learn of the end in `didClose()`.
 ///
-/// Writing (STYLE habit 9, LIBUV-NOTES): bytes are appended to `out` and sent by `flush()` with `uv_try_write`
+/// Writing: bytes are appended to `out` and sent by `flush()` with `uv_try_write`
 /// first; only what the kernel did not take is copied into `inflight`, a buffer owned by this connection and
 /// passed to `uv_write`, untouched until the write callback. One `uv_write` is in flight at a time, so order is
 /// kept and nothing allocates in the steady state.

@@ -1,6 +1,6 @@
 import CLibUV
 
-/// A negative libuv status, typed at the boundary (STYLE habit 7: compare with `UV_EOF`, never a literal).
+/// A negative libuv status, typed at the boundary: compare with `UV_EOF`, never a literal.
 public struct UVError: Error, CustomStringConvertible, Equatable, Sendable {
     public let code: Int32
 

@@ -1,6 +1,6 @@
 import LBHTTP
 
-/// The responses the proxy generates itself, one place for status, body and extra field (STYLE habit 11);
+/// The responses the proxy generates itself, one place for status, body and extra field;
 /// reason phrases come from `HTTPStatus`.
 enum ErrorResponses {
     static func write(status: Int, close: Bool, into out: inout [UInt8]) {

@@ -4,7 +4,7 @@ import LBTLS
 import LBCore
 import LBUV
 
-/// A queue of closures run on one loop's thread: the only way other threads reach that loop (STYLE habit 10).
+/// A queue of closures run on one loop's thread: the only way other threads reach that loop.
 /// `post` is thread-safe and wakes the loop with `uv_async_send`; the closures run in order on the loop.
 final class LoopInbox: @unchecked Sendable {
     private let lock = NSLock()

@@ -1,6 +1,6 @@
 /// Requests per second over the last ten seconds, from running totals sampled once a second.
 ///
-/// A pure value (STYLE habit 3): the control loop's 1 s timer feeds it `record(at:totals:)` with the loop clock
+/// A pure value: the control loop's 1 s timer feeds it `record(at:totals:)` with the loop clock
 /// (ms) and the totals of a `StatsSnapshot`; a reader asks for `rate(now:current:)` with the totals it just
 /// collected, so the newest point is always fresh and the window is "now minus the oldest kept sample" (at most
 /// `slots` seconds; less just after start). Counters only grow; a total that went down (a server removed and
