@@ -13,7 +13,8 @@ import LBUV
 /// failure from its close callback, never from inside a call this connection made), and performing an action
 /// never starts a parse; an action that lets the parser go on sets `resumeInput` instead.
 ///
-/// The state below is the shell's own, touched only here and in `ClientConnection+Actions.swift`.
+/// The state below is the shell's own, touched only here and in `ClientConnection+Actions.swift` and
+/// `ClientConnection+Upstream.swift`.
 final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     unowned(unsafe) let worker: Worker
     /// The transport; this connection owns it and is its handler until it reports `streamClosed()`.
@@ -131,7 +132,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     }
 
     /// Replays bytes kept in `pending` once the exchange can take them, then resumes reading.
-    private func drainPending() {
+    func drainPending() {
         resumeInput = false
         var buf = pending
         pending = []
@@ -179,87 +180,10 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     /// After an event from outside the parse loop: perform, then let the parser go on if an action allowed it.
     /// What the client is sent goes out when the actions say (a complete response, an interim one, an error)
     /// or at the end of the upstream read that produced it (`.readDone`): one write per read, not per event.
-    private func settle() {
+    func settle() {
         perform()
         if resumeInput && !isClosing { drainPending() }
         upstream?.flush()
-    }
-
-    // MARK: events from the upstream side
-
-    func upstreamEvent(_ up: UpstreamConnection, _ event: UpstreamEvent) -> Bool {
-        switch event {
-        case .body(let bytes):
-            let chunked = exchange.responseBody(count: bytes.count)
-            if chunked { stream.appendChunk(bytes) } else { append(bytes) }
-            worker.counters.bytesOut &+= UInt64(bytes.count)
-            applyBackpressureTowardClient()
-            return true
-        case .tunnelData(let bytes):
-            append(bytes)
-            applyBackpressureTowardClient()
-            return true
-        case .readDone:
-            flush()
-            return true
-        case .drained:
-            // The upstream's write queue fell below the low-water mark: read the client again.
-            if readPausedForBackpressure {
-                readPausedForBackpressure = false
-                if exchange.readsRequest || exchange.state == .tunnel { drainPending() }
-            }
-            return true
-        default:
-            break
-        }
-        guard up === upstream else { return true }
-        var accepted = true
-        switch event {
-        case .connected(let nanos):
-            exchange.upstreamReady(connectNanos: nanos, now: worker.clock(), &actions)
-        case .head:
-            let head = up.parser.head
-            accepted = exchange.responseHead(status: head.status, framing: head.framing, now: worker.clock(), &actions)
-        case .end(let reusable):
-            exchange.responseEnd(reusable: reusable, &actions)
-        case .upgraded:
-            exchange.upgraded(&actions)
-        case .connectFailed(let timedOut):
-            _ = detachUpstream()
-            exchange.connectFailed(timedOut: timedOut, &actions)
-        case .failed(let cause):
-            _ = detachUpstream()
-            exchange.upstreamFailed(cause, wasReused: up.wasReused, &actions)
-        case .tunnelEnded:
-            _ = detachUpstream()
-            exchange.tunnelEnded(&actions)
-        case .body, .tunnelData, .readDone, .drained:
-            break
-        }
-        settle()
-        return accepted
-    }
-
-    func streamDrained() {
-        if writeQueueBytes <= settings.lowWater, let up = upstream, !up.isClosing {
-            up.startReading()
-        }
-    }
-
-    /// This client's queue is over the high-water mark even after a write attempt: pause the upstream until
-    /// `streamDrained` brings it under the low-water mark. Back-pressure is the transport's business, so it
-    /// lives here, not in the exchange.
-    private func applyBackpressureTowardClient() {
-        guard writeQueueBytes > settings.highWater, let up = upstream else { return }
-        flush()
-        if writeQueueBytes > settings.highWater { up.stopReading() }
-    }
-
-    private func applyBackpressureTowardUpstream() {
-        if let up = upstream, up.writeQueueBytes > settings.highWater {
-            readPausedForBackpressure = true
-            stopReading()
-        }
     }
 
     // MARK: timers and shutdown
