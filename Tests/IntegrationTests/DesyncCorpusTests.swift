@@ -8,8 +8,23 @@ import XCTest
 /// - Acceptable / Ambiguous: what happened is recorded and printed, not asserted.
 /// - Every case is answered or cleanly closed within `caseTimeout`.
 ///
-/// The corpus runs once (the first test to need it), through one proxy; each test then asserts on its tier.
-final class DesyncCorpusTests: IntegrationTestCase {
+/// The corpus runs once per transport (the first test to need it), through one proxy; each test then asserts on its
+/// tier. This class sends the cases to a plain listener; `DesyncCorpusOverTLSTests` runs the same tests through an
+/// HTTPS listener.
+class DesyncCorpusTests: IntegrationTestCase {
+    /// How the cases reach lb.
+    enum Transport: String, Sendable {
+        /// A plain listener, directly.
+        case plain
+        /// An HTTPS listener, through `TLSRelay` (`Tests/conformance/tls_relay.py`): the client and the follow-ups
+        /// speak plain bytes to the relay, which carries each connection over its own TLS connection to lb and passes
+        /// every close on, so the outcomes read the same as on a plain connection.
+        case tls
+    }
+
+    /// Overridden by `DesyncCorpusOverTLSTests`.
+    class var transport: Transport { .plain }
+
     private struct Case: Decodable, Sendable {
         let file: String
         let name: String
@@ -58,7 +73,8 @@ final class DesyncCorpusTests: IntegrationTestCase {
     }
 
     private static let caseTimeout: TimeInterval = 2
-    private static let results = Locked<[(Case, Outcome)]?>(nil)
+    /// The outcomes, per transport.
+    private static let results = Locked<[Transport: [(Case, Outcome)]]>([:])
 
     func testSevereCasesAreRejectedAndNeverForwarded() throws {
         let failures = try results().filter { $0.0.tier == "Severe" }.compactMap { item, outcome -> String? in
@@ -84,7 +100,7 @@ final class DesyncCorpusTests: IntegrationTestCase {
         let results = try results()
         var counts: [String: [String: Int]] = [:]
         for (item, outcome) in results { counts[item.tier, default: [:]][outcome.bucket, default: 0] += 1 }
-        print("desync corpus: \(results.count) cases")
+        print("desync corpus over \(Self.transport.rawValue): \(results.count) cases")
         for tier in ["Compliant", "Acceptable", "Ambiguous", "Severe"] {
             let c = counts[tier] ?? [:]
             print(
@@ -101,7 +117,8 @@ final class DesyncCorpusTests: IntegrationTestCase {
 
     /// The outcome of every case, computed on first use.
     private func results() throws -> [(Case, Outcome)] {
-        if let cached = Self.results.current { return cached }
+        let transport = Self.transport
+        if let cached = Self.results.current[transport] { return cached }
         let cases = try loadCases()
         // Not cached when empty: every test that needs the corpus then fails, not just the first.
         guard !cases.isEmpty else {
@@ -109,11 +126,33 @@ final class DesyncCorpusTests: IntegrationTestCase {
             return []
         }
         let spy = try SpyBackend()
-        let proxy = try startProxy(backends: [spy.address])
+        let port: Int
+        switch transport {
+        case .plain: port = try startProxy(backends: [spy.address]).proxyPort
+        case .tls: port = try startProxyBehindTLSRelay(backends: [spy.address])
+        }
         var results: [(Case, Outcome)] = []
-        for item in cases { results.append((item, try run(item, proxyPort: proxy.proxyPort, spy: spy))) }
-        Self.results.withLock { $0 = results }
+        for item in cases { results.append((item, try run(item, proxyPort: port, spy: spy))) }
+        Self.results.withLock { $0[transport] = results }
         return results
+    }
+
+    /// Starts lb with one HTTPS listener (a throw-away `TestCertificates` leaf for `a.test`) and a `TLSRelay` to it,
+    /// and returns the relay's plain port. Every connection of a case, and every follow-up, goes through the relay:
+    /// the follow-up is the proof that lb is done with what came before it, so it takes the same path (the TLS
+    /// listener and its connection code) rather than a plain listener's. Skips without openssl.
+    private func startProxyBehindTLSRelay(backends: [String]) throws -> Int {
+        guard ManagedProcess.resolveExecutable("openssl") != nil else {
+            throw XCTSkip("openssl is not installed (Debian package openssl); the TLS certificates need it")
+        }
+        let pki = try TestCertificates.make()
+        addTeardownBlock { pki.remove() }
+        let tls: [String: Any] = ["certificates": [["cert": pki.cert("a"), "key": pki.key("a")]]]
+        let lb = try LBBinaries.startServer(
+            backends: backends,
+            configFile: try writeConfigFile(["listeners": [["address": "127.0.0.1:0", "tls": tls]]]),
+            listen: nil, proxyKind: .proxyTLS)
+        return try TLSRelay.start(upstreamPort: lb.proxyPort, caCert: pki.caCert, serverName: "a.test").port
     }
 
     // MARK: Running one case
@@ -122,6 +161,7 @@ final class DesyncCorpusTests: IntegrationTestCase {
     /// spy's answer; "rejected" means a 4xx/5xx generated by the proxy (no `X-Backend: spy`) and a closed connection
     /// with nothing sent upstream. "Nothing" is checked once a follow-up request on a new connection has reached
     /// the spy (`SpyBackend.followUp`), not after a fixed wait.
+    /// `proxyPort` is lb's port, or the relay's (`Transport.tls`).
     private func run(_ item: Case, proxyPort: Int, spy: SpyBackend) throws -> Outcome {
         let mark = spy.mark()
         let before = spy.receivedBytes.count
@@ -180,5 +220,22 @@ final class DesyncCorpusTests: IntegrationTestCase {
         let cases = try JSONDecoder().decode([Case].self, from: result.stdout)
         XCTAssertGreaterThan(cases.count, 100, "the corpus should hold well over 100 cases")
         return cases
+    }
+}
+
+/// The same corpus and the same assertions, through an HTTPS listener: each case travels over TLS (via `TLSRelay`),
+/// so lb's TLS read path feeds the HTTP parser instead of plain reads. Skips without python3 or openssl.
+final class DesyncCorpusOverTLSTests: DesyncCorpusTests {
+    override class var transport: Transport { .tls }
+
+    // SwiftPM's test discovery on Linux lists only the test methods a class declares, not inherited ones.
+    override func testSevereCasesAreRejectedAndNeverForwarded() throws {
+        try super.testSevereCasesAreRejectedAndNeverForwarded()
+    }
+
+    override func testCompliantCasesAreForwarded() throws { try super.testCompliantCasesAreForwarded() }
+
+    override func testEveryCaseIsAnsweredOrClosedAndCountsArePrinted() throws {
+        try super.testEveryCaseIsAnsweredOrClosedAndCountsArePrinted()
     }
 }
