@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-core bench-idle bench-accesslog fuzz clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -155,6 +155,16 @@ fuzz: deps
 	mkdir -p fuzz-corpus-out artifacts
 	SWIFT_BACKTRACE=enable=no $$(cd Fuzz && $(SWIFT) build --show-bin-path)/ParserFuzz fuzz-corpus-out Fuzz/corpus -max_total_time=$(FUZZ_SECONDS) \
 		-artifact_prefix=artifacts/ -dict=Fuzz/http.dict -print_final_stats=1 $(FUZZ_FLAGS)
+
+# libFuzzer on the server side of the TLS engine (LBTLS) for FUZZ_SECONDS: raw client bytes in varying chunks, and
+# scripted conversations with a real OpenSSL client (Fuzz/Sources/TLSFuzz). Seeds in Fuzz/tls-corpus; new inputs
+# go to fuzz-tls-corpus-out/, crashes to artifacts/tls-*. OpenSSL itself is not instrumented: coverage guidance
+# comes from LBTLS and the harness.
+fuzz-tls: deps
+	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address --product TLSFuzz 2>&1 | grep -v 'Cannot export local symbol'; test $${PIPESTATUS[0]} = 0
+	mkdir -p fuzz-tls-corpus-out artifacts
+	SWIFT_BACKTRACE=enable=no $$(cd Fuzz && $(SWIFT) build --show-bin-path)/TLSFuzz fuzz-tls-corpus-out Fuzz/tls-corpus -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=artifacts/tls- -dict=Fuzz/tls.dict -timeout=10 -print_final_stats=1 $(FUZZ_FLAGS)
 
 clean:
 	rm -rf .build .build-*

@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// libFuzzer harness for the HTTP/1.1 parsers, kept out of the root package so that its normal build and
-// `swift test` never see fuzzer flags. Built by `make fuzz` with `-Xswiftc -sanitize=fuzzer,address`.
+// libFuzzer harnesses, kept out of the root package so that its normal build and `swift test` never see fuzzer
+// flags: ParserFuzz for the HTTP/1.1 parsers (`make fuzz`), TLSFuzz for the server side of the TLS engine
+// (`make fuzz-tls`). Built with `-Xswiftc -sanitize=fuzzer,address`, one product at a time.
 let package = Package(
     name: "lb-fuzz",
     dependencies: [.package(name: "lb", path: "..")],
@@ -11,6 +12,12 @@ let package = Package(
         .executableTarget(
             name: "ParserFuzz",
             dependencies: ["CFuzzerDriver", .product(name: "LBHTTP", package: "lb")]
+        ),
+        // The OpenSSL client TLSFuzz's driven mode handshakes with; plain C behind a header without OpenSSL types.
+        .target(name: "CTLSClient", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .executableTarget(
+            name: "TLSFuzz",
+            dependencies: ["CFuzzerDriver", "CTLSClient", .product(name: "LBTLS", package: "lb")]
         ),
     ]
 )
