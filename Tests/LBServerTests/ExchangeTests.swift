@@ -125,8 +125,8 @@ final class ExchangeTests: XCTestCase {
     func testHalfCloseWhileTheBodyIsStillExpectedClosesTheClient() {
         XCTAssertEqual(begin(post()), [.pick])
         x.picked(server: 0)
-        XCTAssertEqual(step { $0.clientEOF(&$1) }, [.closeClient(afterFlush: false)])
-        XCTAssertEqual(step { $0.clientClosed(&$1) }, [.dropUpstream])
+        XCTAssertEqual(step { $0.clientEOF(&$1) }, [.log(.clientAborted), .closeClient(afterFlush: false)])
+        XCTAssertEqual(step { $0.clientClosed(&$1) }, [.dropUpstream], "logged once, at the EOF")
     }
 
     /// The keep-alive race (a pooled connection closed before any byte) replays the request without counting
@@ -260,8 +260,20 @@ final class ExchangeTests: XCTestCase {
         beginOnFreshUpstream(facts)
         XCTAssertEqual(okHead(status: 101, framing: .none).last, .writeResponseHead(keepAlive: true, chunked: false))
         XCTAssertEqual(step { $0.upgraded(&$1) }, [.startTunnel])
-        XCTAssertEqual(step { $0.clientEOF(&$1) }, [.closeTunnel])
         XCTAssertEqual(step { $0.tunnelEnded(&$1) }, [.log(.ok), .closeClient(afterFlush: true)])
+        XCTAssertEqual(step { $0.clientClosed(&$1) }, [.dropUpstream])
+    }
+
+    /// A client ending its tunnel is a normal end, logged once, and no failure of the backend.
+    func testClientEndingATunnelIsNotABackendFailure() {
+        var facts = get()
+        facts.isUpgrade = true
+        beginOnFreshUpstream(facts)
+        _ = okHead(status: 101, framing: .none)
+        XCTAssertEqual(step { $0.upgraded(&$1) }, [.startTunnel])
+        XCTAssertEqual(step { $0.clientEOF(&$1) }, [.log(.ok), .closeTunnel])
+        XCTAssertEqual(step { $0.upstreamFailed(.truncated, wasReused: false, &$1) }, [])
+        XCTAssertEqual(step { $0.tunnelEnded(&$1) }, [])
         XCTAssertEqual(step { $0.clientClosed(&$1) }, [.dropUpstream])
     }
 

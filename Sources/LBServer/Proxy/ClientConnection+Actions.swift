@@ -84,7 +84,10 @@ extension ClientConnection {
             }
             startReading()
         case .closeTunnel:
-            upstream?.closeAfterFlush()
+            if let up = detachUpstream() {
+                up.owner = nil  // its close is the tunnel's end, not a failure to report
+                up.closeAfterFlush()
+            }
             closeAfterFlush()
         }
     }

@@ -150,9 +150,13 @@ struct Exchange {
             // Half-close after a complete request: still deliver the response, then close.
             keepAlive = false
         case .tunnel:
+            // The client ended the tunnel: not the backend's failure.
+            state = .done
+            a.append(.log(.ok))
             a.append(.closeTunnel)
         case .idle, .connecting, .forwarding, .answered, .done:
             // The request (or the next head) is cut short.
+            if isOpen { a.append(.log(.clientAborted)) }
             state = .done
             keepAlive = false
             a.append(.closeClient(afterFlush: false))

@@ -39,7 +39,7 @@ enum ExchangeAction: Equatable {
     case abortClient
     /// Bytes pass through both ways from now on; what the client sent after its upgrade request goes first.
     case startTunnel
-    /// The client closed its side of a tunnel: close both sides once written.
+    /// The client closed its side of a tunnel: the upstream is let go and both sides close once written.
     case closeTunnel
 }
 

@@ -22,6 +22,13 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     private var plaintext: [UInt8] = []
     /// Counts a failed handshake or a broken record, for the worker's stats.
     private let onFailure: (TLSError) -> Void
+    /// The handler paused reading (it holds input it cannot use yet).
+    private var readingPaused = false
+    /// The client's close_notify (or a failure) ended the input; nothing more is read or delivered.
+    private var inputEnded = false
+    /// A close_notify that arrived while reading was paused: delivered when the handler reads again, as a TCP
+    /// EOF would only be seen then.
+    private var eofPending = false
 
     init(socket: HandledTCPStream, session: TLSSession, onFailure: @escaping (TLSError) -> Void) {
         self.socket = socket
@@ -37,6 +44,7 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     var isClosing: Bool { socket.isClosing }
 
     func flush() {
+        if socket.isClosing { return }
         if !out.isEmpty && session.isHandshakeComplete {
             switch out.withUnsafeBytes({ session.writePlaintext($0) }) {
             case .done:
@@ -53,8 +61,20 @@ final class TLSStream: ByteStream, ByteStreamHandler {
         sendCiphertext()
     }
 
-    func startReading() { socket.startReading() }
-    func stopReading() { socket.stopReading() }
+    func startReading() {
+        readingPaused = false
+        if eofPending {
+            eofPending = false
+            handler?.streamReadEnd(.eof)
+            return
+        }
+        if !inputEnded { socket.startReading() }
+    }
+
+    func stopReading() {
+        readingPaused = true
+        socket.stopReading()
+    }
 
     func closeAfterFlush() {
         flush()
@@ -63,19 +83,18 @@ final class TLSStream: ByteStream, ByteStreamHandler {
         socket.closeAfterFlush()
     }
 
-    /// Closes now, dropping queued plaintext, but still says close_notify when the session is established: a
-    /// client that closed first is owed the reply (RFC 8446 §6.1), and OpenSSL keeps a session resumable only
-    /// after a clean shutdown.
+    /// Closes now, as a TCP close does. When nothing is left unsent it says close_notify first, in one
+    /// non-blocking attempt: a client that closed first is owed the reply (RFC 8446 §6.1), and OpenSSL keeps a
+    /// session resumable only after a clean shutdown. With data still queued the close is not clean, so no
+    /// close_notify claims it is; and a peer that does not read cannot hold the close back.
     func close() {
         guard !socket.isClosing else { return }
-        guard session.isHandshakeComplete else {
-            socket.close()
-            return
+        if session.isHandshakeComplete && out.isEmpty && socket.writeQueueBytes == 0 {
+            session.shutdown()
+            session.takeCiphertext(into: &socket.out)
+            socket.flush()
         }
-        out.removeAll()
-        session.shutdown()
-        session.takeCiphertext(into: &socket.out)
-        socket.closeAfterFlush()
+        socket.close()
     }
     func abort() { socket.abort() }
     func peerAddress(into text: inout [UInt8]) { socket.peerAddress(into: &text) }
@@ -83,6 +102,7 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     // MARK: the socket's events
 
     func streamRead(_ bytes: UnsafeRawBufferPointer) {
+        if inputEnded { return }
         session.feed(ciphertext: bytes)
         let result = session.readPlaintext(into: &plaintext)
         sendCiphertext()
@@ -94,18 +114,28 @@ final class TLSStream: ByteStream, ByteStreamHandler {
         case .wantMoreInput:
             break
         case .closed:
-            // close_notify: what came before it is delivered, then it reads as the end of the client's input.
+            // close_notify: what came before it is delivered, then it reads as the end of the client's input
+            // (once the handler reads again, if it paused with input in hand).
+            inputEnded = true
+            socket.stopReading()
             deliverPlaintext()
-            if !socket.isClosing { handler?.streamReadEnd(.eof) }
+            if socket.isClosing { return }
+            if readingPaused { eofPending = true } else { handler?.streamReadEnd(.eof) }
         case .failed(let error):
             onFailure(error)
-            // The alert OpenSSL queued went out above; nothing more can be read or written securely.
+            // The alert OpenSSL queued went out above, as far as the socket took it at once; nothing more can be
+            // read or written securely.
+            inputEnded = true
             out.removeAll()
-            socket.closeAfterFlush()
+            socket.close()
         }
     }
 
-    func streamReadEnd(_ error: UVError) { handler?.streamReadEnd(error) }
+    func streamReadEnd(_ error: UVError) {
+        if inputEnded { return }  // the TCP end after a close_notify: already reported
+        inputEnded = true
+        handler?.streamReadEnd(error)
+    }
     func streamDrained() { handler?.streamDrained() }
 
     func streamClosed() {

@@ -72,6 +72,13 @@ final class Worker {
     private func accept(from listener: Listener, tls: SnapshotPublisher<TLSServerContext>?) {
         let socket = HandledTCPStream(loop: loop)
         guard listener.accept(into: socket) else { return }
+        counters.connectionsTotal &+= 1
+        if clients.count >= settings.maxClientConnections || isDraining {
+            // Refused before any connection object exists: the socket has no handler to call back.
+            counters.connectionsRefused &+= 1
+            socket.close()
+            return
+        }
         uv_tcp_nodelay(socket.handle, 1)
         let conn: ClientConnection
         if let tls {
@@ -90,12 +97,7 @@ final class Worker {
             conn = ClientConnection(worker: self, stream: socket)
             socket.handler = conn
         }
-        counters.connectionsTotal &+= 1
-        if clients.count >= settings.maxClientConnections || isDraining {
-            counters.connectionsRefused &+= 1
-            conn.close()
-            return
-        }
+        // The worker's list holds the connection until its stream reports the close.
         clients.insert(conn)
         conn.start()
     }
