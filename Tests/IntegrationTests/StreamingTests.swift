@@ -39,18 +39,7 @@ final class StreamingTests: IntegrationTestCase {
         let afterDownload = try peakRssKiB(pid: pid)
 
         let uploadSize = 16 << 20
-        // xorshift64 noise, so reordered or repeated blocks would change the digest.
-        var upload = [UInt8](repeating: 0, count: uploadSize)
-        upload.withUnsafeMutableBytes { raw in
-            let words = raw.bindMemory(to: UInt64.self)
-            var x = UInt64.random(in: 1...UInt64.max)
-            for i in words.indices {
-                x ^= x << 13
-                x ^= x >> 7
-                x ^= x << 17
-                words[i] = x
-            }
-        }
+        let upload = TestData.noise(uploadSize)
         let expected = ManagedProcess.run("sha256sum", [], input: Data(upload), timeout: 30)
         XCTAssertEqual(expected.status, 0, expected.stderr)
         let expectedHex = String(decoding: expected.stdout.prefix(64), as: UTF8.self)

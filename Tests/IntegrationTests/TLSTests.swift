@@ -247,17 +247,7 @@ final class TLSTests: IntegrationTestCase {
         let afterDownload = try peakRssKiB(pid: pid)
 
         let uploadSize = 16 << 20
-        var upload = [UInt8](repeating: 0, count: uploadSize)
-        upload.withUnsafeMutableBytes { raw in  // xorshift64: reordered or repeated blocks change the digest
-            let words = raw.bindMemory(to: UInt64.self)
-            var x = UInt64.random(in: 1...UInt64.max)
-            for i in words.indices {
-                x ^= x << 13
-                x ^= x >> 7
-                x ^= x << 17
-                words[i] = x
-            }
-        }
+        let upload = TestData.noise(uploadSize)
         let uploadFile = certs.directory + "/upload-\(UUID().uuidString)"
         addTeardownBlock { try? FileManager.default.removeItem(atPath: uploadFile) }
         try Data(upload).write(to: URL(fileURLWithPath: uploadFile))
