@@ -87,6 +87,10 @@ final class ListenerConfigTests: XCTestCase {
         let old = try load(#"{"listeners": [{"address": "127.0.0.1:1"}]}"#)
         let moved = try load(#"{"listeners": [{"address": "127.0.0.1:2"}]}"#)
         XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: moved), ["listeners"])
+        let plain = try load(#"{"listen": "127.0.0.1:1"}"#)
+        XCTAssertEqual(
+            ProxyServer.restartOnlyChanges(from: plain, to: try load(#"{"listen": "127.0.0.1:2"}"#)), ["listen"],
+            "the one-listener form is named once, as written")
         func tls(_ cert: String) -> String {
             #"{"listeners": [{"address": "127.0.0.1:1", "tls": {"certificates": [{"cert": "\#(cert)", "key": "k"}]}}]}"#
         }

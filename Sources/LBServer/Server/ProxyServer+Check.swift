@@ -33,13 +33,13 @@ extension ProxyServer {
             }
         }
         // The certificates load exactly as at start: readable, key matching, within their validity.
-        for (i, l) in config.effectiveListeners.enumerated() {
+        // (--tls-cert/--tls-key arrive here as listeners[0].)
+        for (i, l) in config.listeners.enumerated() {
             guard let tls = l.tls else { continue }
             do {
                 _ = try makeTLSContext(tls)
             } catch {
-                let name = config.listeners.isEmpty ? "--tls-cert" : "listeners[\(i)].tls"
-                problems.append("\(name): \(error)")
+                problems.append("listeners[\(i)].tls: \(error)")
             }
         }
         return problems

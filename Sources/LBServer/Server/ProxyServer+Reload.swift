@@ -4,11 +4,10 @@ extension ProxyServer {
     /// warning a reload logs when the file changed any of them: an operator's edit is never dropped silently.
     static func restartOnlyChanges(from old: LBConfig, to new: LBConfig) -> [String] {
         var keys: [String] = []
-        if new.listen != old.listen { keys.append("listen") }
-        if new.effectiveListeners.map(\.address) != old.effectiveListeners.map(\.address)
-            || new.effectiveListeners.map({ $0.tls == nil }) != old.effectiveListeners.map({ $0.tls == nil })
-        {
-            keys.append("listeners")
+        // The sockets: where they listen and which speak TLS. `listen` is the one-listener form of the same.
+        let (was, now) = (old.effectiveListeners, new.effectiveListeners)
+        if was.map(\.address) != now.map(\.address) || was.map({ $0.tls == nil }) != now.map({ $0.tls == nil }) {
+            keys.append(old.listeners.isEmpty && new.listeners.isEmpty ? "listen" : "listeners")
         }
         if new.admin.listen != old.admin.listen { keys.append("admin.listen") }
         if new.admin.token != old.admin.token { keys.append("admin.token") }
