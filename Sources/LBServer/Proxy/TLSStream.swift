@@ -20,8 +20,8 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     var out: [UInt8] = []
     /// Plaintext decrypted from one socket read, handed up whole (the handler keeps what it cannot use yet).
     private var plaintext: [UInt8] = []
-    /// Counts a failed handshake or a broken record, for the worker's stats.
-    private let onFailure: (TLSError) -> Void
+    /// Counts failed handshakes and broken records. The worker outlives its connections.
+    private unowned(unsafe) let worker: Worker
     /// The handler paused reading (it holds input it cannot use yet).
     private var readingPaused = false
     /// The client's close_notify (or a failure) ended the input; nothing more is read or delivered.
@@ -30,10 +30,10 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     /// EOF would only be seen then.
     private var eofPending = false
 
-    init(socket: HandledTCPStream, session: TLSSession, onFailure: @escaping (TLSError) -> Void) {
+    init(socket: HandledTCPStream, session: TLSSession, worker: Worker) {
         self.socket = socket
         self.session = session
-        self.onFailure = onFailure
+        self.worker = worker
         socket.handler = self
     }
 
@@ -51,8 +51,8 @@ final class TLSStream: ByteStream, ByteStreamHandler {
                 out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
             case .wantMoreInput:
                 break  // a renegotiation-like state cannot happen (renegotiation is off); keep the bytes
-            case .failed(let error):
-                onFailure(error)
+            case .failed:
+                worker.counters.tlsFailures &+= 1
                 out.removeAll()
                 socket.close()
                 return
@@ -121,8 +121,8 @@ final class TLSStream: ByteStream, ByteStreamHandler {
             deliverPlaintext()
             if socket.isClosing { return }
             if readingPaused { eofPending = true } else { handler?.streamReadEnd(.eof) }
-        case .failed(let error):
-            onFailure(error)
+        case .failed:
+            worker.counters.tlsFailures &+= 1
             // The alert OpenSSL queued went out above, as far as the socket took it at once; nothing more can be
             // read or written securely.
             inputEnded = true

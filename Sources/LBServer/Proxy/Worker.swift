@@ -88,9 +88,7 @@ final class Worker {
                 socket.close()
                 return
             }
-            let stream = TLSStream(socket: socket, session: session) { [unowned self] _ in
-                self.counters.tlsFailures &+= 1
-            }
+            let stream = TLSStream(socket: socket, session: session, worker: self)
             conn = ClientConnection(worker: self, stream: stream)
             stream.handler = conn
         } else {
