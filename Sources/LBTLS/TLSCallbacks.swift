@@ -20,7 +20,7 @@ enum TLSCallbacks {
     /// SNI, called once per ClientHello after extensions are parsed (also when the client sent no server name).
     /// Returns SSL_TLSEXT_ERR_OK, or SSL_TLSEXT_ERR_ALERT_FATAL with `alert` set to refuse the handshake.
     static let serverName: lb_servername_cb = { ssl, alert, _ in
-        let session: TLSSession = owner(SSL_get_ex_data(ssl, TLSSession.exDataIndex))
+        let session: TLSSession = owner(SSL_get_ex_data(ssl, sessionExDataIndex))
         return session.selectCertificate(alert: alert!)
     }
 
@@ -41,4 +41,15 @@ enum TLSCallbacks {
     /// Passphrase prompt for encrypted PEM keys. OpenSSL's default would read the terminal and block a server
     /// at startup; returning -1 makes an encrypted key fail to load with a message instead.
     static let refusePassphrase: lb_pem_password_cb = { _, _, _, _ in -1 }
+}
+
+extension TLSCallbacks {
+    /// Client side: the server gave a session (after a TLS 1.2 handshake, or in a TLS 1.3 NewSessionTicket).
+    /// The owner is the `TLSClientSession` in the SSL's ex_data slot 0, set in its init; it owns the SSL.
+    /// Returns 1 when the session's reference was taken.
+    static let newClientSession: @convention(c) (OpaquePointer?, OpaquePointer?) -> Int32 = { ssl, session in
+        guard let session else { return 0 }
+        let owner: TLSClientSession = owner(SSL_get_ex_data(ssl, sessionExDataIndex))
+        return owner.keep(session)
+    }
 }

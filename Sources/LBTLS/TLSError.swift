@@ -15,16 +15,19 @@ public struct TLSError: Error, CustomStringConvertible, Sendable, Equatable {
     public let lastCode: UInt
     /// Strict SNI refused the handshake: the client sent no server name, or one no certificate covers.
     public let refusedServerName: Bool
+    /// Client side: the peer's certificate failed verification with this X509_V_ERR_* value (0: it did not).
+    public let verifyResult: Int
 
-    init(sslError: Int32, code: UInt, lastCode: UInt, refusedServerName: Bool = false) {
+    init(sslError: Int32, code: UInt, lastCode: UInt, refusedServerName: Bool = false, verifyResult: Int = 0) {
         self.sslError = sslError
         self.code = code
         self.lastCode = lastCode
         self.refusedServerName = refusedServerName
+        self.verifyResult = verifyResult
     }
 
     /// Takes every entry of this thread's OpenSSL error queue, leaving it empty for the next call.
-    static func drainingQueue(sslError: Int32, refusedServerName: Bool = false) -> TLSError {
+    static func drainingQueue(sslError: Int32, refusedServerName: Bool = false, verifyResult: Int = 0) -> TLSError {
         let first = ERR_get_error()
         var last: UInt = 0
         while true {
@@ -33,8 +36,12 @@ public struct TLSError: Error, CustomStringConvertible, Sendable, Equatable {
             last = next
         }
         return TLSError(
-            sslError: sslError, code: first, lastCode: last == first ? 0 : last, refusedServerName: refusedServerName)
+            sslError: sslError, code: first, lastCode: last == first ? 0 : last, refusedServerName: refusedServerName,
+            verifyResult: verifyResult)
     }
+
+    /// The peer's certificate did not verify (untrusted chain, wrong name, expired).
+    public var isCertificateRejected: Bool { verifyResult != 0 }
 
     /// OpenSSL's reason for `code`, e.g. "unsupported protocol"; nil when the queue was empty.
     public var reason: String? { Self.reasonText(code) }
@@ -47,6 +54,9 @@ public struct TLSError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         if refusedServerName {
             return "TLS refused: no certificate for the server name the client asked for (strict SNI)"
+        }
+        if verifyResult != 0, let text = X509_verify_cert_error_string(verifyResult) {
+            return "TLS certificate verification failed: \(String(cString: text))"
         }
         guard let reason else {
             return sslError == SSL_ERROR_SYSCALL

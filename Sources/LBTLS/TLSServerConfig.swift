@@ -1,6 +1,6 @@
 /// One certificate and its private key, as PEM files. The certificate file holds the leaf first, then any
 /// intermediates in order (the chain the server sends); the key may be in the same file.
-public struct TLSCertificateFiles: Sendable, Equatable {
+public struct TLSCertificateFiles: Sendable, Hashable {
     public var certificateChain: String
     public var privateKey: String
 

@@ -56,7 +56,7 @@ extension TLSServerContext {
         }
     }
 
-    private static func useCertificate(
+    static func useCertificate(
         _ context: OpaquePointer, _ certificate: LoadedCertificate
     ) throws(TLSConfigError) {
         let file = certificate.files.certificateChain
