@@ -40,6 +40,13 @@ public protocol ByteStreamHandler: AnyObject {
     func streamDrained()
     /// The stream is closed; its memory goes once this returns.
     func streamClosed()
+    /// An outgoing stream is ready to carry bytes (nil), or could not be set up: the TCP connect failed, or (TLS)
+    /// the handshake did; the handler closes it then. Never called for accepted streams.
+    func streamConnected(_ error: UVError?)
+}
+
+extension ByteStreamHandler {
+    public func streamConnected(_ error: UVError?) {}
 }
 
 extension TCPConnection: ByteStream {}
@@ -58,6 +65,10 @@ public final class HandledTCPStream: TCPConnection {
     }
 
     public override func didDrain() { handler?.streamDrained() }
+
+    public override func didConnectResult(_ status: Int32) {
+        handler?.streamConnected(status < 0 ? UVError(status) : nil)
+    }
 
     public override func didClose() {
         let h = handler

@@ -59,6 +59,11 @@ final class ConfigKeyTableTests: XCTestCase {
             "listeners[0].tls.certificates[0]", ConfigLoader.CertificateKey.self,
             base: ["cert": #""c""#, "key": #""k""#],
             wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{\#($0)}]}}]}"# }),
+        Section("upstream_tls", ConfigLoader.UpstreamTLSKey.self),
+        Section(
+            "upstream_tls.client_certificate", ConfigLoader.CertificateKey.self,
+            base: ["cert": #""c""#, "key": #""k""#],
+            wrap: { #"{"upstream_tls": {"client_certificate": {\#($0)}}}"# }),
     ]
 
     func testAnUnknownKeyInEveryObjectIsRejectedByNameWithTheDeclaredKeys() {
@@ -108,6 +113,12 @@ final class ConfigKeyTableTests: XCTestCase {
         "listeners[0].tls.default_certificate": "1", "listeners[0].tls.strict_sni": "true",
         "listeners[0].tls.min_version": #""1.3""#, "listeners[0].tls.session_tickets": "false",
         "listeners[0].tls.certificates[0].cert": #""x""#, "listeners[0].tls.certificates[0].key": #""y""#,
+        "servers[0].tls": "true",
+        "upstream_tls": #"{"verify": false}"#, "upstream_tls.enabled": "false", "upstream_tls.ca_file": #""ca.pem""#,
+        "upstream_tls.verify": "false", "upstream_tls.server_name": #""x.test""#,
+        "upstream_tls.client_certificate": #"{"cert": "c", "key": "k"}"#, "upstream_tls.min_version": #""1.3""#,
+        "upstream_tls.session_reuse": "false",
+        "upstream_tls.client_certificate.cert": #""x""#, "upstream_tls.client_certificate.key": #""y""#,
     ]
     static let healthCheckSamples = [
         "enabled": "false", "type": #""tcp""#, "path": #""/h""#, "interval": #""3s""#, "timeout": #""2s""#,

@@ -216,12 +216,25 @@ final class ExchangeTests: XCTestCase {
         XCTAssertEqual(begin(get()), [.pick])
         x.picked(server: 0)
         _ = step { $0.requestEnd(&$1) }
-        XCTAssertEqual(step { $0.connectFailed(timedOut: true, &$1) },
+        XCTAssertEqual(step { $0.connectFailed(.timedOut, &$1) },
                        [.countRedispatch(server: 0), .passive(server: 0, success: false), .pick])
         x.picked(server: 1)
-        XCTAssertEqual(step { $0.connectFailed(timedOut: false, &$1) },
+        XCTAssertEqual(step { $0.connectFailed(.refused, &$1) },
                        [.countRedispatch(server: 1), .passive(server: 1, success: false),
                         .log(.proxyResponse), .respond(status: 504, close: false), .finished(keepAlive: true)])
+    }
+
+    func testAFailedTLSHandshakeMovesOnAndEndsIn502() {
+        x = Exchange(retries: 1)
+        XCTAssertEqual(begin(get()), [.pick])
+        x.picked(server: 0)
+        _ = step { $0.requestEnd(&$1) }
+        XCTAssertEqual(step { $0.connectFailed(.tls, &$1) },
+                       [.countRedispatch(server: 0), .passive(server: 0, success: false), .pick])
+        x.picked(server: 1)
+        XCTAssertEqual(step { $0.connectFailed(.refused, &$1) },
+                       [.countRedispatch(server: 1), .passive(server: 1, success: false),
+                        .log(.proxyResponse), .respond(status: 502, close: false), .finished(keepAlive: true)])
     }
 
     func testResponseCutShortAbortsTheClient() {

@@ -1,23 +1,27 @@
 import LBCore
 
 extension ConfigLoader {
-    /// The keys of a `servers` entry (the admin API's `POST /manage/servers` takes them less `health_check`).
-    enum ServerKey: String, ConfigKey { case id, host, port, weight, healthCheck = "health_check" }
+    /// The keys of a `servers` entry (the admin API's `POST /manage/servers` takes them less `health_check` and
+    /// `tls`: a server added at run time uses `upstream_tls`).
+    enum ServerKey: String, ConfigKey { case id, host, port, weight, healthCheck = "health_check", tls }
 
     /// Weights are small integers; 0 drains a server (no new keys), 1000 is far beyond any sensible ratio.
     static let weightRange = 0...1000
 
-    /// Reads the `servers` array. Returns the servers in file order and the effective health-check settings of
-    /// those with a `health_check` override. Problems: wrong types, missing host/port, bad ranges, duplicate ids.
+    /// Reads the `servers` array. Returns the servers in file order, the effective health-check settings of
+    /// those with a `health_check` override, and the effective TLS settings of those with a `tls` key (laid over
+    /// `tls`, the `upstream_tls` settings). Problems: wrong types, missing host/port, bad ranges, duplicate ids.
     static func readServers(
-        _ value: JSONValue, in top: ConfigSection<TopLevelKey>, health: LBConfig.HealthCheck
-    ) -> ([ServerSpec], [String: LBConfig.HealthCheck]) {
+        _ value: JSONValue, in top: ConfigSection<TopLevelKey>, health: LBConfig.HealthCheck,
+        tls: LBConfig.UpstreamTLS = LBConfig.UpstreamTLS()
+    ) -> ([ServerSpec], [String: LBConfig.HealthCheck], [String: LBConfig.UpstreamTLS?]) {
         guard case .array(let elements) = value else {
             top.problem(.servers, "expected an array of server objects, got \(value.kindDescription)")
-            return ([], [:])
+            return ([], [:], [:])
         }
         var servers: [ServerSpec] = []
         var overrides: [String: LBConfig.HealthCheck] = [:]
+        var tlsOverrides: [String: LBConfig.UpstreamTLS?] = [:]
         var firstIndexOfID: [String: Int] = [:]
         for (index, element) in elements.enumerated() {
             let path = "\(top.keyPath(.servers))[\(index)]"
@@ -39,8 +43,13 @@ extension ConfigLoader {
             if let override = s.section(.healthCheck, of: HealthCheckKey.self), !override.isEmpty {
                 overrides[server.id] = readHealthCheck(override, over: health)
             }
+            if let value = s[.tls],
+                let settings = readServerTLS(value, path: s.keyPath(.tls), problems: s.problems, base: tls)
+            {
+                tlsOverrides[server.id] = settings
+            }
         }
-        return (servers, overrides)
+        return (servers, overrides, tlsOverrides)
     }
 
     /// One server object; nil when host or port is missing or invalid (the problems are recorded).

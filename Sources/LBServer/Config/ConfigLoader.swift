@@ -23,6 +23,7 @@ public enum ConfigLoader {
     /// The keys of the top level, in the order the unknown-key message lists them.
     enum TopLevelKey: String, ConfigKey {
         case listen, listeners, workers, admin, routing, servers, healthCheck = "health_check", retries, timeouts
+        case upstreamTLS = "upstream_tls"
         case limits
         case forwarding, accessLog = "access_log", stats, busyPolls = "busy_polls", coalesceMicros = "coalesce_us"
     }
@@ -102,8 +103,15 @@ public enum ConfigLoader {
         if let health = top.section(.healthCheck, of: HealthCheckKey.self) {
             config.healthCheck = readHealthCheck(health, over: config.healthCheck)
         }
+        var upstreamTLSBase = LBConfig.UpstreamTLS()
+        if let tls = top.section(.upstreamTLS, of: UpstreamTLSKey.self) {
+            let (settings, enabled) = readUpstreamTLS(tls)
+            upstreamTLSBase = settings
+            config.upstreamTLS = enabled ? settings : nil
+        }
         if let servers = top[.servers] {
-            (config.servers, config.serverHealthChecks) = readServers(servers, in: top, health: config.healthCheck)
+            (config.servers, config.serverHealthChecks, config.serverTLS) = readServers(
+                servers, in: top, health: config.healthCheck, tls: upstreamTLSBase)
         } else if requireServers {
             top.problem(
                 .servers, "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")

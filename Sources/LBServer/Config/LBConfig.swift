@@ -28,6 +28,11 @@ public struct LBConfig: Equatable, Sendable {
     /// Effective health-check settings for servers that have a `health_check` object of their own, by server id:
     /// the global settings with that server's keys laid over them. Use `healthCheck(forServer:)`.
     public var serverHealthChecks: [String: HealthCheck]
+    /// TLS to every server without an override of its own (`upstream_tls`); nil: plain TCP.
+    public var upstreamTLS: UpstreamTLS?
+    /// Servers whose `tls` key overrides `upstreamTLS`, by id: their effective settings, nil for `"tls": false`.
+    /// Use `upstreamTLS(forServer:)`.
+    public var serverTLS: [String: UpstreamTLS?] = [:]
     /// Retry policy (`retries`).
     public var retries: Retries
     /// Timeouts (`timeouts`).

@@ -1,6 +1,7 @@
 import CLibUV
 import Foundation
 import LBCore
+import LBTLS
 import LBUV
 import Logging
 
@@ -25,6 +26,8 @@ final class HealthChecker {
         var timedOut = false
         /// A passive verdict consumed while this probe was in flight: its pass started too early to count.
         var passiveSinceProbeStart = false
+        /// The TLS session the next check resumes (TLS servers): a check costs no full handshake each time.
+        let tlsSessions = TLSClientSessionCache()
 
         init(backend: Backend, settings: LBConfig.HealthCheck) {
             self.backend = backend
@@ -122,7 +125,8 @@ final class HealthChecker {
             mode = .http(request: HealthProbe.request(path: s.path, host: spec.host, port: spec.port),
                          expected: s.expectedStatus)
         }
-        let probe = HealthProbe(loop: loop, mode: mode) { [weak self, weak target] outcome in
+        let tls = target.backend.tls.map { (settings: $0, sessions: target.tlsSessions) }
+        let probe = HealthProbe(loop: loop, mode: mode, tls: tls) { [weak self, weak target] outcome in
             guard let self, let target else { return }
             self.probeFinished(target, outcome)
         }

@@ -1,6 +1,19 @@
 import Atomics
 import LBCore
+import LBTLS
 import LBUV
+
+/// How connections to one backend speak TLS: the shared client context, the name sent as SNI (nil for an IP
+/// address) and the name its certificate must carry.
+struct BackendTLS: Sendable, Equatable {
+    let context: TLSClientContext
+    let serverName: String?
+    let verifyName: String
+
+    static func == (a: BackendTLS, b: BackendTLS) -> Bool {
+        a.context === b.context && a.serverName == b.serverName && a.verifyName == b.verifyName
+    }
+}
 
 /// A backend as the running balancer knows it, shared by every worker. Identity is `spec.id`; the same
 /// object survives snapshot rebuilds (reweighting, other servers added or removed) so pools and counters
@@ -8,6 +21,8 @@ import LBUV
 final class Backend: @unchecked Sendable {
     let spec: ServerSpec
     let address: SocketAddress
+    /// Set when connections to this backend use TLS.
+    let tls: BackendTLS?
     /// One slot per worker; each is touched only by its worker's thread.
     let perWorker: [WorkerBackend]
 
@@ -18,9 +33,10 @@ final class Backend: @unchecked Sendable {
     /// Passive failure counter and the health checker's record (Health/BackendHealth.swift).
     let health: BackendHealth
 
-    init(spec: ServerSpec, address: SocketAddress, workers: Int) {
+    init(spec: ServerSpec, address: SocketAddress, tls: BackendTLS? = nil, workers: Int) {
         self.spec = spec
         self.address = address
+        self.tls = tls
         perWorker = (0..<workers).map { _ in WorkerBackend() }
         upFlag = ManagedAtomic(true)
         drainingFlag = ManagedAtomic(false)
@@ -32,6 +48,7 @@ final class Backend: @unchecked Sendable {
     init(spec: ServerSpec, address: SocketAddress, sharing other: Backend) {
         self.spec = spec
         self.address = address
+        tls = other.tls
         perWorker = other.perWorker
         upFlag = other.upFlag
         drainingFlag = other.drainingFlag

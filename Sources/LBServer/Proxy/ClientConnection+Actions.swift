@@ -135,7 +135,11 @@ extension ClientConnection {
             exchange.upstreamReady(connectNanos: nil, now: worker.clock(), &actions)
             return
         }
-        let up = UpstreamConnection(worker: worker, backend: backends[index])
+        guard let up = UpstreamConnection(worker: worker, backend: backends[index]) else {
+            _ = detachUpstream()
+            exchange.connectFailed(.refused, &actions)
+            return
+        }
         upstream = up
         up.owner = self
         up.open()

@@ -42,9 +42,9 @@ extension ClientConnection {
             exchange.responseEnd(reusable: reusable, &actions)
         case .upgraded:
             exchange.upgraded(&actions)
-        case .connectFailed(let timedOut):
+        case .connectFailed(let failure):
             _ = detachUpstream()
-            exchange.connectFailed(timedOut: timedOut, &actions)
+            exchange.connectFailed(failure, &actions)
         case .failed(let cause):
             _ = detachUpstream()
             exchange.upstreamFailed(cause, wasReused: up.wasReused, &actions)

@@ -207,10 +207,15 @@ struct Exchange {
     }
 
     /// The new connection to the current candidate failed or timed out: nothing was sent, so any method may
-    /// move to the next candidate.
-    mutating func connectFailed(timedOut: Bool, _ a: inout some ExchangeActionSink) {
+    /// move to the next candidate. If none is left, a timeout answers 504 and a failed TLS handshake 502 (a server
+    /// answered, but not as one lb can trust), else 503.
+    mutating func connectFailed(_ failure: ConnectFailure, _ a: inout some ExchangeActionSink) {
         guard case .connecting = state, let server = tried.last else { return }
-        if timedOut { failureStatus = 504 }
+        switch failure {
+        case .timedOut: failureStatus = 504
+        case .tls: failureStatus = 502
+        case .refused: break
+        }
         a.append(.countRedispatch(server: server))
         a.append(.passive(server: server, success: false))
         dispatch(&a)
@@ -221,7 +226,7 @@ struct Exchange {
         guard let server = tried.last else { return }
         switch state {
         case .connecting:
-            connectFailed(timedOut: cause == .timeout, &a)
+            connectFailed(cause == .timeout ? .timedOut : .refused, &a)
         case .forwarding(let progress, .awaitingHead):
             // A reused connection closed before any byte is the keep-alive race, not a sick server.
             if !(cause == .closedBeforeResponse && wasReused) && !draining {

@@ -1,8 +1,9 @@
+import CLibUV
 import LBTLS
 import LBUV
 
-/// HTTPS on a client connection: a TLS session over a TCP socket, which the protocol code above sees as a
-/// plain `ByteStream`. Ciphertext the socket reads is fed to the session and the plaintext goes up to the
+/// TLS over a TCP socket, which the protocol code above sees as a plain `ByteStream`: HTTPS from a client
+/// (`TLSSession`, accepted) or to a backend (`TLSClientSession`, connected with `connect(to:)`). Ciphertext the socket reads is fed to the session and the plaintext goes up to the
 /// handler; what the handler queues in `out` is encrypted when it flushes. The session lives on OpenSSL memory
 /// buffers, so no TLS call touches the socket: after every read and every write, whatever ciphertext the
 /// session produced (handshake messages, TLS 1.3 tickets written during reads, alerts) joins the socket's
@@ -10,9 +11,9 @@ import LBUV
 ///
 /// Ownership: the handler owns this stream, this stream owns its socket and is the socket's handler. The
 /// socket keeps itself alive until its close callback, whose report passes through here exactly once.
-final class TLSStream: ByteStream, ByteStreamHandler {
+final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
     let socket: HandledTCPStream
-    let session: TLSSession
+    let session: Session
     /// Lifetime rule: the handler owns this stream and stays alive until `streamClosed()`, which clears this
     /// link first.
     unowned(unsafe) var handler: ByteStreamHandler?
@@ -20,8 +21,16 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     var out: [UInt8] = []
     /// Plaintext decrypted from one socket read, handed up whole (the handler keeps what it cannot use yet).
     private var plaintext: [UInt8] = []
-    /// Counts failed handshakes and broken records. The worker outlives its connections.
-    private unowned(unsafe) let worker: Worker
+    /// Counts failed handshakes and broken records of client connections (nil when connecting: the handler
+    /// counts). The worker outlives its connections.
+    private unowned(unsafe) let worker: Worker?
+    /// This side connects (to a backend): the handler hears `streamConnected` once the handshake completes,
+    /// and failures are its to count.
+    private let connecting: Bool
+    /// Connecting, and `streamConnected` is not reported yet.
+    private var awaitingHandshake = false
+    /// Why the stream failed (a handshake refused, a certificate rejected, a broken record), for the handler.
+    private(set) var failure: TLSError?
     /// The handler paused reading (it holds input it cannot use yet).
     private var readingPaused = false
     /// The client's close_notify (or a failure) ended the input; nothing more is read or delivered.
@@ -30,11 +39,18 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     /// EOF would only be seen then.
     private var eofPending = false
 
-    init(socket: HandledTCPStream, session: TLSSession, worker: Worker) {
+    init(socket: HandledTCPStream, session: Session, worker: Worker?, connecting: Bool = false) {
         self.socket = socket
         self.session = session
         self.worker = worker
+        self.connecting = connecting
         socket.handler = self
+    }
+
+    /// Connects the socket, then runs the handshake; the handler hears `streamConnected` after both.
+    func connect(to address: UnsafePointer<sockaddr>) {
+        awaitingHandshake = true
+        socket.connect(to: address)
     }
 
     // MARK: ByteStream
@@ -51,8 +67,8 @@ final class TLSStream: ByteStream, ByteStreamHandler {
                 out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
             case .wantMoreInput:
                 break  // a renegotiation-like state cannot happen (renegotiation is off); keep the bytes
-            case .failed:
-                worker.counters.tlsFailures &+= 1
+            case .failed(let error):
+                fail(error)
                 out.removeAll()
                 socket.close()
                 return
@@ -106,6 +122,12 @@ final class TLSStream: ByteStream, ByteStreamHandler {
         session.feed(ciphertext: bytes)
         let result = session.readPlaintext(into: &plaintext)
         sendCiphertext()
+        if awaitingHandshake && session.isHandshakeComplete {
+            awaitingHandshake = false
+            handler?.streamConnected(nil)
+            if socket.isClosing { return }
+            if !out.isEmpty { flush() }
+        }
         switch result {
         case .progress:
             deliverPlaintext()
@@ -121,12 +143,16 @@ final class TLSStream: ByteStream, ByteStreamHandler {
             deliverPlaintext()
             if socket.isClosing { return }
             if readingPaused { eofPending = true } else { handler?.streamReadEnd(.eof) }
-        case .failed:
-            worker.counters.tlsFailures &+= 1
+        case .failed(let error):
+            fail(error)
             // The alert OpenSSL queued went out above, as far as the socket took it at once; nothing more can be
             // read or written securely.
             inputEnded = true
             out.removeAll()
+            if awaitingHandshake {
+                awaitingHandshake = false
+                handler?.streamConnected(UVError(UV_EPROTO.rawValue))
+            }
             socket.close()
         }
     }
@@ -134,7 +160,31 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     func streamReadEnd(_ error: UVError) {
         if inputEnded { return }  // the TCP end after a close_notify: already reported
         inputEnded = true
+        if awaitingHandshake {
+            // The backend hung up during the handshake: the connection never came up.
+            awaitingHandshake = false
+            handler?.streamConnected(error)
+            return
+        }
         handler?.streamReadEnd(error)
+    }
+
+    func streamConnected(_ error: UVError?) {
+        if let error {
+            awaitingHandshake = false
+            handler?.streamConnected(error)
+            return
+        }
+        // TCP is up: the first read, with nothing fed, writes the ClientHello.
+        let result = session.readPlaintext(into: &plaintext)
+        sendCiphertext()
+        if case .failed(let failure) = result {
+            fail(failure)
+            awaitingHandshake = false
+            handler?.streamConnected(UVError(UV_EPROTO.rawValue))
+            return
+        }
+        socket.startReading()
     }
     func streamDrained() { handler?.streamDrained() }
 
@@ -145,6 +195,11 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     }
 
     // MARK: internals
+
+    private func fail(_ error: TLSError) {
+        failure = error
+        if !connecting, let worker { worker.counters.tlsFailures &+= 1 }
+    }
 
     private func deliverPlaintext() {
         guard !plaintext.isEmpty, let handler else { return }

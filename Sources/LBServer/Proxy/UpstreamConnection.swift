@@ -1,20 +1,30 @@
 import CLibUV
 import LBCore
 import LBHTTP
+import LBTLS
 import LBUV
 
 /// A connection to one backend, owned by one worker. It carries one exchange at a time for its owner and
 /// returns to the backend's pool only after a complete, well-framed response (RFC 9112 §9.3 requires no
 /// more than that; anything odd discards it). It never reaches into its owner: it reports events.
-final class UpstreamConnection: TCPConnection, ListLinked {
+///
+/// The transport is a `ByteStream`: the TCP socket itself, or TLS over it when the backend is configured for
+/// TLS. Either way "connected" means ready for the request head (for TLS: the handshake is done and the
+/// backend's certificate verified).
+final class UpstreamConnection: ByteStreamHandler, ListLinked {
     enum State { case connecting, active, idle, tunnel }
 
     /// An end this connection decided on, reported to the owner from the close callback, so that an owner is
     /// never called back from inside one of its own calls.
-    private enum EndReport { case connectFailed(timedOut: Bool), failed(UpstreamFailure), tunnelEnded }
+    private enum EndReport { case connectFailed(ConnectFailure), failed(UpstreamFailure), tunnelEnded }
 
     unowned(unsafe) let worker: Worker
     let backend: Backend
+    /// The socket, for connecting; this connection is its handler, or the handler of the TLS stream over it.
+    private let socket: HandledTCPStream
+    /// What the exchange writes to and reads from: `socket`, or `tls`.
+    private let stream: any ByteStream
+    private let tls: TLSStream<TLSClientSession>?
     /// This worker's pool and counters for `backend`; the backend outlives its connections.
     unowned(unsafe) let slot: WorkerBackend
     /// The exchange this connection serves. Lifetime rule: whichever side ends the link clears it first. The
@@ -37,22 +47,58 @@ final class UpstreamConnection: TCPConnection, ListLinked {
     var listNext: UpstreamConnection?
     var inList = false
 
-    init(worker: Worker, backend: Backend) {
+    /// A connection to `backend`, not yet opened. Nil when its TLS session cannot be created (OpenSSL out of
+    /// memory): the caller treats that as a failed connect.
+    init?(worker: Worker, backend: Backend) {
         self.worker = worker
         self.backend = backend
         slot = backend.slot(worker)
         parser = HTTPParser(kind: .response, limits: worker.settings.limits)
-        super.init(loop: worker.loop)
-        uv_tcp_nodelay(handle, 1)
+        socket = HandledTCPStream(loop: worker.loop)
+        uv_tcp_nodelay(socket.handle, 1)
+        if let settings = backend.tls {
+            let session: TLSClientSession
+            do {
+                session = try TLSClientSession(
+                    context: settings.context, serverName: settings.serverName, verifyName: settings.verifyName,
+                    cache: slot.tlsSessions)
+            } catch {
+                socket.close()
+                return nil
+            }
+            let tls = TLSStream(socket: socket, session: session, worker: nil, connecting: true)
+            self.tls = tls
+            stream = tls
+            tls.handler = self
+        } else {
+            tls = nil
+            stream = socket
+            socket.handler = self
+        }
     }
 
     func open() {
         worker.upstreamOpened(self)
         slot.connectionOpened()
         connectStartedNanos = worker.clock()
-        timer.enter(.upstreamConnect, now: loop.now, limits: worker.timerLimits)
-        backend.address.withSockaddr { connect(to: $0) }
+        timer.enter(.upstreamConnect, now: worker.loop.now, limits: worker.timerLimits)
+        if let tls {
+            backend.address.withSockaddr { tls.connect(to: $0) }
+        } else {
+            backend.address.withSockaddr { socket.connect(to: $0) }
+        }
     }
+
+    // MARK: the stream, for the owner
+
+    var isClosing: Bool { stream.isClosing }
+    var writeQueueBytes: Int { stream.writeQueueBytes }
+    func flush() { stream.flush() }
+    func startReading() { stream.startReading() }
+    func stopReading() { stream.stopReading() }
+    func close() { stream.close() }
+    func closeAfterFlush() { stream.closeAfterFlush() }
+    private var loop: EventLoop { worker.loop }
 
     // MARK: exchange
 
@@ -67,25 +113,25 @@ final class UpstreamConnection: TCPConnection, ListLinked {
 
     func sendHead(_ head: [UInt8]) {
         slot.stats.bytesOut &+= UInt64(head.count)
-        append(head)
+        stream.out.append(contentsOf: head)
     }
 
     /// Request body bytes, as a chunk when the request is chunked. Empty input sends nothing (an empty chunk
     /// would end the body).
     func sendBody(_ bytes: UnsafeRawBufferPointer, chunked: Bool) {
         if bytes.isEmpty { return }
-        if chunked { appendChunk(bytes) } else { append(bytes) }
+        if chunked { stream.appendChunk(bytes) } else { stream.out.append(contentsOf: bytes) }
         slot.stats.bytesOut &+= UInt64(bytes.count)
         // The response timeout counts from the last request byte sent, so a long upload is not cut short.
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
     }
 
-    func send(_ bytes: [UInt8]) { append(bytes) }
+    func send(_ bytes: [UInt8]) { stream.out.append(contentsOf: bytes) }
 
     /// Client bytes of an upgraded connection.
     func tunnel(_ bytes: UnsafeRawBufferPointer) {
         timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
-        append(bytes)
+        stream.out.append(contentsOf: bytes)
     }
 
     /// Ends the link after a complete response. Returns it to the pool when `reusable`.
@@ -118,7 +164,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         case .upstreamIdle:
             close()
         case .upstreamConnect:
-            end(.connectFailed(timedOut: true))
+            end(.connectFailed(.timedOut))
         case .upstreamResponse:
             end(.failed(.timeout))
         case .tunnelIdle:
@@ -137,11 +183,12 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         close()
     }
 
-    // MARK: TCPConnection hooks
+    // MARK: ByteStreamHandler
 
-    override func didConnectResult(_ status: Int32) {
-        if status < 0 {
-            end(.connectFailed(timedOut: false))
+    func streamConnected(_ error: UVError?) {
+        if let tls { countHandshake(tls) }
+        if error != nil {
+            end(.connectFailed(tls?.failure != nil ? .tls : .refused))
             return
         }
         state = .active
@@ -152,7 +199,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         _ = owner?.upstreamEvent(self, .connected(nanos: took))
     }
 
-    override func didRead(_ bytes: UnsafeRawBufferPointer) {
+    func streamRead(_ bytes: UnsafeRawBufferPointer) {
         slot.stats.bytesIn &+= UInt64(bytes.count)
         guard let owner else {
             // Bytes on an idle pooled connection are not a response to anything: discard the connection.
@@ -205,7 +252,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         }
     }
 
-    override func didReadEnd(_ error: UVError) {
+    func streamReadEnd(_ error: UVError) {
         guard let owner else {
             close()
             return
@@ -223,7 +270,7 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         end(.failed(receivedAny ? .truncated : .closedBeforeResponse))
     }
 
-    override func didDrain() {
+    func streamDrained() {
         // The backend is still taking the request: its response timeout counts from the last byte it took.
         if timer.phase == .upstreamResponse {
             timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
@@ -233,14 +280,14 @@ final class UpstreamConnection: TCPConnection, ListLinked {
         }
     }
 
-    override func didClose() {
+    func streamClosed() {
         worker.upstreamClosed(self)
         slot.connectionClosed(self, wasIdle: state == .idle)
         guard let owner else { return }
         self.owner = nil
         let event: UpstreamEvent
         switch endReport {
-        case .connectFailed(let timedOut)?: event = .connectFailed(timedOut: timedOut)
+        case .connectFailed(let failure)?: event = .connectFailed(failure)
         case .failed(let cause)?: event = .failed(cause)
         case .tunnelEnded?: event = .tunnelEnded
         case nil:
@@ -248,5 +295,19 @@ final class UpstreamConnection: TCPConnection, ListLinked {
             event = .failed(receivedAny ? .truncated : .closedBeforeResponse)
         }
         _ = owner.upstreamEvent(self, event)
+    }
+
+    /// Per-backend TLS accounting, once per connection: a handshake done (resumed or full), or refused.
+    private func countHandshake(_ tls: TLSStream<TLSClientSession>) {
+        if let failure = tls.failure {
+            if failure.isCertificateRejected {
+                slot.stats.tlsCertificateRejections &+= 1
+            } else {
+                slot.stats.tlsHandshakeFailures &+= 1
+            }
+        } else if tls.session.isHandshakeComplete {
+            slot.stats.tlsHandshakes &+= 1
+            if tls.session.isResumed { slot.stats.tlsResumed &+= 1 }
+        }
     }
 }

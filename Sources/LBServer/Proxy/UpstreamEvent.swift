@@ -12,14 +12,23 @@ enum UpstreamEvent {
     /// `101 Switching Protocols`: bytes pass through from now on.
     case upgraded
     case tunnelData(UnsafeRawBufferPointer)
-    /// The connect failed or timed out: nothing was sent. Reported from the close callback.
-    case connectFailed(timedOut: Bool)
+    /// The connection could not be set up: nothing was sent. Reported from the close callback.
+    case connectFailed(ConnectFailure)
     /// The exchange failed after the head went out. Reported from the close callback.
     case failed(UpstreamFailure)
     /// A tunnel went quiet or its backend side closed. Reported from the close callback.
     case tunnelEnded
     /// The write queue fell below the low-water mark.
     case drained
+}
+
+/// Why a new upstream connection never carried a request.
+enum ConnectFailure: Equatable {
+    /// Refused, unreachable, reset, or closed during the TLS handshake.
+    case refused
+    case timedOut
+    /// The TLS handshake failed: the backend's certificate did not verify, or no protocol or suite was shared.
+    case tls
 }
 
 /// Why an upstream failed an exchange.

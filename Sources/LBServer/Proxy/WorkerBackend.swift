@@ -1,3 +1,5 @@
+import LBTLS
+
 /// One worker's view of a backend: its keep-alive pool and plain counters (loop thread only). The worker's
 /// connections keep these through the calls below; stats readers only read.
 final class WorkerBackend {
@@ -7,6 +9,8 @@ final class WorkerBackend {
     /// Requests of this worker assigned to this backend now (bounded load reads it).
     fileprivate(set) var inFlight = 0
     var stats = BackendCounters()
+    /// The TLS session to resume on this worker's next connection to the backend (TLS backends only).
+    let tlsSessions = TLSClientSessionCache()
 
     /// The most recently pooled live connection, counted as a reuse; nil when none is idle.
     func takeIdle() -> UpstreamConnection? {

@@ -14,8 +14,8 @@ enum AdminJSON {
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
-    /// Keys accepted by `POST /manage/servers`: a config file's server keys but `health_check`.
-    static let addKeys = ConfigLoader.ServerKey.allCases.filter { $0 != .healthCheck }
+    /// Keys accepted by `POST /manage/servers`: a config file's server keys but `health_check` and `tls`.
+    static let addKeys = ConfigLoader.ServerKey.allCases.filter { $0 != .healthCheck && $0 != .tls }
     /// Keys accepted by `PATCH /manage/servers/{id}`.
     enum PatchKey: String, ConfigKey { case weight, state }
 

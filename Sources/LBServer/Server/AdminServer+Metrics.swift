@@ -118,6 +118,20 @@ extension AdminServer {
         counter(
             "lb_upstream_response_errors_total", "Exchanges that failed after connecting (reset, timeout, garbage)."
         ) { $0.responseErrors }
+        m.family("lb_upstream_tls_handshakes_total", .counter, "TLS handshakes with the server, by whether a session was resumed.")
+        for (_, labels, snap, _, _) in servers {
+            let c = snap.counters
+            m.sample("lb_upstream_tls_handshakes_total", labels + [("resumed", "true")], c.tlsResumed)
+            m.sample("lb_upstream_tls_handshakes_total", labels + [("resumed", "false")], c.tlsHandshakes &- c.tlsResumed)
+        }
+        m.family(
+            "lb_upstream_tls_failures_total", .counter,
+            "TLS handshakes with the server that failed: its certificate did not verify, or the handshake failed.")
+        for (_, labels, snap, _, _) in servers {
+            let c = snap.counters
+            m.sample("lb_upstream_tls_failures_total", labels + [("reason", "certificate")], c.tlsCertificateRejections)
+            m.sample("lb_upstream_tls_failures_total", labels + [("reason", "handshake")], c.tlsHandshakeFailures)
+        }
         counter("lb_upstream_retries_total", "Requests moved to another server after failing here once sent.") {
             $0.retries
         }

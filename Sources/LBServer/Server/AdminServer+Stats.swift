@@ -85,6 +85,10 @@ extension BackendCounters {
             "peak_connections": peakConnections,
             "bytes_in": bytesIn, "bytes_out": bytesOut,
             "responses": responses.json,
+            "tls": [
+                "handshakes": tlsHandshakes, "resumed": tlsResumed,
+                "certificate_rejected": tlsCertificateRejections, "handshake_failures": tlsHandshakeFailures,
+            ],
             "latency": ["connect": connectLatency.json, "response": responseLatency.json],
         ]
     }

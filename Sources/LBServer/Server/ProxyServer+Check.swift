@@ -3,7 +3,8 @@ import LBUV
 
 extension ProxyServer {
     /// What `--check-config` checks beyond the file itself: every server address resolves, the routing table
-    /// builds (point caps, table sizes) and every TLS listener's certificates load. Returns every problem
+    /// builds (point caps, table sizes), every TLS listener's certificates load, and so do the CA files and
+    /// client certificates of TLS to servers. Returns every problem
     /// found; empty means valid.
     public static func deepCheck(_ config: LBConfig) -> [String] {
         var problems: [String] = []
@@ -40,6 +41,18 @@ extension ProxyServer {
                 _ = try makeTLSContext(tls)
             } catch {
                 problems.append("listeners[\(i)].tls: \(error)")
+            }
+        }
+        // TLS to servers: the CA file and client certificate load as they will at start.
+        var contexts = TLSClientContexts(previous: nil)
+        var reported = Set<String>()
+        for (i, s) in config.servers.enumerated() {
+            do {
+                _ = try contexts.backendTLS(config.upstreamTLS(forServer: s.id), server: s)
+            } catch {
+                // A bad upstream_tls file fails for every server: name it once.
+                let text = error.description
+                if reported.insert(text).inserted { problems.append("servers[\(i)].tls: \(text)") }
             }
         }
         return problems

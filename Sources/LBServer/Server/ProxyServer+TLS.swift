@@ -1,3 +1,4 @@
+import LBCore
 import LBTLS
 import LBUV
 
@@ -59,5 +60,49 @@ extension ProxyServer {
             "certificates": "\(fresh.reduce(0) { $0 + $1.certificates.count })",
         ])
         return []
+    }
+}
+
+/// The client contexts of one routing state being built: one per distinct set of upstream TLS settings, taken
+/// over from the previous state when its settings are unchanged (so an admin change keeps every pooled TLS
+/// connection and session), loaded otherwise.
+struct TLSClientContexts {
+    private var byConfig: [TLSClientConfig: TLSClientContext] = [:]
+
+    init(previous: RoutingState?) {
+        for b in previous?.backends ?? [] {
+            if let tls = b.tls { byConfig[tls.context.config] = tls.context }
+        }
+    }
+
+    /// What connections to `server` use; nil for plain TCP. Throws naming the server and the file at fault.
+    mutating func backendTLS(_ settings: LBConfig.UpstreamTLS?, server: ServerSpec) throws(SetupError) -> BackendTLS? {
+        guard let settings else { return nil }
+        let config = Self.clientConfig(settings)
+        let context: TLSClientContext
+        if let known = byConfig[config] {
+            context = known
+        } else {
+            do {
+                context = try TLSClientContext(config: config)
+            } catch {
+                throw SetupError("TLS to server \(server.id): \(error)")
+            }
+            byConfig[config] = context
+        }
+        let verifyName = settings.serverName ?? server.host
+        return BackendTLS(
+            context: context, serverName: TLSClientSession.isIPAddress(verifyName) ? nil : verifyName,
+            verifyName: verifyName)
+    }
+
+    static func clientConfig(_ settings: LBConfig.UpstreamTLS) -> TLSClientConfig {
+        TLSClientConfig(
+            caFile: settings.caFile, verify: settings.verify,
+            clientCertificate: settings.clientCertificate.map {
+                TLSCertificateFiles(certificateChain: $0.cert, privateKey: $0.key)
+            },
+            minimumVersion: settings.minVersion == .tls13 ? .tls1_3 : .tls1_2, alpnProtocols: ["http/1.1"],
+            sessionReuse: settings.sessionReuse)
     }
 }

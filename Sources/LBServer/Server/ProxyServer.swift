@@ -56,10 +56,14 @@ public final class ProxyServer {
     static func buildState(config: LBConfig, previous: RoutingState?, workers: Int, generation: UInt64) throws -> RoutingState {
         let snapshot = try RoutingSnapshot(servers: config.servers, config: config.routing, generation: generation)
         var reusable: [String: Backend] = [:]
+        var contexts = TLSClientContexts(previous: previous)
         for b in previous?.backends ?? [] { reusable[b.spec.id] = b }
         var backends: [Backend] = []
         for spec in snapshot.servers {
-            if let old = reusable[spec.id], old.spec.host == spec.host, old.spec.port == spec.port, !old.isRemoved {
+            let tls = try contexts.backendTLS(config.upstreamTLS(forServer: spec.id), server: spec)
+            if let old = reusable[spec.id], old.spec.host == spec.host, old.spec.port == spec.port, !old.isRemoved,
+                old.tls == tls
+            {
                 if old.spec.weight == spec.weight {
                     backends.append(old)
                 } else {
@@ -67,7 +71,7 @@ public final class ProxyServer {
                 }
             } else {
                 let address = try SocketAddress.resolve(host: spec.host, port: spec.port)
-                backends.append(Backend(spec: spec, address: address, workers: workers))
+                backends.append(Backend(spec: spec, address: address, tls: tls, workers: workers))
             }
         }
         return RoutingState(snapshot: snapshot, backends: backends)

@@ -108,6 +108,12 @@ struct BackendCounters {
     var redispatches: UInt64 = 0
     var bytesIn: UInt64 = 0
     var bytesOut: UInt64 = 0
+    /// TLS to the server: handshakes completed (and how many resumed a session), handshakes refused because the
+    /// server's certificate did not verify, and handshakes that failed otherwise.
+    var tlsHandshakes: UInt64 = 0
+    var tlsResumed: UInt64 = 0
+    var tlsCertificateRejections: UInt64 = 0
+    var tlsHandshakeFailures: UInt64 = 0
     /// TCP connect time and response time (request sent → response head) of requests to this server.
     var connectLatency = Latency()
     var responseLatency = Latency()

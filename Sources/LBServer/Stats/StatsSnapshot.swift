@@ -58,6 +58,10 @@ extension BackendCounters {
         redispatches &+= o.redispatches
         bytesIn &+= o.bytesIn
         bytesOut &+= o.bytesOut
+        tlsHandshakes &+= o.tlsHandshakes
+        tlsResumed &+= o.tlsResumed
+        tlsCertificateRejections &+= o.tlsCertificateRejections
+        tlsHandshakeFailures &+= o.tlsHandshakeFailures
         connectLatency.merge(o.connectLatency)
         responseLatency.merge(o.responseLatency)
     }
