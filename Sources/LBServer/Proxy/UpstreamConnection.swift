@@ -20,10 +20,10 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
 
     unowned(unsafe) let worker: Worker
     let backend: Backend
-    /// The socket, for connecting; this connection is its handler, or the handler of the TLS stream over it.
+    /// The socket; this connection is its handler, or the handler of `tls` over it. The stream the exchange
+    /// uses is `tls` when set, else the socket: every use below picks one with a branch rather than through an
+    /// existential, which keeps plain TCP on direct calls (it costs the data path retains and witness calls).
     private let socket: HandledTCPStream
-    /// What the exchange writes to and reads from: `socket`, or `tls`.
-    private let stream: any ByteStream
     private let tls: TLSStream<TLSClientSession>?
     /// This worker's pool and counters for `backend`; the backend outlives its connections.
     unowned(unsafe) let slot: WorkerBackend
@@ -68,11 +68,9 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
             }
             let tls = TLSStream(socket: socket, session: session, worker: nil, connecting: true)
             self.tls = tls
-            stream = tls
             tls.handler = self
         } else {
             tls = nil
-            stream = socket
             socket.handler = self
         }
     }
@@ -91,13 +89,24 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
 
     // MARK: the stream, for the owner
 
-    var isClosing: Bool { stream.isClosing }
-    var writeQueueBytes: Int { stream.writeQueueBytes }
-    func flush() { stream.flush() }
-    func startReading() { stream.startReading() }
-    func stopReading() { stream.stopReading() }
-    func close() { stream.close() }
-    func closeAfterFlush() { stream.closeAfterFlush() }
+    /// A TLS stream closes exactly when its socket does.
+    var isClosing: Bool { socket.isClosing }
+    var writeQueueBytes: Int { if let tls { tls.writeQueueBytes } else { socket.writeQueueBytes } }
+    func flush() { if let tls { tls.flush() } else { socket.flush() } }
+    func startReading() { if let tls { tls.startReading() } else { socket.startReading() } }
+    func stopReading() { if let tls { tls.stopReading() } else { socket.stopReading() } }
+    func close() { if let tls { tls.close() } else { socket.close() } }
+    func closeAfterFlush() { if let tls { tls.closeAfterFlush() } else { socket.closeAfterFlush() } }
+
+    @inline(__always)
+    private func append(_ bytes: UnsafeRawBufferPointer) {
+        if let tls { tls.out.append(contentsOf: bytes) } else { socket.out.append(contentsOf: bytes) }
+    }
+
+    @inline(__always)
+    private func append(_ bytes: [UInt8]) {
+        if let tls { tls.out.append(contentsOf: bytes) } else { socket.out.append(contentsOf: bytes) }
+    }
     private var loop: EventLoop { worker.loop }
 
     // MARK: exchange
@@ -113,25 +122,29 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
 
     func sendHead(_ head: [UInt8]) {
         slot.stats.bytesOut &+= UInt64(head.count)
-        stream.out.append(contentsOf: head)
+        append(head)
     }
 
     /// Request body bytes, as a chunk when the request is chunked. Empty input sends nothing (an empty chunk
     /// would end the body).
     func sendBody(_ bytes: UnsafeRawBufferPointer, chunked: Bool) {
         if bytes.isEmpty { return }
-        if chunked { stream.appendChunk(bytes) } else { stream.out.append(contentsOf: bytes) }
+        if chunked {
+            if let tls { tls.appendChunk(bytes) } else { socket.appendChunk(bytes) }
+        } else {
+            append(bytes)
+        }
         slot.stats.bytesOut &+= UInt64(bytes.count)
         // The response timeout counts from the last request byte sent, so a long upload is not cut short.
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
     }
 
-    func send(_ bytes: [UInt8]) { stream.out.append(contentsOf: bytes) }
+    func send(_ bytes: [UInt8]) { append(bytes) }
 
     /// Client bytes of an upgraded connection.
     func tunnel(_ bytes: UnsafeRawBufferPointer) {
         timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
-        stream.out.append(contentsOf: bytes)
+        append(bytes)
     }
 
     /// Ends the link after a complete response. Returns it to the pool when `reusable`.
