@@ -19,6 +19,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     unowned(unsafe) let worker: Worker
     /// The transport; this connection owns it and is its handler until it reports `streamClosed()`.
     let stream: any ByteStream
+    /// `stream` when it is TLS, for what the handshake established (the client certificate's subject field).
+    let tls: TLSStream?
     var parser: HTTPParser
     var exchange: Exchange
     /// The actions of the event being handled, performed in order (reused: no allocation per event).
@@ -48,9 +50,10 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     var listNext: ClientConnection?
     var inList = false
 
-    init(worker: Worker, stream: any ByteStream) {
+    init(worker: Worker, stream: any ByteStream, tls: TLSStream? = nil) {
         self.worker = worker
         self.stream = stream
+        self.tls = tls
         parser = HTTPParser(kind: .request, limits: worker.settings.limits)
         exchange = Exchange(retries: worker.settings.retries)
     }

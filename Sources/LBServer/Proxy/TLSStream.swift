@@ -1,3 +1,4 @@
+import LBHTTP
 import LBTLS
 import LBUV
 
@@ -29,11 +30,18 @@ final class TLSStream: ByteStream, ByteStreamHandler {
     /// A close_notify that arrived while reading was paused: delivered when the handler reads again, as a TCP
     /// EOF would only be seen then.
     private var eofPending = false
+    /// The field every request head of this connection is forwarded with (`TLSListenerContext.subjectField`):
+    /// without a value until the first plaintext, then with the verified client certificate's subject when
+    /// there is one. Nil when the listener has no `subject_header`.
+    private(set) var ownedField: OwnedRequestField?
+    /// The first plaintext has been delivered: the handshake is complete and `ownedField` final.
+    private var handshakeSeen = false
 
-    init(socket: HandledTCPStream, session: TLSSession, worker: Worker) {
+    init(socket: HandledTCPStream, session: TLSSession, worker: Worker, subjectField: OwnedRequestField? = nil) {
         self.socket = socket
         self.session = session
         self.worker = worker
+        self.ownedField = subjectField
         socket.handler = self
     }
 
@@ -51,8 +59,8 @@ final class TLSStream: ByteStream, ByteStreamHandler {
                 out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
             case .wantMoreInput:
                 break  // a renegotiation-like state cannot happen (renegotiation is off); keep the bytes
-            case .failed:
-                worker.counters.tlsFailures &+= 1
+            case .failed(let error):
+                countFailure(error)
                 out.removeAll()
                 socket.close()
                 return
@@ -121,8 +129,8 @@ final class TLSStream: ByteStream, ByteStreamHandler {
             deliverPlaintext()
             if socket.isClosing { return }
             if readingPaused { eofPending = true } else { handler?.streamReadEnd(.eof) }
-        case .failed:
-            worker.counters.tlsFailures &+= 1
+        case .failed(let error):
+            countFailure(error)
             // The alert OpenSSL queued went out above, as far as the socket took it at once; nothing more can be
             // read or written securely.
             inputEnded = true
@@ -148,8 +156,27 @@ final class TLSStream: ByteStream, ByteStreamHandler {
 
     private func deliverPlaintext() {
         guard !plaintext.isEmpty, let handler else { return }
+        if !handshakeSeen { handshakeCompleted() }
         plaintext.withUnsafeBytes { handler.streamRead($0) }
         plaintext.removeAll(keepingCapacity: plaintext.capacity <= 64 * 1024)
+    }
+
+    /// Once per connection, before its first request is handed up (only a completed handshake yields
+    /// plaintext): the subject field gets its value. The subject is read and the line built here, once; every
+    /// request then shares them.
+    private func handshakeCompleted() {
+        handshakeSeen = true
+        if let field = ownedField, let subject = session.clientCertificateSubject {
+            ownedField = field.with(value: subject.utf8)
+        }
+    }
+
+    /// Every failure counts once in `tlsFailures`; a refused client certificate also counts under its reason.
+    private func countFailure(_ error: TLSError) {
+        worker.counters.tlsFailures &+= 1
+        if let refusal = error.clientCertificateRefusal {
+            worker.counters.clientCertificateRefusals[refusal.rawValue] &+= 1
+        }
     }
 
     private func sendCiphertext() {
