@@ -159,6 +159,33 @@ final class MTLSTests: IntegrationTestCase {
         }
     }
 
+    // MARK: reload
+
+    /// A reload (SIGHUP) applies `client_certificates` with the rest of the listener's TLS settings: the CA, the
+    /// mode and the subject field change together for the next connection.
+    func testAReloadTurnsClientCertificatesOnWithTheirField() throws {
+        let listener: ([String: Any]?) -> [String: Any] = { client in
+            ["servers": [["host": "127.0.0.1", "port": self.backend.port]],
+             "listeners": [["address": "127.0.0.1:0", "tls": self.tls(client: client)]]]
+        }
+        let config = try writeConfigFile(listener(nil))
+        let lb = try LBBinaries.startServer(backends: [], configFile: config, listen: nil, proxyKind: .proxyTLS)
+        let before = curl(lb.proxyPort, "/headers", cert: nil, ["-H", "X-Client-Subject: CN=forged"])
+        XCTAssertTrue(before.stdout.contains("\r\nX-Client-Subject: CN=forged\r\n"), before.stdout + before.stderr)
+
+        let reloaded = try Data(contentsOf: URL(fileURLWithPath: try writeConfigFile(listener(
+            ["ca_file": certs.caCert, "mode": "required", "subject_header": "X-Client-Subject"]))))
+        try reloaded.write(to: URL(fileURLWithPath: config))
+        lb.process.signal(SIGHUP)
+        try eventually(timeout: 10, "a client without a certificate is refused after the reload") {
+            curl(lb.proxyPort, "/headers", cert: nil).status != 0
+        }
+        let after = curl(lb.proxyPort, "/headers", cert: "client", ["-H", "X-Client-Subject: CN=forged"])
+        XCTAssertEqual(after.status, 0, after.stderr)
+        XCTAssertEqual(occurrences(of: "x-client-subject", in: after.stdout), 1, after.stdout)
+        XCTAssertTrue(after.stdout.contains("\r\n" + Self.alice), after.stdout)
+    }
+
     // MARK: bad CA files
 
     func testABadClientCAFileStopsTheServerAndCheckConfigNamesIt() throws {
