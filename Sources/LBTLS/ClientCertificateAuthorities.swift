@@ -2,7 +2,7 @@ import COpenSSL
 
 /// The CA certificates of a listener's client-certificate CA file, read and checked once per context build:
 /// the file readable, at least one PEM certificate in it and no damaged block, every certificate a CA
-/// certificate. Owns one reference to each certificate and to one X509_STORE holding them all, which every
+/// certificate, and at least one of them a root. Owns one reference to each certificate and to one X509_STORE holding them all, which every
 /// SSL_CTX of the listener shares (each takes its own reference), until it is released.
 final class ClientCertificateAuthorities {
     let file: String
@@ -53,6 +53,14 @@ final class ClientCertificateAuthorities {
                     .refusedByOpenSSL, file: file,
                     "OpenSSL refused certificate \(i + 1) of the TLS client CA file \(file): \(openSSLErrorText())")
             }
+        }
+        // OpenSSL accepts a chain only when it ends at a self-signed certificate of the store: a file of
+        // intermediates alone would verify no client at all.
+        guard certificates.contains(where: { X509_self_signed($0, 0) == 1 }) else {
+            throw TLSConfigError(
+                .noRootCertificate, file: file,
+                "TLS client CA file \(file) holds no root (self-signed) CA certificate, so no client certificate "
+                    + "could verify; add the root of the CAs that issue client certificates")
         }
         ERR_clear_error()
     }

@@ -12,8 +12,10 @@ public struct TLSClientCertificates: Sendable, Equatable {
         case optional
     }
 
-    /// PEM file of the CA certificates that issue client certificates. They are the only trust anchors (the
-    /// system's store is not used), and their subjects are the CA names the server sends in its request.
+    /// PEM file of the CA certificates that issue client certificates, up to their root: a chain must end at
+    /// a self-signed certificate of this file (an issuing intermediate may be in it too, or come from the
+    /// client). They are the only trust anchors (the system's store is not used), and their subjects are the CA
+    /// names the server sends in its request.
     public var caFile: String
     public var mode: Mode
     /// The most intermediate CA certificates allowed between the client's certificate and a CA of `caFile`

@@ -204,9 +204,33 @@ final class TLSClientCertificateTests: TLSTestCase {
         XCTAssertEqual(noCertificate.problem, .noCertificate)
         XCTAssertTrue(noCertificate.description.contains("client CA file \(keyOnly)"), noCertificate.description)
 
+        let intermediateOnly = certificates.path("intermediate.crt")
+        let noRoot = try XCTUnwrap(loadError(intermediateOnly))
+        XCTAssertEqual(noRoot.problem, .noRootCertificate)
+        XCTAssertTrue(noRoot.description.contains("no root (self-signed)"), noRoot.description)
+
         let tooDeep = try XCTUnwrap(loadError(certificates.caFile, depth: 11))
         XCTAssertEqual(tooDeep.problem, .invalidSetting)
         XCTAssertTrue(tooDeep.description.contains("verify depth 11"), tooDeep.description)
+    }
+
+    /// An issuing intermediate in the file (with its root) counts like one the client sends.
+    func testAnIntermediateInTheFileCompletesTheChain() throws {
+        let both = certificates.path("intermediate-and-root.crt")
+        let text = try String(contentsOfFile: certificates.path("intermediate.crt"), encoding: .utf8)
+            + String(contentsOfFile: certificates.caFile, encoding: .utf8)
+        try text.write(toFile: both, atomically: true, encoding: .utf8)
+        let leafOnly = certificates.path("client-chained-leaf.crt")
+        let chain = try String(contentsOfFile: certificates.path("client-chained.crt"), encoding: .utf8)
+        let end = try XCTUnwrap(chain.range(of: "-----END CERTIFICATE-----\n"))
+        try String(chain[..<end.upperBound]).write(toFile: leafOnly, atomically: true, encoding: .utf8)
+        let client = TLSCertificateFiles(certificateChain: leafOnly, privateKey: certificates.path("client-chained.key"))
+
+        let connection = try connect(try mtlsContext(caFile: both), TestClient.Options(certificate: client))
+        connection.handshake()
+        XCTAssertEqual(connection.server.clientCertificateSubject, "CN=bob")
+        let rootOnly = try connect(try mtlsContext(caFile: certificates.caFile), TestClient.Options(certificate: client))
+        XCTAssertEqual(rootOnly.refusal()?.clientCertificateRefusal, .untrusted, "the client did not send it")
     }
 
     func testAFileOfSeveralCAsTrustsEachOfThem() throws {
