@@ -2,8 +2,9 @@ import COpenSSL
 
 /// The CA certificates of a listener's client-certificate CA file, read and checked once per context build:
 /// the file readable, at least one PEM certificate in it and no damaged block, every certificate a CA
-/// certificate, and at least one of them a root. Owns one reference to each certificate and to one X509_STORE holding them all, which every
-/// SSL_CTX of the listener shares (each takes its own reference), until it is released.
+/// certificate, and at least one of them a root. Owns one reference to each certificate and to one X509_STORE
+/// holding them all, which every SSL_CTX of the listener shares (each takes its own reference), until it is
+/// released.
 final class ClientCertificateAuthorities {
     let file: String
     /// X509, in file order.

@@ -224,12 +224,14 @@ final class TLSClientCertificateTests: TLSTestCase {
         let chain = try String(contentsOfFile: certificates.path("client-chained.crt"), encoding: .utf8)
         let end = try XCTUnwrap(chain.range(of: "-----END CERTIFICATE-----\n"))
         try String(chain[..<end.upperBound]).write(toFile: leafOnly, atomically: true, encoding: .utf8)
-        let client = TLSCertificateFiles(certificateChain: leafOnly, privateKey: certificates.path("client-chained.key"))
+        let client = TLSCertificateFiles(
+            certificateChain: leafOnly, privateKey: certificates.path("client-chained.key"))
 
         let connection = try connect(try mtlsContext(caFile: both), TestClient.Options(certificate: client))
         connection.handshake()
         XCTAssertEqual(connection.server.clientCertificateSubject, "CN=bob")
-        let rootOnly = try connect(try mtlsContext(caFile: certificates.caFile), TestClient.Options(certificate: client))
+        let rootOnly = try connect(
+            try mtlsContext(caFile: certificates.caFile), TestClient.Options(certificate: client))
         XCTAssertEqual(rootOnly.refusal()?.clientCertificateRefusal, .untrusted, "the client did not send it")
     }
 
