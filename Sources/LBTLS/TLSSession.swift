@@ -188,7 +188,7 @@ public final class TLSSession {
         // SSL_set_SSL_CTX swaps the certificate, and the CA store and CA names follow the new SSL_CTX, but the
         // verify mode and depth stay those SSL_new copied from the default SSL_CTX. Every SSL_CTX of a context
         // has the same ones; taking the chosen one's makes that invariant not load-bearing.
-        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(chosen), nil)
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(chosen), SSL_CTX_get_verify_callback(chosen))
         SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(chosen))
         return SSL_TLSEXT_ERR_OK
     }
