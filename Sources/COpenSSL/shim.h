@@ -75,4 +75,9 @@ static inline const ASN1_IA5STRING *lb_GENERAL_NAMES_dns(const GENERAL_NAMES *na
 static inline int lb_X509_NAME_print_rfc2253(BIO *bio, const X509_NAME *name) {
     return X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
 }
+/* RFC 2253 text in ASCII only: bytes above 0x7F and control characters escaped as \XX (what nginx's
+ * $ssl_client_s_dn gives), for a value that goes into an HTTP field. */
+static inline int lb_X509_NAME_print_rfc2253_ascii(BIO *bio, const X509_NAME *name) {
+    return X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+}
 #endif

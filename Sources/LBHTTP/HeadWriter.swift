@@ -47,12 +47,15 @@ public enum HeadWriter {
     ///
     /// `secure`: the client connection is TLS, so `X-Forwarded-Proto` and `Forwarded` say `https`.
     ///
+    /// `owned`: a field only the proxy sets (a client certificate's subject): the client's fields of that name
+    /// are dropped and `owned.line`, if not empty, is added last.
+    ///
     /// Returns the range (in `head.bytes`) of the client's X-Request-ID when one was kept, nil when
     /// `requestID` was added (formatted as 16 lowercase hex digits) or request ids are disabled.
     @discardableResult
     public static func writeRequest(
         _ head: HTTPHead, clientAddress: UnsafeRawBufferPointer, requestID: UInt64, options: ForwardingOptions,
-        secure: Bool = false, into out: inout [UInt8]
+        secure: Bool = false, owned: OwnedRequestField? = nil, into out: inout [UInt8]
     ) -> Range<Int>? {
         head.bytes.withUnsafeBufferPointer { p in
             out.append(contentsOf: UnsafeBufferPointer(rebasing: p[head.methodRange]))
@@ -71,6 +74,9 @@ public enum HeadWriter {
                     run.flush(before: f, p, &out)
                     appendHost(p, head, &out)
                 } else if options.replaces(f.known) {
+                    run.flush(before: f, p, &out)
+                } else if let owned, f.known == .other, owned.matches(p, f.name) {
+                    // An owned name is never a known header (`OwnedRequestField.problem(withName:)`).
                     run.flush(before: f, p, &out)
                 } else {
                     run.keep(f)
@@ -104,6 +110,7 @@ public enum HeadWriter {
                     append("\r\n", &out)
                 }
             }
+            if let owned { out.append(contentsOf: owned.line) }
             append("\r\n", &out)
             return kept
         }

@@ -42,7 +42,7 @@ final class LoadedCertificate {
         return loaded
     }
 
-    private static func openFile(_ path: String, what: String) throws(TLSConfigError) -> OpaquePointer {
+    static func openFile(_ path: String, what: String) throws(TLSConfigError) -> OpaquePointer {
         guard let bio = BIO_new_file(path, "r") else {
             // OpenSSL queues fopen's errno as a system error; errno itself may have changed since.
             let queued = ERR_peek_error()
@@ -54,9 +54,13 @@ final class LoadedCertificate {
         return bio
     }
 
-    /// Every PEM certificate in the file, leaf first. Other PEM blocks (a key in the same file) are skipped.
-    private static func readCertificates(_ path: String) throws(TLSConfigError) -> [OpaquePointer] {
-        let bio = try openFile(path, what: "certificate")
+    /// Every PEM certificate in the file, in file order; the caller owns (and frees) each. Other PEM blocks (a
+    /// key in the same file) are skipped. `what` names the file in messages ("certificate", "client CA"), and
+    /// `order` says how its certificates should be arranged.
+    static func readCertificates(
+        _ path: String, what: String = "certificate", order: String = "leaf first"
+    ) throws(TLSConfigError) -> [OpaquePointer] {
+        let bio = try openFile(path, what: what)
         defer { BIO_free(bio) }
         var certificates: [OpaquePointer] = []
         while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) { certificates.append(certificate) }
@@ -71,7 +75,7 @@ final class LoadedCertificate {
                 ? "no PEM certificate could be read" : "certificate \(certificates.count + 1) is damaged"
             throw TLSConfigError(
                 .noCertificate, file: path,
-                "TLS certificate file \(path): \(which) (expected -----BEGIN CERTIFICATE----- blocks, leaf first; "
+                "TLS \(what) file \(path): \(which) (expected -----BEGIN CERTIFICATE----- blocks, \(order); "
                     + "OpenSSL: \(reason))")
         }
         ERR_clear_error()

@@ -61,7 +61,7 @@ public final class TLSClientSession: TLSChannel {
         case .failed(let sslError):
             // A session that failed to resume is not offered again.
             if !isHandshakeComplete { cache?.clear() }
-            return .failed(TLSError.drainingQueue(sslError: sslError, verifyResult: verifyResult))
+            return .failed(TLSError.drainingQueue(sslError: sslError, verifyResult: verifyResult, isClientSide: true))
         }
     }
 
@@ -69,7 +69,7 @@ public final class TLSClientSession: TLSChannel {
         switch io.writePlaintext(bytes) {
         case .progress, .closed: .done
         case .wantMoreInput: .wantMoreInput
-        case .failed(let sslError): .failed(TLSError.drainingQueue(sslError: sslError))
+        case .failed(let sslError): .failed(TLSError.drainingQueue(sslError: sslError, isClientSide: true))
         }
     }
 

@@ -17,6 +17,10 @@ public struct TLSConfigError: Error, CustomStringConvertible, Sendable, Equatabl
         case notYetValid
         /// A certificate other than the default has no subjectAltName DNS names, so SNI could never choose it.
         case noServerNames
+        /// A certificate in the client CA file is not a CA certificate (no basicConstraints CA:TRUE).
+        case notACertificateAuthority
+        /// The client CA file holds intermediates only: no chain could end at a root, so nothing would verify.
+        case noRootCertificate
         /// OpenSSL would not use the certificate or key: typically a key or signature too weak for the system's
         /// security level (RSA under 2048 bits, SHA-1), or an unsupported key type.
         case refusedByOpenSSL

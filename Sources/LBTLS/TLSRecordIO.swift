@@ -20,6 +20,12 @@ public protocol TLSChannel: AnyObject {
     var hasCiphertext: Bool { get }
     func shutdown()
     var isHandshakeComplete: Bool { get }
+    /// The peer's verified client certificate subject, on the server side of mutual TLS; nil otherwise.
+    var clientCertificateSubject: String? { get }
+}
+
+extension TLSChannel {
+    public var clientCertificateSubject: String? { nil }
 }
 
 /// The memory-BIO plumbing both sides share. A value holding unowned pointers: the session that made it owns

@@ -44,11 +44,14 @@ public struct TLSServerConfig: Sendable, Equatable {
     public var sessionCacheSize: Int
     /// How long a session (cached or in a ticket) may be resumed, in seconds.
     public var sessionLifetimeSeconds: Int
+    /// Ask clients for a certificate and verify it (mutual TLS); nil: no certificate is requested.
+    public var clientCertificates: TLSClientCertificates?
 
     public init(
         certificates: [TLSCertificateFiles], defaultCertificate: Int = 0, strictSNI: Bool = false,
         minimumVersion: TLSProtocolVersion = .tls1_2, alpnProtocols: [String] = ["http/1.1"],
-        sessionTickets: Bool = true, sessionCacheSize: Int = 20_000, sessionLifetimeSeconds: Int = 7_200
+        sessionTickets: Bool = true, sessionCacheSize: Int = 20_000, sessionLifetimeSeconds: Int = 7_200,
+        clientCertificates: TLSClientCertificates? = nil
     ) {
         self.certificates = certificates
         self.defaultCertificate = defaultCertificate
@@ -58,6 +61,7 @@ public struct TLSServerConfig: Sendable, Equatable {
         self.sessionTickets = sessionTickets
         self.sessionCacheSize = sessionCacheSize
         self.sessionLifetimeSeconds = sessionLifetimeSeconds
+        self.clientCertificates = clientCertificates
     }
 
     /// Checks what does not need a file; throws `.invalidSetting` naming the setting.
@@ -84,6 +88,17 @@ public struct TLSServerConfig: Sendable, Equatable {
             throw TLSConfigError(
                 .invalidSetting, file: nil,
                 "TLS session lifetime \(sessionLifetimeSeconds) s must be positive and fit in 32 bits")
+        }
+        if let client = clientCertificates {
+            if client.caFile.isEmpty {
+                throw TLSConfigError(.invalidSetting, file: nil, "TLS client certificates need a CA file")
+            }
+            if !(0...TLSClientCertificates.maxVerifyDepth).contains(client.verifyDepth) {
+                throw TLSConfigError(
+                    .invalidSetting, file: nil,
+                    "TLS client certificate verify depth \(client.verifyDepth) is out of range "
+                        + "0-\(TLSClientCertificates.maxVerifyDepth)")
+            }
         }
     }
 }

@@ -12,12 +12,16 @@ extension TLSServerContext {
     /// 16-byte key name, 32-byte HMAC secret, 32-byte AES key: the blob SSL_CTX_set_tlsext_ticket_keys takes.
     static let ticketKeyLength = 80
     /// Sessions from one listener resume only on an SSL_CTX with the same id context; all of ours share it.
+    /// OpenSSL refuses to resume a session without one once client certificates are verified. A session cannot
+    /// cross to another listener's context with other client-certificate settings anyway: each context has
+    /// its own ticket keys and session cache.
     private static let sessionIDContext: [UInt8] = Array("lb-tls".utf8)
 
     /// One SSL_CTX for `certificate`, fully configured except for the callbacks (which need the finished
     /// context object). The caller owns the result and frees it with SSL_CTX_free.
     static func makeSSLContext(
-        _ certificate: LoadedCertificate, config: TLSServerConfig, ticketKeys: inout [UInt8]
+        _ certificate: LoadedCertificate, config: TLSServerConfig, clientAuthorities: ClientCertificateAuthorities?,
+        ticketKeys: inout [UInt8]
     ) throws(TLSConfigError) -> OpaquePointer {
         ERR_clear_error()
         guard let context = SSL_CTX_new(TLS_server_method()) else {
@@ -27,6 +31,9 @@ extension TLSServerContext {
             try configureProtocol(context, config: config)
             try useCertificate(context, certificate)
             try configureResumption(context, config: config, ticketKeys: &ticketKeys)
+            if let settings = config.clientCertificates, let clientAuthorities {
+                try requestClientCertificates(context, settings, clientAuthorities)
+            }
         } catch {
             SSL_CTX_free(context)
             throw error

@@ -9,6 +9,10 @@ import Glibc
 /// with the same keys (random per context, never written anywhere), and the server-side session cache lives in
 /// the default certificate's SSL_CTX, which every session starts from.
 ///
+/// With client certificates, every SSL_CTX carries the same verify mode, depth, CA store and CA names: SNI
+/// switches a session to another certificate's SSL_CTX during the handshake, and the certificate request and
+/// its verification read from whichever one the session has then.
+///
 /// `@unchecked Sendable`: after `init` no stored property changes. Worker threads use the SSL_CTXs only through
 /// `SSL_new`, the handshake and the session cache, which OpenSSL documents as safe to share between threads
 /// (it locks the cache and reference counts itself); the callbacks only read the immutable tables.
@@ -42,6 +46,10 @@ public final class TLSServerContext: @unchecked Sendable {
                     + "make it the default certificate or reissue it with DNS names")
         }
 
+        let clientAuthorities = try config.clientCertificates.map {
+            (client) throws(TLSConfigError) in try ClientCertificateAuthorities.load(client.caFile)
+        }
+
         var ticketKeys = [UInt8](repeating: 0, count: Self.ticketKeyLength)
         defer { OPENSSL_cleanse(&ticketKeys, Self.ticketKeyLength) }
         guard RAND_bytes(&ticketKeys, Int32(Self.ticketKeyLength)) == 1 else {
@@ -50,7 +58,9 @@ public final class TLSServerContext: @unchecked Sendable {
         var contexts: [OpaquePointer] = []
         do throws(TLSConfigError) {
             for certificate in loaded {
-                contexts.append(try Self.makeSSLContext(certificate, config: config, ticketKeys: &ticketKeys))
+                contexts.append(
+                    try Self.makeSSLContext(
+                        certificate, config: config, clientAuthorities: clientAuthorities, ticketKeys: &ticketKeys))
             }
         } catch {
             for context in contexts { SSL_CTX_free(context) }

@@ -32,10 +32,12 @@ public enum TLSWriteResult: Equatable, Sendable {
 public final class TLSSession: TLSChannel {
     public let context: TLSServerContext
     private let io: TLSRecordIO
-    private var ssl: OpaquePointer { io.ssl }
+    var ssl: OpaquePointer { io.ssl }
     /// Set when strict SNI refused the client's server name, so the error can say so instead of OpenSSL's
     /// generic "callback failed".
     private var refusedServerName = false
+    /// The verified client certificate's subject, read once after the handshake (see `clientCertificateSubject`).
+    var clientSubject: ClientSubject = .unread
 
     /// A fresh server-side session starting from the context's default certificate.
     public init(context: TLSServerContext) throws(TLSError) {
@@ -88,7 +90,8 @@ public final class TLSSession: TLSChannel {
     public func shutdown() { io.shutdown() }
 
     private func failure(_ sslError: Int32) -> TLSError {
-        TLSError.drainingQueue(sslError: sslError, refusedServerName: refusedServerName)
+        TLSError.drainingQueue(
+            sslError: sslError, refusedServerName: refusedServerName, verifyResult: SSL_get_verify_result(ssl))
     }
 
     // MARK: handshake callbacks
@@ -103,10 +106,17 @@ public final class TLSSession: TLSChannel {
             alert.pointee = SSL_AD_UNRECOGNIZED_NAME
             return SSL_TLSEXT_ERR_ALERT_FATAL
         }
-        if index != context.config.defaultCertificate && SSL_set_SSL_CTX(ssl, context.sslContexts[index]) == nil {
+        guard index != context.config.defaultCertificate else { return SSL_TLSEXT_ERR_OK }
+        let chosen = context.sslContexts[index]
+        if SSL_set_SSL_CTX(ssl, chosen) == nil {
             alert.pointee = SSL_AD_INTERNAL_ERROR
             return SSL_TLSEXT_ERR_ALERT_FATAL
         }
+        // SSL_set_SSL_CTX swaps the certificate, and the CA store and CA names follow the new SSL_CTX, but the
+        // verify mode and depth stay those SSL_new copied from the default SSL_CTX. Every SSL_CTX of a context
+        // has the same ones; taking the chosen one's makes that invariant not load-bearing.
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(chosen), SSL_CTX_get_verify_callback(chosen))
+        SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(chosen))
         return SSL_TLSEXT_ERR_OK
     }
 

@@ -56,6 +56,13 @@ final class ConfigKeyTableTests: XCTestCase {
             base: ["certificates": #"[{"cert": "c", "key": "k"}, {"cert": "d", "key": "e"}]"#],
             wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {\#($0)}}]}"# }),
         Section(
+            "listeners[0].tls.client_certificates", ConfigLoader.ClientCertificateKey.self,
+            base: ["ca_file": #""ca.pem""#],
+            wrap: {
+                #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{"cert": "c", "key": "k"}], "#
+                    + #""client_certificates": {\#($0)}}}]}"#
+            }),
+        Section(
             "listeners[0].tls.certificates[0]", ConfigLoader.CertificateKey.self,
             base: ["cert": #""c""#, "key": #""k""#],
             wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{\#($0)}]}}]}"# }),
@@ -112,6 +119,11 @@ final class ConfigKeyTableTests: XCTestCase {
         "listeners[0].tls.certificates": #"[{"cert": "x", "key": "y"}]"#,
         "listeners[0].tls.default_certificate": "1", "listeners[0].tls.strict_sni": "true",
         "listeners[0].tls.min_version": #""1.3""#, "listeners[0].tls.session_tickets": "false",
+        "listeners[0].tls.client_certificates": #"{"ca_file": "ca.pem"}"#,
+        "listeners[0].tls.client_certificates.ca_file": #""other.pem""#,
+        "listeners[0].tls.client_certificates.mode": #""optional""#,
+        "listeners[0].tls.client_certificates.subject_header": #""X-Client-Subject""#,
+        "listeners[0].tls.client_certificates.verify_depth": "5",
         "listeners[0].tls.certificates[0].cert": #""x""#, "listeners[0].tls.certificates[0].key": #""y""#,
         "servers[0].tls": "true",
         "upstream_tls": #"{"verify": false}"#, "upstream_tls.enabled": "false", "upstream_tls.ca_file": #""ca.pem""#,

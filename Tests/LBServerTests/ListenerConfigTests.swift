@@ -68,6 +68,71 @@ final class ListenerConfigTests: XCTestCase {
                 .contains("admin.listen: 127.0.0.1:5 is the same address as listeners[0].address"))
     }
 
+    /// `listeners[0]` with one certificate and `client_certificates` set to `client` (JSON).
+    private func clientCertificates(_ client: String) -> String {
+        #"{"listeners": [{"address": "127.0.0.1:1", "tls": {"certificates": [{"cert": "c", "key": "k"}], "#
+            + #""client_certificates": \#(client)}}]}"#
+    }
+
+    func testClientCertificatesLoadWithTheirDefaults() throws {
+        func loaded(_ client: String) throws -> LBConfig.ClientCertificates? {
+            try XCTUnwrap(load(clientCertificates(client)).effectiveListeners[0].tls).clientCertificates
+        }
+        XCTAssertEqual(
+            try loaded(#"{"ca_file": "clients.pem"}"#),
+            LBConfig.ClientCertificates(caFile: "clients.pem", mode: .required, subjectHeader: nil, verifyDepth: 2),
+            "required by default, and no header unless one is named")
+        XCTAssertEqual(
+            try loaded(
+                #"{"ca_file": "c.pem", "mode": "optional", "subject_header": "X-SSL-Client-DN", "verify_depth": 0}"#),
+            LBConfig.ClientCertificates(
+                caFile: "c.pem", mode: .optional, subjectHeader: "X-SSL-Client-DN", verifyDepth: 0))
+        let plain =
+            #"{"listeners": [{"address": "127.0.0.1:1", "tls": {"certificates": [{"cert": "c", "key": "k"}]}}]}"#
+        XCTAssertNil(try load(plain).effectiveListeners[0].tls?.clientCertificates)
+    }
+
+    func testBadClientCertificateSettingsNameTheKeyAndTheProblem() {
+        let at = "listeners[0].tls.client_certificates"
+        let cases: [(client: String, says: String)] = [
+            (#"{}"#, "\(at).ca_file: missing (required): the PEM file of the CAs that issue client certificates"),
+            (#"{"ca_file": ""}"#, "\(at).ca_file: must not be empty"),
+            (#"{"ca_file": 3}"#, "\(at).ca_file: expected a string"),
+            (#"{"ca_file": "c", "mode": "request"}"#, #"\#(at).mode: "request" is not one of required, optional"#),
+            (#"{"ca_file": "c", "verify_depth": 11}"#, "\(at).verify_depth: 11 is out of range 0-10"),
+            (#"{"ca_file": "c", "verify_depth": -1}"#, "\(at).verify_depth: -1 is out of range 0-10"),
+            (#"{"ca_file": "c", "subject_header": ""}"#, "\(at).subject_header: must not be empty"),
+            (#"{"ca_file": "c", "subject_header": "X Client"}"#, #"subject_header: "X Client" is not an HTTP field"#),
+            (#"{"ca_file": "c", "subject_header": "Host"}"#, #"subject_header: "Host" is a field lb handles itself"#),
+            (#"{"ca_file": "c", "subject_header": "content-length"}"#, "is a field lb handles itself"),
+            (#"{"ca_file": "c", "subject_header": "Transfer-Encoding"}"#, "is a field lb handles itself"),
+            (#"{"ca_file": "c", "subject_header": "Connection"}"#, "is a field lb handles itself"),
+            (#"{"ca_file": "c", "subject_header": "X-Forwarded-For"}"#, "is a field lb handles itself"),
+            (#"{"ca_file": "c", "subject_header": null}"#, "\(at).subject_header: expected a string"),
+            (#"{"ca_file": "c", "mod": "optional"}"#, "\(at).mod: unknown key (did you mean mode?)"),
+            (#""yes""#, "\(at): expected an object"),
+        ]
+        for c in cases {
+            let text = problems(clientCertificates(c.client))
+            XCTAssertTrue(text.contains(c.says), "\(c.client): \(text)")
+        }
+    }
+
+    /// The flags swap the certificate; they must not open a listener that requires client certificates.
+    func testTLSFlagsKeepTheFilesClientCertificates() throws {
+        let file = try load(
+            #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{"cert": "a", "key": "b"}], "#
+                + #""strict_sni": true, "#
+                + #""client_certificates": {"ca_file": "ca.pem", "subject_header": "X-Client"}}}]}"#)
+        let flagged = try file.applying(CommandLineOverrides(tlsCert: "c.pem", tlsKey: "k.pem"))
+        let tls = try XCTUnwrap(flagged.effectiveListeners[0].tls)
+        XCTAssertEqual(tls.certificates, [.init(cert: "c.pem", key: "k.pem")])
+        XCTAssertEqual(tls.clientCertificates, LBConfig.ClientCertificates(caFile: "ca.pem", subjectHeader: "X-Client"))
+        XCTAssertFalse(tls.strictSNI, "the other TLS keys take their defaults, as documented")
+        let moved = try file.applying(CommandLineOverrides(listen: "127.0.0.1:9444", tlsCert: "c.pem", tlsKey: "k.pem"))
+        XCTAssertNil(moved.effectiveListeners[0].tls?.clientCertificates, "--listen names another listener")
+    }
+
     func testTLSFlagsMakeTheListenAddressHTTPSAndNeedEachOther() throws {
         let base = LBConfig()
         let tls = try base.applying(CommandLineOverrides(listen: "127.0.0.1:9443", tlsCert: "c.pem", tlsKey: "k.pem"))

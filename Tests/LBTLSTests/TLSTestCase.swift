@@ -13,12 +13,12 @@ class TLSTestCase: XCTestCase {
     /// rsa.test (the default), a.test, *.b.test, chain.test (with its intermediate in the file).
     func config(
         strictSNI: Bool = false, minimumVersion: TLSProtocolVersion = .tls1_2, alpn: [String] = ["http/1.1"],
-        sessionTickets: Bool = true, sessionCacheSize: Int = 1_000
+        sessionTickets: Bool = true, sessionCacheSize: Int = 1_000, clientCertificates: TLSClientCertificates? = nil
     ) -> TLSServerConfig {
         TLSServerConfig(
             certificates: ["rsa", "a", "wildcard", "chained"].map(certificates.pair), defaultCertificate: 0,
             strictSNI: strictSNI, minimumVersion: minimumVersion, alpnProtocols: alpn, sessionTickets: sessionTickets,
-            sessionCacheSize: sessionCacheSize)
+            sessionCacheSize: sessionCacheSize, clientCertificates: clientCertificates)
     }
 
     func context(_ config: TLSServerConfig? = nil) throws -> TLSServerContext {

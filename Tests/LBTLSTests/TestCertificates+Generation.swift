@@ -102,6 +102,7 @@ extension TestCertificates {
         let leafPEM = try String(contentsOfFile: directory + "/chained.crt", encoding: .utf8)
         let intermediatePEM = try String(contentsOfFile: directory + "/intermediate.crt", encoding: .utf8)
         try write("chained.crt", leafPEM + intermediatePEM)
+        try generateClientCertificates(directory: directory, run: run, write: write, ecKey: ecKey)
     }
 
     private static func config(directory: String) -> String {

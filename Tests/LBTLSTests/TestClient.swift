@@ -1,4 +1,5 @@
 import COpenSSL
+import LBTLS
 import XCTest
 
 /// A TLS client made directly with OpenSSL, on two memory BIOs like the server: the other end of every test.
@@ -14,6 +15,8 @@ final class TestClient {
         var allowLegacy = false
         /// SSL_SESSION to resume; the client takes its own reference.
         var session: OpaquePointer?
+        /// The client's certificate chain file (leaf first) and key, presented when the server asks for one.
+        var certificate: TLSCertificateFiles?
     }
 
     private let context: OpaquePointer
@@ -33,6 +36,10 @@ final class TestClient {
         if options.allowLegacy { SSL_CTX_set_security_level(context, 0) }
         if options.minVersion != 0 { XCTAssertEqual(lb_SSL_CTX_set_min_proto_version(context, options.minVersion), 1) }
         if options.maxVersion != 0 { XCTAssertEqual(lb_SSL_CTX_set_max_proto_version(context, options.maxVersion), 1) }
+        if let files = options.certificate {
+            XCTAssertEqual(SSL_CTX_use_certificate_chain_file(context, files.certificateChain), 1)
+            XCTAssertEqual(SSL_CTX_use_PrivateKey_file(context, files.privateKey, SSL_FILETYPE_PEM), 1)
+        }
         ssl = SSL_new(context)!
         readBIO = BIO_new(BIO_s_mem())!
         writeBIO = BIO_new(BIO_s_mem())!
@@ -121,6 +128,20 @@ final class TestClient {
 
     /// The session to resume from, with a reference the caller releases (SSL_SESSION_free); nil if none.
     func session() -> OpaquePointer? { SSL_get1_session(ssl) }
+
+    /// The CA names the server sent in its certificate request, RFC 2253 text each.
+    var requestedCANames: [String] {
+        guard let names = SSL_get_client_CA_list(ssl) else { return [] }
+        return (0..<OPENSSL_sk_num(names)).map { i in
+            let name = OpaquePointer(OPENSSL_sk_value(names, i))
+            let bio = BIO_new(BIO_s_mem())!
+            defer { BIO_free(bio) }
+            _ = lb_X509_NAME_print_rfc2253(bio, name)
+            var bytes = [UInt8](repeating: 0, count: Int(lb_BIO_pending(bio)))
+            _ = BIO_read(bio, &bytes, Int32(bytes.count))
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
 
     /// The commonName of the certificate the server presented.
     var peerCommonName: String? {

@@ -19,7 +19,7 @@ public struct CommandLineOverrides: Sendable, Equatable {
     /// `--workers N|auto`
     public var workers: String?
     /// `--tls-cert FILE` and `--tls-key FILE`: together they make the `--listen` address (or the file's one
-    /// listener) a TLS listener with this certificate.
+    /// listener) a TLS listener with this certificate; that listener's `client_certificates` in the file stay.
     public var tlsCert: String?
     public var tlsKey: String?
 
@@ -66,8 +66,12 @@ extension LBConfig {
             if listeners.count > 1 {
                 problems.add(flag("tls-cert", cert), "the file has \(listeners.count) listeners; give --listen too")
             } else {
-                config.listeners = [LBConfig.Listener(
-                    address: listeners[0].address, tls: LBConfig.TLS(certificates: [.init(cert: cert, key: key)]))]
+                // The flags swap the server's certificate; who may connect stays as the file says, so a listener
+                // that requires client certificates is never opened to every client by a certificate flag.
+                let tls = LBConfig.TLS(
+                    certificates: [.init(cert: cert, key: key)],
+                    clientCertificates: listeners[0].tls?.clientCertificates)
+                config.listeners = [LBConfig.Listener(address: listeners[0].address, tls: tls)]
             }
         case (let cert?, nil):
             problems.add(flag("tls-cert", cert), "needs --tls-key with the certificate's private key")

@@ -1,12 +1,20 @@
+import LBHTTP
+import LBTLS
+
 extension ConfigLoader {
     enum ListenerKey: String, ConfigKey { case address, tls }
 
     enum TLSKey: String, ConfigKey {
         case certificates, defaultCertificate = "default_certificate", strictSNI = "strict_sni"
         case minVersion = "min_version", sessionTickets = "session_tickets"
+        case clientCertificates = "client_certificates"
     }
 
     enum CertificateKey: String, ConfigKey { case cert, key }
+
+    enum ClientCertificateKey: String, ConfigKey {
+        case caFile = "ca_file", mode, subjectHeader = "subject_header", verifyDepth = "verify_depth"
+    }
 
     /// Reads `listeners`: a non-empty array of `{ "address": "HOST:PORT", "tls": { ... } }`. Files are checked
     /// when the listener starts (and by `--check-config`), where OpenSSL reads them.
@@ -61,6 +69,30 @@ extension ConfigLoader {
         tls.strictSNI = s.bool(.strictSNI, default: false)
         tls.minVersion = s.choice(.minVersion, default: .tls12)
         tls.sessionTickets = s.bool(.sessionTickets, default: true)
+        if let c = s.section(.clientCertificates, of: ClientCertificateKey.self) {
+            tls.clientCertificates = readClientCertificates(c)
+        }
         return certificates.isEmpty ? nil : tls
+    }
+
+    /// `client_certificates`; nil when `ca_file` is missing (recorded). The CA file itself is read where the
+    /// certificates are: at start, by `--check-config` and on reload.
+    static func readClientCertificates(_ s: ConfigSection<ClientCertificateKey>) -> LBConfig.ClientCertificates? {
+        let what = "the PEM file of the CAs that issue client certificates"
+        switch s[.caFile] {
+        case nil: s.problem(.caFile, "missing (required): \(what)")
+        case .string("")?: s.problem(.caFile, "must not be empty: \(what)")
+        default: break
+        }
+        let caFile = s.string(.caFile, default: "")
+        var client = LBConfig.ClientCertificates(caFile: caFile)
+        client.mode = s.choice(.mode, default: client.mode)
+        client.verifyDepth = s.int(
+            .verifyDepth, default: client.verifyDepth, in: 0...TLSClientCertificates.maxVerifyDepth)
+        client.subjectHeader = s.parsed(.subjectHeader, default: nil) { (name: String) throws(ConfigValueError) in
+            if let problem = OwnedRequestField.problem(withName: name) { throw ConfigValueError(problem) }
+            return name
+        }
+        return caFile.isEmpty ? nil : client
     }
 }

@@ -37,16 +37,43 @@ extension LBConfig {
         public var minVersion: MinVersion
         /// Session tickets (keys shared by every worker, so a session resumes on any of them).
         public var sessionTickets: Bool
+        /// Client certificates (mutual TLS); nil: none is requested.
+        public var clientCertificates: ClientCertificates?
 
         public init(
             certificates: [Certificate], defaultCertificate: Int = 0, strictSNI: Bool = false,
-            minVersion: MinVersion = .tls12, sessionTickets: Bool = true
+            minVersion: MinVersion = .tls12, sessionTickets: Bool = true, clientCertificates: ClientCertificates? = nil
         ) {
             self.certificates = certificates
             self.defaultCertificate = defaultCertificate
             self.strictSNI = strictSNI
             self.minVersion = minVersion
             self.sessionTickets = sessionTickets
+            self.clientCertificates = clientCertificates
+        }
+    }
+
+    /// `listeners[i].tls.client_certificates`: which CAs issue client certificates, whether one is required, and
+    /// the request field that carries a verified certificate's subject to the backends.
+    public struct ClientCertificates: Equatable, Sendable {
+        public enum Mode: String, CaseIterable, Sendable {
+            case required, optional
+        }
+
+        /// PEM file of the CA certificates that issue client certificates.
+        public var caFile: String
+        public var mode: Mode
+        /// The field the proxy sets to the verified subject (and strips from every request on the listener);
+        /// nil: no field is added and nothing is stripped.
+        public var subjectHeader: String?
+        /// Intermediate CA certificates allowed between a client certificate and a CA of `caFile`.
+        public var verifyDepth: Int
+
+        public init(caFile: String, mode: Mode = .required, subjectHeader: String? = nil, verifyDepth: Int = 2) {
+            self.caFile = caFile
+            self.mode = mode
+            self.subjectHeader = subjectHeader
+            self.verifyDepth = verifyDepth
         }
     }
 

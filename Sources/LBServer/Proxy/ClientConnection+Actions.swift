@@ -112,7 +112,7 @@ extension ClientConnection {
             _ = clientAddress.withUnsafeBytes { addr in
                 HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
                                         options: settings.forwarding, secure: stream.isEncrypted,
-                                        into: &outgoingHead)
+                                        owned: tls?.ownedField, into: &outgoingHead)
             }
         }
         guard let state = routing else { return }

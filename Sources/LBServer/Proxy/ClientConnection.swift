@@ -1,6 +1,7 @@
 import CLibUV
 import LBCore
 import LBHTTP
+import LBTLS
 import LBUV
 
 /// One client connection: the shell that carries an `Exchange` over a byte stream (TCP today). It reads, feeds
@@ -19,6 +20,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     unowned(unsafe) let worker: Worker
     /// The transport; this connection owns it and is its handler until it reports `streamClosed()`.
     let stream: any ByteStream
+    /// `stream` when it is TLS, for what the handshake established (the client certificate's subject field).
+    let tls: TLSStream<TLSSession>?
     var parser: HTTPParser
     var exchange: Exchange
     /// The actions of the event being handled, performed in order (reused: no allocation per event).
@@ -48,9 +51,10 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     var listNext: ClientConnection?
     var inList = false
 
-    init(worker: Worker, stream: any ByteStream) {
+    init(worker: Worker, stream: any ByteStream, tls: TLSStream<TLSSession>? = nil) {
         self.worker = worker
         self.stream = stream
+        self.tls = tls
         parser = HTTPParser(kind: .request, limits: worker.settings.limits)
         exchange = Exchange(retries: worker.settings.retries)
     }

@@ -1,4 +1,5 @@
 import CLibUV
+import LBHTTP
 import LBTLS
 import LBUV
 
@@ -38,12 +39,22 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
     /// A close_notify that arrived while reading was paused: delivered when the handler reads again, as a TCP
     /// EOF would only be seen then.
     private var eofPending = false
+    /// The field every request head of this connection is forwarded with (`TLSListenerContext.subjectField`):
+    /// without a value until the first plaintext, then with the verified client certificate's subject when
+    /// there is one. Nil when the listener has no `subject_header`.
+    private(set) var ownedField: OwnedRequestField?
+    /// The first plaintext has been delivered: the handshake is complete and `ownedField` final.
+    private var handshakeSeen = false
 
-    init(socket: HandledTCPStream, session: Session, worker: Worker?, connecting: Bool = false) {
+    init(
+        socket: HandledTCPStream, session: Session, worker: Worker?, connecting: Bool = false,
+        subjectField: OwnedRequestField? = nil
+    ) {
         self.socket = socket
         self.session = session
         self.worker = worker
         self.connecting = connecting
+        self.ownedField = subjectField
         socket.handler = self
     }
 
@@ -196,15 +207,32 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
 
     // MARK: internals
 
+    /// Keeps the failure for the handler. On an accepted connection every failure counts once in
+    /// `tlsFailures`, and a refused client certificate also under its reason; a connecting side's handler counts.
     private func fail(_ error: TLSError) {
         failure = error
-        if !connecting, let worker { worker.counters.tlsFailures &+= 1 }
+        guard !connecting, let worker else { return }
+        worker.counters.tlsFailures &+= 1
+        if let refusal = error.clientCertificateRefusal {
+            worker.counters.clientCertificateRefusals[refusal.rawValue] &+= 1
+        }
     }
 
     private func deliverPlaintext() {
         guard !plaintext.isEmpty, let handler else { return }
+        if !handshakeSeen { handshakeCompleted() }
         plaintext.withUnsafeBytes { handler.streamRead($0) }
         plaintext.removeAll(keepingCapacity: plaintext.capacity <= 64 * 1024)
+    }
+
+    /// Once per connection, before its first request is handed up (only a completed handshake yields
+    /// plaintext): the subject field gets its value. The subject is read and the line built here, once; every
+    /// request then shares them.
+    private func handshakeCompleted() {
+        handshakeSeen = true
+        if let field = ownedField, let subject = session.clientCertificateSubject {
+            ownedField = field.with(value: subject.utf8)
+        }
     }
 
     private func sendCiphertext() {

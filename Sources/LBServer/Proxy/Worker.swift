@@ -51,7 +51,7 @@ final class Worker {
     /// Binds one traffic listener, TLS when `tls` is given: one context per listener, shared by every worker so
     /// a session resumes on any of them, and read at each accept so a reloaded certificate serves the next
     /// connection (open ones keep theirs). `reusePort` when several workers share the address.
-    func listen(on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSServerContext>? = nil)
+    func listen(on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSListenerContext>? = nil)
         throws(SetupError)
         -> SocketAddress
     {
@@ -69,7 +69,7 @@ final class Worker {
         return l.boundAddress
     }
 
-    private func accept(from listener: Listener, tls: SnapshotPublisher<TLSServerContext>?) {
+    private func accept(from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?) {
         let socket = HandledTCPStream(loop: loop)
         guard listener.accept(into: socket) else { return }
         counters.connectionsTotal &+= 1
@@ -82,14 +82,15 @@ final class Worker {
         uv_tcp_nodelay(socket.handle, 1)
         let conn: ClientConnection
         if let tls {
+            let served = tls.load()
             let session: TLSSession
-            do { session = try TLSSession(context: tls.load()) } catch {
+            do { session = try TLSSession(context: served.tls) } catch {
                 counters.tlsFailures &+= 1
                 socket.close()
                 return
             }
-            let stream = TLSStream(socket: socket, session: session, worker: self)
-            conn = ClientConnection(worker: self, stream: stream)
+            let stream = TLSStream(socket: socket, session: session, worker: self, subjectField: served.subjectField)
+            conn = ClientConnection(worker: self, stream: stream, tls: stream)
             stream.handler = conn
         } else {
             conn = ClientConnection(worker: self, stream: socket)

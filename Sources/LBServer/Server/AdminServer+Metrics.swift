@@ -1,5 +1,6 @@
 import Foundation
 import LBCore
+import LBTLS
 
 /// `GET /metrics`: the same numbers as `/api/stats`, in the Prometheus text format (`PrometheusText`), with
 /// conventional names (`_total` counters, base units: seconds and bytes) and a `server` label per backend.
@@ -39,6 +40,14 @@ extension AdminServer {
             "lb_tls_failures_total", .counter,
             "TLS client connections closed on a failed handshake or a record that did not decrypt.")
         m.sample("lb_tls_failures_total", [], w.tlsFailures)
+        m.family(
+            "lb_tls_client_certificates_refused_total", .counter,
+            "TLS handshakes refused over the client certificate (also in lb_tls_failures_total), by reason.")
+        for refusal in TLSClientCertificateRefusal.allCases {
+            m.sample(
+                "lb_tls_client_certificates_refused_total", [("reason", refusal.name)],
+                w.clientCertificateRefusals[refusal.rawValue])
+        }
 
         m.family("lb_requests_received_total", .counter, "Requests received from clients (every request head).")
         m.sample("lb_requests_received_total", [], w.requests)

@@ -1,5 +1,6 @@
 import Foundation
 import LBCore
+import LBTLS
 
 /// `GET /api/stats`: counters summed over every worker, per server and in total, plus uptime, version, rates and
 /// latency percentiles. Field names are documented in the README's "Observability" section.
@@ -34,6 +35,10 @@ extension AdminServer {
             entry["health"] = b.health.statsJSON(now: now, since: startedAtLoop)
             perServer.append(entry)
         }
+        var clientCertificateRefusals: [String: UInt64] = [:]
+        for refusal in TLSClientCertificateRefusal.allCases {
+            clientCertificateRefusals[refusal.name] = workers.clientCertificateRefusals[refusal.rawValue]
+        }
         var proxyErrors: [String: UInt64] = [:]
         for cause in ProxyErrorCause.allCases {
             proxyErrors[String(cause.status)] = workers.proxyErrors[cause.rawValue]
@@ -46,6 +51,7 @@ extension AdminServer {
             "connections": [
                 "total": workers.connectionsTotal, "refused": workers.connectionsRefused,
                 "accept_errors": workers.acceptErrors, "tls_failures": workers.tlsFailures,
+                "tls_client_certificates_refused": clientCertificateRefusals,
                 "open": stats.openConnections,
             ],
             "requests": [

@@ -1,18 +1,34 @@
 import LBCore
+import LBHTTP
 import LBTLS
 import LBUV
 
 extension ProxyServer {
     /// The OpenSSL context of one TLS listener: its certificates loaded and checked (a file that cannot be
-    /// read, a key that does not match, an expired certificate: the error names the file and the problem).
-    static func makeTLSContext(_ tls: LBConfig.TLS) throws(SetupError) -> TLSServerContext {
+    /// read, a key that does not match, an expired certificate: the error names the file and the problem), and
+    /// the client CA file too when it asks for client certificates.
+    static func makeTLSContext(_ tls: LBConfig.TLS) throws(SetupError) -> TLSListenerContext {
+        let client = tls.clientCertificates
         let config = TLSServerConfig(
             certificates: tls.certificates.map { TLSCertificateFiles(certificateChain: $0.cert, privateKey: $0.key) },
             defaultCertificate: tls.defaultCertificate, strictSNI: tls.strictSNI,
             minimumVersion: tls.minVersion == .tls13 ? .tls1_3 : .tls1_2, alpnProtocols: ["http/1.1", "http/1.0"],
-            sessionTickets: tls.sessionTickets)
+            sessionTickets: tls.sessionTickets,
+            clientCertificates: client.map {
+                TLSClientCertificates(
+                    caFile: $0.caFile, mode: $0.mode == .required ? .required : .optional, verifyDepth: $0.verifyDepth)
+            })
+        var subjectField: OwnedRequestField?
+        if let name = client?.subjectHeader {
+            // The loader checked the name; a config built in code without it fails here, not on a request.
+            guard let field = OwnedRequestField(name: name) else {
+                let problem = OwnedRequestField.problem(withName: name) ?? "not usable"
+                throw SetupError("client_certificates.subject_header: \(problem)")
+            }
+            subjectField = field
+        }
         do {
-            return try TLSServerContext(config: config)
+            return TLSListenerContext(tls: try TLSServerContext(config: config), subjectField: subjectField)
         } catch {
             throw SetupError(error.description)
         }
@@ -33,7 +49,7 @@ extension ProxyServer {
             logger.warning("TLS certificates not reloaded", metadata: ["reason": "\(problem)"])
             return [problem]
         }
-        var fresh: [TLSServerContext] = []
+        var fresh: [TLSListenerContext] = []
         var problems: [String] = []
         for (i, tls) in wanted.enumerated() {
             do {
@@ -57,7 +73,7 @@ extension ProxyServer {
             tlsIndex += 1
         }
         logger.info("TLS certificates reloaded", metadata: [
-            "certificates": "\(fresh.reduce(0) { $0 + $1.certificates.count })",
+            "certificates": "\(fresh.reduce(0) { $0 + $1.tls.certificates.count })",
         ])
         return []
     }

@@ -37,7 +37,7 @@ public final class ProxyServer {
     /// The TLS listeners, in config order: their contexts serve the certificates in stats and metrics, and a
     /// certificate reload publishes new ones.
     private(set) var tlsListeners: [BoundListener] = []
-    var tlsContexts: [TLSServerContext] { tlsListeners.compactMap { $0.tls?.load() } }
+    var tlsContexts: [TLSServerContext] { tlsListeners.compactMap { $0.tls?.load().tls } }
     public private(set) var adminAddress: SocketAddress?
 
     public init(config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger) throws {

@@ -165,5 +165,5 @@ final class WorkerThread: @unchecked Sendable {
 /// the context every worker shares, published so a certificate reload reaches every worker's next accept.
 struct BoundListener: Sendable {
     let address: SocketAddress
-    let tls: SnapshotPublisher<TLSServerContext>?
+    let tls: SnapshotPublisher<TLSListenerContext>?
 }

@@ -1,3 +1,5 @@
+import LBTLS
+
 /// What the proxy counts per worker, on the loop thread, with plain integers (issue: counting must not slow
 /// the hot path). Aggregated across workers on read (`StatsSnapshot`).
 
@@ -134,6 +136,9 @@ struct WorkerCounters {
     var bytesOut: UInt64 = 0
     /// TLS handshakes that failed and records that did not decrypt (the connection was closed).
     var tlsFailures: UInt64 = 0
+    /// The handshakes of `tlsFailures` refused over the client's certificate, by
+    /// `TLSClientCertificateRefusal.rawValue`.
+    var clientCertificateRefusals = [UInt64](repeating: 0, count: TLSClientCertificateRefusal.allCases.count)
     /// Whole-request time (head received → response complete), for `lb_request_duration_seconds`.
     var requestLatency = Latency()
 }

@@ -25,6 +25,9 @@ struct StatsSnapshot {
         workers.connectionsRefused &+= o.workers.connectionsRefused
         workers.acceptErrors &+= o.workers.acceptErrors
         workers.tlsFailures &+= o.workers.tlsFailures
+        for i in workers.clientCertificateRefusals.indices {
+            workers.clientCertificateRefusals[i] &+= o.workers.clientCertificateRefusals[i]
+        }
         workers.requests &+= o.workers.requests
         workers.inFlight += o.workers.inFlight
         workers.noServer &+= o.workers.noServer

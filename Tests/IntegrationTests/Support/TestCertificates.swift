@@ -7,6 +7,8 @@ import Foundation
 /// - `a`: DNS `a.test`, valid for 30 days
 /// - `wild`: DNS `*.b.test`, valid for 30 days
 /// - `expired`: DNS `expired.test`, valid only in January 2020
+/// - `client`: a client certificate (extendedKeyUsage clientAuth), subject `O=Example Org, CN=alice`
+/// - `intruder`: a client certificate for `CN=mallory` from `otherCACert`, a CA no listener trusts
 ///
 /// Making one costs a dozen `openssl` runs (well under a second), so a test class makes it once and removes it in its
 /// class tear-down.
@@ -15,6 +17,7 @@ struct TestCertificates: Sendable {
     let directory: String
 
     var caCert: String { directory + "/ca.pem" }
+    var otherCACert: String { directory + "/other-ca.pem" }
     func cert(_ name: String) -> String { "\(directory)/\(name).pem" }
     func key(_ name: String) -> String { "\(directory)/\(name).key" }
 
@@ -49,6 +52,12 @@ struct TestCertificates: Sendable {
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         try leaf("a", dnsName: "a.test", serial: 2)
         try leaf("wild", dnsName: "*.b.test", serial: 3)
+        try openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "\(d)/other-ca.key", "-out", otherCACert, "-days", "30", "-subj", "/CN=lb-other-ca",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        try clientLeaf("client", subject: "/O=Example Org/CN=alice", ca: "ca", serial: 4)
+        try clientLeaf("intruder", subject: "/CN=mallory", ca: "other-ca", serial: 5)
 
         // `openssl x509` cannot date a certificate in the past (OpenSSL 3.0); `openssl ca` can.
         try Data(
@@ -89,6 +98,18 @@ struct TestCertificates: Sendable {
         try openssl(
             "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", caCert, "-CAkey", "\(directory)/ca.key",
             "-set_serial", String(serial), "-days", "30", "-extfile", ext, "-out", cert(name))
+    }
+
+    /// A key and a client certificate for `subject`, signed by the CA named `ca` (`ca` or `other-ca`).
+    private func clientLeaf(_ name: String, subject: String, ca: String, serial: Int) throws {
+        try request(name, subject: subject)
+        let ext = "\(directory)/\(name).ext"
+        try Data("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n".utf8)
+            .write(to: URL(fileURLWithPath: ext))
+        try openssl(
+            "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", "\(directory)/\(ca).pem",
+            "-CAkey", "\(directory)/\(ca).key", "-set_serial", String(serial), "-days", "30", "-extfile", ext,
+            "-out", cert(name))
     }
 
     /// A new P-256 key and a certificate request for it.
