@@ -6,6 +6,7 @@
 #include <openssl/rand.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/params.h>
 
 /*
  * Many OpenSSL "functions" are macros over SSL_CTX_ctrl / SSL_ctrl / BIO_ctrl, and the SSL_OP_* bits are built

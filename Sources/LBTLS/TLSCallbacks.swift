@@ -53,3 +53,20 @@ extension TLSCallbacks {
         return owner.keep(session)
     }
 }
+
+extension TLSCallbacks {
+    /// Server side: a session ticket is being encrypted (`enc` 1) or one the client offered decrypted (`enc` 0),
+    /// with the listener's `TLSTicketKeys`. The owner is the `TLSSession` in ex_data slot 0 (set in its init),
+    /// whose context holds the keys. Returns what `TLSTicketKeys.ticketCallback` says.
+    static let ticketKey:
+        @convention(c) (
+            OpaquePointer?, UnsafeMutablePointer<UInt8>?, UnsafeMutablePointer<UInt8>?, OpaquePointer?, OpaquePointer?,
+            Int32
+        ) -> Int32 = { ssl, name, iv, cipher, mac, enc in
+            guard let name, let iv, let cipher, let mac else { return -1 }
+            let session: TLSSession = owner(SSL_get_ex_data(ssl, sessionExDataIndex))
+            return session.context.ticketKeys.ticketCallback(
+                name: name, iv: iv, cipher: cipher, mac: mac, encrypt: enc == 1,
+                alwaysRenew: SSL_version(ssl) == TLS1_3_VERSION)
+        }
+}

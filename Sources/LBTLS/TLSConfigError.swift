@@ -24,6 +24,8 @@ public struct TLSConfigError: Error, CustomStringConvertible, Sendable, Equatabl
         /// OpenSSL would not use the certificate or key: typically a key or signature too weak for the system's
         /// security level (RSA under 2048 bits, SHA-1), or an unsupported key type.
         case refusedByOpenSSL
+        /// A session-ticket key file that is not at least three base64 lines of 80 bytes each.
+        case invalidTicketKeys
         /// A setting that involves no file is out of range.
         case invalidSetting
         /// OpenSSL refused something that does not depend on the files (out of memory, no randomness).

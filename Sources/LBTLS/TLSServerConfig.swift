@@ -46,12 +46,15 @@ public struct TLSServerConfig: Sendable, Equatable {
     public var sessionLifetimeSeconds: Int
     /// Ask clients for a certificate and verify it (mutual TLS); nil: no certificate is requested.
     public var clientCertificates: TLSClientCertificates?
+    /// A file of session-ticket keys shared with other lb instances (`TLSTicketKeys.load(file:)`); nil: keys
+    /// of this process only.
+    public var ticketKeyFile: String?
 
     public init(
         certificates: [TLSCertificateFiles], defaultCertificate: Int = 0, strictSNI: Bool = false,
         minimumVersion: TLSProtocolVersion = .tls1_2, alpnProtocols: [String] = ["http/1.1"],
         sessionTickets: Bool = true, sessionCacheSize: Int = 20_000, sessionLifetimeSeconds: Int = 7_200,
-        clientCertificates: TLSClientCertificates? = nil
+        clientCertificates: TLSClientCertificates? = nil, ticketKeyFile: String? = nil
     ) {
         self.certificates = certificates
         self.defaultCertificate = defaultCertificate
@@ -62,6 +65,7 @@ public struct TLSServerConfig: Sendable, Equatable {
         self.sessionCacheSize = sessionCacheSize
         self.sessionLifetimeSeconds = sessionLifetimeSeconds
         self.clientCertificates = clientCertificates
+        self.ticketKeyFile = ticketKeyFile
     }
 
     /// Checks what does not need a file; throws `.invalidSetting` naming the setting.

@@ -9,19 +9,27 @@ extension TLSServerContext {
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
     static let tls13Ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
     static let groups = "X25519:P-256:P-384"
-    /// 16-byte key name, 32-byte HMAC secret, 32-byte AES key: the blob SSL_CTX_set_tlsext_ticket_keys takes.
-    static let ticketKeyLength = 80
-    /// Sessions from one listener resume only on an SSL_CTX with the same id context; all of ours share it.
-    /// OpenSSL refuses to resume a session without one once client certificates are verified. A session cannot
-    /// cross to another listener's context with other client-certificate settings anyway: each context has
-    /// its own ticket keys and session cache.
-    private static let sessionIDContext: [UInt8] = Array("lb-tls".utf8)
+    /// A session resumes only on an SSL_CTX with the same session id context (OpenSSL also refuses to resume
+    /// without one once client certificates are verified). Ticket keys outlive a reload and a key file may be
+    /// shared by several listeners, so the id context names the client-certificate settings: a session made
+    /// without a client certificate (no mTLS, or `optional`) never resumes where one is required, nor one
+    /// verified against one CA file where another is configured. SHA-256 of the settings, cut to the 32 bytes
+    /// OpenSSL keeps.
+    static func sessionIDContext(_ config: TLSServerConfig) -> [UInt8] {
+        var text = "lb-tls"
+        if let client = config.clientCertificates {
+            text += "|client-certificates|\(client.mode)|\(client.verifyDepth)|\(client.caFile)"
+        }
+        var digest = [UInt8](repeating: 0, count: 32)
+        var length: UInt32 = 0
+        _ = EVP_Digest(text, text.utf8.count, &digest, &length, EVP_sha256(), nil)
+        return digest
+    }
 
     /// One SSL_CTX for `certificate`, fully configured except for the callbacks (which need the finished
     /// context object). The caller owns the result and frees it with SSL_CTX_free.
     static func makeSSLContext(
         _ certificate: LoadedCertificate, config: TLSServerConfig, clientAuthorities: ClientCertificateAuthorities?,
-        ticketKeys: inout [UInt8]
     ) throws(TLSConfigError) -> OpaquePointer {
         ERR_clear_error()
         guard let context = SSL_CTX_new(TLS_server_method()) else {
@@ -30,7 +38,7 @@ extension TLSServerContext {
         do throws(TLSConfigError) {
             try configureProtocol(context, config: config)
             try useCertificate(context, certificate)
-            try configureResumption(context, config: config, ticketKeys: &ticketKeys)
+            try configureResumption(context, config: config)
             if let settings = config.clientCertificates, let clientAuthorities {
                 try requestClientCertificates(context, settings, clientAuthorities)
             }
@@ -87,7 +95,7 @@ extension TLSServerContext {
     }
 
     private static func configureResumption(
-        _ context: OpaquePointer, config: TLSServerConfig, ticketKeys: inout [UInt8]
+        _ context: OpaquePointer, config: TLSServerConfig
     ) throws(TLSConfigError) {
         let cached = config.sessionCacheSize > 0
         _ = lb_SSL_CTX_set_session_cache_mode(context, Int(cached ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF))
@@ -97,10 +105,11 @@ extension TLSServerContext {
         // With tickets off, TLS 1.3 still sends one ticket, but a stateful one naming a cached session.
         let resumable = config.sessionTickets || cached
         guard SSL_CTX_set_num_tickets(context, resumable ? 1 : 0) == 1,
-            sessionIDContext.withUnsafeBufferPointer({
+            sessionIDContext(config).withUnsafeBufferPointer({
                 SSL_CTX_set_session_id_context(context, $0.baseAddress, UInt32($0.count))
             }) == 1,
-            lb_SSL_CTX_set_tlsext_ticket_keys(context, &ticketKeys, ticketKeyLength) == 1
+            // Tickets are sealed and opened with the context's `TLSTicketKeys` (which key, and rotation).
+            SSL_CTX_set_tlsext_ticket_key_evp_cb(context, TLSCallbacks.ticketKey) == 1
         else {
             throw TLSConfigError(
                 .libraryFailure, file: nil, "OpenSSL refused the session resumption settings: \(openSSLErrorText())")

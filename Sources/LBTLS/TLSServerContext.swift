@@ -25,15 +25,20 @@ public final class TLSServerContext: @unchecked Sendable {
     private let names: ServerNameTable
     /// `config.alpnProtocols` as bytes, in preference order.
     private let alpn: [[UInt8]]
+    /// What session tickets are encrypted with: `config.ticketKeyFile`'s keys, else the keys given at init.
+    public let ticketKeys: TLSTicketKeys
 
     /// Loads and checks every certificate and key, and builds the OpenSSL contexts. Throws naming the file and
     /// the problem: unreadable, no certificate or key in it, key not matching, expired or not yet valid.
-    public convenience init(config: TLSServerConfig) throws(TLSConfigError) {
-        try self.init(config: config, now: Int(time(nil)))
+    /// `ticketKeys` are used when the config names no ticket key file: pass the same object to every context
+    /// of a process (the one `TLSTicketKeys.random()` made at start) so a reload keeps sessions resumable; nil
+    /// makes new random keys.
+    public convenience init(config: TLSServerConfig, ticketKeys: TLSTicketKeys? = nil) throws(TLSConfigError) {
+        try self.init(config: config, ticketKeys: ticketKeys, now: Int(time(nil)))
     }
 
     /// As above, checking validity dates against `now` (Unix time).
-    init(config: TLSServerConfig, now: Int) throws(TLSConfigError) {
+    init(config: TLSServerConfig, ticketKeys: TLSTicketKeys? = nil, now: Int) throws(TLSConfigError) {
         try config.validate()
         var loaded: [LoadedCertificate] = []
         for files in config.certificates { loaded.append(try LoadedCertificate.load(files, now: now)) }
@@ -50,17 +55,19 @@ public final class TLSServerContext: @unchecked Sendable {
             (client) throws(TLSConfigError) in try ClientCertificateAuthorities.load(client.caFile)
         }
 
-        var ticketKeys = [UInt8](repeating: 0, count: Self.ticketKeyLength)
-        defer { OPENSSL_cleanse(&ticketKeys, Self.ticketKeyLength) }
-        guard RAND_bytes(&ticketKeys, Int32(Self.ticketKeyLength)) == 1 else {
-            throw TLSConfigError(.libraryFailure, file: nil, "no randomness for TLS ticket keys: \(openSSLErrorText())")
+        let keys: TLSTicketKeys
+        if let file = config.ticketKeyFile {
+            keys = try TLSTicketKeys.load(file: file)
+        } else if let ticketKeys {
+            keys = ticketKeys
+        } else {
+            keys = try TLSTicketKeys.random()
         }
         var contexts: [OpaquePointer] = []
         do throws(TLSConfigError) {
             for certificate in loaded {
                 contexts.append(
-                    try Self.makeSSLContext(
-                        certificate, config: config, clientAuthorities: clientAuthorities, ticketKeys: &ticketKeys))
+                    try Self.makeSSLContext(certificate, config: config, clientAuthorities: clientAuthorities))
             }
         } catch {
             for context in contexts { SSL_CTX_free(context) }
@@ -72,6 +79,7 @@ public final class TLSServerContext: @unchecked Sendable {
         self.sslContexts = contexts
         self.names = ServerNameTable(dnsNames: infos.map(\.dnsNames))
         self.alpn = config.alpnProtocols.map { Array($0.utf8) }
+        self.ticketKeys = keys
 
         let arg = Unmanaged.passUnretained(self).toOpaque()
         for context in contexts {

@@ -119,6 +119,7 @@ final class ConfigKeyTableTests: XCTestCase {
         "listeners[0].tls.certificates": #"[{"cert": "x", "key": "y"}]"#,
         "listeners[0].tls.default_certificate": "1", "listeners[0].tls.strict_sni": "true",
         "listeners[0].tls.min_version": #""1.3""#, "listeners[0].tls.session_tickets": "false",
+        "listeners[0].tls.ticket_key_file": #""keys.txt""#,
         "listeners[0].tls.client_certificates": #"{"ca_file": "ca.pem"}"#,
         "listeners[0].tls.client_certificates.ca_file": #""other.pem""#,
         "listeners[0].tls.client_certificates.mode": #""optional""#,

@@ -6,7 +6,7 @@ extension ConfigLoader {
 
     enum TLSKey: String, ConfigKey {
         case certificates, defaultCertificate = "default_certificate", strictSNI = "strict_sni"
-        case minVersion = "min_version", sessionTickets = "session_tickets"
+        case minVersion = "min_version", sessionTickets = "session_tickets", ticketKeyFile = "ticket_key_file"
         case clientCertificates = "client_certificates"
     }
 
@@ -69,6 +69,12 @@ extension ConfigLoader {
         tls.strictSNI = s.bool(.strictSNI, default: false)
         tls.minVersion = s.choice(.minVersion, default: .tls12)
         tls.sessionTickets = s.bool(.sessionTickets, default: true)
+        switch s[.ticketKeyFile] {
+        case nil, .null?: break
+        case .string(let file)? where !file.isEmpty: tls.ticketKeyFile = file
+        case let other?:
+            s.problem(.ticketKeyFile, "expected a file name (at least 3 base64 keys of 80 bytes), got \(other.kindDescription)")
+        }
         if let c = s.section(.clientCertificates, of: ClientCertificateKey.self) {
             tls.clientCertificates = readClientCertificates(c)
         }

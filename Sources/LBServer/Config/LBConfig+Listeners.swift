@@ -37,6 +37,8 @@ extension LBConfig {
         public var minVersion: MinVersion
         /// Session tickets (keys shared by every worker, so a session resumes on any of them).
         public var sessionTickets: Bool
+        /// Ticket keys shared with other lb instances (`ticket_key_file`); nil: random keys of this process.
+        public var ticketKeyFile: String?
         /// Client certificates (mutual TLS); nil: none is requested.
         public var clientCertificates: ClientCertificates?
 

@@ -6,8 +6,12 @@ import LBUV
 extension ProxyServer {
     /// The OpenSSL context of one TLS listener: its certificates loaded and checked (a file that cannot be
     /// read, a key that does not match, an expired certificate: the error names the file and the problem), and
-    /// the client CA file too when it asks for client certificates.
-    static func makeTLSContext(_ tls: LBConfig.TLS) throws(SetupError) -> TLSListenerContext {
+    /// the client CA file too when it asks for client certificates, and its `ticket_key_file`. Without a key
+    /// file, tickets are sealed with `ticketKeys` (the running context's, on a reload, so sessions survive it),
+    /// or new random keys.
+    static func makeTLSContext(
+        _ tls: LBConfig.TLS, ticketKeys: TLSTicketKeys? = nil
+    ) throws(SetupError) -> TLSListenerContext {
         let client = tls.clientCertificates
         let config = TLSServerConfig(
             certificates: tls.certificates.map { TLSCertificateFiles(certificateChain: $0.cert, privateKey: $0.key) },
@@ -17,7 +21,8 @@ extension ProxyServer {
             clientCertificates: client.map {
                 TLSClientCertificates(
                     caFile: $0.caFile, mode: $0.mode == .required ? .required : .optional, verifyDepth: $0.verifyDepth)
-            })
+            },
+            ticketKeyFile: tls.ticketKeyFile)
         var subjectField: OwnedRequestField?
         if let name = client?.subjectHeader {
             // The loader checked the name; a config built in code without it fails here, not on a request.
@@ -28,7 +33,8 @@ extension ProxyServer {
             subjectField = field
         }
         do {
-            return TLSListenerContext(tls: try TLSServerContext(config: config), subjectField: subjectField)
+            return TLSListenerContext(
+                tls: try TLSServerContext(config: config, ticketKeys: ticketKeys), subjectField: subjectField)
         } catch {
             throw SetupError(error.description)
         }
@@ -52,8 +58,10 @@ extension ProxyServer {
         var fresh: [TLSListenerContext] = []
         var problems: [String] = []
         for (i, tls) in wanted.enumerated() {
+            // Process-local ticket keys carry over, so clients keep resuming; a key file is read again.
+            let running = tlsListeners[i].tls?.load().tls.ticketKeys
             do {
-                fresh.append(try ProxyServer.makeTLSContext(tls))
+                fresh.append(try ProxyServer.makeTLSContext(tls, ticketKeys: running?.file == nil ? running : nil))
             } catch {
                 problems.append("TLS listener \(i): \(error)")
             }
