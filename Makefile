@@ -38,14 +38,17 @@ run: build
 	echo "Ctrl-C stops it (kill -HUP $${pids[3]} reloads $(CONFIG))."; \
 	wait $${pids[3]}
 
-# Tools some integration tests use; without them those tests skip rather than fail. .ci/run installs the same
-# packages (python3-requests and python3-yaml are added here only when python3 lacks the module). test-deps installs
-# what is missing when it runs as root or with password-less sudo, and otherwise says which tests will skip.
+# Tools some integration tests use; without them those tests skip rather than fail, except that the tests asking for
+# them through `requiredTool` (testssl.sh's scan) fail when CI is set, as .ci/run sets it: CI must not pass by
+# skipping. .ci/run installs the same packages (python3-requests and python3-yaml are added here only when python3
+# lacks the module). test-deps installs what is missing when it runs as root or with password-less sudo, and
+# otherwise says which tests will skip.
 # `make test INSTALL_TEST_DEPS=0` never installs anything.
 INSTALL_TEST_DEPS ?= 1
 test-deps: deps
 	@missing=""; \
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
+	command -v testssl >/dev/null || command -v testssl.sh >/dev/null || missing="$$missing testssl.sh"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| missing="$$missing chromium"; \
@@ -60,6 +63,8 @@ test-deps: deps
 				>/dev/null || echo "test-deps: apt-get install failed; the tests that need these packages will skip"; fi; \
 	fi; \
 	command -v ab >/dev/null || echo "test-deps: no ab (apache2-utils): RealClientTests' ApacheBench test will skip"; \
+	command -v testssl >/dev/null || command -v testssl.sh >/dev/null \
+		|| echo "test-deps: no testssl.sh: the scan of an HTTPS listener will skip (and fail under CI)"; \
 	command -v promtool >/dev/null || echo "test-deps: no promtool (prometheus): the /metrics lint will skip"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| echo "test-deps: no chromium: the dashboard browser test will skip"; \
