@@ -33,4 +33,13 @@ extension IntegrationTestCase {
         if Self.runsUnderCI { throw missing }
         throw XCTSkip(missing.description)
     }
+
+    /// python3's path, when `import MODULE` works in it; otherwise as `requiredTool` (skip, or fail under CI).
+    func requiredPythonModule(_ module: String, package: String) throws -> String {
+        let python = try requiredTool("python3", package: "python3")
+        guard ManagedProcess.run(python, ["-c", "import \(module)"], timeout: 30).status != 0 else { return python }
+        let missing = MissingTool(names: ["python3's \(module) module"], package: package, underCI: Self.runsUnderCI)
+        if Self.runsUnderCI { throw missing }
+        throw XCTSkip(missing.description)
+    }
 }
