@@ -13,7 +13,7 @@ import XCTest
 ///
 /// The JSON findings (`--severity MEDIUM` keeps MEDIUM and up, and testssl's own WARN and FATAL scan problems) and
 /// the whole text report are kept at `<package root>/artifacts/testssl/` (gitignored), with `-workersN` in the
-/// name for `make test`'s run with LB_TEST_WORKERS. The scan takes about 45 s.
+/// name for `make test`'s run with LB_TEST_WORKERS. The scan takes 45-60 s.
 final class TestSSLScanTests: IntegrationTestCase {
     /// What testssl must not report: findings rated MEDIUM or worse, and its own warnings and fatal errors (a scan
     /// that could not finish a check proves nothing about it).
@@ -58,7 +58,8 @@ final class TestSSLScanTests: IntegrationTestCase {
             XCTAssertTrue(report.contains(section), "no \"\(section)\" in the report \(log)")
         }
         XCTAssertTrue(
-            report.contains("Strict Transport Security    365 days"), "the backend's HSTS header did not arrive: \(log)")
+            report.contains("Strict Transport Security    365 days"),
+            "the backend's HSTS header did not come through lb: \(log)")
         XCTAssertGreaterThan(backend.requestCount, 0, "testssl's HTTP request never reached the backend")
 
         let findings = try Self.findings(inJSONFile: json)
