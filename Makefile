@@ -38,14 +38,18 @@ run: build
 	echo "Ctrl-C stops it (kill -HUP $${pids[3]} reloads $(CONFIG))."; \
 	wait $${pids[3]}
 
-# Tools some integration tests use; without them those tests skip rather than fail. .ci/run installs the same
-# packages (python3-requests and python3-yaml are added here only when python3 lacks the module). test-deps installs
-# what is missing when it runs as root or with password-less sudo, and otherwise says which tests will skip.
+# Tools some integration tests use; without them those tests skip rather than fail, except that the tests asking for
+# them through `requiredTool` (the testssl.sh scan, the certificate reload and HTTPS client tests) fail when CI is
+# set, as .ci/run sets it: CI must not pass by skipping. .ci/run installs the same packages (python3-yaml is added
+# here only when python3 lacks the module). test-deps installs what is missing when it runs as root or with
+# password-less sudo, and otherwise says which tests will skip.
 # `make test INSTALL_TEST_DEPS=0` never installs anything.
 INSTALL_TEST_DEPS ?= 1
 test-deps: deps
 	@missing=""; \
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
+	command -v testssl >/dev/null || command -v testssl.sh >/dev/null || missing="$$missing testssl.sh"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| missing="$$missing chromium"; \
@@ -59,12 +63,15 @@ test-deps: deps
 			$$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
 				>/dev/null || echo "test-deps: apt-get install failed; the tests that need these packages will skip"; fi; \
 	fi; \
-	command -v ab >/dev/null || echo "test-deps: no ab (apache2-utils): RealClientTests' ApacheBench test will skip"; \
+	command -v ab >/dev/null || echo "test-deps: no ab (apache2-utils): the ApacheBench tests will skip"; \
+	command -v testssl >/dev/null || command -v testssl.sh >/dev/null \
+		|| echo "test-deps: no testssl.sh: the scan of an HTTPS listener will skip (and fail under CI)"; \
+	command -v wrk >/dev/null || echo "test-deps: no wrk: HTTPSClientTests' wrk test will skip (and fail under CI)"; \
 	command -v promtool >/dev/null || echo "test-deps: no promtool (prometheus): the /metrics lint will skip"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| echo "test-deps: no chromium: the dashboard browser test will skip"; \
 	if ! command -v python3 >/dev/null; then echo "test-deps: no python3: the Python client, desync corpus and one harness test will skip"; else \
-		python3 -c 'import requests' 2>/dev/null || echo "test-deps: python3 has no requests module: the Python client test will skip"; \
+		python3 -c 'import requests' 2>/dev/null || echo "test-deps: python3 has no requests module: the Python requests tests will skip"; \
 		python3 -c 'import yaml' 2>/dev/null || echo "test-deps: python3 has no yaml module (PyYAML): the desync corpus tests will skip"; fi
 
 # The whole suite: unit tests of LBCore, LBHTTP and LBServer, and integration tests that run the real binaries;

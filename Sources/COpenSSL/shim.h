@@ -18,6 +18,8 @@
 static const uint64_t lb_SSL_OP_NO_TICKET = SSL_OP_NO_TICKET;
 static const uint64_t lb_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
 static const uint64_t lb_SSL_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
+static const uint64_t lb_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
+static const uint64_t lb_SSL_OP_PRIORITIZE_CHACHA = SSL_OP_PRIORITIZE_CHACHA;
 
 static inline long lb_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 static inline int lb_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {

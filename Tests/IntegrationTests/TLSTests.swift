@@ -183,6 +183,26 @@ final class TLSTests: IntegrationTestCase {
         XCTAssertEqual(curlDefault.stdout, "backend b1 path=/v\n200", curlDefault.stderr)
     }
 
+    /// lb's order of cipher suites decides (AES-128-GCM before AES-256-GCM), whatever the client's, except that a
+    /// client listing ChaCha20 first gets ChaCha20.
+    func testTheServersCipherOrderDecidesExceptForAClientPreferringChaCha20() throws {
+        let lb = try startServerWithTLSFlags()
+        let cases: [(flags: [String], cipher: String)] = [
+            (["-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"],
+             "ECDHE-ECDSA-AES128-GCM-SHA256"),
+            (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256"],
+             "ECDHE-ECDSA-CHACHA20-POLY1305"),
+            (["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"], "TLS_AES_128_GCM_SHA256"),
+            (["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"],
+             "TLS_CHACHA20_POLY1305_SHA256"),
+        ]
+        for (flags, cipher) in cases {
+            let s = sClient(port: lb.proxyPort, serverName: "a.test", flags)
+            XCTAssertEqual(s.status, 0, "\(flags): \(s.output)")
+            XCTAssertTrue(s.output.contains(", Cipher is \(cipher)\n"), "\(flags) must get \(cipher): \(s.output)")
+        }
+    }
+
     // MARK: 6. Resumption
 
     /// With two workers on one SO_REUSEPORT address the kernel spreads connections by source port, so a dozen

@@ -205,7 +205,9 @@ public final class ProxyServer {
             return
         }
         do {
-            let fresh = try ConfigLoader.load(path: path).applying(overrides)
+            // As at startup: `--backend` flags stand in for a file without `servers`.
+            let fresh = try ConfigLoader.load(path: path, requireServers: overrides.backends.isEmpty)
+                .applying(overrides)
             try apply(fresh, reason: "reload")
             // The file is the whole truth after a reload: admin drains (which it cannot express) end too,
             // like admin-added servers and weights do (see docs/admin-api.md).

@@ -11,7 +11,7 @@ import Foundation
 /// - `intruder`: a client certificate for `CN=mallory` from `otherCACert`, a CA no listener trusts
 ///
 /// Making one costs a dozen `openssl` runs (well under a second), so a test class makes it once and removes it in its
-/// class tear-down.
+/// class tear-down. `issueLeaf` adds more leaves (or replaces one) signed by the same CA.
 struct TestCertificates: Sendable {
     /// The directory holding every file.
     let directory: String
@@ -89,15 +89,40 @@ struct TestCertificates: Sendable {
             "-startdate", "20200101000000Z", "-enddate", "20200201000000Z")
     }
 
-    /// A key and a certificate for `dnsName` (subject CN and the one SAN), signed by the CA.
     private func leaf(_ name: String, dnsName: String, serial: Int) throws {
-        try request(name, subject: "/CN=\(dnsName)")
+        try issueLeaf(name, dnsName: dnsName, serial: String(serial, radix: 16))
+    }
+
+    /// Writes a new P-256 key and a certificate for it signed by the CA as `key(name)` and `cert(name)`, replacing
+    /// files of that name. Throws `SetupError` if `openssl` fails.
+    ///
+    /// - Parameters:
+    ///   - dnsName: the one DNS subjectAltName, and the subject's CN unless `subject` is given.
+    ///   - ipAddress: an IP subjectAltName as well (`127.0.0.1` lets clients verify a URL without a name).
+    ///   - serial: hex digits; `randomSerial()` gives one as public CAs must (at least 64 random bits).
+    ///   - subject: e.g. `/CN=a.test/OU=second`.
+    ///   - days: validity from now.
+    ///   - crlURI: a CRL distribution point; nothing is served there, scanners only look for one.
+    func issueLeaf(
+        _ name: String, dnsName: String, ipAddress: String? = nil, serial: String, subject: String? = nil,
+        days: Int = 30, crlURI: String? = nil
+    ) throws {
+        try request(name, subject: subject ?? "/CN=\(dnsName)")
+        var extensions = "subjectAltName=DNS:\(dnsName)\(ipAddress.map { ",IP:\($0)" } ?? "")\n"
+        extensions += "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        if let crlURI { extensions += "crlDistributionPoints=URI:\(crlURI)\n" }
         let ext = "\(directory)/\(name).ext"
-        try Data("subjectAltName=DNS:\(dnsName)\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n".utf8)
-            .write(to: URL(fileURLWithPath: ext))
+        try Data(extensions.utf8).write(to: URL(fileURLWithPath: ext))
         try openssl(
             "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", caCert, "-CAkey", "\(directory)/ca.key",
-            "-set_serial", String(serial), "-days", "30", "-extfile", ext, "-out", cert(name))
+            "-set_serial", "0x" + serial, "-days", String(days), "-extfile", ext, "-out", cert(name))
+    }
+
+    /// 32 hex digits, 127 random bits, the first digit 1-7: a positive serial with no leading zero byte, so it
+    /// reads the same (upper case) in `openssl x509 -serial`, in Python's `getpeercert()` and here.
+    static func randomSerial() -> String {
+        String(Int.random(in: 1...7), radix: 16)
+            + (1..<32).map { _ in String(Int.random(in: 0..<16), radix: 16, uppercase: true) }.joined()
     }
 
     /// A key and a client certificate for `subject`, signed by the CA named `ca` (`ca` or `other-ca`).
