@@ -17,6 +17,7 @@ extension ConfigLoader {
         case maxRequestLine = "max_request_line", maxHeaderBytes = "max_header_bytes", maxHeaders = "max_headers"
         case maxBodyBytes = "max_body_bytes", maxClientConnections = "max_client_connections"
         case upstreamPoolSize = "upstream_pool_size"
+        case tlsHandshakesPerTurn = "tls_handshakes_per_turn", tlsHandshakesPerSecond = "tls_handshakes_per_second"
     }
 
     enum ForwardingKey: String, ConfigKey {
@@ -117,6 +118,9 @@ extension ConfigLoader {
         l.maxBodyBytes = s.optionalInt(.maxBodyBytes, default: l.maxBodyBytes, in: positive)
         l.maxClientConnections = s.int(.maxClientConnections, default: l.maxClientConnections, in: positive)
         l.upstreamPoolSize = s.int(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
+        l.tlsHandshakesPerTurn = s.optionalInt(.tlsHandshakesPerTurn, default: l.tlsHandshakesPerTurn, in: 1...100_000)
+        l.tlsHandshakesPerSecond = s.optionalInt(
+            .tlsHandshakesPerSecond, default: l.tlsHandshakesPerSecond, in: 1...10_000_000)
         return l
     }
 

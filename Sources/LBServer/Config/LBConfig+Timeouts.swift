@@ -26,6 +26,12 @@ extension LBConfig {
         public var maxClientConnections: Int
         /// Idle keep-alive connections kept per backend per worker.
         public var upstreamPoolSize: Int
+        /// New TLS connections a worker accepts in one event-loop turn (each is a handshake to come); the rest wait
+        /// in the kernel's accept queue for the next turn. nil = no cap.
+        public var tlsHandshakesPerTurn: Int? = 32
+        /// New TLS connections accepted per second over the whole process (HAProxy's `maxsslrate`), split
+        /// evenly between workers; nil = no cap.
+        public var tlsHandshakesPerSecond: Int? = nil
 
         public init(
             maxRequestLine: Int = 8192, maxHeaderBytes: Int = 65536, maxHeaders: Int = 100, maxBodyBytes: Int? = nil,

@@ -1,3 +1,4 @@
+import Foundation
 import LBCore
 import LBHTTP
 
@@ -11,6 +12,9 @@ struct ProxySettings: Sendable {
     var timeouts: ConnectionTimer.Limits
     var maxClientConnections: Int
     var poolSize: Int
+    /// TLS accepts per loop turn and per second for this worker (the process rate divided by the workers).
+    var tlsHandshakesPerTurn: Int?
+    var tlsHandshakesPerSecond: Int?
     var retries: Int
     /// Record latency histograms (`stats.latency`).
     var recordLatency: Bool
@@ -33,6 +37,9 @@ struct ProxySettings: Sendable {
         timeouts[.upstreamResponse] = min(timeouts[.upstreamResponse], config.retries.perTryTimeoutMs)
         maxClientConnections = config.limits.maxClientConnections
         poolSize = config.limits.upstreamPoolSize
+        tlsHandshakesPerTurn = config.limits.tlsHandshakesPerTurn
+        let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
+        tlsHandshakesPerSecond = config.limits.tlsHandshakesPerSecond.map { max(1, ($0 + workers - 1) / workers) }
         retries = config.retries.max
         recordLatency = config.stats.latency
         busyPolls = config.busyPolls

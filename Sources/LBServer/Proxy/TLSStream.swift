@@ -213,6 +213,7 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
         failure = error
         guard !connecting, let worker else { return }
         worker.counters.tlsFailures &+= 1
+        worker.counters.tlsFailureReasons[error.failureReason.rawValue] &+= 1
         if let refusal = error.clientCertificateRefusal {
             worker.counters.clientCertificateRefusals[refusal.rawValue] &+= 1
         }

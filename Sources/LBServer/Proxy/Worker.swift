@@ -26,6 +26,15 @@ final class Worker {
     var upstreamInFlight = 0
     /// Nil when `access_log.format` is off.
     var accessLog: AccessLog?
+    /// The TLS handshake caps (`limits.tls_handshakes_per_turn` / `_per_second`).
+    private var tlsAdmission: TLSAdmission
+    /// Fires in the next loop turn (timeout 0) to start a new turn's share, or when the rate allows the next
+    /// handshake; armed only while TLS accepts happen or wait.
+    private var tlsAdmissionTimer: LoopTimer?
+    private var tlsAdmissionTimerArmed = false
+    /// TLS listeners whose pending connection was left in the accept queue; libuv watches such a listener
+    /// again only once that connection is accepted.
+    private var deferredTLSAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>)] = []
 
     /// Monotonic nanoseconds when something uses them (latency histograms or the access log), else 0: with
     /// both off the data path reads no clock.
@@ -42,6 +51,8 @@ final class Worker {
             _ = uv_random(nil, nil, raw.baseAddress, raw.count, 0, nil)
         }
         requestIDBase = seed
+        tlsAdmission = TLSAdmission(
+            perTurn: settings.tlsHandshakesPerTurn, perSecond: settings.tlsHandshakesPerSecond, now: loop.now)
         // The loop's wake-up settings; coalescing weighs the exchanges under way.
         loop.busyPolls = settings.busyPolls
         loop.coalesceNanos = settings.coalesceMicros * 1_000
@@ -70,6 +81,22 @@ final class Worker {
     }
 
     private func accept(from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?) {
+        if let tls, tlsAdmission.isLimited, !isDraining {
+            switch tlsAdmission.admit(now: loop.now) {
+            case .admit:
+                armTLSAdmissionTimer(after: 0)
+            case .nextTurn:
+                counters.tlsAcceptsDeferred.perTurn &+= 1
+                deferredTLSAccepts.append((listener, tls))
+                armTLSAdmissionTimer(after: 0)
+                return
+            case .wait(let ms):
+                counters.tlsAcceptsDeferred.perSecond &+= 1
+                deferredTLSAccepts.append((listener, tls))
+                armTLSAdmissionTimer(after: ms)
+                return
+            }
+        }
         let socket = HandledTCPStream(loop: loop)
         guard listener.accept(into: socket) else { return }
         counters.connectionsTotal &+= 1
@@ -86,6 +113,7 @@ final class Worker {
             let session: TLSSession
             do { session = try TLSSession(context: served.tls) } catch {
                 counters.tlsFailures &+= 1
+                counters.tlsFailureReasons[TLSFailureReason.other.rawValue] &+= 1
                 socket.close()
                 return
             }
@@ -99,6 +127,27 @@ final class Worker {
         // The worker's list holds the connection until its stream reports the close.
         clients.insert(conn)
         conn.start()
+    }
+
+    /// One timer for both caps: a new turn's share (timeout 0: the next loop turn), or the rate's next token.
+    private func armTLSAdmissionTimer(after ms: UInt64) {
+        if tlsAdmissionTimerArmed && ms == 0 { return }
+        if tlsAdmissionTimer == nil {
+            let t = LoopTimer(loop: loop) { [unowned self] in self.tlsAdmissionTurn() }
+            t.unref()
+            tlsAdmissionTimer = t
+        }
+        tlsAdmissionTimer?.start(timeout: ms)
+        tlsAdmissionTimerArmed = true
+    }
+
+    private func tlsAdmissionTurn() {
+        tlsAdmissionTimerArmed = false
+        tlsAdmission.newTurn()
+        let waiting = deferredTLSAccepts
+        deferredTLSAccepts.removeAll(keepingCapacity: true)
+        // Closed listeners (drain, shutdown) have nothing to give: their accept fails and closes the socket.
+        for (listener, tls) in waiting { accept(from: listener, tls: tls) }
     }
 
     func clientClosed(_ conn: ClientConnection) { clients.remove(conn) }
@@ -132,6 +181,9 @@ final class Worker {
     func closeAll() {
         for l in listeners { l.close() }
         listeners = []
+        deferredTLSAccepts.removeAll()
+        tlsAdmissionTimer?.close()
+        tlsAdmissionTimer = nil
         sweepTimer?.close()
         sweepTimer = nil
         accessLog?.close()

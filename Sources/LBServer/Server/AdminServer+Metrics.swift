@@ -41,6 +41,17 @@ extension AdminServer {
             "TLS client connections closed on a failed handshake or a record that did not decrypt.")
         m.sample("lb_tls_failures_total", [], w.tlsFailures)
         m.family(
+            "lb_tls_failure_reasons_total", .counter,
+            "The failures of lb_tls_failures_total by reason (protocol_version, no_shared_cipher, not_tls, ...).")
+        for reason in TLSFailureReason.allCases {
+            m.sample("lb_tls_failure_reasons_total", [("reason", reason.name)], w.tlsFailureReasons[reason.rawValue])
+        }
+        m.family(
+            "lb_tls_accepts_deferred_total", .counter,
+            "New TLS connections left in the accept queue for a while by limits.tls_handshakes_per_turn/per_second.")
+        m.sample("lb_tls_accepts_deferred_total", [("limit", "per_turn")], w.tlsAcceptsDeferred.perTurn)
+        m.sample("lb_tls_accepts_deferred_total", [("limit", "per_second")], w.tlsAcceptsDeferred.perSecond)
+        m.family(
             "lb_tls_client_certificates_refused_total", .counter,
             "TLS handshakes refused over the client certificate (also in lb_tls_failures_total), by reason.")
         for refusal in TLSClientCertificateRefusal.allCases {

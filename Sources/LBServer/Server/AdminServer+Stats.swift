@@ -39,6 +39,10 @@ extension AdminServer {
         for refusal in TLSClientCertificateRefusal.allCases {
             clientCertificateRefusals[refusal.name] = workers.clientCertificateRefusals[refusal.rawValue]
         }
+        var tlsFailureReasons: [String: UInt64] = [:]
+        for reason in TLSFailureReason.allCases {
+            tlsFailureReasons[reason.name] = workers.tlsFailureReasons[reason.rawValue]
+        }
         var proxyErrors: [String: UInt64] = [:]
         for cause in ProxyErrorCause.allCases {
             proxyErrors[String(cause.status)] = workers.proxyErrors[cause.rawValue]
@@ -52,6 +56,10 @@ extension AdminServer {
                 "total": workers.connectionsTotal, "refused": workers.connectionsRefused,
                 "accept_errors": workers.acceptErrors, "tls_failures": workers.tlsFailures,
                 "tls_client_certificates_refused": clientCertificateRefusals,
+                "tls_failure_reasons": tlsFailureReasons,
+                "tls_accepts_deferred": [
+                    "per_turn": workers.tlsAcceptsDeferred.perTurn, "per_second": workers.tlsAcceptsDeferred.perSecond,
+                ],
                 "open": stats.openConnections,
             ],
             "requests": [

@@ -139,6 +139,11 @@ struct WorkerCounters {
     /// The handshakes of `tlsFailures` refused over the client's certificate, by
     /// `TLSClientCertificateRefusal.rawValue`.
     var clientCertificateRefusals = [UInt64](repeating: 0, count: TLSClientCertificateRefusal.allCases.count)
+    /// `tlsFailures` by `TLSFailureReason.rawValue`.
+    var tlsFailureReasons = [UInt64](repeating: 0, count: TLSFailureReason.allCases.count)
+    /// New TLS connections left in the kernel's accept queue for a while by the handshake limits:
+    /// [0] `tls_handshakes_per_turn`, [1] `tls_handshakes_per_second`.
+    var tlsAcceptsDeferred: (perTurn: UInt64, perSecond: UInt64) = (0, 0)
     /// Whole-request time (head received → response complete), for `lb_request_duration_seconds`.
     var requestLatency = Latency()
 }

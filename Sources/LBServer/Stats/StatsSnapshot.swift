@@ -25,6 +25,11 @@ struct StatsSnapshot {
         workers.connectionsRefused &+= o.workers.connectionsRefused
         workers.acceptErrors &+= o.workers.acceptErrors
         workers.tlsFailures &+= o.workers.tlsFailures
+        for i in workers.tlsFailureReasons.indices {
+            workers.tlsFailureReasons[i] &+= o.workers.tlsFailureReasons[i]
+        }
+        workers.tlsAcceptsDeferred.perTurn &+= o.workers.tlsAcceptsDeferred.perTurn
+        workers.tlsAcceptsDeferred.perSecond &+= o.workers.tlsAcceptsDeferred.perSecond
         for i in workers.clientCertificateRefusals.indices {
             workers.clientCertificateRefusals[i] &+= o.workers.clientCertificateRefusals[i]
         }
