@@ -58,7 +58,7 @@ extension ClientConnection {
         case .log(let cause):
             endExchange(cause: cause)
         case .logRejectedHead(let status):
-            worker.accessLog?.log(nil, client: clientAddress, server: nil, entry: AccessLog.Entry(
+            worker.accessLog?.log(nil, client: clientAddress, server: nil, tls: accessLogTLSFields(), entry: AccessLog.Entry(
                 status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
                 totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
         case .finished(let keepAlive):
@@ -158,6 +158,18 @@ extension ClientConnection {
 
     // MARK: finishing
 
+    /// The TLS version, cipher and server name for this connection's access-log lines, formatted on the first
+    /// line and kept; nil on plain HTTP.
+    func accessLogTLSFields() -> [UInt8]? {
+        guard let tls, let log = worker.accessLog else { return nil }
+        if let tlsLogFields { return tlsLogFields }
+        let session = tls.session
+        guard let version = session.protocolVersion, let cipher = session.cipherName else { return nil }
+        let fields = log.tlsFields(version: version.description, cipher: cipher, serverName: session.serverName)
+        tlsLogFields = fields
+        return fields
+    }
+
     /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
     func endExchange(cause: TerminationCause) {
         worker.counters.inFlight -= 1
@@ -166,7 +178,7 @@ extension ClientConnection {
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
             let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
-            log.log(parser.head, client: clientAddress, server: server, entry: AccessLog.Entry(
+            log.log(parser.head, client: clientAddress, server: server, tls: accessLogTLSFields(), entry: AccessLog.Entry(
                 status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
                 connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
                 cause: cause))

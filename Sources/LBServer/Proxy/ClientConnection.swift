@@ -22,6 +22,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     let stream: any ByteStream
     /// `stream` when it is TLS, for what the handshake established (the client certificate's subject field).
     let tls: TLSStream<TLSSession>?
+    /// `accessLogTLSFields()`, once made.
+    var tlsLogFields: [UInt8]?
     var parser: HTTPParser
     var exchange: Exchange
     /// The actions of the event being handled, performed in order (reused: no allocation per event).

@@ -64,14 +64,58 @@ final class AccessLog {
 
     /// Appends one line for a request whose head is `head`, from `client`, served by `server` (nil: none).
     /// A nil head is a request rejected before its head was complete: its request line is logged as "-"
-    /// (common) or its method and path as null (json).
-    func log(_ head: HTTPHead?, client: [UInt8], server: String?, entry: Entry) {
+    /// (common) or its method and path as null (json). `tls` is the connection's `tlsFields(...)`, nil on
+    /// plain HTTP.
+    func log(_ head: HTTPHead?, client: [UInt8], server: String?, tls: [UInt8]? = nil, entry: Entry) {
         clock.refresh()
         switch format {
         case .common: common(head, client: client, server: server, entry)
         case .json: json(head, client: client, server: server, entry)
         }
+        // Both formats end with one byte ('\n', or '}' and '\n'): the TLS fields go before it.
+        if let tls {
+            let end = pending.count - (format == .json ? 2 : 1)
+            pending.insert(contentsOf: tls, at: end)
+        }
         if pending.count >= 64 * 1024 { flush() }
+    }
+
+    /// What a TLS connection's lines carry, formatted once per connection: ` tls=TLSv1.3
+    /// cipher=TLS_AES_128_GCM_SHA256 sni=a.test` (common; `sni=-` without one), or
+    /// `,"tls":{"version":"TLSv1.3","cipher":"...","sni":"a.test"}` (json; `"sni":null`). The client's server
+    /// name is escaped (JSON) or has spaces and control bytes replaced by `?` (common).
+    func tlsFields(version: String, cipher: String, serverName: String?) -> [UInt8] {
+        let saved = pending
+        pending = []
+        defer { pending = saved }
+        switch format {
+        case .common:
+            append(" tls=")
+            pending.append(contentsOf: version.utf8)
+            append(" cipher=")
+            pending.append(contentsOf: cipher.utf8)
+            append(" sni=")
+            if let serverName {
+                for b in serverName.utf8 { pending.append(b <= 0x20 || b >= 0x7F ? UInt8(ascii: "?") : b) }
+            } else {
+                append("-")
+            }
+        case .json:
+            append(",\"tls\":{\"version\":\"")
+            pending.append(contentsOf: version.utf8)
+            append("\",\"cipher\":\"")
+            pending.append(contentsOf: cipher.utf8)
+            append("\",\"sni\":")
+            if let serverName {
+                pending.append(UInt8(ascii: "\""))
+                for b in serverName.utf8 { appendJSONByte(b) }
+                pending.append(UInt8(ascii: "\""))
+            } else {
+                append("null")
+            }
+            append("}")
+        }
+        return pending
     }
 
     private func common(_ head: HTTPHead?, client: [UInt8], server: String?, _ e: Entry) {

@@ -1,9 +1,10 @@
 import Foundation
 import XCTest
 
-/// Handshake hygiene over real loopback TLS: the per-turn and per-second caps on new TLS connections hold clients
-/// in the accept queue instead of failing them, and failed handshakes are counted by reason.
-final class TLSHandshakeLimitTests: IntegrationTestCase {
+/// What a TLS listener does around its handshakes, over real loopback TLS: the per-turn and per-second caps on new
+/// TLS connections hold clients in the accept queue instead of failing them, failed handshakes are counted by
+/// reason, and the access log records each connection's version, cipher and server name.
+final class TLSHygieneTests: IntegrationTestCase {
     private static let sharedCertificates = Locked<TestCertificates?>(nil)
     private var certs: TestCertificates!
     private var backend: DemoBackend!
@@ -74,16 +75,53 @@ final class TLSHandshakeLimitTests: IntegrationTestCase {
         XCTAssertEqual(metrics["lb_tls_failures_total"], 4)
     }
 
+    func testTheAccessLogRecordsTheTLSVersionCipherAndServerName() throws {
+        for format in ["json", "common"] {
+            let log = NSTemporaryDirectory() + "lb-tls-access-\(UUID().uuidString).log"
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: log) }
+            let lb = try startServer(limits: [:], accessLog: ["format": format, "path": log])
+            _ = sClient(lb.proxyPort, ["-servername", "a.test", "-tls1_3", "-ign_eof"],
+                        input: "GET /one HTTP/1.1\r\nHost: a.test\r\n\r\nGET /two HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            _ = sClient(lb.proxyPort, ["-noservername", "-tls1_2", "-ign_eof"],
+                        input: "GET /three HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(lb.process.terminate(), 0, lb.process.log)
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.count, 3, "\(format): \(lines)")
+            guard lines.count == 3 else { continue }
+            if format == "json" {
+                let objects = try lines.map {
+                    try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any], $0)
+                }
+                let tls = objects.map { $0["tls"] as? [String: Any] ?? [:] }
+                XCTAssertEqual(tls.map { $0["version"] as? String }, ["TLSv1.3", "TLSv1.3", "TLSv1.2"])
+                XCTAssertEqual(tls.map { $0["sni"] as? String }, ["a.test", "a.test", nil])
+                XCTAssertTrue(tls[2]["sni"] is NSNull, "\(tls[2])")
+                XCTAssertEqual(tls[0]["cipher"] as? String, "TLS_AES_128_GCM_SHA256")
+                XCTAssertEqual(tls[2]["cipher"] as? String, "ECDHE-ECDSA-AES128-GCM-SHA256")
+                XCTAssertEqual(objects.map { $0["path"] as? String }, ["/one", "/two", "/three"])
+            } else {
+                XCTAssertTrue(
+                    lines[0].hasSuffix(" cause=ok tls=TLSv1.3 cipher=TLS_AES_128_GCM_SHA256 sni=a.test"), lines[0])
+                XCTAssertTrue(
+                    lines[2].hasSuffix(" cause=ok tls=TLSv1.2 cipher=ECDHE-ECDSA-AES128-GCM-SHA256 sni=-"), lines[2])
+            }
+        }
+    }
+
     // MARK: helpers
 
-    private func startServer(limits: [String: Any], strictSNI: Bool = false) throws -> LBServerProcess {
+    private func startServer(
+        limits: [String: Any], strictSNI: Bool = false, accessLog: [String: Any]? = nil
+    ) throws -> LBServerProcess {
         let tls: [String: Any] = [
             "certificates": [["cert": certs.cert("a"), "key": certs.key("a")]], "strict_sni": strictSNI,
         ]
-        let config = try writeConfigFile([
+        var settings: [String: Any] = [
             "listeners": [["address": "127.0.0.1:0", "tls": tls]], "servers": [["host": "127.0.0.1", "port": backend.port]],
             "health_check": ["enabled": false], "limits": limits, "workers": 1,
-        ])
+        ]
+        if let accessLog { settings["access_log"] = accessLog }
+        let config = try writeConfigFile(settings)
         return try LBBinaries.startServer(
             backends: [], configFile: config, extraArguments: ["--workers", "1"], listen: nil, proxyKind: .proxyTLS)
     }
@@ -117,10 +155,11 @@ final class TLSHandshakeLimitTests: IntegrationTestCase {
             + (r.status == 0 ? "" : " (exit \(r.status): \(r.stderr.suffix(500)))")
     }
 
-    private func sClient(_ port: Int, _ extra: [String]) -> Int32 {
+    @discardableResult
+    private func sClient(_ port: Int, _ extra: [String], input: String = "") -> Int32 {
         ManagedProcess.run(
             "openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certs.caCert] + extra,
-            input: Data(), timeout: 20
+            input: Data(input.utf8), timeout: 20
         ).status
     }
 
