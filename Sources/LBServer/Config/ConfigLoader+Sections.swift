@@ -116,7 +116,7 @@ extension ConfigLoader {
         l.maxHeaders = s.int(.maxHeaders, default: l.maxHeaders, in: positive)
         l.maxBodyBytes = s.optionalInt(.maxBodyBytes, default: l.maxBodyBytes, in: positive)
         l.maxClientConnections = s.int(.maxClientConnections, default: l.maxClientConnections, in: positive)
-        l.upstreamPoolSize = s.int(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
+        l.upstreamPoolSize = s.optionalInt(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
         return l
     }
 

@@ -10,7 +10,11 @@ struct ProxySettings: Sendable {
     /// Every connection timeout, in the shape `ConnectionTimer` takes.
     var timeouts: ConnectionTimer.Limits
     var maxClientConnections: Int
+    /// Idle connections kept per backend at most (`limits.upstream_pool_size`); `Int.max` when there is no fixed
+    /// cap, so the release path compares with no optional to unwrap.
     var poolSize: Int
+    /// Milliseconds between two purges of the idle pools (`timeouts.upstream_pool_purge`).
+    var poolPurgeMs: UInt64
     var retries: Int
     /// Record latency histograms (`stats.latency`).
     var recordLatency: Bool
@@ -32,7 +36,8 @@ struct ProxySettings: Sendable {
         // Each try waits at most the per-try timeout for its response head.
         timeouts[.upstreamResponse] = min(timeouts[.upstreamResponse], config.retries.perTryTimeoutMs)
         maxClientConnections = config.limits.maxClientConnections
-        poolSize = config.limits.upstreamPoolSize
+        poolSize = config.limits.upstreamPoolSize ?? .max
+        poolPurgeMs = config.timeouts[.upstreamPoolPurge]
         retries = config.retries.max
         recordLatency = config.stats.latency
         busyPolls = config.busyPolls
