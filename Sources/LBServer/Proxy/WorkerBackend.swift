@@ -21,7 +21,8 @@ final class WorkerBackend {
     /// The most recently pooled live connection, counted as a reuse; nil when none is idle.
     func takeIdle() -> UpstreamConnection? {
         while let up = idle.popNewest() {
-            // One whose close is under way (idle timeout, purge) leaves the pool in its close callback.
+            // Its idle timeout fired, or the backend closed it: the close is under way, and its callback will
+            // find it out of the pool already.
             if up.isClosing { continue }
             stats.reused &+= 1
             demand.connectionsInUse(connectionsInUse)
