@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -139,6 +139,16 @@ bench-close: build
 bench-tls: build
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --tls
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --tls --close
+
+# lb against HAProxy and nginx over clients {4, 64, 1000, 5000} x bodies {512 B, 64 KiB, 1 MiB} x {keep-alive, a new
+# connection per request}: peers.sh per cell, one table of ratios at the end (bench/scale_matrix.py; about 55 min).
+# BENCH_SCALE_SMOKE=1: one cell of 2 s, to check that the script and the tools work (its figures mean nothing).
+# BENCH_SCALE_FLAGS passes more flags, e.g. BENCH_SCALE_FLAGS="--clients 1000 --modes keepalive -d 5".
+BENCH_SCALE_SMOKE ?= 0
+BENCH_SCALE_FLAGS ?=
+bench-scale: build
+	python3 bench/scale_matrix.py "$(RELEASE_BIN)/lb-server" --peers $(SHARED)/bench/peers.sh \
+		$(if $(filter 1,$(BENCH_SCALE_SMOKE)),--smoke) $(BENCH_SCALE_FLAGS)
 
 # Throughput with the access log on against off, in one run.
 bench-accesslog: build

@@ -59,6 +59,25 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(config.limits.maxRequestLine, 8192)
     }
 
+    func testThePoolHasNoFixedCapUnlessANumberIsGiven() throws {
+        XCTAssertNil(try parseConfig("{}").limits.upstreamPoolSize)
+        XCTAssertNil(try parseConfig(#"{"limits": {"upstream_pool_size": null}}"#).limits.upstreamPoolSize)
+        XCTAssertEqual(ProxySettings(config: try parseConfig("{}")).poolSize, .max)
+        // A file written for the old fixed cap keeps it.
+        let capped = try parseConfig(#"{"limits": {"upstream_pool_size": 64}}"#)
+        XCTAssertEqual(capped.limits.upstreamPoolSize, 64)
+        XCTAssertEqual(ProxySettings(config: capped).poolSize, 64)
+        assertSingleProblem(
+            #"{"limits": {"upstream_pool_size": "64"}}"#, startsWith: "limits.upstream_pool_size:",
+            contains: "expected an integer")
+    }
+
+    func testThePoolPurgeRunsEveryFiveSecondsUnlessSet() throws {
+        XCTAssertEqual(ProxySettings(config: try parseConfig("{}")).poolPurgeMs, 5000)
+        let config = try parseConfig(#"{"timeouts": {"upstream_pool_purge": "250ms"}}"#)
+        XCTAssertEqual(ProxySettings(config: config).poolPurgeMs, 250)
+    }
+
     func testServerIdDefaultsToHostPortAndWeightToOne() throws {
         let config = try parseConfig(#"{"servers": [{"host": "10.0.0.1", "port": 80}, {"host": "::1", "port": 81}]}"#)
         XCTAssertEqual(config.servers.map(\.id), ["10.0.0.1:80", "[::1]:81"])

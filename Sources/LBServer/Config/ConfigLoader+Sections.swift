@@ -117,7 +117,7 @@ extension ConfigLoader {
         l.maxHeaders = s.int(.maxHeaders, default: l.maxHeaders, in: positive)
         l.maxBodyBytes = s.optionalInt(.maxBodyBytes, default: l.maxBodyBytes, in: positive)
         l.maxClientConnections = s.int(.maxClientConnections, default: l.maxClientConnections, in: positive)
-        l.upstreamPoolSize = s.int(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
+        l.upstreamPoolSize = s.optionalInt(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
         l.tlsHandshakesPerTurn = s.optionalInt(.tlsHandshakesPerTurn, default: l.tlsHandshakesPerTurn, in: 1...100_000)
         l.tlsHandshakesPerSecond = s.optionalInt(
             .tlsHandshakesPerSecond, default: l.tlsHandshakesPerSecond, in: 1...10_000_000)

@@ -12,7 +12,7 @@ extension LBConfig {
         }
     }
 
-    /// `limits`: sizes in bytes and counts, all ≥ 1.
+    /// `limits`: sizes in bytes and counts, all ≥ 1 (or nil where that means no limit).
     public struct Limits: Equatable, Sendable {
         /// Longest request line; longer gets 414.
         public var maxRequestLine: Int
@@ -24,8 +24,9 @@ extension LBConfig {
         public var maxBodyBytes: Int?
         /// Open client connections per process; further accepts wait.
         public var maxClientConnections: Int
-        /// Idle keep-alive connections kept per backend per worker.
-        public var upstreamPoolSize: Int
+        /// A fixed cap on the idle keep-alive connections kept per backend per worker. nil = no fixed cap: the
+        /// pool keeps what recent demand needed and the purge (`timeouts.upstream_pool_purge`) trims the rest.
+        public var upstreamPoolSize: Int?
         /// New TLS connections a worker accepts in one event-loop turn (each is a handshake to come); the rest wait
         /// in the kernel's accept queue for the next turn. nil = no cap.
         public var tlsHandshakesPerTurn: Int? = 32
@@ -35,7 +36,7 @@ extension LBConfig {
 
         public init(
             maxRequestLine: Int = 8192, maxHeaderBytes: Int = 65536, maxHeaders: Int = 100, maxBodyBytes: Int? = nil,
-            maxClientConnections: Int = 10_000, upstreamPoolSize: Int = 64
+            maxClientConnections: Int = 10_000, upstreamPoolSize: Int? = nil
         ) {
             self.maxRequestLine = maxRequestLine
             self.maxHeaderBytes = maxHeaderBytes

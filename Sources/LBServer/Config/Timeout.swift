@@ -16,6 +16,9 @@ public enum Timeout: String, CaseIterable, Sendable {
     case upstreamResponse = "upstream_response"
     /// A pooled idle upstream connection before it is closed.
     case upstreamIdle = "upstream_idle"
+    /// The interval of the idle pools' purge: each interval, half the idle connections beyond what the recent peak
+    /// of demand needs are closed (`PoolDemand`).
+    case upstreamPoolPurge = "upstream_pool_purge"
     /// An upgraded (WebSocket / CONNECT-style) tunnel with no bytes either way.
     case tunnelIdle = "tunnel_idle"
     /// On SIGTERM: how long in-flight requests may finish before connections are closed.
@@ -27,7 +30,7 @@ public enum Timeout: String, CaseIterable, Sendable {
     /// The default in milliseconds.
     public var defaultMs: UInt64 { spec.defaultMs }
 
-    /// The `ConnectionTimer` phase this timeout bounds; nil for one that is not a connection's (shutdown).
+    /// The `ConnectionTimer` phase this timeout bounds; nil for one that is not a connection's (shutdown, purge).
     var phase: ConnectionTimer.Phase? { spec.phase }
 
     /// One row per timeout.
@@ -38,6 +41,7 @@ public enum Timeout: String, CaseIterable, Sendable {
         case .upstreamConnect: (3_000, .upstreamConnect)
         case .upstreamResponse: (30_000, .upstreamResponse)
         case .upstreamIdle: (60_000, .upstreamIdle)
+        case .upstreamPoolPurge: (5_000, nil)
         case .tunnelIdle: (300_000, .tunnelIdle)
         case .shutdownGrace: (10_000, nil)
         }

@@ -11,7 +11,11 @@ struct ProxySettings: Sendable {
     /// Every connection timeout, in the shape `ConnectionTimer` takes.
     var timeouts: ConnectionTimer.Limits
     var maxClientConnections: Int
+    /// Idle connections kept per backend at most (`limits.upstream_pool_size`); `Int.max` when there is no fixed
+    /// cap, so the release path compares with no optional to unwrap.
     var poolSize: Int
+    /// Milliseconds between two purges of the idle pools (`timeouts.upstream_pool_purge`).
+    var poolPurgeMs: UInt64
     /// TLS accepts per loop turn and per second for this worker (the process rate divided by the workers).
     var tlsHandshakesPerTurn: Int?
     var tlsHandshakesPerSecond: Int?
@@ -36,7 +40,8 @@ struct ProxySettings: Sendable {
         // Each try waits at most the per-try timeout for its response head.
         timeouts[.upstreamResponse] = min(timeouts[.upstreamResponse], config.retries.perTryTimeoutMs)
         maxClientConnections = config.limits.maxClientConnections
-        poolSize = config.limits.upstreamPoolSize
+        poolSize = config.limits.upstreamPoolSize ?? .max
+        poolPurgeMs = config.timeouts[.upstreamPoolPurge]
         tlsHandshakesPerTurn = config.limits.tlsHandshakesPerTurn
         let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         tlsHandshakesPerSecond = config.limits.tlsHandshakesPerSecond.map { max(1, ($0 + workers - 1) / workers) }

@@ -11,7 +11,7 @@ import LBUV
 /// The transport is a `ByteStream`: the TCP socket itself, or TLS over it when the backend is configured for
 /// TLS. Either way "connected" means ready for the request head (for TLS: the handshake is done and the
 /// backend's certificate verified).
-final class UpstreamConnection: ByteStreamHandler, ListLinked {
+final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     enum State { case connecting, active, idle, tunnel }
 
     /// An end this connection decided on, reported to the owner from the close callback, so that an owner is
@@ -46,6 +46,10 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
     var listPrev: UpstreamConnection?
     var listNext: UpstreamConnection?
     var inList = false
+    /// Links of the backend's idle pool (`IdlePool`), apart from the worker's list above.
+    var poolOlder: UpstreamConnection?
+    var poolNewer: UpstreamConnection?
+    var inPool = false
 
     /// A connection to `backend`, not yet opened. Nil when its TLS session cannot be created (OpenSSL out of
     /// memory): the caller treats that as a failed connect.
@@ -154,15 +158,19 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
         // Back-pressure may have paused reading mid-response: an idle pooled connection must read again (to
         // see the backend close it, and to get the next response).
         if reusable { startReading() }
-        if reusable && !backend.isRemoved && !worker.isDraining && slot.idle.count < worker.settings.poolSize
-            && writeQueueBytes == 0 && !isClosing
-        {
-            state = .idle
-            timer.enter(.upstreamIdle, now: loop.now, limits: worker.timerLimits)
-            slot.idle.append(self)
-        } else {
+        guard reusable && !backend.isRemoved && !worker.isDraining && writeQueueBytes == 0 && !isClosing else {
             close()
+            return
         }
+        // The optional fixed cap; without one the pool keeps what demand brought and the purge trims it.
+        guard slot.idle.count < worker.settings.poolSize else {
+            slot.stats.poolFull &+= 1
+            close()
+            return
+        }
+        state = .idle
+        timer.enter(.upstreamIdle, now: loop.now, limits: worker.timerLimits)
+        slot.idle.push(self)
     }
 
     func closeIfIdle() {
@@ -295,7 +303,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked {
 
     func streamClosed() {
         worker.upstreamClosed(self)
-        slot.connectionClosed(self, wasIdle: state == .idle)
+        slot.connectionClosed(self)
         guard let owner else { return }
         self.owner = nil
         let event: UpstreamEvent

@@ -17,6 +17,8 @@ final class Worker {
     /// Upstream connections being connected, active or idle in a pool, for timeouts and shutdown.
     private(set) var upstreams = ConnectionList<UpstreamConnection>()
     private var sweepTimer: LoopTimer?
+    /// Loop time of the next purge of the idle pools.
+    private var nextPoolPurge: UInt64 = 0
     private var requestIDBase: UInt64
     private var requestCounter: UInt64 = 0
     /// Set by graceful shutdown: responses carry `Connection: close`, idle keep-alive clients are closed.
@@ -71,7 +73,11 @@ final class Worker {
         l.onError = { [unowned self] _ in self.counters.acceptErrors &+= 1 }
         listeners.append(l)
         if sweepTimer == nil {
-            let tick = max(50, min(1000, min(settings.timeouts.clientHeader, settings.timeouts.upstreamConnect) / 4))
+            // Deadlines are checked to within a quarter of the shortest of these; the pool purge runs on the first
+            // tick at or after its interval.
+            let shortest = min(settings.timeouts.clientHeader, settings.timeouts.upstreamConnect, settings.poolPurgeMs)
+            let tick = max(50, min(1000, shortest / 4))
+            nextPoolPurge = loop.now + settings.poolPurgeMs
             let t = LoopTimer(loop: loop) { [unowned self] in self.sweep() }
             t.start(timeout: tick, repeat: tick)
             t.unref()
@@ -160,11 +166,16 @@ final class Worker {
         return requestIDBase &+ (requestCounter &* 0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Periodic deadline check for every connection (timeouts are deadlines, not per-connection timers).
+    /// Periodic deadline check for every connection (timeouts are deadlines, not per-connection timers), and once
+    /// per `timeouts.upstream_pool_purge` the purge of every backend's idle pool: the one timer of the worker.
     private func sweep() {
         let now = loop.now
         clients.forEach { $0.checkDeadline(now: now) }
         upstreams.forEach { $0.checkDeadline(now: now) }
+        if now >= nextPoolPurge {
+            nextPoolPurge = now + settings.poolPurgeMs
+            for b in routing.load().backends { b.slot(self).purgeIdle() }
+        }
     }
 
     /// Graceful shutdown, step 1: stop accepting, close idle clients, let in-flight exchanges finish with

@@ -3,20 +3,29 @@ import LBTLS
 /// One worker's view of a backend: its keep-alive pool and plain counters (loop thread only). The worker's
 /// connections keep these through the calls below; stats readers only read.
 final class WorkerBackend {
-    /// Idle keep-alive connections, most recently used last (reused first: warm sockets).
-    var idle: [UpstreamConnection] = []
+    /// Idle keep-alive connections: the newest is reused first (warm sockets), the oldest purged first.
+    var idle = IdlePool<UpstreamConnection>()
+    /// Open connections: connecting, busy and idle.
     private(set) var activeConnections = 0
     /// Requests of this worker assigned to this backend now (bounded load reads it).
     fileprivate(set) var inFlight = 0
+    /// Recent peak of connections in use, which decides how many idle ones the purge keeps.
+    private(set) var demand = PoolDemand()
     var stats = BackendCounters()
     /// The TLS session to resume on this worker's next connection to the backend (TLS backends only).
     let tlsSessions = TLSClientSessionCache()
 
+    /// Connections open and not idle in the pool: connecting, carrying an exchange, or tunnelling.
+    var connectionsInUse: Int { activeConnections - idle.count }
+
     /// The most recently pooled live connection, counted as a reuse; nil when none is idle.
     func takeIdle() -> UpstreamConnection? {
-        while let up = idle.popLast() {
+        while let up = idle.popNewest() {
+            // Its idle timeout fired, or the backend closed it: the close is under way, and its callback will
+            // find it out of the pool already.
             if up.isClosing { continue }
             stats.reused &+= 1
+            demand.connectionsInUse(connectionsInUse)
             return up
         }
         return nil
@@ -26,11 +35,24 @@ final class WorkerBackend {
         activeConnections += 1
         stats.peakConnections = max(stats.peakConnections, activeConnections)
         stats.connectsOpened &+= 1
+        demand.connectionsInUse(connectionsInUse)
     }
 
-    func connectionClosed(_ up: UpstreamConnection, wasIdle: Bool) {
+    func connectionClosed(_ up: UpstreamConnection) {
         activeConnections -= 1
-        if wasIdle, let i = idle.firstIndex(where: { $0 === up }) { idle.remove(at: i) }
+        idle.remove(up)
+    }
+
+    /// One purge interval ended: closes the idle connections beyond what recent demand needed, oldest first, and
+    /// counts them. The work is bounded by the pool's size; nothing here runs per request.
+    func purgeIdle() {
+        var close = demand.purge(idle: idle.count, inUse: connectionsInUse)
+        while close > 0, let up = idle.popOldest() {
+            if up.isClosing { continue }
+            up.close()
+            stats.purged &+= 1
+            close -= 1
+        }
     }
 
     /// A response head arrived: its status class and, when measured, the time since the request went out.
@@ -66,7 +88,7 @@ extension Worker {
     /// Idle pooled connections of servers that left the routing state are closed; busy ones finish first.
     func closeIdleUpstreamsOfRemovedBackends(_ previous: RoutingState) {
         for b in previous.backends where b.isRemoved {
-            for up in b.slot(self).idle { up.close() }
+            b.slot(self).idle.forEach { $0.close() }
         }
     }
 }

@@ -117,6 +117,13 @@ extension AdminServer {
         gauge("lb_upstream_connections_idle", "Pooled idle connections to the server.") { _, s, _ in
             Double(s.idleConnections)
         }
+        gauge(
+            "lb_upstream_connections_in_use", "Connections to the server open and not idle (connecting or busy)."
+        ) { _, s, _ in Double(s.connectionsInUse) }
+        gauge(
+            "lb_upstream_pool_need",
+            "Connections the idle pool keeps for the server: the recent peak in use, or its decaying estimate."
+        ) { _, s, _ in Double(s.poolNeed) }
         gauge("lb_upstream_requests_in_flight", "Requests sent to the server and not answered yet.") { _, s, _ in
             Double(s.inFlight)
         }
@@ -132,6 +139,13 @@ extension AdminServer {
         }
         counter("lb_upstream_connections_total", "Connections opened to the server.") { $0.connectsOpened }
         counter("lb_upstream_connection_reuses_total", "Requests sent on a pooled connection.") { $0.reused }
+        counter(
+            "lb_upstream_pool_purged_total", "Idle connections to the server closed by the pool purge (demand fell)."
+        ) { $0.purged }
+        counter(
+            "lb_upstream_pool_full_total",
+            "Reusable connections to the server closed after a response because the pool was at upstream_pool_size."
+        ) { $0.poolFull }
         counter("lb_upstream_connect_errors_total", "Connects to the server that failed or timed out.") {
             $0.connectErrors
         }

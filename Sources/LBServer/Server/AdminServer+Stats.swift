@@ -28,6 +28,8 @@ extension AdminServer {
             entry["keyspace_share"] = shares[i]
             entry["active_connections"] = snap.activeConnections
             entry["idle_connections"] = snap.idleConnections
+            entry["in_use_connections"] = snap.connectionsInUse
+            entry["pool_need"] = snap.poolNeed
             entry["in_flight"] = snap.inFlight
             let serverRates = rates.servers[b.spec.id] ?? (0, 0)
             entry["requests_per_second"] = rounded(serverRates.requests)
@@ -95,7 +97,8 @@ extension BackendCounters {
     var json: [String: Any] {
         [
             "requests": requests, "connects_opened": connectsOpened, "connect_errors": connectErrors,
-            "response_errors": responseErrors, "reused": reused, "retries": retries, "redispatches": redispatches,
+            "response_errors": responseErrors, "reused": reused, "reuse_ratio": reuseRatio,
+            "pool_purged": purged, "pool_full": poolFull, "retries": retries, "redispatches": redispatches,
             "peak_connections": peakConnections,
             "bytes_in": bytesIn, "bytes_out": bytesOut,
             "responses": responses.json,
@@ -105,6 +108,16 @@ extension BackendCounters {
             ],
             "latency": ["connect": connectLatency.json, "response": responseLatency.json],
         ]
+    }
+}
+
+extension BackendCounters {
+    /// Of the connections handed to requests, the share that came from a pool: reused / (reused + opened), four
+    /// decimals; 0 before the first.
+    var reuseRatio: Double {
+        let handed = reused &+ connectsOpened
+        guard handed > 0 else { return 0 }
+        return (Double(reused) / Double(handed) * 10_000).rounded() / 10_000
     }
 }
 

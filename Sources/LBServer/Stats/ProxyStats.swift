@@ -105,6 +105,10 @@ struct BackendCounters {
     var responseErrors: UInt64 = 0
     /// Pooled connections handed to a request.
     var reused: UInt64 = 0
+    /// Idle connections the pool's purge closed (more were idle than recent demand needed).
+    var purged: UInt64 = 0
+    /// Reusable connections closed at the end of a response because the pool was at `limits.upstream_pool_size`.
+    var poolFull: UInt64 = 0
     /// Requests moved away from this server after a failure once sent (retries) or before (redispatches).
     var retries: UInt64 = 0
     var redispatches: UInt64 = 0

@@ -7,6 +7,11 @@ struct StatsSnapshot {
         var activeConnections = 0
         var idleConnections = 0
         var inFlight = 0
+        /// What the pools' purge keeps: the recent peak of connections in use, or its decaying estimate.
+        var poolNeed = 0
+
+        /// Open connections not idle in a pool.
+        var connectionsInUse: Int { activeConnections - idleConnections }
     }
 
     var workers = WorkerCounters()
@@ -47,6 +52,7 @@ struct StatsSnapshot {
             mine.activeConnections += b.activeConnections
             mine.idleConnections += b.idleConnections
             mine.inFlight += b.inFlight
+            mine.poolNeed += b.poolNeed
             mine.counters.merge(b.counters)
             backends[id] = mine
         }
@@ -62,6 +68,8 @@ extension BackendCounters {
         connectErrors &+= o.connectErrors
         responseErrors &+= o.responseErrors
         reused &+= o.reused
+        purged &+= o.purged
+        poolFull &+= o.poolFull
         retries &+= o.retries
         redispatches &+= o.redispatches
         bytesIn &+= o.bytesIn
