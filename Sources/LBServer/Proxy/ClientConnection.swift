@@ -84,7 +84,10 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     func closeAfterFlush() { stream.closeAfterFlush() }
     func abort() { stream.abort() }
 
-    var settings: ProxySettings { worker.settings }
+    /// Borrowed, not copied: the settings hold strings and arrays, and a copy per use would retain and release them.
+    var settings: ProxySettings {
+        _read { yield worker.settings }
+    }
 
     // MARK: input
 
