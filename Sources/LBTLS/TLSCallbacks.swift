@@ -70,3 +70,13 @@ extension TLSCallbacks {
                 alwaysRenew: SSL_version(ssl) == TLS1_3_VERSION)
         }
 }
+
+extension TLSCallbacks {
+    /// Server side, first thing on a ClientHello (before SNI and resumption): the `TLSSession` in ex_data slot 0
+    /// binds its session id context to the server name asked for. Always lets the handshake go on.
+    static let clientHello: SSL_client_hello_cb_fn = { ssl, _, _ in
+        let session: TLSSession = owner(SSL_get_ex_data(ssl, sessionExDataIndex))
+        session.bindSessionToServerName()
+        return SSL_CLIENT_HELLO_SUCCESS
+    }
+}

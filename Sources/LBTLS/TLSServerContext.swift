@@ -27,6 +27,8 @@ public final class TLSServerContext: @unchecked Sendable {
     private let alpn: [[UInt8]]
     /// What session tickets are encrypted with: `config.ticketKeyFile`'s keys, else the keys given at init.
     public let ticketKeys: TLSTicketKeys
+    /// The session id context of this listener's settings, before a handshake binds it to a server name.
+    let sessionIDContextBase: [UInt8]
 
     /// Loads and checks every certificate and key, and builds the OpenSSL contexts. Throws naming the file and
     /// the problem: unreadable, no certificate or key in it, key not matching, expired or not yet valid.
@@ -80,10 +82,12 @@ public final class TLSServerContext: @unchecked Sendable {
         self.names = ServerNameTable(dnsNames: infos.map(\.dnsNames))
         self.alpn = config.alpnProtocols.map { Array($0.utf8) }
         self.ticketKeys = keys
+        self.sessionIDContextBase = Self.sessionIDContext(config)
 
         let arg = Unmanaged.passUnretained(self).toOpaque()
         for context in contexts {
             _ = lb_SSL_CTX_set_tlsext_servername_callback(context, TLSCallbacks.serverName)
+            SSL_CTX_set_client_hello_cb(context, TLSCallbacks.clientHello, nil)
             if !alpn.isEmpty { SSL_CTX_set_alpn_select_cb(context, TLSCallbacks.alpnSelect, arg) }
         }
     }

@@ -120,6 +120,27 @@ public final class TLSSession: TLSChannel {
         return SSL_TLSEXT_ERR_OK
     }
 
+    /// ClientHello, before OpenSSL looks for a session to resume: binds this handshake's session id context to
+    /// the server name asked for, so only a session made under that name resumes.
+    func bindSessionToServerName() {
+        var data: UnsafePointer<UInt8>?
+        var length = 0
+        var name: UnsafeRawBufferPointer?
+        if SSL_client_hello_get0_ext(ssl, UInt32(TLSEXT_TYPE_server_name), &data, &length) == 1, let data {
+            // server_name_list: 2-byte length, then entries of type (1 byte), 2-byte length, name.
+            let ext = UnsafeBufferPointer(start: data, count: length)
+            if ext.count >= 5 && ext[2] == 0 {
+                let nameLength = Int(ext[3]) << 8 | Int(ext[4])
+                if 5 + nameLength <= ext.count {
+                    name = UnsafeRawBufferPointer(start: data + 5, count: nameLength)
+                }
+            }
+        }
+        var context = [UInt8](repeating: 0, count: 32)
+        TLSServerContext.sessionIDContext(base: self.context.sessionIDContextBase, serverName: name, into: &context)
+        _ = SSL_set_session_id_context(ssl, context, UInt32(context.count))
+    }
+
     // MARK: control plane (may allocate)
 
     public var isHandshakeComplete: Bool { io.isHandshakeComplete }

@@ -1,9 +1,9 @@
 import Foundation
 import XCTest
 
-/// Session-ticket keys end to end with `openssl s_client -sess_out/-sess_in`: two lb processes reading one
-/// `ticket_key_file` resume each other's sessions, through a rotation; and without a key file a certificate reload
-/// keeps sessions resumable.
+/// Session resumption end to end with `openssl s_client -sess_out/-sess_in`: two lb processes reading one
+/// `ticket_key_file` resume each other's sessions, through a rotation; without a key file a certificate reload
+/// keeps sessions resumable; a session resumes only under the server name it was made for.
 final class TLSTicketKeyTests: IntegrationTestCase {
     private static let sharedCertificates = Locked<TestCertificates?>(nil)
     private var certs: TestCertificates!
@@ -73,6 +73,18 @@ final class TLSTicketKeyTests: IntegrationTestCase {
         XCTAssertEqual(handshake(other, "-tls1_3", in: session), "New")
     }
 
+    /// RFC 6066 section 3: a session is not resumed under another server name (OpenSSL 3.0 alone resumes a TLS 1.2
+    /// one), so a client never gets a session, and a certificate, meant for another name.
+    func testASessionResumesOnlyUnderTheServerNameItWasMadeFor() throws {
+        let lb = try startServer(ticketKeyFile: nil, certificates: ["a", "wild"])
+        for flag in ["-tls1_2", "-tls1_3"] {
+            let session = certs.directory + "/sni\(flag).pem"
+            XCTAssertEqual(handshake(lb, flag, out: session, serverName: "a.test"), "New")
+            XCTAssertEqual(handshake(lb, flag, in: session, serverName: "A.TEST"), "Reused", "\(flag): names ignore case")
+            XCTAssertEqual(handshake(lb, flag, in: session, serverName: "x.b.test"), "New", "\(flag): another name")
+        }
+    }
+
     func testCheckConfigNamesABadKeyFile() throws {
         let keys = certs.directory + "/two-keys"
         try writeKeys([1, 2], to: keys)
@@ -91,8 +103,8 @@ final class TLSTicketKeyTests: IntegrationTestCase {
         try (seeds.map(key).joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     }
 
-    private func writeConfig(ticketKeyFile: String?) throws -> String {
-        var tls: [String: Any] = ["certificates": [["cert": certs.cert("a"), "key": certs.key("a")]]]
+    private func writeConfig(ticketKeyFile: String?, certificates: [String] = ["a"]) throws -> String {
+        var tls: [String: Any] = ["certificates": certificates.map { ["cert": certs.cert($0), "key": certs.key($0)] }]
         if let ticketKeyFile { tls["ticket_key_file"] = ticketKeyFile }
         return try writeConfigFile([
             "listeners": [["address": "127.0.0.1:0", "tls": tls]], "servers": [["host": "127.0.0.1", "port": backend.port]],
@@ -100,16 +112,19 @@ final class TLSTicketKeyTests: IntegrationTestCase {
         ])
     }
 
-    private func startServer(ticketKeyFile: String?) throws -> LBServerProcess {
+    private func startServer(ticketKeyFile: String?, certificates: [String] = ["a"]) throws -> LBServerProcess {
         try LBBinaries.startServer(
-            backends: [], configFile: try writeConfig(ticketKeyFile: ticketKeyFile), listen: nil, proxyKind: .proxyTLS)
+            backends: [], configFile: try writeConfig(ticketKeyFile: ticketKeyFile, certificates: certificates),
+            listen: nil, proxyKind: .proxyTLS)
     }
 
     /// One `openssl s_client` connection with a request (so a TLS 1.3 ticket has arrived before the session is
     /// written): "New" or "Reused", from its summary line.
-    private func handshake(_ lb: LBServerProcess, _ flag: String, out: String? = nil, in: String? = nil) -> String {
+    private func handshake(
+        _ lb: LBServerProcess, _ flag: String, out: String? = nil, in: String? = nil, serverName: String = "a.test"
+    ) -> String {
         var arguments = [
-            "s_client", "-connect", "127.0.0.1:\(lb.proxyPort)", "-servername", "a.test", "-CAfile", certs.caCert, flag,
+            "s_client", "-connect", "127.0.0.1:\(lb.proxyPort)", "-servername", serverName, "-CAfile", certs.caCert, flag,
             "-ign_eof",
         ]
         if let out { arguments += ["-sess_out", out] }
