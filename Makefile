@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config.json
-APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev openssl pkg-config curl
+APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev libnghttp2-dev openssl pkg-config curl
 # Release builds link the Swift runtime and Foundation statically: same speed, 6 MB less resident memory
 # (only the pages used are mapped in), one self-contained binary. With the toolchain's lld they also pack
 # relocations (RELR: the loader reads 16 KB instead of 2 MB of .rela.dyn at startup, and the binary stays
@@ -18,7 +18,7 @@ SHARED ?= ../shared
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
-	@if ! pkg-config --exists libuv libxxhash zlib openssl 2>/dev/null || ! command -v curl >/dev/null; then \
+	@if ! pkg-config --exists libuv libxxhash zlib openssl libnghttp2 2>/dev/null || ! command -v curl >/dev/null; then \
 		echo "installing: $(APT_PACKAGES)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null; \
@@ -50,6 +50,7 @@ test-deps: deps
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
 	command -v testssl >/dev/null || command -v testssl.sh >/dev/null || missing="$$missing testssl.sh"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v h2load >/dev/null && command -v nghttp >/dev/null || missing="$$missing nghttp2-client"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| missing="$$missing chromium"; \
@@ -67,6 +68,7 @@ test-deps: deps
 	command -v testssl >/dev/null || command -v testssl.sh >/dev/null \
 		|| echo "test-deps: no testssl.sh: the scan of an HTTPS listener will skip (and fail under CI)"; \
 	command -v wrk >/dev/null || echo "test-deps: no wrk: HTTPSClientTests' wrk test will skip (and fail under CI)"; \
+	command -v h2load >/dev/null || echo "test-deps: no h2load (nghttp2-client): the HTTP/2 load and flood tests will skip (and fail under CI)"; \
 	command -v promtool >/dev/null || echo "test-deps: no promtool (prometheus): the /metrics lint will skip"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| echo "test-deps: no chromium: the dashboard browser test will skip"; \
