@@ -30,6 +30,8 @@ final class H2Connection: H2SessionDelegate {
     private var floods = H2FloodGuard()
     private var timer = ConnectionTimer()
     private var inSession = false
+    /// What one `pump` serialised, moved to the stream's queue after `send` returns.
+    private var frames: [UInt8] = []
     private var draining = false
     /// The GOAWAY being sent is for this reason (counted when it goes out); nil: nghttp2's own.
     private var goawayReason: H2GoawayReason?
@@ -95,19 +97,26 @@ final class H2Connection: H2SessionDelegate {
 
     /// Moves what nghttp2 has to send into the socket's queue, up to the high-water mark (the rest waits
     /// for `streamDrained`), and closes once neither side has anything left to say.
+    ///
+    /// Frames are serialised into `frames`, not into the stream's queue: callbacks run during `send` may touch
+    /// the stream, so the queue is not held across the call.
     func pump() {
         if inSession || closed || stream.isClosing { return }
         if stream.writeQueueBytes < settings.highWater {
             inSession = true
-            let failure = session.send(into: &stream.out, limit: settings.highWater)
+            let failure = session.send(into: &frames, limit: settings.highWater - stream.writeQueueBytes)
             inSession = false
+            stream.out.append(contentsOf: frames)
+            frames.removeAll(keepingCapacity: frames.capacity <= 64 * 1024)
             stream.flush()
             if failure != nil {
                 stream.close()
                 return
             }
         }
-        if !session.wantsRead && !session.wantsWrite { stream.closeAfterFlush() }
+        if (!session.wantsRead && !session.wantsWrite) || (draining && streams.isEmpty && !session.wantsWrite) {
+            stream.closeAfterFlush()
+        }
     }
 
     func close() {
@@ -122,7 +131,6 @@ final class H2Connection: H2SessionDelegate {
         guard !draining, !closed else { return }
         draining = true
         goAway(.drain, errorCode: H2Session.noError)
-        if streams.isEmpty { stream.closeAfterFlush() }
     }
 
     private func goAway(_ reason: H2GoawayReason, errorCode: UInt32, terminate: Bool = false) {
@@ -154,7 +162,7 @@ final class H2Connection: H2SessionDelegate {
         retired.append(s)
         if streams.isEmpty {
             timer.enter(.clientIdle, now: worker.loop.now, limits: worker.timerLimits)
-            if draining { stream.closeAfterFlush() }
+            if draining { pump() }  // closes once the GOAWAY and the last frames are out
         }
     }
 
