@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-h2 bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -141,6 +141,13 @@ bench-close: build
 bench-tls: build
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --tls
 	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d 10 --rounds 3 --tls --close
+
+# HTTP/2 from clients: HAProxy, nginx and lb terminating TLS with ALPN h2, h2load driving 10 streams per connection,
+# HTTP/1.1 to the same backends. BENCH_SECONDS and BENCH_ROUNDS shorten it (a smoke run: 2 and 1).
+BENCH_SECONDS ?= 10
+BENCH_ROUNDS ?= 3
+bench-h2: build
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --h2
 
 # Throughput with the access log on against off, in one run.
 bench-accesslog: build
