@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config.json
-APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev openssl pkg-config curl
+APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev libnghttp2-dev openssl pkg-config curl
 # Release builds link the Swift runtime and Foundation statically: same speed, 6 MB less resident memory
 # (only the pages used are mapped in), one self-contained binary. With the toolchain's lld they also pack
 # relocations (RELR: the loader reads 16 KB instead of 2 MB of .rela.dyn at startup, and the binary stays
@@ -14,11 +14,11 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
-	@if ! pkg-config --exists libuv libxxhash zlib openssl 2>/dev/null || ! command -v curl >/dev/null; then \
+	@if ! pkg-config --exists libuv libxxhash zlib openssl libnghttp2 2>/dev/null || ! command -v curl >/dev/null; then \
 		echo "installing: $(APT_PACKAGES)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null; \
@@ -50,6 +50,7 @@ test-deps: deps
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
 	command -v testssl >/dev/null || command -v testssl.sh >/dev/null || missing="$$missing testssl.sh"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v h2load >/dev/null && command -v nghttp >/dev/null || missing="$$missing nghttp2-client"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| missing="$$missing chromium"; \
@@ -67,6 +68,7 @@ test-deps: deps
 	command -v testssl >/dev/null || command -v testssl.sh >/dev/null \
 		|| echo "test-deps: no testssl.sh: the scan of an HTTPS listener will skip (and fail under CI)"; \
 	command -v wrk >/dev/null || echo "test-deps: no wrk: HTTPSClientTests' wrk test will skip (and fail under CI)"; \
+	command -v h2load >/dev/null || echo "test-deps: no h2load (nghttp2-client): the HTTP/2 load and flood tests will skip (and fail under CI)"; \
 	command -v promtool >/dev/null || echo "test-deps: no promtool (prometheus): the /metrics lint will skip"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| echo "test-deps: no chromium: the dashboard browser test will skip"; \
@@ -149,6 +151,13 @@ BENCH_SCALE_FLAGS ?=
 bench-scale: build
 	python3 bench/scale_matrix.py "$(RELEASE_BIN)/lb-server" --peers $(SHARED)/bench/peers.sh \
 		$(if $(filter 1,$(BENCH_SCALE_SMOKE)),--smoke) $(BENCH_SCALE_FLAGS)
+
+# HTTP/2 from clients: HAProxy, nginx and lb terminating TLS with ALPN h2, h2load driving 10 streams per connection,
+# HTTP/1.1 to the same backends. BENCH_SECONDS and BENCH_ROUNDS shorten it (a smoke run: 2 and 1).
+BENCH_SECONDS ?= 10
+BENCH_ROUNDS ?= 3
+bench-h2: build
+	$(SHARED)/bench/peers.sh --candidate "$(RELEASE_BIN)/lb-server" --label lb -d $(BENCH_SECONDS) --rounds $(BENCH_ROUNDS) --h2
 
 # Throughput with the access log on against off, in one run.
 bench-accesslog: build

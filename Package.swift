@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LBUV", targets: ["LBUV"]),
         .library(name: "LBServer", targets: ["LBServer"]),
         .library(name: "LBTLS", targets: ["LBTLS"]),
+        .library(name: "LBH2", targets: ["LBH2"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CXXHash", pkgConfig: "libxxhash", providers: [.apt(["libxxhash-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
 
         // Pure Swift routing core: hashes, balancing algorithms, snapshots, health hysteresis, stats types. No I/O.
         .target(
@@ -51,11 +53,14 @@ let package = Package(
         // The sans-I/O TLS engine: OpenSSL over memory BIOs, fed ciphertext and drained of it by whoever owns the
         // socket. Knows nothing of libuv or HTTP.
         .target(name: "LBTLS", dependencies: ["COpenSSL"], swiftSettings: releaseUnchecked),
+        // The sans-I/O HTTP/2 framing layer: an nghttp2 server session fed client bytes and drained of the bytes
+        // to send, reporting streams to a delegate. Knows nothing of libuv, upstreams or HTTP/1.1.
+        .target(name: "LBH2", dependencies: ["CNGHTTP2"], swiftSettings: releaseUnchecked),
         // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
             dependencies: [
-                "LBCore", "LBHTTP", "LBUV", "LBTLS", "CLibUV",
+                "LBCore", "LBHTTP", "LBUV", "LBTLS", "LBH2", "CLibUV",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

@@ -44,12 +44,13 @@ extension MTLSTests {
         return (found[0], found[1], found[2])
     }
 
-    /// `curl -sS --resolve a.test:PORT:127.0.0.1 --cacert ca.pem [--cert NAME --key NAME] EXTRA
-    /// https://a.test:PORT/PATH...`.
+    /// `curl -sS --http1.1 --resolve a.test:PORT:127.0.0.1 --cacert ca.pem [--cert NAME --key NAME] EXTRA
+    /// https://a.test:PORT/PATH...`. HTTP/1.1: these tests read the field lines as sent (HTTP/2 lowercases names)
+    /// and curl's report of a refused certificate, which it sees only when it reads before it writes.
     func curl(
         _ port: Int, _ path: String, cert: String?, _ extra: [String] = [], paths: [String]? = nil
     ) -> (status: Int32, stdout: String, stderr: String) {
-        var arguments = ["-sS", "--max-time", "20", "--resolve", "a.test:\(port):127.0.0.1", "--cacert", certs.caCert]
+        var arguments = ["-sS", "--http1.1", "--max-time", "20", "--resolve", "a.test:\(port):127.0.0.1", "--cacert", certs.caCert]
         if let cert { arguments += ["--cert", certs.cert(cert), "--key", certs.key(cert)] }
         arguments += extra + (paths ?? [path]).map { "https://a.test:\(port)\($0)" }
         return run("curl", arguments, timeout: 30)

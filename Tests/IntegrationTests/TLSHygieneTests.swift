@@ -55,10 +55,10 @@ final class TLSHygieneTests: IntegrationTestCase {
     func testFailedHandshakesAreCountedByReason() throws {
         let lb = try startServer(limits: [:], strictSNI: true)
         let port = lb.proxyPort
-        // TLS 1.1 only; no known server name under strict SNI; ALPN h2 only; plain HTTP to the TLS port.
+        // TLS 1.1 only; no known server name under strict SNI; ALPN spdy/3.1 only; plain HTTP to the TLS port.
         _ = sClient(port, ["-tls1_1", "-servername", "a.test"])
         _ = sClient(port, ["-servername", "unknown.test"])
-        _ = sClient(port, ["-servername", "a.test", "-alpn", "h2"])
+        _ = sClient(port, ["-servername", "a.test", "-alpn", "spdy/3.1"])
         let plain = try RawHTTPConnection(port: port, timeout: 5)
         try plain.send("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
         _ = try? plain.readAll()

@@ -2,7 +2,7 @@ import LBHTTP
 import LBTLS
 
 extension ConfigLoader {
-    enum ListenerKey: String, ConfigKey { case address, tls }
+    enum ListenerKey: String, ConfigKey { case address, tls, http2 }
 
     enum TLSKey: String, ConfigKey {
         case certificates, defaultCertificate = "default_certificate", strictSNI = "strict_sni"
@@ -40,7 +40,7 @@ extension ConfigLoader {
                 s.problem(.address, "\(address) is also listeners[\(first)]")
                 continue
             }
-            listeners.append(LBConfig.Listener(address: address, tls: tls))
+            listeners.append(LBConfig.Listener(address: address, tls: tls, http2: s.bool(.http2, default: true)))
         }
         return listeners
     }

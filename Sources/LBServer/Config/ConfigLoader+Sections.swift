@@ -18,6 +18,7 @@ extension ConfigLoader {
         case maxBodyBytes = "max_body_bytes", maxClientConnections = "max_client_connections"
         case upstreamPoolSize = "upstream_pool_size"
         case tlsHandshakesPerTurn = "tls_handshakes_per_turn", tlsHandshakesPerSecond = "tls_handshakes_per_second"
+        case http2MaxConcurrentStreams = "http2_max_concurrent_streams"
     }
 
     enum ForwardingKey: String, ConfigKey {
@@ -121,6 +122,8 @@ extension ConfigLoader {
         l.tlsHandshakesPerTurn = s.optionalInt(.tlsHandshakesPerTurn, default: l.tlsHandshakesPerTurn, in: 1...100_000)
         l.tlsHandshakesPerSecond = s.optionalInt(
             .tlsHandshakesPerSecond, default: l.tlsHandshakesPerSecond, in: 1...10_000_000)
+        l.http2MaxConcurrentStreams = s.int(
+            .http2MaxConcurrentStreams, default: l.http2MaxConcurrentStreams, in: 1...10_000)
         return l
     }
 

@@ -3,10 +3,13 @@ extension LBConfig {
     public struct Listener: Equatable, Sendable {
         public var address: HostPort
         public var tls: TLS?
+        /// HTTP/2 from clients: ALPN `h2` (preferred) on TLS, h2c with prior knowledge on plain HTTP.
+        public var http2: Bool
 
-        public init(address: HostPort, tls: TLS? = nil) {
+        public init(address: HostPort, tls: TLS? = nil, http2: Bool = true) {
             self.address = address
             self.tls = tls
+            self.http2 = http2
         }
     }
 

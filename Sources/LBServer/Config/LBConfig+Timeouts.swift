@@ -33,6 +33,9 @@ extension LBConfig {
         /// New TLS connections accepted per second over the whole process (HAProxy's `maxsslrate`), split
         /// evenly between workers; nil = no cap.
         public var tlsHandshakesPerSecond: Int? = nil
+        /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a reset stream
+        /// counts until its backend request is really gone.
+        public var http2MaxConcurrentStreams: Int = 100
 
         public init(
             maxRequestLine: Int = 8192, maxHeaderBytes: Int = 65536, maxHeaders: Int = 100, maxBodyBytes: Int? = nil,

@@ -59,6 +59,10 @@ extension ClientConnection {
     }
 
     func streamDrained() {
+        if let h2 {
+            h2.streamDrained()
+            return
+        }
         if writeQueueBytes <= settings.lowWater, let up = upstream, !up.isClosing {
             up.startReading()
         }

@@ -49,14 +49,24 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     /// The client-side timeout (idle between requests, or the head's deadline), checked by the worker's sweep.
     var timer = ConnectionTimer()
 
+    /// HTTP/2 is offered on this listener (ALPN h2, or the h2c preface on plain HTTP).
+    let offersHTTP2: Bool
+    /// Until the first bytes say which protocol the client speaks: HTTP/2 (ALPN or preface) or HTTP/1.x.
+    var choosingProtocol = true
+    /// The first bytes of a plain connection while they still match the h2c preface.
+    var prefacePrefix: [UInt8] = []
+    /// Set once the client spoke HTTP/2: every stream event goes there from then on.
+    var h2: H2Connection?
+
     var listPrev: ClientConnection?
     var listNext: ClientConnection?
     var inList = false
 
-    init(worker: Worker, stream: any ByteStream, tls: TLSStream<TLSSession>? = nil) {
+    init(worker: Worker, stream: any ByteStream, tls: TLSStream<TLSSession>? = nil, http2: Bool = false) {
         self.worker = worker
         self.stream = stream
         self.tls = tls
+        offersHTTP2 = http2
         parser = HTTPParser(kind: .request, limits: worker.settings.limits)
         exchange = Exchange(retries: worker.settings.retries)
     }
@@ -92,6 +102,14 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     // MARK: input
 
     func streamRead(_ bytes: UnsafeRawBufferPointer) {
+        if let h2 {
+            h2.streamRead(bytes)
+            return
+        }
+        if choosingProtocol {
+            chooseProtocol(bytes)
+            return
+        }
         worker.counters.bytesIn &+= UInt64(bytes.count)
         if exchange.state == .tunnel {
             upstream?.tunnel(bytes)
@@ -159,6 +177,10 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     }
 
     func streamReadEnd(_ error: UVError) {
+        if let h2 {
+            h2.streamReadEnd(error)
+            return
+        }
         peerClosedWrite = true
         exchange.clientEOF(&actions)
         settle()
@@ -199,12 +221,20 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
 
     /// Graceful shutdown: idle connections close now, busy ones after their response.
     func drain() {
+        if let h2 {
+            h2.drain()
+            return
+        }
         exchange.drain()
         if exchange.isIdle && parser.isBetweenMessages && pending.isEmpty { close() }
     }
 
     func checkDeadline(now: UInt64) {
         guard !isClosing else { return }
+        if let h2 {
+            h2.checkDeadline(now: now)
+            return
+        }
         switch timer.expired(now: now) {
         case .clientIdle:
             close()
@@ -219,6 +249,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     }
 
     func streamClosed() {
+        h2?.streamClosed()
         exchange.clientClosed(&actions)
         perform()
         worker.clientClosed(self)

@@ -11,7 +11,7 @@ enum ErrorResponses {
     }
 
     /// The short text body of each status the proxy answers with; nil for any other status.
-    private static func body(_ status: Int) -> StaticString? {
+    static func body(_ status: Int) -> StaticString? {
         switch status {
         case 400: return "bad request\n"
         case 405: return "method not allowed\n"
@@ -29,7 +29,7 @@ enum ErrorResponses {
         }
     }
 
-    private static func extraHeader(_ status: Int) -> StaticString? {
+    static func extraHeader(_ status: Int) -> StaticString? {
         switch status {
         case 405: return "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"
         case 503: return "Retry-After: 1"

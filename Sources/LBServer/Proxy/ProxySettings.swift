@@ -1,5 +1,6 @@
 import Foundation
 import LBCore
+import LBH2
 import LBHTTP
 
 /// The proxy's runtime settings, flattened from `LBConfig` once at start (`ProxySettings(config:)`); the
@@ -29,6 +30,8 @@ struct ProxySettings: Sendable {
     /// Stop reading the source when the destination has more than this queued; resume below `lowWater`.
     var highWater = 256 * 1024
     var lowWater = 64 * 1024
+    /// What HTTP/2 connections advertise and enforce (`limits.http2_max_concurrent_streams`; the head limits).
+    var h2: H2Session.Settings
 
     init(config: LBConfig) {
         limits = HTTPLimits(
@@ -49,5 +52,7 @@ struct ProxySettings: Sendable {
         recordLatency = config.stats.latency
         busyPolls = config.busyPolls
         coalesceMicros = config.coalesceMicros
+        h2 = H2Session.Settings(
+            maxConcurrentStreams: config.limits.http2MaxConcurrentStreams, maxHeaderListSize: config.limits.maxHeaderBytes)
     }
 }

@@ -36,7 +36,7 @@ final class Worker {
     private var tlsAdmissionTimerArmed = false
     /// TLS listeners whose pending connection was left in the accept queue; libuv watches such a listener
     /// again only once that connection is accepted.
-    private var deferredTLSAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>)] = []
+    private var deferredTLSAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>, Bool)] = []
 
     /// Monotonic nanoseconds when something uses them (latency histograms or the access log), else 0: with
     /// both off the data path reads no clock.
@@ -64,12 +64,11 @@ final class Worker {
     /// Binds one traffic listener, TLS when `tls` is given: one context per listener, shared by every worker so
     /// a session resumes on any of them, and read at each accept so a reloaded certificate serves the next
     /// connection (open ones keep theirs). `reusePort` when several workers share the address.
-    func listen(on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSListenerContext>? = nil)
-        throws(SetupError)
-        -> SocketAddress
-    {
+    func listen(
+        on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSListenerContext>? = nil, http2: Bool = true
+    ) throws(SetupError) -> SocketAddress {
         let l = try Listener(loop: loop, address: address, reusePort: reusePort)
-        l.onAccept = { [unowned self] listener in self.accept(from: listener, tls: tls) }
+        l.onAccept = { [unowned self] listener in self.accept(from: listener, tls: tls, http2: http2) }
         l.onError = { [unowned self] _ in self.counters.acceptErrors &+= 1 }
         listeners.append(l)
         if sweepTimer == nil {
@@ -86,19 +85,19 @@ final class Worker {
         return l.boundAddress
     }
 
-    private func accept(from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?) {
+    private func accept(from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool) {
         if let tls, tlsAdmission.isLimited, !isDraining {
             switch tlsAdmission.admit(now: loop.now) {
             case .admit:
                 armTLSAdmissionTimer(after: 0)
             case .nextTurn:
                 counters.tlsAcceptsDeferred.perTurn &+= 1
-                deferredTLSAccepts.append((listener, tls))
+                deferredTLSAccepts.append((listener, tls, http2))
                 armTLSAdmissionTimer(after: 0)
                 return
             case .wait(let ms):
                 counters.tlsAcceptsDeferred.perSecond &+= 1
-                deferredTLSAccepts.append((listener, tls))
+                deferredTLSAccepts.append((listener, tls, http2))
                 armTLSAdmissionTimer(after: ms)
                 return
             }
@@ -124,10 +123,10 @@ final class Worker {
                 return
             }
             let stream = TLSStream(socket: socket, session: session, worker: self, subjectField: served.subjectField)
-            conn = ClientConnection(worker: self, stream: stream, tls: stream)
+            conn = ClientConnection(worker: self, stream: stream, tls: stream, http2: http2)
             stream.handler = conn
         } else {
-            conn = ClientConnection(worker: self, stream: socket)
+            conn = ClientConnection(worker: self, stream: socket, http2: http2)
             socket.handler = conn
         }
         // The worker's list holds the connection until its stream reports the close.
@@ -153,7 +152,7 @@ final class Worker {
         let waiting = deferredTLSAccepts
         deferredTLSAccepts.removeAll(keepingCapacity: true)
         // Closed listeners (drain, shutdown) have nothing to give: their accept fails and closes the socket.
-        for (listener, tls) in waiting { accept(from: listener, tls: tls) }
+        for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2) }
     }
 
     func clientClosed(_ conn: ClientConnection) { clients.remove(conn) }

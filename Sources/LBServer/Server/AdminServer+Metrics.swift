@@ -33,6 +33,30 @@ extension AdminServer {
         m.sample("lb_connections_open", [], stats.openConnections)
         m.family("lb_connections_total", .counter, "Client connections accepted.")
         m.sample("lb_connections_total", [], w.connectionsTotal)
+        m.family("lb_protocol_connections_total", .counter, "Client connections by the protocol they spoke.")
+        m.sample("lb_protocol_connections_total", [("protocol", "http1")], w.http1Connections)
+        m.sample("lb_protocol_connections_total", [("protocol", "h2")], w.h2.connections)
+        m.family("lb_protocol_requests_total", .counter, "Requests by protocol (an HTTP/2 request is one stream).")
+        m.sample("lb_protocol_requests_total", [("protocol", "http1")], w.requests &- w.h2.streams)
+        m.sample("lb_protocol_requests_total", [("protocol", "h2")], w.h2.streams)
+        m.family("lb_h2_connections_open", .gauge, "HTTP/2 client connections open now.")
+        m.sample("lb_h2_connections_open", [], w.h2.open)
+        m.family(
+            "lb_h2_streams_refused_total", .counter,
+            "HTTP/2 streams refused before any exchange: over the concurrency limit or while draining.")
+        m.sample("lb_h2_streams_refused_total", [], w.h2.refusedStreams)
+        m.family("lb_h2_goaways_sent_total", .counter, "GOAWAY frames sent to clients, by reason.")
+        for reason in H2GoawayReason.allCases {
+            m.sample("lb_h2_goaways_sent_total", [("reason", reason.name)], w.h2.goaways[reason.rawValue])
+        }
+        m.family("lb_h2_goaways_received_total", .counter, "GOAWAY frames received from clients.")
+        m.sample("lb_h2_goaways_received_total", [], w.h2.goawaysReceived)
+        m.family("lb_h2_resets_sent_total", .counter, "RST_STREAM frames sent to clients, by error code.")
+        for reason in H2ResetReason.allCases {
+            m.sample("lb_h2_resets_sent_total", [("reason", reason.name)], w.h2.resetsSent[reason.rawValue])
+        }
+        m.family("lb_h2_resets_received_total", .counter, "RST_STREAM frames received from clients.")
+        m.sample("lb_h2_resets_received_total", [], w.h2.resetsReceived)
         m.family(
             "lb_connections_refused_total", .counter, "Client connections closed at once: over max_client_connections.")
         m.sample("lb_connections_refused_total", [], w.connectionsRefused)

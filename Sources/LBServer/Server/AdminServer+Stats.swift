@@ -37,6 +37,22 @@ extension AdminServer {
             entry["health"] = b.health.statsJSON(now: now, since: startedAtLoop)
             perServer.append(entry)
         }
+        func protocolsJSON(_ w: WorkerCounters) -> [String: Any] {
+            let h2 = w.h2
+            var goaways: [String: UInt64] = [:]
+            for reason in H2GoawayReason.allCases { goaways[reason.name] = h2.goaways[reason.rawValue] }
+            var resets: [String: UInt64] = [:]
+            for reason in H2ResetReason.allCases { resets[reason.name] = h2.resetsSent[reason.rawValue] }
+            return [
+                "http1": ["connections": w.http1Connections, "requests": w.requests &- h2.streams],
+                "h2": [
+                    "connections": h2.connections, "open": h2.open, "streams": h2.streams,
+                    "refused_streams": h2.refusedStreams, "goaways_sent": goaways,
+                    "goaways_received": h2.goawaysReceived, "resets_sent": resets,
+                    "resets_received": h2.resetsReceived,
+                ],
+            ]
+        }
         var clientCertificateRefusals: [String: UInt64] = [:]
         for refusal in TLSClientCertificateRefusal.allCases {
             clientCertificateRefusals[refusal.name] = workers.clientCertificateRefusals[refusal.rawValue]
@@ -75,6 +91,7 @@ extension AdminServer {
             "latency": ["request": workers.requestLatency.json],
             "upstream": upstream.json,
             "event_loop": ["coalesced_sleeps": stats.coalescedSleeps],
+            "protocols": protocolsJSON(workers),
             "servers": perServer,
             "certificates": certificatesJSON(),
         ]

@@ -10,13 +10,14 @@ extension ProxyServer {
     /// file, tickets are sealed with `ticketKeys` (the running context's, on a reload, so sessions survive it),
     /// or new random keys.
     static func makeTLSContext(
-        _ tls: LBConfig.TLS, ticketKeys: TLSTicketKeys? = nil
+        _ tls: LBConfig.TLS, http2: Bool = true, ticketKeys: TLSTicketKeys? = nil
     ) throws(SetupError) -> TLSListenerContext {
         let client = tls.clientCertificates
         let config = TLSServerConfig(
             certificates: tls.certificates.map { TLSCertificateFiles(certificateChain: $0.cert, privateKey: $0.key) },
             defaultCertificate: tls.defaultCertificate, strictSNI: tls.strictSNI,
-            minimumVersion: tls.minVersion == .tls13 ? .tls1_3 : .tls1_2, alpnProtocols: ["http/1.1", "http/1.0"],
+            minimumVersion: tls.minVersion == .tls13 ? .tls1_3 : .tls1_2,             // h2 first: lb's preference wins when the client offers both (RFC 7301 §3.2).
+            alpnProtocols: http2 ? ["h2", "http/1.1", "http/1.0"] : ["http/1.1", "http/1.0"],
             sessionTickets: tls.sessionTickets,
             clientCertificates: client.map {
                 TLSClientCertificates(
@@ -48,6 +49,7 @@ extension ProxyServer {
     @discardableResult
     func reloadCertificates(_ source: LBConfig, dryRun: Bool = false) -> [String] {
         let wanted = source.effectiveListeners.compactMap(\.tls)
+        let http2 = source.effectiveListeners.filter { $0.tls != nil }.map(\.http2)
         guard !tlsListeners.isEmpty || !wanted.isEmpty else { return [] }
         guard wanted.count == tlsListeners.count else {
             let problem = "the file has \(wanted.count) TLS listeners and \(tlsListeners.count) are running; "
@@ -61,7 +63,8 @@ extension ProxyServer {
             // Process-local ticket keys carry over, so clients keep resuming; a key file is read again.
             let running = tlsListeners[i].tls?.load().tls.ticketKeys
             do {
-                fresh.append(try ProxyServer.makeTLSContext(tls, ticketKeys: running?.file == nil ? running : nil))
+                fresh.append(try ProxyServer.makeTLSContext(
+                    tls, http2: http2[i], ticketKeys: running?.file == nil ? running : nil))
             } catch {
                 problems.append("TLS listener \(i): \(error)")
             }

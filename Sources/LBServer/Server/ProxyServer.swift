@@ -99,13 +99,13 @@ public final class ProxyServer {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
             let tls = try listener.tls.map { (t) throws(SetupError) in
                 do {
-                    return SnapshotPublisher(try ProxyServer.makeTLSContext(t))
+                    return SnapshotPublisher(try ProxyServer.makeTLSContext(t, http2: listener.http2))
                 } catch {
                     throw SetupError("TLS listener \(listener.address): \(error)")
                 }
             }
-            let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls)
-            bound.append(BoundListener(address: at, tls: tls))
+            let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls, http2: listener.http2)
+            bound.append(BoundListener(address: at, tls: tls, http2: listener.http2))
         }
         proxyAddress = bound.first?.address
         tlsListeners = bound.filter { $0.tls != nil }

@@ -97,7 +97,7 @@ final class WorkerThread: @unchecked Sendable {
             loop = try EventLoop()
             let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
             if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
-            for l in listeners { _ = try w.listen(on: l.address, reusePort: true, tls: l.tls) }
+            for l in listeners { _ = try w.listen(on: l.address, reusePort: true, tls: l.tls, http2: l.http2) }
             worker = w
             inbox.attach(to: loop)
         } catch {
@@ -166,4 +166,6 @@ final class WorkerThread: @unchecked Sendable {
 struct BoundListener: Sendable {
     let address: SocketAddress
     let tls: SnapshotPublisher<TLSListenerContext>?
+    /// HTTP/2 is offered (ALPN h2 on TLS, h2c prior knowledge on plain).
+    var http2 = true
 }

@@ -65,12 +65,14 @@ final class AccessLog {
     /// Appends one line for a request whose head is `head`, from `client`, served by `server` (nil: none).
     /// A nil head is a request rejected before its head was complete: its request line is logged as "-"
     /// (common) or its method and path as null (json). `tls` is the connection's `tlsFields(...)`, nil on
-    /// plain HTTP.
-    func log(_ head: HTTPHead?, client: [UInt8], server: String?, tls: [UInt8]? = nil, entry: Entry) {
+    /// plain HTTP. `http2`: the request came as an HTTP/2 stream (logged as `HTTP/2.0`).
+    func log(
+        _ head: HTTPHead?, client: [UInt8], server: String?, tls: [UInt8]? = nil, http2: Bool = false, entry: Entry
+    ) {
         clock.refresh()
         switch format {
-        case .common: common(head, client: client, server: server, entry)
-        case .json: json(head, client: client, server: server, entry)
+        case .common: common(head, client: client, server: server, http2: http2, entry)
+        case .json: json(head, client: client, server: server, http2: http2, entry)
         }
         // Both formats end with one byte ('\n', or '}' and '\n'): the TLS fields go before it.
         if let tls {
@@ -118,7 +120,7 @@ final class AccessLog {
         return pending
     }
 
-    private func common(_ head: HTTPHead?, client: [UInt8], server: String?, _ e: Entry) {
+    private func common(_ head: HTTPHead?, client: [UInt8], server: String?, http2: Bool, _ e: Entry) {
         pending.append(contentsOf: client.isEmpty ? [UInt8(ascii: "-")] : client)
         append(" - - [")
         pending.append(contentsOf: clock.common)
@@ -127,7 +129,7 @@ final class AccessLog {
             pending.append(contentsOf: head.bytes[head.methodRange])
             pending.append(UInt8(ascii: " "))
             appendEscapedTarget(head, quoteForJSON: false)
-            append(head.versionMinor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
+            append(http2 ? " HTTP/2.0\" " : head.versionMinor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ")
         } else {
             append("-\" ")
         }
@@ -149,7 +151,7 @@ final class AccessLog {
         pending.append(10)
     }
 
-    private func json(_ head: HTTPHead?, client: [UInt8], server: String?, _ e: Entry) {
+    private func json(_ head: HTTPHead?, client: [UInt8], server: String?, http2: Bool, _ e: Entry) {
         append("{\"time\":\"")
         pending.append(contentsOf: clock.iso)
         append("\",\"client\":\"")
@@ -159,7 +161,8 @@ final class AccessLog {
             pending.append(contentsOf: head.bytes[head.methodRange])
             append("\",\"path\":\"")
             appendEscapedTarget(head, quoteForJSON: true)
-            append("\",\"status\":")
+            append(http2 ? "\",\"protocol\":\"HTTP/2.0\"" : head.versionMinor == 0 ? "\",\"protocol\":\"HTTP/1.0\"" : "\",\"protocol\":\"HTTP/1.1\"")
+            append(",\"status\":")
         } else {
             append("\",\"method\":null,\"path\":null,\"status\":")
         }

@@ -150,4 +150,7 @@ struct WorkerCounters {
     var tlsAcceptsDeferred: (perTurn: UInt64, perSecond: UInt64) = (0, 0)
     /// Whole-request time (head received → response complete), for `lb_request_duration_seconds`.
     var requestLatency = Latency()
+    /// Client connections that spoke HTTP/1.x (decided at their first bytes: not the h2c preface, not ALPN h2).
+    var http1Connections: UInt64 = 0
+    var h2 = H2Counters()
 }

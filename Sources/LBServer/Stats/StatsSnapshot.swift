@@ -47,6 +47,8 @@ struct StatsSnapshot {
         workers.bytesIn &+= o.workers.bytesIn
         workers.bytesOut &+= o.workers.bytesOut
         workers.requestLatency.merge(o.workers.requestLatency)
+        workers.http1Connections &+= o.workers.http1Connections
+        workers.h2.add(o.workers.h2)
         for (id, b) in o.backends {
             var mine = backends[id] ?? Backend()
             mine.activeConnections += b.activeConnections

@@ -1,0 +1,198 @@
+/// The HTTP/1.1 request head an HTTP/2 request stands for (RFC 9113 §8.3.1, §8.2), built from the header
+/// fields of one HEADERS block as they are decoded, then parsed back with this module's own request parser so
+/// the rest of the proxy (routing keys, the head writer, the access log) sees an ordinary `HTTPHead`. Pure
+/// Swift, no I/O: the HPACK decoding is the caller's.
+///
+/// Usage: `reset()`, `add(name:value:)` for every field in order, then `finish(hasBody:limits:into:)`.
+/// A field that makes the request malformed (RFC 9113 §8.1.1) is remembered and reported by `finish`; later
+/// fields are ignored. Nothing here allocates once the buffers have grown to a typical head.
+public struct H2RequestHead: Sendable {
+    /// Why a request cannot be forwarded.
+    public enum Failure: Equatable, Sendable {
+        /// Malformed (RFC 9113 §8.1.1): the stream is reset with PROTOCOL_ERROR.
+        case malformed
+        /// Well-formed HTTP/2 that cannot be forwarded: answered with this status (400, 405, 431...).
+        case status(Int)
+    }
+
+    private var method: [UInt8] = []
+    private var path: [UInt8] = []
+    private var authority: [UInt8] = []
+    private var host: [UInt8] = []
+    /// The regular fields, already as HTTP/1.1 field lines ("name: value\r\n"), cookie and host aside.
+    private var lines: [UInt8] = []
+    private var cookie: [UInt8] = []
+    private var seen: UInt8 = 0
+    private var sawRegular = false
+    private var sawHost = false
+    private var sawContentLength = false
+    private var fieldCount = 0
+    /// The first problem; once set, later fields are ignored.
+    public private(set) var failure: Failure?
+    /// The value of `content-length`, when the request has one (validated: digits, one value).
+    public private(set) var contentLength: UInt64?
+    /// The synthesized head's bytes, kept to reuse their capacity.
+    private var bytes: [UInt8] = []
+
+    private static let methodBit: UInt8 = 1, schemeBit: UInt8 = 2, pathBit: UInt8 = 4, authorityBit: UInt8 = 8
+
+    public init() {}
+
+    /// Starts a new request, keeping the buffers' capacity.
+    public mutating func reset() {
+        method.removeAll(keepingCapacity: true)
+        path.removeAll(keepingCapacity: true)
+        authority.removeAll(keepingCapacity: true)
+        host.removeAll(keepingCapacity: true)
+        lines.removeAll(keepingCapacity: true)
+        cookie.removeAll(keepingCapacity: true)
+        seen = 0
+        sawRegular = false
+        sawHost = false
+        sawContentLength = false
+        fieldCount = 0
+        failure = nil
+        contentLength = nil
+    }
+
+    /// One decoded header field, in the order received. Names arrive lowercase in HTTP/2 (RFC 9113 §8.2.1):
+    /// an uppercase byte, a pseudo-header after a regular field, an unknown or repeated pseudo-header, a
+    /// connection-specific field or a `te` other than `trailers` makes the request malformed. CR, LF and NUL
+    /// are refused in every name and value here, before anything is serialised.
+    public mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        guard failure == nil else { return }
+        guard !name.isEmpty else { return fail(.malformed) }
+        for b in value where b == 0 || b == ASCII.cr || b == ASCII.lf { return fail(.malformed) }
+        if name[0] == ASCII.colon {
+            if sawRegular { return fail(.malformed) }
+            let bit: UInt8
+            if Self.equals(name, ":method") {
+                bit = Self.methodBit
+                method.append(contentsOf: value)
+            } else if Self.equals(name, ":scheme") {
+                bit = Self.schemeBit
+                // RFC 9113 §8.3.1: a proxy forwards http and https only.
+                if !Self.equals(value, "http") && !Self.equals(value, "https") { return fail(.malformed) }
+            } else if Self.equals(name, ":path") {
+                bit = Self.pathBit
+                path.append(contentsOf: value)
+            } else if Self.equals(name, ":authority") {
+                bit = Self.authorityBit
+                authority.append(contentsOf: value)
+            } else {
+                // `:protocol` (extended CONNECT) is not enabled, and no other pseudo-header exists.
+                return fail(.malformed)
+            }
+            if seen & bit != 0 { return fail(.malformed) }
+            seen |= bit
+            return
+        }
+        sawRegular = true
+        for b in name where !HTTPSyntax.isTchar(b) || (b >= 0x41 && b <= 0x5A) { return fail(.malformed) }
+        fieldCount += 1
+        // RFC 9113 §8.2.2: connection-specific fields make the request malformed; `te` may only say trailers.
+        if Self.equals(name, "connection") || Self.equals(name, "keep-alive") || Self.equals(name, "proxy-connection")
+            || Self.equals(name, "transfer-encoding") || Self.equals(name, "upgrade")
+        {
+            return fail(.malformed)
+        }
+        if Self.equals(name, "te") {
+            if !Self.equals(value, "trailers") { return fail(.malformed) }
+            return  // hop-by-hop: an HTTP/1.1 backend is never asked for trailers
+        }
+        if Self.equals(name, "cookie") {
+            // RFC 9113 §8.2.3: crumbs are joined with "; " into one field for HTTP/1.1.
+            if !cookie.isEmpty { cookie.append(contentsOf: [ASCII.semicolon, ASCII.sp]) }
+            cookie.append(contentsOf: value)
+            return
+        }
+        if Self.equals(name, "host") {
+            if sawHost { return fail(.status(400)) }
+            sawHost = true
+            host.append(contentsOf: value)
+            return
+        }
+        if Self.equals(name, "content-length") {
+            var n: UInt64 = 0
+            if sawContentLength || value.isEmpty || value.count > 19 { return fail(.malformed) }
+            for b in value {
+                guard b >= 0x30 && b <= 0x39 else { return fail(.malformed) }
+                n = n * 10 + UInt64(b - 0x30)
+            }
+            sawContentLength = true
+            contentLength = n
+        }
+        // HTTP/2 has no 100-continue handshake with the client (RFC 9113 §8.1 has no interim step lb could
+        // hold the body for): the backend is not asked to wait for one either.
+        if Self.equals(name, "expect") { return }
+        lines.append(contentsOf: name)
+        lines.append(contentsOf: [ASCII.colon, ASCII.sp])
+        lines.append(contentsOf: value)
+        lines.append(contentsOf: [ASCII.cr, ASCII.lf])
+        if lines.count > 1 << 20 { return fail(.status(431)) }
+    }
+
+    /// Ends the header block. `hasBody`: the HEADERS frame did not end the stream, so DATA follows (framed
+    /// for HTTP/1.1 by the Content-Length the request gave, or chunked). On success `head` is the parsed
+    /// HTTP/1.1 head (`parser` does the parsing and keeps it); else the failure.
+    public mutating func finish(hasBody: Bool, parser: inout HTTPParser) -> Failure? {
+        if let failure { return failure }
+        let all = Self.methodBit | Self.schemeBit | Self.pathBit
+        if Self.equals(method, "CONNECT") {
+            // RFC 9113 §8.5: CONNECT carries only :method and :authority; either way lb does not tunnel.
+            return seen & (Self.schemeBit | Self.pathBit) == 0 && seen & Self.authorityBit != 0
+                ? .status(405) : .malformed
+        }
+        guard seen & all == all, !method.isEmpty, !path.isEmpty else { return .malformed }
+        for b in method where !HTTPSyntax.isTchar(b) { return .malformed }
+        // Origin-form, or "*" for OPTIONS (RFC 9113 §8.3.1).
+        if path == [0x2A] {
+            if !Self.equals(method, "OPTIONS") { return .malformed }
+        } else if path[0] != ASCII.slash {
+            return .malformed
+        }
+        for b in path where !HTTPSyntax.isTargetByte(b) { return .malformed }
+        // The authority: :authority, else Host (RFC 9113 §8.3.1); no userinfo, only host characters; when
+        // both are present they must name the same thing.
+        let haveAuthority = seen & Self.authorityBit != 0
+        if haveAuthority && sawHost && authority != host { return .status(400) }
+        let target = haveAuthority ? authority : host
+        if !haveAuthority && !sawHost { return .status(400) }
+        for b in target where !HTTPSyntax.isHostByte(b) || b == 0x40 { return .status(400) }
+        if !hasBody, let n = contentLength, n != 0 { return .malformed }
+
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: method)
+        bytes.append(ASCII.sp)
+        bytes.append(contentsOf: path)
+        HeadWriter.append(" HTTP/1.1\r\nHost: ", &bytes)
+        bytes.append(contentsOf: target)
+        HeadWriter.append("\r\n", &bytes)
+        bytes.append(contentsOf: lines)
+        if !cookie.isEmpty {
+            HeadWriter.append("Cookie: ", &bytes)
+            bytes.append(contentsOf: cookie)
+            HeadWriter.append("\r\n", &bytes)
+        }
+        // HTTP/1.1 needs framing the DATA frames gave: chunked when no Content-Length says the length.
+        if hasBody && contentLength == nil { HeadWriter.append("Transfer-Encoding: chunked\r\n", &bytes) }
+        HeadWriter.append("\r\n", &bytes)
+        var pos = 0
+        let event = bytes.withUnsafeBytes { parser.next($0, &pos) }
+        switch event {
+        case .head: return nil
+        case .error(let e): return .status(e.status)
+        case .needMore, .body, .end: return .status(400)
+        }
+    }
+
+    private mutating func fail(_ f: Failure) { failure = f }
+
+    private static func equals(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { l in l.count == bytes.count && l.elementsEqual(bytes) }
+    }
+
+    private static func equals(_ bytes: [UInt8], _ literal: StaticString) -> Bool {
+        bytes.withUnsafeBytes { equals($0, literal) }
+    }
+}
