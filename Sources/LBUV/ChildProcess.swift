@@ -13,7 +13,10 @@ public final class ChildProcess {
     public var onExit: (_ status: Int64, _ signal: Int32) -> Void = { _, _ in }
 
     /// Starts `executable` with `arguments` (not including argv[0], which is `executable`) in `directory`,
-    /// with this process's environment and its standard input, output and error. `newSession` puts it in a
+    /// with this process's environment and its standard input, output and error, and no other descriptor of
+    /// this process: every other one is marked close-on-exec first. A descriptor this process inherited without
+    /// that flag would otherwise live on in the child, and whoever watches it for this process's exit (a
+    /// supervisor's pipe or socket) would wait for the child too. `newSession` puts it in a
     /// session of its own (setsid), so a terminal's signals meant for this process do not reach it.
     /// Throws naming the executable and the reason (not found, not executable...).
     public init(
@@ -35,6 +38,7 @@ public final class ChildProcess {
             c.data.fd = Int32(fd)
             return c
         }
+        Self.closeOnExecAboveStdio()
         var status: Int32 = 0
         argv.withUnsafeBufferPointer { args in
             stdio.withUnsafeMutableBufferPointer { containers in
@@ -58,6 +62,18 @@ public final class ChildProcess {
         }
         pid = handle.pointee.pid
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    private static func closeOnExecAboveStdio() {
+        guard let dir = opendir("/proc/self/fd") else { return }
+        defer { closedir(dir) }
+        let own = dirfd(dir)
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     func didExit(status: Int64, signal: Int32) {
