@@ -149,7 +149,7 @@ static inline int lb_unix_datagram_send(const char *path, const void *buf, size_
     if (size < 0) return size;
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
-    n = sendto(fd, buf, len, MSG_NOSIGNAL, (struct sockaddr *)&addr, (socklen_t)size);
+    n = sendto(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&addr, (socklen_t)size);
     if (n < 0) { int e = errno; close(fd); return -e; }
     close(fd);
     return 0;
