@@ -69,6 +69,7 @@ final class HotUpgradeTests: IntegrationTestCase {
         defer { load.stop() }
         try load.waitForProgress(200)
         var current = lb.process.pid
+        var previous: [Int32] = []
         var slow: [(request: SlowRequest, upgradeEnded: Date)] = []
         let started = Date()
         for round in 1...5 {
@@ -95,6 +96,7 @@ final class HotUpgradeTests: IntegrationTestCase {
                 XCTAssertNil(r.header("Connection"), "a connection opened after upgrade \(round) reached a draining process")
                 c.close()
             }
+            previous.append(current)
             current = next
             if pause > 0 { Thread.sleep(forTimeInterval: pause) }
         }
@@ -117,6 +119,9 @@ final class HotUpgradeTests: IntegrationTestCase {
         XCTAssertEqual(counts.failed, 0, "\(counts)")
         XCTAssertGreaterThan(counts.ok, 500)
         XCTAssertTrue(UpgradeDriver.isRunning(current))
+        // Every old process finishes its drain and exits (the client loop has stopped, so nothing holds one open
+        // to the shutdown_grace deadline).
+        try eventually(timeout: 15, "every replaced process exits") { !previous.contains(where: UpgradeDriver.isRunning) }
     }
 
     func testFiveSlowUpgradesUnderLoadRefuseResetAndFailNothing() throws {
