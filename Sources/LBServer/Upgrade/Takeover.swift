@@ -62,7 +62,6 @@ final class Takeover {
         } catch {
             server.logger.error("\(error); the next upgrade must name that path")
         }
-        server.takeover = nil
         let link = successor
         let inbox = server.controlInbox
         let logger = server.logger
@@ -80,6 +79,7 @@ final class Takeover {
         }
         thread.name = "lb-handoff"
         thread.start()
+        server.takeover = nil  // last: this object goes with it
     }
 
     /// Stops waiting (shutdown).
