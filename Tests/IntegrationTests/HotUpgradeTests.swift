@@ -125,11 +125,11 @@ final class HotUpgradeTests: IntegrationTestCase {
     }
 
     func testFiveSlowUpgradesUnderLoadRefuseResetAndFailNothing() throws {
-        try upgradeFiveTimes(pause: 1.0, slowMs: 1500)
+        try upgradeFiveTimes(pause: 1.0, slowMs: 3000)
     }
 
     func testFiveUpgradesInARowSeveralPerSecondRefuseResetAndFailNothing() throws {
-        try upgradeFiveTimes(pause: 0, slowMs: 1000)
+        try upgradeFiveTimes(pause: 0, slowMs: 2500)
     }
 
     func testAdminChangesAndDrainsCarryOverAnUpgrade() throws {
