@@ -106,4 +106,54 @@ enum Callbacks {
         unmanaged.release()
         handle!.deallocate()
     }
+
+    // MARK: local (Unix) sockets and child processes: the control socket and hot upgrades
+
+    static let localConnection: uv_connection_cb = { server, status in
+        let listener: LocalSocketServer = owner(server!.pointee.data)
+        listener.didAccept(status: status)
+    }
+
+    static let closeLocalServer: uv_close_cb = { handle in
+        Unmanaged<LocalSocketServer>.fromOpaque(handle!.pointee.data!).release()
+        handle!.deallocate()
+    }
+
+    static let localAlloc: uv_alloc_cb = { handle, _, buf in
+        let conn: LocalSocketConnection = owner(handle!.pointee.data)
+        let loop = conn.loop
+        buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
+    }
+
+    static let localRead: uv_read_cb = { stream, nread, buf in
+        let conn: LocalSocketConnection = owner(stream!.pointee.data)
+        if nread > 0 {
+            conn.didRead(UnsafeRawBufferPointer(start: buf!.pointee.base, count: nread))
+        } else if nread < 0 {
+            conn.didReadEnd()
+        }
+    }
+
+    static let localWrite: uv_write_cb = { req, status in
+        let write: LocalWrite = owner(req!.pointee.data)
+        write.connection.didWrite(status: status)
+        write.finished()
+    }
+
+    static let closeLocalConnection: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<LocalSocketConnection>.fromOpaque(handle!.pointee.data!)
+        unmanaged.takeUnretainedValue().didClose()
+        unmanaged.release()
+        handle!.deallocate()
+    }
+
+    static let processExit: uv_exit_cb = { handle, status, signal in
+        let process: ChildProcess = owner(handle!.pointee.data)
+        process.didExit(status: status, signal: signal)
+    }
+
+    static let closeProcess: uv_close_cb = { handle in
+        Unmanaged<ChildProcess>.fromOpaque(handle!.pointee.data!).release()
+        handle!.deallocate()
+    }
 }

@@ -1,4 +1,5 @@
 import CLibUV
+import Glibc
 
 /// A listening TCP socket on one loop. Accepted sockets are handed to `onAccept`, which must create a
 /// `TCPConnection` and call `accept(into:)`. Same ownership rule as connections: the handle holds one retain
@@ -7,31 +8,66 @@ public final class Listener {
     public unowned(unsafe) let loop: EventLoop
     public let handle: UnsafeMutablePointer<uv_tcp_t>
     private var isClosing = false
+    private var isAccepting = false
+    private let backlog: Int32
     /// Called for each pending connection; it must accept it (or close what it created).
     public var onAccept: (Listener) -> Void = { _ in }
     /// Called when accepting failed (e.g. EMFILE): counted and logged by the owner.
     public var onError: (UVError) -> Void = { _ in }
 
     /// Binds and listens. `reusePort` lets several workers' loops share one address (SO_REUSEPORT).
-    public init(loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false) throws(SetupError) {
+    /// With `accepting: false` the socket is bound but not listening yet: `startAccepting()` does that later.
+    public init(
+        loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, reusePort: Bool = false, accepting: Bool = true
+    ) throws(SetupError) {
         self.loop = loop
+        self.backlog = backlog
         handle = .allocate(capacity: 1)
         uv_tcp_init_ex(loop.raw, handle, UInt32(address.storage.ss_family))
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
         do {
             if reusePort {
-                var fd: uv_os_fd_t = -1
-                uv_fileno(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), &fd)
                 var one: Int32 = 1
-                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+                setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
             }
             try UVError.check(address.withSockaddr { uv_tcp_bind(handle, $0, 0) }, "cannot bind \(address)")
-            let stream = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
-            try UVError.check(uv_listen(stream, backlog, Callbacks.connection), "cannot listen on \(address)")
+            if accepting { try startAccepting() }
         } catch {
             close()
             throw error
         }
+    }
+
+    /// Takes over `fd`, a TCP socket that is already bound and listening (passed by the process this one
+    /// replaces), without accepting on it until `startAccepting()`. Connections that arrive meanwhile wait in
+    /// the socket's accept queue. The listener owns `fd` from here on, also when this throws (it is closed).
+    public init(loop: EventLoop, adopting fd: Int32, backlog: Int32 = 1024) throws(SetupError) {
+        self.loop = loop
+        self.backlog = backlog
+        handle = .allocate(capacity: 1)
+        uv_tcp_init(loop.raw, handle)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        let status = uv_tcp_open(handle, uv_os_sock_t(fd))
+        if status < 0 {
+            Glibc.close(fd)
+            close()
+            throw SetupError("cannot adopt inherited socket \(fd): \(UVError(status))")
+        }
+    }
+
+    /// Starts accepting (`listen`, then polling). Idempotent. Throws when the kernel refuses `listen`.
+    public func startAccepting() throws(SetupError) {
+        guard !isAccepting, !isClosing else { return }
+        let stream = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
+        try UVError.check(uv_listen(stream, backlog, Callbacks.connection), "cannot listen on \(boundAddress)")
+        isAccepting = true
+    }
+
+    /// The socket's descriptor (-1 once closed): what a hot upgrade passes to the next process.
+    public var descriptor: Int32 {
+        var fd: uv_os_fd_t = -1
+        uv_fileno(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), &fd)
+        return fd
     }
 
     /// The bound address (the real port when bound to port 0).

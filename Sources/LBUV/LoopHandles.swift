@@ -76,6 +76,13 @@ public final class AsyncWakeup: @unchecked Sendable {
     /// Thread-safe.
     public func wake() { uv_async_send(handle) }
 
+    /// Whether this handle alone keeps the loop running (off by default). Loop thread only.
+    public func keepsLoopAlive(_ on: Bool) {
+        guard !isClosing else { return }
+        let h = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)
+        if on { uv_ref(h) } else { uv_unref(h) }
+    }
+
     func fire() { action() }
 
     /// Loop thread only.

@@ -45,6 +45,30 @@ struct LBServerCommand: ParsableCommand {
     @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")
     var checkConfig = false
 
+    @Option(name: .long, help: "Serve the control socket (status, hot upgrades) at this Unix socket path.")
+    var controlSocket: String?
+
+    @Flag(name: .long, help: ArgumentHelp(
+        "Hot upgrade: have the lb-server at --control-socket start this binary with these flags as its successor.",
+        discussion: "Exit status: 0 upgraded, 1 failed (the running one keeps serving), 2 invalid flags or config, 3 no lb-server at the socket."))
+    var upgrade = false
+
+    @Option(name: .long, help: "With --upgrade: how long the successor's first health checks may take (default 30s).")
+    var upgradeTimeout: String?
+
+    /// The successor's mode, given by the running instance when `--upgrade` asks it to start one.
+    @Flag(name: .long, help: ArgumentHelp(visibility: .private))
+    var takeover = false
+
+    func validate() throws {
+        if (upgrade || takeover) && controlSocket == nil {
+            throw ValidationError("--upgrade needs --control-socket PATH, the running lb-server's control socket")
+        }
+        if upgrade && (checkConfig || takeover) {
+            throw ValidationError("--upgrade cannot be combined with --check-config")
+        }
+    }
+
     mutating func run() throws {
         // Startup code runs once: give back the text pages each startup phase mapped in (argument parsing, config
         // decoding, starting the server), so they do not add up.
@@ -55,6 +79,22 @@ struct LBServerCommand: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "lb")
+        // A successor first connects to the process it replaces, so that every failure below reaches the
+        // operator's `lb-server --upgrade` as well as this log.
+        var successor: Successor?
+        if takeover, let path = controlSocket {
+            do {
+                successor = try Successor(controlSocket: path, readinessTimeout: upgradeTimeout)
+            } catch {
+                FileHandle.standardError.write(Data("lb-server: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+        func fail(_ message: String, status: Int32) -> ExitCode {
+            FileHandle.standardError.write(Data("lb-server: \(message)\n".utf8))
+            successor?.abort(message)
+            return ExitCode(status)
+        }
         let overrides = CommandLineOverrides(
             listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers,
             tlsCert: tlsCert, tlsKey: tlsKey)
@@ -62,10 +102,18 @@ struct LBServerCommand: ParsableCommand {
         do {
             resolved = try LBConfig.resolve(configPath: config, overrides: overrides)
         } catch {
-            FileHandle.standardError.write(Data("lb-server: configuration is invalid:\n\(error)\n".utf8))
-            throw ExitCode(2)
+            throw fail("configuration is invalid:\n\(error)", status: 2)
         }
         StartupCode.release()
+        if upgrade, let path = controlSocket {
+            // The successor runs with the same flags, in takeover mode.
+            var arguments = Array(CommandLine.arguments.dropFirst())
+            arguments.removeAll { $0 == "--upgrade" }
+            arguments.append("--takeover")
+            let status = UpgradeCommand.run(controlSocket: path, successorArguments: arguments, timeout: upgradeTimeout)
+            if status != 0 { throw ExitCode(status) }
+            return
+        }
         if checkConfig {
             let problems = ProxyServer.deepCheck(resolved)
             if !problems.isEmpty {
@@ -78,7 +126,10 @@ struct LBServerCommand: ParsableCommand {
             return
         }
         do {
-            let server = try ProxyServer(config: resolved, configPath: config, overrides: overrides, logger: logger)
+            try successor?.requestHandOff()
+            let server = try ProxyServer(
+                config: resolved, configPath: config, overrides: overrides, logger: logger,
+                controlSocket: controlSocket, successor: successor)
             try server.start()
             StartupCode.release()
             let status = server.run()
@@ -86,8 +137,7 @@ struct LBServerCommand: ParsableCommand {
         } catch let error as ExitCode {
             throw error
         } catch {
-            FileHandle.standardError.write(Data("lb-server: \(error)\n".utf8))
-            throw ExitCode(1)
+            throw fail("\(error)", status: 1)
         }
     }
 }

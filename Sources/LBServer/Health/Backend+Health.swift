@@ -1,3 +1,5 @@
+import LBCore
+
 /// Passive health: the proxy path reports what real traffic saw, lock-free, from any worker thread.
 ///
 /// Contract for the proxy (`ClientConnection` / `UpstreamConnection`), once per attempt at this server
@@ -26,5 +28,16 @@ extension Backend {
     /// See the contract above. Lock-free, and writes nothing when the count is already zero; any thread.
     func recordPassiveSuccess() {
         health.countPassiveSuccess()
+    }
+}
+
+extension Backend {
+    /// Starts this server down, as a hot upgrade's predecessor last saw it: no new requests until `rise`
+    /// passed checks bring it up. Control loop, before the server is published.
+    func startDown(now: UInt64) {
+        health.withRecord { record in
+            record.state = HealthState(rise: record.state.rise, fall: record.state.fall, startUp: false, now: now)
+        }
+        setUp(false)
     }
 }

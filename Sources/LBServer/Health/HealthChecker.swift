@@ -39,6 +39,9 @@ final class HealthChecker {
     let logger: Logger
     private var targets: [String: Target] = [:]
     private var isStopped = false
+    /// When set, new servers get their first check within this many ms instead of spread over a whole interval:
+    /// a hot upgrade's successor waits for those checks before it accepts.
+    var firstCheckWithinMs: UInt64?
     private var rng = SystemRandomNumberGenerator()
 
     init(loop: EventLoop, logger: Logger) {
@@ -74,7 +77,8 @@ final class HealthChecker {
                 self.timerFired(target)
             }
             targets[id] = target
-            target.timer?.start(timeout: HealthSchedule.firstDelay(intervalMs: settings.intervalMs, using: &rng))
+            target.timer?.start(timeout: HealthSchedule.firstDelay(
+                intervalMs: min(settings.intervalMs, firstCheckWithinMs ?? .max), using: &rng))
         }
         for (id, target) in targets where !present.contains(id) {
             targets[id] = nil

@@ -63,11 +63,29 @@ final class Worker {
 
     /// Binds one traffic listener, TLS when `tls` is given: one context per listener, shared by every worker so
     /// a session resumes on any of them, and read at each accept so a reloaded certificate serves the next
-    /// connection (open ones keep theirs). `reusePort` when several workers share the address.
+    /// connection (open ones keep theirs). `reusePort` when several workers share the address. With
+    /// `accepting: false` it is bound but accepts only after `startAccepting()` (a successor in a hot upgrade).
     func listen(
-        on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSListenerContext>? = nil, http2: Bool = true
+        on address: SocketAddress, reusePort: Bool, tls: SnapshotPublisher<TLSListenerContext>? = nil, http2: Bool = true,
+        accepting: Bool = true
     ) throws(SetupError) -> SocketAddress {
-        let l = try Listener(loop: loop, address: address, reusePort: reusePort)
+        add(try Listener(loop: loop, address: address, reusePort: reusePort, accepting: accepting), tls: tls, http2: http2)
+    }
+
+    /// Hot upgrade: takes over `fd`, a listening socket the previous process passed, accepting on it only after
+    /// `startAccepting()`. The listener owns `fd` (closed on a throw too).
+    func adopt(
+        socket fd: Int32, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool = true
+    ) throws(SetupError) -> SocketAddress {
+        add(try Listener(loop: loop, adopting: fd), tls: tls, http2: http2)
+    }
+
+    /// Starts accepting on every listener not yet accepting. Throws what `listen(2)` refused.
+    func startAccepting() throws(SetupError) {
+        for l in listeners { try l.startAccepting() }
+    }
+
+    private func add(_ l: Listener, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool) -> SocketAddress {
         l.onAccept = { [unowned self] listener in self.accept(from: listener, tls: tls, http2: http2) }
         l.onError = { [unowned self] _ in self.counters.acceptErrors &+= 1 }
         listeners.append(l)
@@ -178,12 +196,14 @@ final class Worker {
     }
 
     /// Graceful shutdown, step 1: stop accepting, close idle clients, let in-flight exchanges finish with
-    /// `Connection: close`.
-    func beginDrain() {
+    /// `Connection: close`. `closeIdle: false` (a hot upgrade's drain) leaves idle keep-alive clients open: their
+    /// next response carries `Connection: close`, so none races a close against a request it is sending; the
+    /// idle timeout or the drain deadline ends those that send nothing.
+    func beginDrain(closeIdle: Bool = true) {
         isDraining = true
         for l in listeners { l.close() }
         listeners = []
-        clients.forEach { $0.drain() }
+        clients.forEach { if closeIdle { $0.drain() } else { $0.exchange.drain() } }
         upstreams.forEach { $0.closeIfIdle() }
     }
 

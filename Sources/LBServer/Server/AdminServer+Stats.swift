@@ -67,6 +67,8 @@ extension AdminServer {
         }
         return [
             "version": LBVersion.current,
+            "pid": Int(getpid()),
+            "upgraded_from": server.upgradedFrom.map { Int($0) as Any } ?? NSNull(),
             "uptime_seconds": rounded(Date().timeIntervalSince(server.startedAt)),
             "generation": state.generation,
             "workers": stats.workerCount,

@@ -18,10 +18,19 @@ final class AdminServer {
     /// The loop clock (ms) when the admin API started: "since last change" for servers that never changed.
     let startedAtLoop: UInt64
 
-    init(server: ProxyServer, address: SocketAddress) throws(SetupError) {
+    /// Binds `address`; with `accepting: false` (a hot upgrade's successor) it accepts after `startAccepting()`.
+    convenience init(server: ProxyServer, address: SocketAddress, accepting: Bool = true) throws(SetupError) {
+        self.init(server: server, listener: try Listener(loop: server.loop, address: address, accepting: accepting))
+    }
+
+    /// Takes over the previous process's admin socket `fd` (hot upgrade); accepts after `startAccepting()`.
+    convenience init(server: ProxyServer, adopting fd: Int32) throws(SetupError) {
+        self.init(server: server, listener: try Listener(loop: server.loop, adopting: fd))
+    }
+
+    private init(server: ProxyServer, listener l: Listener) {
         self.server = server
         startedAtLoop = server.loop.now
-        let l = try Listener(loop: server.loop, address: address)
         boundAddress = l.boundAddress
         listener = l
         l.onAccept = { [unowned self] listener in
@@ -33,6 +42,11 @@ final class AdminServer {
         }
         startSampling()
     }
+
+    func startAccepting() throws(SetupError) { try listener?.startAccepting() }
+
+    /// The listening socket, for a hand-off; nil once closed.
+    var descriptor: Int32? { listener?.descriptor }
 
     func close() {
         listener?.close()

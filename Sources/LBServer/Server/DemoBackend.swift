@@ -189,7 +189,9 @@ final class DemoConnection: TCPConnection {
         case .plain:
             break
         }
-        if backend.options.delayMs > 0 {
+        // `?delay_ms=N` delays this one answer (a slow request in tests); `--delay-ms` delays every answer.
+        let delayMs = query("delay_ms").map { UInt64(max(0, $0)) } ?? backend.options.delayMs
+        if delayMs > 0 {
             waiting = true
             let t = LoopTimer(loop: loop) { [unowned self] in
                 self.timer?.close()
@@ -200,7 +202,7 @@ final class DemoConnection: TCPConnection {
                 self.resumePending()
             }
             timer = t
-            t.start(timeout: backend.options.delayMs)
+            t.start(timeout: delayMs)
             return
         }
         answerPlain()

@@ -3,6 +3,7 @@ import Foundation
 import LBCore
 import LBTLS
 import LBUV
+import Glibc
 import Logging
 
 /// The running balancer: workers, the shared routing state, the admin API, signals and graceful shutdown.
@@ -23,14 +24,29 @@ public final class ProxyServer {
     private(set) var threads: [WorkerThread] = []
     /// How many workers (loops) carry traffic.
     let workerCount: Int
-    private var admin: AdminServer?
-    private var health: HealthChecker?
-    private var signals: [SignalWatcher] = []
+    private(set) var admin: AdminServer?
+    private(set) var health: HealthChecker?
+    var signals: [SignalWatcher] = []
     /// How worker threads hand results back to the control loop.
     let controlInbox = LoopInbox()
-    private var shutdownTimer: LoopTimer?
-    private var shutdownPoll: LoopTimer?
-    private var isShuttingDown = false
+    var shutdownTimer: LoopTimer?
+    var shutdownPoll: LoopTimer?
+    var isShuttingDown = false
+    /// Set when the drain was a hot upgrade's hand-off: the first SIGTERM then only says so.
+    var handedOff = false
+    /// The control socket (`--control-socket`): status and hot upgrades. Nil without the flag.
+    let controlSocketPath: String?
+    var control: ControlServer?
+    /// This process's side of a hot upgrade it started (the running process's side).
+    var upgrade: UpgradeCoordinator?
+    /// Set while this process is a successor that has not taken over yet (the new process's side).
+    var takeover: Takeover?
+    /// Per config listener: its addresses, TLS or not, and every worker's socket, for a later hand-off.
+    var listenerGroups: [HandOff.ListenerGroup] = []
+    /// The process this one replaced in a hot upgrade, shown in stats.
+    public private(set) var upgradedFrom: Int32?
+    /// What `run()` returns: 1 when this successor gave up its takeover.
+    var exitStatus: Int32 = 0
     let startedAt = Date()
     /// Bound addresses, known after `start()`.
     public private(set) var proxyAddress: SocketAddress?
@@ -40,15 +56,33 @@ public final class ProxyServer {
     var tlsContexts: [TLSServerContext] { tlsListeners.compactMap { $0.tls?.load().tls } }
     public private(set) var adminAddress: SocketAddress?
 
-    public init(config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger) throws {
+    /// `controlSocket`: serve the control socket there. `successor`: this process replaces the one that
+    /// answers on that socket (hot upgrade): it starts from that process's server set, drain flags and health
+    /// (the config's `servers` give way to them) and takes over its sockets in `start()`.
+    public init(
+        config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger,
+        controlSocket: String? = nil, successor: Successor? = nil
+    ) throws {
+        var config = config
+        if let handOff = successor?.handOff { config.servers = handOff.servers.map(\.spec) }
         self.config = config
         self.configPath = configPath
         self.overrides = overrides
         self.logger = logger
+        controlSocketPath = controlSocket
         loop = try EventLoop()
         workerCount = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         let state = try ProxyServer.buildState(config: config, previous: nil, workers: workerCount, generation: 1)
         routing = SnapshotPublisher(state)
+        if let successor, let handOff = successor.handOff {
+            takeover = Takeover(successor: successor)
+            upgradedFrom = handOff.pid
+            for carried in handOff.servers {
+                guard let b = state.backend(id: carried.spec.id) else { continue }
+                b.setDraining(carried.draining)
+                if !carried.up { b.startDown(now: loop.now) }
+            }
+        }
     }
 
     /// Builds a routing state for `config`, reusing the `Backend` objects of `previous` whose id and address
@@ -77,7 +111,9 @@ public final class ProxyServer {
         return RoutingState(snapshot: snapshot, backends: backends)
     }
 
-    /// Binds the listeners and installs the signal handlers. Prints one `listening on` line per socket.
+    /// Binds the listeners (or, for a successor, takes over the inherited ones without accepting yet), starts
+    /// the admin API, the control socket, health checks and signal handlers. Prints one `listening on` line per
+    /// socket. A successor accepts only once its first health checks pass (`Takeover`).
     public func start() throws {
         lb_ignore_sigpipe()
         ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
@@ -92,10 +128,15 @@ public final class ProxyServer {
         }
         if let logSpec { worker.accessLog = try AccessLog(loop: loop, format: logSpec.format, path: logSpec.path) }
         controlWorker = worker
+        let accepting = takeover == nil
+        var inherited = takeover?.successor.handOff?.listeners ?? []
         // With several workers every loop binds the same addresses with SO_REUSEPORT and the kernel spreads
-        // connections; the first bind fixes the port when the config asks for port 0.
+        // connections; the first bind fixes the port when the config asks for port 0. A successor adopts the
+        // sockets of the same address instead, every one of them, spread over its workers.
         var bound: [BoundListener] = []
-        for listener in config.effectiveListeners {
+        var plans = [[ListenerPlan]](repeating: [], count: max(1, workerCount))
+        var groups: [HandOff.ListenerGroup] = []
+        for (group, listener) in config.effectiveListeners.enumerated() {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
             let tls = try listener.tls.map { (t) throws(SetupError) in
                 do {
@@ -104,26 +145,64 @@ public final class ProxyServer {
                     throw SetupError("TLS listener \(listener.address): \(error)")
                 }
             }
-            let at = try worker.listen(on: address, reusePort: workerCount > 1, tls: tls, http2: listener.http2)
+            let at: SocketAddress
+            var fds: [Int32] = []
+            if let i = HandOff.match(inherited, configured: listener.address, resolved: address) {
+                let perWorker = HandOff.distribute(inherited.remove(at: i).descriptors, workers: workerCount)
+                guard let first = perWorker[0].first else { throw SetupError("no inherited socket for \(listener.address)") }
+                at = try worker.adopt(socket: first, tls: tls, http2: listener.http2)
+                fds.append(first)
+                for fd in perWorker[0].dropFirst() {
+                    _ = try worker.adopt(socket: fd, tls: tls, http2: listener.http2)
+                    fds.append(fd)
+                }
+                for w in 1..<max(1, workerCount) {
+                    plans[w] += perWorker[w].map { ListenerPlan(group: group, source: .adopt($0), tls: tls, http2: listener.http2) }
+                }
+                logger.info("took over listening sockets", metadata: [
+                    "address": "\(at)", "sockets": "\(perWorker.reduce(0) { $0 + $1.count })",
+                ])
+            } else {
+                at = try worker.listen(
+                    on: address, reusePort: workerCount > 1, tls: tls, http2: listener.http2, accepting: accepting)
+                fds.append(worker.listeners.last?.descriptor ?? -1)
+                for w in 1..<max(1, workerCount) { plans[w].append(ListenerPlan(group: group, source: .bind(at), tls: tls, http2: listener.http2)) }
+            }
             bound.append(BoundListener(address: at, tls: tls, http2: listener.http2))
+            groups.append(HandOff.ListenerGroup(
+                configured: listener.address.description, bound: at.description, tls: tls != nil, descriptors: fds))
+        }
+        for g in inherited {
+            // The new config has no such listener: its sockets close here, and the previous process stops
+            // accepting on them when it drains.
+            logger.warning("inherited listener not in the configuration: closed", metadata: ["address": "\(g.bound)"])
+            for fd in g.descriptors { Glibc.close(fd) }
         }
         proxyAddress = bound.first?.address
         tlsListeners = bound.filter { $0.tls != nil }
         for id in 1..<max(1, workerCount) {
-            let t = WorkerThread(id: id, settings: settings, routing: routing, listeners: bound, accessLog: logSpec)
-            try t.start()
+            let t = WorkerThread(
+                id: id, settings: settings, routing: routing, plans: plans[id], accepting: accepting, accessLog: logSpec)
             threads.append(t)
+            try t.start()
+            for d in t.descriptors { groups[d.group].descriptors.append(d.fd) }
         }
+        listenerGroups = groups
         for l in bound { announce("lb-server listening on \(l.address) (\(l.tls == nil ? "proxy" : "proxy, tls"))") }
-        let adminListen = try SocketAddress.resolve(host: config.admin.listen.host, port: config.admin.listen.port)
-        let adminServer = try AdminServer(server: self, address: adminListen)
+        let adminServer = try makeAdminServer(accepting: accepting)
         admin = adminServer
         adminAddress = adminServer.boundAddress
         announce("lb-server listening on \(adminServer.boundAddress) (admin)")
-        logger.info("started", metadata: [
+        logger.info(takeover == nil ? "started" : "started as a successor; accepting once health checks pass", metadata: [
             "servers": "\(routing.load().backends.count)", "algorithm": "\(config.routing.algorithm.rawValue)",
             "hash": "\(config.routing.hash.rawValue)", "key": "\(config.routingKey)", "workers": "\(workerCount)",
         ])
+        // Last, so that nothing after it can fail and leave the socket file behind.
+        if let path = controlSocketPath {
+            let server = try ControlServer(loop: loop, path: path, temporary: takeover != nil, logger: logger)
+            server.handler = { [unowned self] request, session in self.handleControl(request, session) }
+            control = server
+        }
         for sig in [SIGINT, SIGTERM] {
             signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] signum in
                 self.beginShutdown(signal: signum)
@@ -131,7 +210,54 @@ public final class ProxyServer {
         }
         signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reload() })
         health = HealthChecker(loop: loop, logger: logger)
+        if takeover != nil { health?.firstCheckWithinMs = 100 }
         health?.sync(with: routing.load(), config: config)
+        health?.firstCheckWithinMs = nil
+        if let takeover {
+            takeover.begin(server: self)
+        } else {
+            SystemdNotify.ready(status: "serving")
+        }
+    }
+
+    /// The admin API: on the inherited admin socket when a successor's config names the same address, else
+    /// bound afresh.
+    private func makeAdminServer(accepting: Bool) throws -> AdminServer {
+        let address = try SocketAddress.resolve(host: config.admin.listen.host, port: config.admin.listen.port)
+        if var handOff = takeover?.successor.handOff, let inherited = handOff.admin {
+            handOff.admin = nil
+            takeover?.successor.handOff = handOff
+            if HandOff.match([inherited], configured: config.admin.listen, resolved: address) != nil,
+                let fd = inherited.descriptors.first
+            {
+                for extra in inherited.descriptors.dropFirst() { Glibc.close(extra) }
+                return try AdminServer(server: self, adopting: fd)
+            }
+            logger.warning("inherited admin listener not in the configuration: closed", metadata: ["address": "\(inherited.bound)"])
+            for fd in inherited.descriptors { Glibc.close(fd) }
+        }
+        return try AdminServer(server: self, address: address, accepting: accepting)
+    }
+
+    /// Hot upgrade, successor: starts accepting on every socket of every worker and the admin API, then calls
+    /// `done` on the control loop (with the first error, if a `listen` failed).
+    func startAccepting(done: @escaping (SetupError?) -> Void) {
+        do throws(SetupError) {
+            try controlWorker?.startAccepting()
+            try admin?.startAccepting()
+        } catch {
+            return done(error)
+        }
+        // One count per worker thread and one for the control loop's own, given last: with no threads, `done`
+        // runs here.
+        let box = CountDown(count: threads.count + 1) { errors in done(errors.first) }
+        for t in threads {
+            t.startAccepting { [inbox = controlInbox] error in
+                let e = UncheckedSendable(error)
+                inbox.post { box.finish(e.value) }
+            }
+        }
+        box.finish(nil)
     }
 
     private func announce(_ line: String) {
@@ -148,51 +274,7 @@ public final class ProxyServer {
             logger.error("handles still open at exit", metadata: ["count": "\(open)"])
         }
         logger.info("stopped")
-        return 0
-    }
-
-    // MARK: shutdown
-
-    /// SIGTERM/SIGINT: stop accepting, finish in-flight requests with `Connection: close`, then close every
-    /// handle; in-flight work still running at the deadline (`timeouts.shutdown_grace`) is cut.
-    func beginShutdown(signal: Int32) {
-        if isShuttingDown {
-            logger.warning("second signal: closing now")
-            finishShutdown()
-            return
-        }
-        isShuttingDown = true
-        logger.info("shutting down", metadata: ["signal": "\(signal)", "grace_ms": "\(config.timeouts[.shutdownGrace])"])
-        controlWorker?.beginDrain()
-        for t in threads { t.beginDrain() }
-        admin?.close()
-        health?.stop()
-        let deadline = LoopTimer(loop: loop) { [unowned self] in
-            self.logger.warning("shutdown grace period over: closing in-flight connections")
-            self.finishShutdown()
-        }
-        deadline.start(timeout: config.timeouts[.shutdownGrace])
-        shutdownTimer = deadline
-        let poll = LoopTimer(loop: loop) { [unowned self] in
-            if self.controlWorker?.isIdle ?? true, self.threads.allSatisfy({ $0.isDone }) {
-                self.finishShutdown()
-            }
-        }
-        poll.start(timeout: 0, repeat: 20)
-        shutdownPoll = poll
-    }
-
-    private func finishShutdown() {
-        controlWorker?.closeAll()
-        for t in threads where !t.isDone { t.closeNow() }
-        admin?.close()
-        shutdownTimer?.close()
-        shutdownTimer = nil
-        shutdownPoll?.close()
-        shutdownPoll = nil
-        for s in signals { s.close() }
-        signals.removeAll()
-        controlInbox.close()
+        return exitStatus
     }
 
     // MARK: changes
@@ -204,6 +286,11 @@ public final class ProxyServer {
             logger.warning("SIGHUP ignored: no --config file to reload")
             return
         }
+        guard !isShuttingDown, takeover == nil else {
+            logger.warning("SIGHUP ignored: this process is draining or still taking over")
+            return
+        }
+        SystemdNotify.reloading()
         do {
             // As at startup: `--backend` flags stand in for a file without `servers`.
             let fresh = try ConfigLoader.load(path: path, requireServers: overrides.backends.isEmpty)
@@ -218,6 +305,7 @@ public final class ProxyServer {
         } catch {
             logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
         }
+        SystemdNotify.ready(status: "serving")
     }
 
     /// Publishes a new routing state for `newConfig` (routing and server list) and returns the fraction of the

@@ -33,6 +33,15 @@ final class LoopInbox: @unchecked Sendable {
         return true
     }
 
+    /// Loop thread: while `on`, the loop runs even with nothing else active (a successor's worker waits for
+    /// `startAccepting` with no listener polling yet).
+    func keepsLoopAlive(_ on: Bool) {
+        lock.lock()
+        let w = wakeup
+        lock.unlock()
+        w?.keepsLoopAlive(on)
+    }
+
     private func drain() {
         lock.lock()
         let work = queue
@@ -61,8 +70,12 @@ final class WorkerThread: @unchecked Sendable {
     let inbox = LoopInbox()
     private let settings: ProxySettings
     private let routing: SnapshotPublisher<RoutingState>
-    /// Each listener's bound address (port fixed by the first worker) and its TLS context, if any.
-    private let listeners: [BoundListener]
+    /// The sockets this worker listens on: bound (port fixed by the first worker) or inherited.
+    private let plans: [ListenerPlan]
+    /// False for a hot upgrade's successor: accept only after `startAccepting`.
+    private let accepting: Bool
+    /// After `start()`: each listener's config index and socket descriptor, in plan order (for a later hand-off).
+    private(set) var descriptors: [(group: Int, fd: Int32)] = []
     private let accessLog: (format: AccessLog.Format, path: String)?
     private let started = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -73,12 +86,13 @@ final class WorkerThread: @unchecked Sendable {
     /// Owned by the worker's thread once started.
     nonisolated(unsafe) private(set) var worker: Worker?
 
-    init(id: Int, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>, listeners: [BoundListener],
-         accessLog: (format: AccessLog.Format, path: String)?) {
+    init(id: Int, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>, plans: [ListenerPlan],
+         accepting: Bool = true, accessLog: (format: AccessLog.Format, path: String)?) {
         self.id = id
         self.settings = settings
         self.routing = routing
-        self.listeners = listeners
+        self.plans = plans
+        self.accepting = accepting
         self.accessLog = accessLog
     }
 
@@ -97,9 +111,18 @@ final class WorkerThread: @unchecked Sendable {
             loop = try EventLoop()
             let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
             if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
-            for l in listeners { _ = try w.listen(on: l.address, reusePort: true, tls: l.tls, http2: l.http2) }
+            for plan in plans {
+                switch plan.source {
+                case .bind(let address):
+                    _ = try w.listen(on: address, reusePort: true, tls: plan.tls, http2: plan.http2, accepting: accepting)
+                case .adopt(let fd):
+                    _ = try w.adopt(socket: fd, tls: plan.tls, http2: plan.http2)
+                }
+                descriptors.append((plan.group, w.listeners.last?.descriptor ?? -1))
+            }
             worker = w
             inbox.attach(to: loop)
+            if !accepting { inbox.keepsLoopAlive(true) }
         } catch {
             startError = error
             started.signal()
@@ -129,16 +152,31 @@ final class WorkerThread: @unchecked Sendable {
         }
     }
 
+    /// Hot upgrade: starts accepting on every listener, then calls `done` on the worker's thread with the
+    /// error, if `listen(2)` refused one.
+    func startAccepting(done: @escaping @Sendable (SetupError?) -> Void) {
+        let posted = post { [inbox] w in
+            inbox.keepsLoopAlive(false)
+            do throws(SetupError) { try w.startAccepting() } catch { return done(error) }
+            done(nil)
+        }
+        if !posted { done(SetupError("worker \(id) has stopped")) }
+    }
+
     /// Graceful shutdown: stop accepting, let exchanges finish, then close everything; the loop then ends.
-    func beginDrain() {
-        post { [self] w in
-            w.beginDrain()
+    /// `closeIdle` as for `Worker.beginDrain`; `stoppedAccepting` runs on the worker's thread once its listeners
+    /// are closed (at once if the worker has already stopped).
+    func beginDrain(closeIdle: Bool = true, stoppedAccepting: (@Sendable () -> Void)? = nil) {
+        let posted = post { [self] w in
+            w.beginDrain(closeIdle: closeIdle)
+            stoppedAccepting?()
             let poll = LoopTimer(loop: w.loop) { [self] in
                 if w.isIdle { closeOnLoop(w) }
             }
             drainPoll = poll
             poll.start(timeout: 0, repeat: 20)
         }
+        if !posted { stoppedAccepting?() }
     }
 
     /// The drain poll timer; touched only on the worker's thread.
@@ -160,6 +198,21 @@ final class WorkerThread: @unchecked Sendable {
     func join() { finished.wait() }
 }
 
+
+/// How one worker gets one listening socket: bound to an address (with SO_REUSEPORT), or inherited from the
+/// process a hot upgrade replaces. `group` is the listener's index in the config.
+struct ListenerPlan: Sendable {
+    enum Source {
+        case bind(SocketAddress)
+        case adopt(Int32)
+    }
+
+    let group: Int
+    let source: Source
+    let tls: SnapshotPublisher<TLSListenerContext>?
+    /// HTTP/2 is offered (ALPN h2 on TLS, h2c prior knowledge on plain).
+    var http2 = true
+}
 
 /// A traffic listener as the workers bind it: the address (with the port the first bind chose) and, for TLS,
 /// the context every worker shares, published so a certificate reload reaches every worker's next accept.
