@@ -22,6 +22,26 @@ final class TLSSessionDataTests: TLSTestCase {
             String(decoding: connection.client.received, as: UTF8.self), "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
     }
 
+    /// An idle connection gives its record buffers back between requests; the next request and response still
+    /// flow, in both directions, several times over.
+    func testReleasingTheBuffersBetweenRequestsKeepsTheConnectionWorking() throws {
+        let connection = try connect(context(), .init(serverName: "a.test", verifyHost: "a.test"))
+        connection.handshake()
+        for i in 0..<3 {
+            connection.server.releaseBuffers()
+            let request = Array("GET /\(i) HTTP/1.1\r\nHost: a.test\r\n\r\n".utf8)
+            connection.serverReceived.removeAll()
+            connection.client.write(request)
+            connection.pump()
+            XCTAssertEqual(connection.serverReceived, request, "#\(i)")
+            connection.server.releaseBuffers()
+            let before = connection.client.received.count
+            let response = Array("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n\(i)".utf8)
+            connection.serverSends(response)
+            XCTAssertEqual(Array(connection.client.received[before...]), response, "#\(i)")
+        }
+    }
+
     func testOneMebibyteEachWayArrivesIntact() throws {
         let connection = try connect(context(), .init(serverName: "a.test"))
         connection.handshake()

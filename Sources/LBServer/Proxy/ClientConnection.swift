@@ -34,6 +34,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
     var resumeInput = false
     var peerClosedWrite = false
+    /// The TLS record buffers were given back in the current idle stretch; the next request clears it.
+    var tlsBuffersReleased = false
     var readPausedForBackpressure = false
 
     // The current exchange's routing and upstream.
@@ -190,6 +192,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
         let head = parser.head
         worker.counters.requests &+= 1
         worker.counters.inFlight += 1
+        tlsBuffersReleased = false
         timer.enter(.none, now: 0, limits: worker.timerLimits)
         routing = nil
         exchange.begin(RequestFacts(head), draining: worker.isDraining, now: worker.clock(), &actions)
@@ -231,6 +234,13 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
 
     func checkDeadline(now: UInt64) {
         guard !isClosing else { return }
+        // A TLS keep-alive client idle for a second gives OpenSSL's record buffers back: a busy one keeps them.
+        if let tls, !tlsBuffersReleased, timer.phase == .clientIdle,
+            now &+ worker.timerLimits.clientIdle >= timer.deadline &+ 1_000
+        {
+            tlsBuffersReleased = true
+            tls.session.releaseBuffers()
+        }
         if let h2 {
             h2.checkDeadline(now: now)
             return
