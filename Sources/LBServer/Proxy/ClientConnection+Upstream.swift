@@ -31,29 +31,10 @@ extension ClientConnection {
             break
         }
         guard up === upstream else { return true }
-        var accepted = true
-        switch event {
-        case .connected(let nanos):
-            exchange.upstreamReady(connectNanos: nanos, now: worker.clock(), &actions)
-        case .head:
-            let head = up.parser.head
-            accepted = exchange.responseHead(status: head.status, framing: head.framing, now: worker.clock(), &actions)
-        case .end(let reusable):
-            exchange.responseEnd(reusable: reusable, &actions)
-        case .upgraded:
-            exchange.upgraded(&actions)
-        case .connectFailed(let failure):
-            _ = detachUpstream()
-            exchange.connectFailed(failure, &actions)
-        case .failed(let cause):
-            _ = detachUpstream()
-            exchange.upstreamFailed(cause, wasReused: up.wasReused, &actions)
-        case .tunnelEnded:
-            _ = detachUpstream()
-            exchange.tunnelEnded(&actions)
-        case .body, .tunnelData, .readDone, .drained:
-            break
-        }
+        if event.endsLink { _ = detachUpstream() }
+        let accepted = exchange.upstreamReported(
+            event, status: up.parser.head.status, framing: up.parser.head.framing, wasReused: up.wasReused,
+            now: worker.clock(), &actions)
         settle()
         return accepted
     }
