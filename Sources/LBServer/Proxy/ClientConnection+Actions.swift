@@ -116,33 +116,23 @@ extension ClientConnection {
             }
         }
         guard let state = routing else { return }
-        let backends = state.backends
-        let tried = exchange.tried
-        // Bounded load when configured; otherwise this is the plain first-eligible pick.
-        let pick = state.snapshot.pick(
-            forKeyHash: keyHash,
-            isEligible: { i in backends[i].isEligible && !tried.contains(i) },
-            load: { i in backends[i].slot(self.worker).inFlight }, totalLoad: worker.upstreamInFlight)
-        guard let index = pick else {
+        guard let index = worker.pickServer(in: state, keyHash: keyHash, tried: exchange.tried) else {
             exchange.noCandidate(&actions)
             return
         }
         exchange.picked(server: index)
-        let slot = worker.beginUpstreamRequest(backends[index])
+        let (slot, acquired) = worker.acquireUpstream(state.backends[index], for: self)
         upstreamSlot = slot
-        if let up = slot.takeIdle() {
+        switch acquired {
+        case .pooled(let up):
             upstream = up
             exchange.upstreamReady(connectNanos: nil, now: worker.clock(), &actions)
-            return
-        }
-        guard let up = UpstreamConnection(worker: worker, backend: backends[index]) else {
+        case .connecting(let up):
+            upstream = up
+        case .unavailable:
             _ = detachUpstream()
             exchange.connectFailed(.refused, &actions)
-            return
         }
-        upstream = up
-        up.owner = self
-        up.open()
     }
 
     /// Ends the link to the current upstream (it is released or closed by the caller) and its in-flight count.

@@ -92,3 +92,36 @@ extension Worker {
         }
     }
 }
+
+/// An upstream for one attempt (`Worker.acquireUpstream`).
+enum AcquiredUpstream {
+    /// Idle in the pool and ready: the exchange can send at once.
+    case pooled(UpstreamConnection)
+    /// New and connecting for the given owner; it reports `.connected` or a failure.
+    case connecting(UpstreamConnection)
+    /// No connection object could be made (OpenSSL could not create the TLS session): a failed connect.
+    case unavailable
+}
+
+extension Worker {
+    /// The best remaining candidate for `keyHash` in `state`, skipping servers the exchange `tried`: the
+    /// first eligible one, or under bounded load the first under its cap. Nil when none is left.
+    func pickServer(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> Int? {
+        let backends = state.backends
+        return state.snapshot.pick(
+            forKeyHash: keyHash,
+            isEligible: { i in backends[i].isEligible && !tried.contains(i) },
+            load: { i in backends[i].slot(self).inFlight }, totalLoad: upstreamInFlight)
+    }
+
+    /// Counts a request against `backend` and gives it an upstream: the newest pooled connection, else a new one
+    /// opened for `owner`. The caller keeps the slot to end the request (`endUpstreamRequest`).
+    func acquireUpstream(_ backend: Backend, for owner: UpstreamOwner) -> (WorkerBackend, AcquiredUpstream) {
+        let slot = beginUpstreamRequest(backend)
+        if let up = slot.takeIdle() { return (slot, .pooled(up)) }
+        guard let up = UpstreamConnection(worker: self, backend: backend) else { return (slot, .unavailable) }
+        up.owner = owner
+        up.open()
+        return (slot, .connecting(up))
+    }
+}
