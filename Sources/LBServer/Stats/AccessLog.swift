@@ -74,11 +74,9 @@ final class AccessLog {
         case .common: common(head, client: client, server: server, http2: http2, entry)
         case .json: json(head, client: client, server: server, http2: http2, entry)
         }
-        // Both formats end with one byte ('\n', or '}' and '\n'): the TLS fields go before it.
-        if let tls {
-            let end = pending.count - (format == .json ? 2 : 1)
-            pending.insert(contentsOf: tls, at: end)
-        }
+        // The line's TLS fields come last, before the line's end.
+        if let tls { pending.append(contentsOf: tls) }
+        append(format == .json ? "}\n" : "\n")
         if pending.count >= 64 * 1024 { flush() }
     }
 
@@ -108,18 +106,13 @@ final class AccessLog {
             append("\",\"cipher\":\"")
             pending.append(contentsOf: cipher.utf8)
             append("\",\"sni\":")
-            if let serverName {
-                pending.append(UInt8(ascii: "\""))
-                for b in serverName.utf8 { appendJSONByte(b) }
-                pending.append(UInt8(ascii: "\""))
-            } else {
-                append("null")
-            }
+            appendJSONString(serverName)
             append("}")
         }
         return pending
     }
 
+    /// The common-format line without its end (`log` adds the TLS fields, then the newline).
     private func common(_ head: HTTPHead?, client: [UInt8], server: String?, http2: Bool, _ e: Entry) {
         pending.append(contentsOf: client.isEmpty ? [UInt8(ascii: "-")] : client)
         append(" - - [")
@@ -148,9 +141,9 @@ final class AccessLog {
         appendMillis(e.totalNanos)
         append(" cause=")
         append(e.cause.name)
-        pending.append(10)
     }
 
+    /// The JSON object without its closing brace (`log` adds the TLS fields, then `}` and the newline).
     private func json(_ head: HTTPHead?, client: [UInt8], server: String?, http2: Bool, _ e: Entry) {
         append("{\"time\":\"")
         pending.append(contentsOf: clock.iso)
@@ -170,13 +163,7 @@ final class AccessLog {
         append(",\"bytes\":")
         HeadWriter.appendDecimal(Int(e.bytes), &pending)
         append(",\"server\":")
-        if let server {
-            pending.append(UInt8(ascii: "\""))
-            for b in server.utf8 { appendJSONByte(b) }
-            pending.append(UInt8(ascii: "\""))
-        } else {
-            append("null")
-        }
+        appendJSONString(server)
         append(",\"retries\":")
         HeadWriter.appendDecimal(e.retries, &pending)
         append(",\"connect_ms\":")
@@ -187,7 +174,7 @@ final class AccessLog {
         appendMillis(e.totalNanos)
         append(",\"cause\":\"")
         append(e.cause.name)
-        append("\"}\n")
+        append("\"")
     }
 
     @inline(__always)
@@ -214,6 +201,17 @@ final class AccessLog {
             let b = head.bytes[i]
             if quoteForJSON { appendJSONByte(b) } else { pending.append(b) }
         }
+    }
+
+    /// `"text"`, escaped, or `null`.
+    private func appendJSONString(_ text: String?) {
+        guard let text else {
+            append("null")
+            return
+        }
+        pending.append(UInt8(ascii: "\""))
+        for b in text.utf8 { appendJSONByte(b) }
+        pending.append(UInt8(ascii: "\""))
     }
 
     private func appendJSONByte(_ b: UInt8) {
