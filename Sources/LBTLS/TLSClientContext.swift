@@ -84,15 +84,15 @@ public final class TLSClientContext: @unchecked Sendable {
         }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         if let file = config.caFile {
-            // Read it ourselves first: OpenSSL's own message for a missing file is "system lib".
-            if access(file, R_OK) != 0 {
-                let reason = String(cString: strerror(errno))
-                throw TLSConfigError(.unreadableFile, file: file, "cannot read the CA file \(file): \(reason)")
-            }
-            guard SSL_CTX_load_verify_locations(context, file, nil) == 1 else {
+            // The shared reader: the same checks and messages as every other PEM file lb loads.
+            let authorities = try LoadedCertificate.readCertificates(
+                file, what: "backend CA", order: "the authorities backend certificates chain to")
+            defer { for certificate in authorities { X509_free(certificate) } }
+            let store = SSL_CTX_get_cert_store(context)
+            for (i, certificate) in authorities.enumerated() where X509_STORE_add_cert(store, certificate) != 1 {
                 throw TLSConfigError(
-                    .noCertificate, file: file,
-                    "the CA file \(file) holds no PEM certificate OpenSSL accepts: \(openSSLErrorText())")
+                    .refusedByOpenSSL, file: file,
+                    "OpenSSL refused certificate \(i + 1) of the TLS backend CA file \(file): \(openSSLErrorText())")
             }
         } else if SSL_CTX_set_default_verify_paths(context) != 1 {
             throw TLSConfigError(
