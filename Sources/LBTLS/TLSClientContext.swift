@@ -57,8 +57,9 @@ public final class TLSClientContext: @unchecked Sendable {
     private static func configureProtocol(_ context: OpaquePointer, config: TLSClientConfig) throws(TLSConfigError) {
         let minimum = config.minimumVersion == .tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION
         _ = SSL_CTX_set_options(context, lb_SSL_OP_NO_RENEGOTIATION | lb_SSL_OP_NO_COMPRESSION)
-        // An idle pooled connection gives its record buffers back instead of holding them.
-        _ = lb_SSL_CTX_set_mode(context, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS))
+        // Not SSL_MODE_RELEASE_BUFFERS, as on the server side: a pooled connection gives its record buffers back
+        // once idle (`TLSClientSession.releaseBuffers()`), not around every record.
+        _ = lb_SSL_CTX_set_mode(context, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER))
         var wire: [UInt8] = []
         for name in config.alpnProtocols {
             wire.append(UInt8(name.utf8.count))

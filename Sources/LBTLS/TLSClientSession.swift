@@ -77,6 +77,8 @@ public final class TLSClientSession: TLSChannel {
     public var hasCiphertext: Bool { io.hasCiphertext }
     public func shutdown() { io.shutdown() }
     public var isHandshakeComplete: Bool { io.isHandshakeComplete }
+    /// Frees the record buffers of a pooled connection that went idle (`TLSRecordIO.releaseBuffers`).
+    public func releaseBuffers() { io.releaseBuffers() }
 
     /// Whether the handshake resumed an earlier session instead of a full key exchange.
     public var isResumed: Bool { SSL_session_reused(io.ssl) == 1 }

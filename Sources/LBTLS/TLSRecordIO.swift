@@ -138,6 +138,10 @@ struct TLSRecordIO {
 
     var isHandshakeComplete: Bool { SSL_is_init_finished(ssl) == 1 }
 
+    /// Frees OpenSSL's record buffers (about 34 KB) of a connection that went idle; the next record allocates
+    /// them again. Does nothing while they hold data.
+    func releaseBuffers() { _ = SSL_free_buffers(ssl) }
+
     /// The negotiated version; nil until the handshake completes.
     var protocolVersion: TLSProtocolVersion? {
         guard isHandshakeComplete else { return nil }

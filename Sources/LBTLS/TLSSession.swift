@@ -82,9 +82,8 @@ public final class TLSSession: TLSChannel {
     /// Moves every byte of ciphertext the session holds to the end of `out`.
     public func takeCiphertext(into out: inout [UInt8]) { io.takeCiphertext(into: &out) }
 
-    /// Frees OpenSSL's record buffers (about 34 KB) of a connection that went idle; the next record allocates
-    /// them again. Does nothing while they hold data.
-    public func releaseBuffers() { _ = SSL_free_buffers(ssl) }
+    /// Frees the record buffers of a connection that went idle (`TLSRecordIO.releaseBuffers`).
+    public func releaseBuffers() { io.releaseBuffers() }
 
     /// Whether `takeCiphertext` has anything to move.
     public var hasCiphertext: Bool { io.hasCiphertext }

@@ -235,8 +235,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     func checkDeadline(now: UInt64) {
         guard !isClosing else { return }
         // A TLS keep-alive client idle for a second gives OpenSSL's record buffers back: a busy one keeps them.
-        if let tls, !tlsBuffersReleased, timer.phase == .clientIdle,
-            now &+ worker.timerLimits.clientIdle >= timer.deadline &+ 1_000
+        if let tls, !tlsBuffersReleased,
+            timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
         {
             tlsBuffersReleased = true
             tls.session.releaseBuffers()

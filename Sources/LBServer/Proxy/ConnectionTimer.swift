@@ -67,6 +67,15 @@ struct ConnectionTimer: Equatable {
         if phase == .tunnelIdle { deadline = now + limits[.tunnelIdle] }
     }
 
+    /// How long a connection idles (in keep-alive or in a pool) before it gives its TLS record buffers back: a
+    /// busy one keeps them, since freeing and reallocating them around every record costs CPU.
+    static let idleBeforeBufferRelease: UInt64 = 1_000
+
+    /// Whether the current phase is `phase` and began at least `ms` before `now`.
+    func hasLasted(_ ms: UInt64, in phase: Phase, now: UInt64, limits: Limits) -> Bool {
+        self.phase == phase && now &+ limits[phase] >= deadline &+ ms
+    }
+
     /// The phase that expired at `now`, or `.none`. Expiry disarms the timer (it fires once).
     mutating func expired(now: UInt64) -> Phase {
         guard phase != .none, now >= deadline else { return .none }

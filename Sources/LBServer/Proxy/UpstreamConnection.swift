@@ -42,6 +42,8 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
     private var timer = ConnectionTimer()
     private var connectStartedNanos: UInt64 = 0
+    /// The TLS record buffers were given back while idle in the pool; the next exchange clears it.
+    private var tlsBuffersReleased = false
 
     var listPrev: UpstreamConnection?
     var listNext: UpstreamConnection?
@@ -119,6 +121,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     func attach(to owner: UpstreamOwner, method: HTTPMethod) {
         self.owner = owner
         receivedAny = false
+        tlsBuffersReleased = false
         parser.expectResponse(to: method)
         if state == .idle { state = .active }
         if state == .active { timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits) }
@@ -179,6 +182,12 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
 
     func checkDeadline(now: UInt64) {
         guard !isClosing else { return }
+        if let tls, !tlsBuffersReleased,
+            timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .upstreamIdle, now: now, limits: worker.timerLimits)
+        {
+            tlsBuffersReleased = true
+            tls.session.releaseBuffers()
+        }
         switch timer.expired(now: now) {
         case .none, .clientIdle, .clientHeader:
             return
