@@ -16,9 +16,9 @@ extension TLSServerContext {
     /// verified against one CA file where another is configured. SHA-256 of the settings, cut to the 32 bytes
     /// OpenSSL keeps.
     ///
-    /// Each handshake then narrows it to the server name the client asks for (`sessionIDContext(base:serverName:)`,
-    /// from the ClientHello callback), so a session resumes only under the name it was made for: RFC 6066
-    /// section 3 forbids resuming a TLS 1.2 session under another name, which OpenSSL 3.0 does not enforce.
+    /// Each handshake then narrows it to the server name the client asks for (`withSessionIDContext`, from the
+    /// ClientHello callback), so a session resumes only under the name it was made for: RFC 6066 section 3
+    /// forbids resuming a TLS 1.2 session under another name, which OpenSSL 3.0 does not enforce.
     static func sessionIDContext(_ config: TLSServerConfig) -> [UInt8] {
         var text = "lb-tls"
         if let client = config.clientCertificates {
@@ -30,28 +30,27 @@ extension TLSServerContext {
         return digest
     }
 
-    /// SHA-256 of `base` and the server name in lower case (no name: `base` alone), into `out` (32 bytes).
-    static func sessionIDContext(base: [UInt8], serverName: UnsafeRawBufferPointer?, into out: inout [UInt8]) {
-        guard let serverName, !serverName.isEmpty else {
-            out = base
-            return
-        }
-        guard let md = EVP_MD_CTX_new() else {
-            out = base
-            return
-        }
-        defer { EVP_MD_CTX_free(md) }
-        var lower = [UInt8](repeating: 0, count: min(serverName.count, 255))
-        for i in lower.indices {
-            let b = serverName[i]
-            lower[i] = b >= 65 && b <= 90 ? b + 32 : b
-        }
-        var length: UInt32 = 0
-        guard EVP_DigestInit_ex(md, EVP_sha256(), nil) == 1, EVP_DigestUpdate(md, base, base.count) == 1,
-            EVP_DigestUpdate(md, lower, lower.count) == 1, EVP_DigestFinal_ex(md, &out, &length) == 1
-        else {
-            out = base
-            return
+    /// The session id context for a handshake asking for `serverName`: SHA-256 of `base` and the name in lower
+    /// case (no name: `base` alone), handed to `body`. Every handshake runs it, so it uses stack memory only.
+    static func withSessionIDContext<R>(
+        base: [UInt8], serverName: UnsafeRawBufferPointer?, _ body: (UnsafeBufferPointer<UInt8>) -> R
+    ) -> R {
+        guard let serverName, !serverName.isEmpty else { return base.withUnsafeBufferPointer(body) }
+        let nameLength = min(serverName.count, 255)
+        let inputLength = base.count + nameLength
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: inputLength + 32) { buffer in
+            let input = buffer.baseAddress!
+            _ = UnsafeMutableBufferPointer(start: input, count: base.count).initialize(from: base)
+            for i in 0..<nameLength {
+                let b = serverName[i]
+                (input + base.count + i).initialize(to: b >= 65 && b <= 90 ? b + 32 : b)
+            }
+            let digest = input + inputLength
+            var length: UInt32 = 0
+            guard EVP_Digest(input, inputLength, digest, &length, EVP_sha256(), nil) == 1 else {
+                return base.withUnsafeBufferPointer(body)
+            }
+            return body(UnsafeBufferPointer(start: digest, count: Int(length)))
         }
     }
 

@@ -139,9 +139,10 @@ public final class TLSSession: TLSChannel {
                 }
             }
         }
-        var context = [UInt8](repeating: 0, count: 32)
-        TLSServerContext.sessionIDContext(base: self.context.sessionIDContextBase, serverName: name, into: &context)
-        _ = SSL_set_session_id_context(ssl, context, UInt32(context.count))
+        let ssl = self.ssl
+        _ = TLSServerContext.withSessionIDContext(base: context.sessionIDContextBase, serverName: name) {
+            SSL_set_session_id_context(ssl, $0.baseAddress, UInt32($0.count))
+        }
     }
 
     // MARK: control plane (may allocate)
