@@ -55,7 +55,7 @@ final class HealthProbe: ByteStreamHandler {
                 let session = try TLSClientSession(
                     context: tls.settings.context, serverName: tls.settings.serverName,
                     verifyName: tls.settings.verifyName, cache: tls.sessions)
-                tlsStream = TLSStream(socket: socket, session: session, worker: nil, connecting: true)
+                tlsStream = TLSStream(socket: socket, session: session, worker: nil)
             } catch {
                 setupFailure = "TLS: \(error)"
             }

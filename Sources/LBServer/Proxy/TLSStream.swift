@@ -22,12 +22,9 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
     var out: [UInt8] = []
     /// Plaintext decrypted from one socket read, handed up whole (the handler keeps what it cannot use yet).
     private var plaintext: [UInt8] = []
-    /// Counts failed handshakes and broken records of client connections (nil when connecting: the handler
-    /// counts). The worker outlives its connections.
+    /// Counts failed handshakes and broken records of accepted (client) connections. Nil on a connecting side
+    /// (to a backend, or a health check), whose handler counts its own. The worker outlives its connections.
     private unowned(unsafe) let worker: Worker?
-    /// This side connects (to a backend): the handler hears `streamConnected` once the handshake completes,
-    /// and failures are its to count.
-    private let connecting: Bool
     /// Connecting, and `streamConnected` is not reported yet.
     private var awaitingHandshake = false
     /// Why the stream failed (a handshake refused, a certificate rejected, a broken record), for the handler.
@@ -47,13 +44,11 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
     private var handshakeSeen = false
 
     init(
-        socket: HandledTCPStream, session: Session, worker: Worker?, connecting: Bool = false,
-        subjectField: OwnedRequestField? = nil
+        socket: HandledTCPStream, session: Session, worker: Worker?, subjectField: OwnedRequestField? = nil
     ) {
         self.socket = socket
         self.session = session
         self.worker = worker
-        self.connecting = connecting
         self.ownedField = subjectField
         socket.handler = self
     }
@@ -211,7 +206,7 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
     /// `tlsFailures`, and a refused client certificate also under its reason; a connecting side's handler counts.
     private func fail(_ error: TLSError) {
         failure = error
-        guard !connecting, let worker else { return }
+        guard let worker else { return }
         worker.counters.tlsFailures &+= 1
         worker.counters.tlsFailureReasons[error.failureReason.rawValue] &+= 1
         if let refusal = error.clientCertificateRefusal {

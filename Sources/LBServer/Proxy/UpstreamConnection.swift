@@ -72,7 +72,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
                 socket.close()
                 return nil
             }
-            let tls = TLSStream(socket: socket, session: session, worker: nil, connecting: true)
+            let tls = TLSStream(socket: socket, session: session, worker: nil)
             self.tls = tls
             tls.handler = self
         } else {
