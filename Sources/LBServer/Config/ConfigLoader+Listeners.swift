@@ -51,12 +51,7 @@ extension ConfigLoader {
         case .array(let elements)? where !elements.isEmpty:
             for (index, element) in elements.enumerated() {
                 let path = "\(s.keyPath(.certificates))[\(index)]"
-                guard let c = ConfigSection<CertificateKey>(element, path: path, problems: s.problems) else { continue }
-                let cert = c.string(.cert, default: "")
-                let key = c.string(.key, default: "")
-                if cert.isEmpty { c.problem(.cert, "missing (required): the certificate chain's PEM file") }
-                if key.isEmpty { c.problem(.key, "missing (required): the private key's PEM file") }
-                if !cert.isEmpty && !key.isEmpty { certificates.append(.init(cert: cert, key: key)) }
+                if let pair = readCertificatePair(element, path: path, problems: s.problems) { certificates.append(pair) }
             }
         case let other:
             s.problem(
@@ -100,5 +95,18 @@ extension ConfigLoader {
             return name
         }
         return caFile.isEmpty ? nil : client
+    }
+
+    /// A `{"cert": FILE, "key": FILE}` object (a listener's certificate, or the client certificate lb presents
+    /// to backends); nil after recording what is missing or wrong.
+    static func readCertificatePair(
+        _ value: JSONValue, path: String, problems: ProblemList
+    ) -> LBConfig.TLS.Certificate? {
+        guard let c = ConfigSection<CertificateKey>(value, path: path, problems: problems) else { return nil }
+        let cert = c.string(.cert, default: "")
+        let key = c.string(.key, default: "")
+        if cert.isEmpty { c.problem(.cert, "missing (required): the certificate chain's PEM file") }
+        if key.isEmpty { c.problem(.key, "missing (required): the private key's PEM file") }
+        return cert.isEmpty || key.isEmpty ? nil : .init(cert: cert, key: key)
     }
 }

@@ -57,13 +57,8 @@ extension ConfigLoader {
         case nil: break
         case .null?: tls.clientCertificate = nil
         case let value?:
-            let path = s.keyPath(.clientCertificate)
-            if let c = ConfigSection<CertificateKey>(value, path: path, problems: s.problems) {
-                let cert = c.string(.cert, default: "")
-                let key = c.string(.key, default: "")
-                if cert.isEmpty { c.problem(.cert, "missing (required): the client certificate's PEM file") }
-                if key.isEmpty { c.problem(.key, "missing (required): the client certificate's private key file") }
-                if !cert.isEmpty && !key.isEmpty { tls.clientCertificate = .init(cert: cert, key: key) }
+            if let pair = readCertificatePair(value, path: s.keyPath(.clientCertificate), problems: s.problems) {
+                tls.clientCertificate = pair
             }
         }
         tls.minVersion = s.choice(.minVersion, default: base.minVersion)
