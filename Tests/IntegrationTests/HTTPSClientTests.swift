@@ -10,7 +10,9 @@ import XCTest
 /// `TLSTests` covers curl's and openssl's view of the handshake (SNI, ALPN, versions, resumption); `RealClientTests`
 /// runs the same kinds of client over plain HTTP. A missing client skips its test locally and fails it under CI.
 final class HTTPSClientTests: IntegrationTestCase {
-    private static let sharedCertificates = Locked<TestCertificates?>(nil)
+    private static let sharedCertificates = SharedTestCertificates { certificates in
+        try certificates.issueLeaf("local", dnsName: "localhost", ipAddress: "127.0.0.1", serial: "4")
+    }
     private var certs: TestCertificates!
     private var backend: SpyBackend!
     private var lb: LBServerProcess!
@@ -19,13 +21,7 @@ final class HTTPSClientTests: IntegrationTestCase {
     override func setUpWithError() throws {
         try super.setUpWithError()
         _ = try requiredTool("openssl", package: "openssl")
-        certs = try Self.sharedCertificates.withLock { shared in
-            if let shared { return shared }
-            let made = try TestCertificates.make()
-            try made.issueLeaf("local", dnsName: "localhost", ipAddress: "127.0.0.1", serial: "4")
-            shared = made
-            return made
-        }
+        certs = try Self.sharedCertificates.get()
         backend = try SpyBackend(reply: .custom { request, _ in Self.answer(request) })
         lb = try LBBinaries.startServer(
             backends: [backend.address], configFile: try writeConfigFile([:]),
@@ -34,10 +30,7 @@ final class HTTPSClientTests: IntegrationTestCase {
     }
 
     override class func tearDown() {
-        sharedCertificates.withLock { shared in
-            shared?.remove()
-            shared = nil
-        }
+        sharedCertificates.remove()
         super.tearDown()
     }
 

@@ -6,7 +6,7 @@ import XCTest
 /// without client certificates; real clients (`curl --cert`, `openssl s_client`); the demo backend's `/headers`
 /// echoes the request head it received, so each test sees exactly what reached the backend.
 final class MTLSTests: IntegrationTestCase {
-    private static let sharedCertificates = Locked<TestCertificates?>(nil)
+    private static let sharedCertificates = SharedTestCertificates()
     var certs: TestCertificates!
     var backend: DemoBackend!
 
@@ -17,20 +17,12 @@ final class MTLSTests: IntegrationTestCase {
         for tool in ["openssl", "curl"] where ManagedProcess.resolveExecutable(tool) == nil {
             throw XCTSkip("\(tool) is not installed; the mutual-TLS tests need it")
         }
-        certs = try Self.sharedCertificates.withLock { shared in
-            if let shared { return shared }
-            let made = try TestCertificates.make()
-            shared = made
-            return made
-        }
+        certs = try Self.sharedCertificates.get()
         backend = try LBBinaries.startDemoBackend(name: "b1")
     }
 
     override class func tearDown() {
-        sharedCertificates.withLock { shared in
-            shared?.remove()
-            shared = nil
-        }
+        sharedCertificates.remove()
         super.tearDown()
     }
 

@@ -5,7 +5,7 @@ import XCTest
 /// TLS connections hold clients in the accept queue instead of failing them, failed handshakes are counted by
 /// reason, and the access log records each connection's version, cipher and server name.
 final class TLSHygieneTests: IntegrationTestCase {
-    private static let sharedCertificates = Locked<TestCertificates?>(nil)
+    private static let sharedCertificates = SharedTestCertificates()
     private var certs: TestCertificates!
     private var backend: DemoBackend!
 
@@ -14,20 +14,12 @@ final class TLSHygieneTests: IntegrationTestCase {
         for tool in ["openssl", "python3"] where ManagedProcess.resolveExecutable(tool) == nil {
             throw XCTSkip("\(tool) is not installed; the TLS handshake limit tests need it")
         }
-        certs = try Self.sharedCertificates.withLock { shared in
-            if let shared { return shared }
-            let made = try TestCertificates.make()
-            shared = made
-            return made
-        }
+        certs = try Self.sharedCertificates.get()
         backend = try LBBinaries.startDemoBackend(name: "hl")
     }
 
     override class func tearDown() {
-        sharedCertificates.withLock { shared in
-            shared?.remove()
-            shared = nil
-        }
+        sharedCertificates.remove()
         super.tearDown()
     }
 

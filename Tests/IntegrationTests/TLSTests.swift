@@ -6,7 +6,7 @@ import XCTest
 /// Python's `ssl`. The certificates are made once per class run by `TestCertificates` (an EC P-256 CA; leaves for
 /// `a.test`, `*.b.test` and an expired one). Without `openssl` or `curl` every test skips.
 final class TLSTests: IntegrationTestCase {
-    private static let sharedCertificates = Locked<TestCertificates?>(nil)
+    private static let sharedCertificates = SharedTestCertificates()
     private var certs: TestCertificates!
     private var backend: DemoBackend!
 
@@ -16,20 +16,12 @@ final class TLSTests: IntegrationTestCase {
         where ManagedProcess.resolveExecutable(tool) == nil {
             throw XCTSkip("\(tool) is not installed (Debian package \(package)); the HTTPS tests need it")
         }
-        certs = try Self.sharedCertificates.withLock { shared in
-            if let shared { return shared }
-            let made = try TestCertificates.make()
-            shared = made
-            return made
-        }
+        certs = try Self.sharedCertificates.get()
         backend = try LBBinaries.startDemoBackend(name: "b1")
     }
 
     override class func tearDown() {
-        sharedCertificates.withLock { shared in
-            shared?.remove()
-            shared = nil
-        }
+        sharedCertificates.remove()
         super.tearDown()
     }
 

@@ -5,7 +5,7 @@ import XCTest
 /// `ticket_key_file` resume each other's sessions, through a rotation; without a key file a certificate reload
 /// keeps sessions resumable; a session resumes only under the server name it was made for.
 final class TLSTicketKeyTests: IntegrationTestCase {
-    private static let sharedCertificates = Locked<TestCertificates?>(nil)
+    private static let sharedCertificates = SharedTestCertificates()
     private var certs: TestCertificates!
     private var backend: DemoBackend!
 
@@ -14,20 +14,12 @@ final class TLSTicketKeyTests: IntegrationTestCase {
         guard ManagedProcess.resolveExecutable("openssl") != nil else {
             throw XCTSkip("openssl is not installed; the ticket key tests need it")
         }
-        certs = try Self.sharedCertificates.withLock { shared in
-            if let shared { return shared }
-            let made = try TestCertificates.make()
-            shared = made
-            return made
-        }
+        certs = try Self.sharedCertificates.get()
         backend = try LBBinaries.startDemoBackend(name: "tk")
     }
 
     override class func tearDown() {
-        sharedCertificates.withLock { shared in
-            shared?.remove()
-            shared = nil
-        }
+        sharedCertificates.remove()
         super.tearDown()
     }
 

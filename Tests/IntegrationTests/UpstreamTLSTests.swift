@@ -7,7 +7,7 @@ import XCTest
 /// TLS connection carried the request. Certificates come from `TestCertificates` (leaf `a`, DNS `a.test`), plus a
 /// second CA and a client certificate made here. Without `openssl` or `python3` every test skips.
 final class UpstreamTLSTests: IntegrationTestCase {
-    private static let sharedCertificates = Locked<TestCertificates?>(nil)
+    private static let sharedCertificates = SharedTestCertificates(extra: makeExtras)
     private var certs: TestCertificates!
 
     override func setUpWithError() throws {
@@ -15,20 +15,11 @@ final class UpstreamTLSTests: IntegrationTestCase {
         for tool in ["openssl", "python3"] where ManagedProcess.resolveExecutable(tool) == nil {
             throw XCTSkip("\(tool) is not installed; the upstream TLS tests need it")
         }
-        certs = try Self.sharedCertificates.withLock { shared in
-            if let shared { return shared }
-            let made = try TestCertificates.make()
-            try Self.makeExtras(made)
-            shared = made
-            return made
-        }
+        certs = try Self.sharedCertificates.get()
     }
 
     override class func tearDown() {
-        sharedCertificates.withLock { shared in
-            shared?.remove()
-            shared = nil
-        }
+        sharedCertificates.remove()
         super.tearDown()
     }
 

@@ -153,3 +153,34 @@ struct TestCertificates: Sendable {
         }
     }
 }
+
+/// One `TestCertificates` per test class: made by the first test that asks (with `extra` run on it once), and
+/// removed by the class tear-down (`remove()`), so a class's tests share a dozen `openssl` runs.
+final class SharedTestCertificates: Sendable {
+    private let made = Locked<TestCertificates?>(nil)
+    private let extra: @Sendable (TestCertificates) throws -> Void
+
+    init(extra: @escaping @Sendable (TestCertificates) throws -> Void = { _ in }) { self.extra = extra }
+
+    func get() throws -> TestCertificates {
+        try made.withLock { shared in
+            if let shared { return shared }
+            let certificates = try TestCertificates.make()
+            do {
+                try extra(certificates)
+            } catch {
+                certificates.remove()
+                throw error
+            }
+            shared = certificates
+            return certificates
+        }
+    }
+
+    func remove() {
+        made.withLock { shared in
+            shared?.remove()
+            shared = nil
+        }
+    }
+}
