@@ -33,8 +33,8 @@ extension ClientConnection {
         guard up === upstream else { return true }
         if event.endsLink { _ = detachUpstream() }
         let accepted = exchange.upstreamReported(
-            event, status: up.parser.head.status, framing: up.parser.head.framing, wasReused: up.wasReused,
-            now: worker.clock(), &actions)
+            event, head: event.isHead ? up.responseHead : nil, wasReused: up.wasReused,
+            now: event.needsTime ? worker.clock() : 0, &actions)
         settle()
         return accepted
     }

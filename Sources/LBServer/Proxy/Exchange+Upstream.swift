@@ -9,23 +9,37 @@ extension UpstreamEvent {
         default: false
         }
     }
+
+    var isHead: Bool {
+        if case .head = self { return true }
+        return false
+    }
+
+    /// The exchange reads the time for this event (connect and response latency): other events skip the clock.
+    var needsTime: Bool {
+        switch self {
+        case .connected, .head: true
+        default: false
+        }
+    }
 }
 
 extension Exchange {
     /// What an event of the exchange's own upstream means to the exchange, whichever shell carries it (an
-    /// HTTP/1.1 connection or an HTTP/2 stream). `status` and `framing` are the upstream parser's head, read for
-    /// `.head` only; `wasReused` whether the upstream had served before. Returns false when the exchange refused
+    /// HTTP/1.1 connection or an HTTP/2 stream). `head` is the upstream parser's status and framing, given for
+    /// `.head` only (reading them copies the parsed head); `wasReused` whether the upstream had served before; `now` matters when `needsTime`. Returns false when the exchange refused
     /// a response head (the upstream then fails it). Transport events (`.body`, `.tunnelData`, `.readDone`,
     /// `.drained`) are the shell's and change nothing here.
     mutating func upstreamReported(
-        _ event: UpstreamEvent, status: @autoclosure () -> Int, framing: @autoclosure () -> HTTPFraming,
-        wasReused: Bool, now: UInt64, _ a: inout some ExchangeActionSink
+        _ event: UpstreamEvent, head: (status: Int, framing: HTTPFraming)?, wasReused: Bool, now: UInt64,
+        _ a: inout some ExchangeActionSink
     ) -> Bool {
         switch event {
         case .connected(let nanos):
             upstreamReady(connectNanos: nanos, now: now, &a)
         case .head:
-            return responseHead(status: status(), framing: framing(), now: now, &a)
+            guard let head else { return true }
+            return responseHead(status: head.status, framing: head.framing, now: now, &a)
         case .end(let reusable):
             responseEnd(reusable: reusable, &a)
         case .upgraded:

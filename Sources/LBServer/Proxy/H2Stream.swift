@@ -330,8 +330,8 @@ final class H2Stream: UpstreamOwner {
         }
         if event.endsLink { _ = detachUpstream() }
         let accepted = exchange.upstreamReported(
-            event, status: up.parser.head.status, framing: up.parser.head.framing, wasReused: up.wasReused,
-            now: worker.clock(), &actions)
+            event, head: event.isHead ? up.responseHead : nil, wasReused: up.wasReused,
+            now: event.needsTime ? worker.clock() : 0, &actions)
         settle()
         return accepted
     }

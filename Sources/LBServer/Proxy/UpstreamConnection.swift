@@ -93,6 +93,12 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         }
     }
 
+    /// The status and framing of the response head just parsed (after a `.head` event).
+    var responseHead: (status: Int, framing: HTTPFraming) {
+        let head = parser.head
+        return (head.status, head.framing)
+    }
+
     // MARK: the stream, for the owner
 
     /// A TLS stream closes exactly when its socket does.
