@@ -3,7 +3,7 @@
 /// the rest of the proxy (routing keys, the head writer, the access log) sees an ordinary `HTTPHead`. Pure
 /// Swift, no I/O: the HPACK decoding is the caller's.
 ///
-/// Usage: `reset()`, `add(name:value:)` for every field in order, then `finish(hasBody:limits:into:)`.
+/// Usage: `reset()`, `add(name:value:)` for every field in order, then `finish(hasBody:parser:)`.
 /// A field that makes the request malformed (RFC 9113 §8.1.1) is remembered and reported by `finish`; later
 /// fields are ignored. Nothing here allocates once the buffers have grown to a typical head.
 public struct H2RequestHead: Sendable {
@@ -27,6 +27,8 @@ public struct H2RequestHead: Sendable {
     private var sawHost = false
     private var sawContentLength = false
     private var fieldCount = 0
+    /// Field lines in `lines`.
+    private var lineCount = 0
     /// The first problem; once set, later fields are ignored.
     public private(set) var failure: Failure?
     /// The value of `content-length`, when the request has one (validated: digits, one value).
@@ -51,6 +53,7 @@ public struct H2RequestHead: Sendable {
         sawHost = false
         sawContentLength = false
         fieldCount = 0
+        lineCount = 0
         failure = nil
         contentLength = nil
     }
@@ -90,45 +93,64 @@ public struct H2RequestHead: Sendable {
         sawRegular = true
         for b in name where !HTTPSyntax.isTchar(b) || (b >= 0x41 && b <= 0x5A) { return fail(.malformed) }
         fieldCount += 1
-        // RFC 9113 §8.2.2: connection-specific fields make the request malformed; `te` may only say trailers.
-        if Self.equals(name, "connection") || Self.equals(name, "keep-alive") || Self.equals(name, "proxy-connection")
-            || Self.equals(name, "transfer-encoding") || Self.equals(name, "upgrade")
-        {
-            return fail(.malformed)
-        }
-        if Self.equals(name, "te") {
-            if !Self.equals(value, "trailers") { return fail(.malformed) }
-            return  // hop-by-hop: an HTTP/1.1 backend is never asked for trailers
-        }
-        if Self.equals(name, "cookie") {
-            // RFC 9113 §8.2.3: crumbs are joined with "; " into one field for HTTP/1.1.
-            if !cookie.isEmpty { cookie.append(contentsOf: [ASCII.semicolon, ASCII.sp]) }
-            cookie.append(contentsOf: value)
-            return
-        }
-        if Self.equals(name, "host") {
-            if sawHost { return fail(.status(400)) }
-            sawHost = true
-            host.append(contentsOf: value)
-            return
-        }
-        if Self.equals(name, "content-length") {
-            var n: UInt64 = 0
-            if sawContentLength || value.isEmpty || value.count > 19 { return fail(.malformed) }
-            for b in value {
-                guard b >= 0x30 && b <= 0x39 else { return fail(.malformed) }
-                n = n * 10 + UInt64(b - 0x30)
+        // The fields treated specially, told apart by length first: most names match none of them.
+        switch name.count {
+        case 2:
+            if Self.equals(name, "te") {
+                // RFC 9113 §8.2.2: `te` may only say trailers; hop-by-hop, an HTTP/1.1 backend is never asked
+                // for trailers.
+                if !Self.equals(value, "trailers") { fail(.malformed) }
+                return
             }
-            sawContentLength = true
-            contentLength = n
+        case 4:
+            if Self.equals(name, "host") {
+                if sawHost { return fail(.status(400)) }
+                sawHost = true
+                host.append(contentsOf: value)
+                return
+            }
+        case 6:
+            if Self.equals(name, "cookie") {
+                // RFC 9113 §8.2.3: crumbs are joined with "; " into one field for HTTP/1.1.
+                if !cookie.isEmpty {
+                    cookie.append(ASCII.semicolon)
+                    cookie.append(ASCII.sp)
+                }
+                cookie.append(contentsOf: value)
+                return
+            }
+            // HTTP/2 has no 100-continue handshake with the client (RFC 9113 §8.1 has no interim step lb could
+            // hold the body for): the backend is not asked to wait for one either.
+            if Self.equals(name, "expect") { return }
+        case 7, 10, 16, 17:
+            // RFC 9113 §8.2.2: connection-specific fields make the request malformed.
+            if Self.equals(name, "connection") || Self.equals(name, "keep-alive")
+                || Self.equals(name, "proxy-connection") || Self.equals(name, "transfer-encoding")
+                || Self.equals(name, "upgrade")
+            {
+                return fail(.malformed)
+            }
+        case 14:
+            if Self.equals(name, "content-length") {
+                var n: UInt64 = 0
+                if sawContentLength || value.isEmpty || value.count > 19 { return fail(.malformed) }
+                for b in value {
+                    guard b >= 0x30 && b <= 0x39 else { return fail(.malformed) }
+                    n = n * 10 + UInt64(b - 0x30)
+                }
+                sawContentLength = true
+                contentLength = n
+            }
+        default:
+            break
         }
-        // HTTP/2 has no 100-continue handshake with the client (RFC 9113 §8.1 has no interim step lb could
-        // hold the body for): the backend is not asked to wait for one either.
-        if Self.equals(name, "expect") { return }
         lines.append(contentsOf: name)
-        lines.append(contentsOf: [ASCII.colon, ASCII.sp])
+        lines.append(ASCII.colon)
+        lines.append(ASCII.sp)
         lines.append(contentsOf: value)
-        lines.append(contentsOf: [ASCII.cr, ASCII.lf])
+        lines.append(ASCII.cr)
+        lines.append(ASCII.lf)
+        lineCount += 1
         if lines.count > 1 << 20 { return fail(.status(431)) }
     }
 
@@ -165,20 +187,28 @@ public struct H2RequestHead: Sendable {
         bytes.append(contentsOf: method)
         bytes.append(ASCII.sp)
         bytes.append(contentsOf: path)
-        HeadWriter.append(" HTTP/1.1\r\nHost: ", &bytes)
+        HeadWriter.append(" HTTP/1.1", &bytes)
+        let firstLineLength = bytes.count
+        HeadWriter.append("\r\nHost: ", &bytes)
         bytes.append(contentsOf: target)
         HeadWriter.append("\r\n", &bytes)
         bytes.append(contentsOf: lines)
+        var fieldLines = 1 + lineCount
         if !cookie.isEmpty {
             HeadWriter.append("Cookie: ", &bytes)
             bytes.append(contentsOf: cookie)
             HeadWriter.append("\r\n", &bytes)
+            fieldLines += 1
         }
         // HTTP/1.1 needs framing the DATA frames gave: chunked when no Content-Length says the length.
-        if hasBody && contentLength == nil { HeadWriter.append("Transfer-Encoding: chunked\r\n", &bytes) }
+        if hasBody && contentLength == nil {
+            HeadWriter.append("Transfer-Encoding: chunked\r\n", &bytes)
+            fieldLines += 1
+        }
         HeadWriter.append("\r\n", &bytes)
-        var pos = 0
-        let event = bytes.withUnsafeBytes { parser.next($0, &pos) }
+        // Already lines of CRLF-terminated fields: the parser checks the limits and parses them, without the
+        // line scan bytes from a socket need.
+        let event = parser.parseComposedHead(&bytes, firstLineLength: firstLineLength, fieldLines: fieldLines)
         switch event {
         case .head: return nil
         case .error(let e): return .status(e.status)

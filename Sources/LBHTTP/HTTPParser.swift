@@ -46,6 +46,26 @@ public struct HTTPParser: Sendable {
         self.limits = limits
     }
 
+    /// The state of a new parser, for a reused connection or stream: the head's buffers keep their capacity,
+    /// so the next message allocates nothing.
+    public mutating func reset() {
+        var bytes: [UInt8] = []
+        swap(&bytes, &head.bytes)
+        bytes.removeAll(keepingCapacity: true)
+        var fields: [HTTPHeaderField] = []
+        swap(&fields, &head.fields)
+        fields.removeAll(keepingCapacity: true)
+        head = HTTPHead()
+        swap(&bytes, &head.bytes)
+        swap(&fields, &head.fields)
+        state = .head
+        accumulator.reset()
+        headIsStale = false
+        requestMethod = .get
+        chunkedTotal = 0
+        scratch.removeAll(keepingCapacity: true)
+    }
+
     /// Responses only: the method of the request the next response answers. HEAD → no body whatever the
     /// CL/TE; CONNECT 2xx → tunnel.
     public mutating func expectResponse(to method: HTTPMethod) {
@@ -131,6 +151,27 @@ public struct HTTPParser: Sendable {
         }
         accumulator.reset()
         if let e = parseCompleteHead() { return fail(e) }
+        return enterBody()
+    }
+
+    /// A whole request head the caller composed (the request an HTTP/2 stream stands for) instead of bytes off
+    /// a socket: CRLF-terminated lines ending in an empty line, the first `firstLineLength` bytes long without
+    /// its CRLF, then `fieldLines` field lines. The line scan is skipped, not the limits or the parsing: the
+    /// result is what `next` returns for the same bytes (`.head` or `.error`). The buffers are swapped, so
+    /// `bytes` comes back holding the previous head's storage and neither side allocates.
+    public mutating func parseComposedHead(_ bytes: inout [UInt8], firstLineLength: Int, fieldLines: Int) -> HTTPEvent {
+        guard case .head = state, isBetweenMessages else { return fail(.invalidRequestLine) }
+        if firstLineLength > limits.maxRequestLine { return fail(.requestLineTooLong) }
+        if bytes.count > limits.maxHeaderBytes { return fail(.headerTooLarge) }
+        if fieldLines > limits.maxHeaderCount { return fail(.tooManyHeaders) }
+        swap(&bytes, &head.bytes)
+        headIsStale = false
+        if let e = parseCompleteHead() { return fail(e) }
+        return enterBody()
+    }
+
+    /// After a head: the state its framing calls for.
+    private mutating func enterBody() -> HTTPEvent {
         switch head.framing {
         case .none, .contentLength(0): state = .endPending
         case .contentLength(let n): state = .contentLength(remaining: n)

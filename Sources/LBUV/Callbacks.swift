@@ -80,6 +80,17 @@ enum Callbacks {
         handle!.deallocate()
     }
 
+    static let check: uv_check_cb = { handle in
+        let check: LoopCheck = owner(handle!.pointee.data)
+        check.fire()
+    }
+
+    static let closeCheck: uv_close_cb = { handle in
+        let unmanaged = Unmanaged<LoopCheck>.fromOpaque(handle!.pointee.data!)
+        unmanaged.release()
+        handle!.deallocate()
+    }
+
     static let signal: uv_signal_cb = { handle, signum in
         let watcher: SignalWatcher = owner(handle!.pointee.data)
         watcher.fire(signum)

@@ -32,6 +32,45 @@ public final class LoopTimer {
     }
 }
 
+/// A `uv_check_t`: runs its action once per loop turn, after the turn's I/O callbacks, while started. Work that
+/// many callbacks of one turn ask for (a connection's writes, say) is done there once. Closed with `close()`;
+/// memory goes in the close callback.
+public final class LoopCheck {
+    public let handle: UnsafeMutablePointer<uv_check_t>
+    private var action: () -> Void
+    private var isClosing = false
+    public private(set) var isActive = false
+
+    public init(loop: EventLoop, action: @escaping () -> Void) {
+        self.action = action
+        handle = .allocate(capacity: 1)
+        uv_check_init(loop.raw, handle)
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+    }
+
+    public func start() {
+        guard !isActive, !isClosing else { return }
+        isActive = true
+        uv_check_start(handle, Callbacks.check)
+    }
+
+    public func stop() {
+        guard isActive else { return }
+        isActive = false
+        uv_check_stop(handle)
+    }
+
+    func fire() { action() }
+
+    public func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        isActive = false
+        action = {}
+        uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeCheck)
+    }
+}
+
 /// A `uv_signal_t`: the signal is delivered on the loop's thread, never in a signal handler.
 public final class SignalWatcher {
     public let handle: UnsafeMutablePointer<uv_signal_t>

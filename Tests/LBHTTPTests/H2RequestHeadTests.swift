@@ -95,6 +95,43 @@ final class H2RequestHeadTests: XCTestCase {
             text([(":method", "OPTIONS"), base[1], (":path", "*"), base[3]]), "OPTIONS * HTTP/1.1\r\nHost: lb.test\r\n\r\n")
     }
 
+    /// The composed head skips the line scan, not the parser's limits: the same statuses as over HTTP/1.1.
+    func testTheParsersLimitsStillApply() {
+        func failure(_ fields: [(String, String)], _ limits: HTTPLimits) -> H2RequestHead.Failure? {
+            var head = H2RequestHead()
+            for (n, v) in fields {
+                Array(n.utf8).withUnsafeBytes { name in Array(v.utf8).withUnsafeBytes { head.add(name: name, value: $0) } }
+            }
+            var parser = HTTPParser(kind: .request, limits: limits)
+            return head.finish(hasBody: false, parser: &parser)
+        }
+        let fields = (0..<5).map { ("x-\($0)", "v") }
+        // Host plus five fields: six field lines.
+        XCTAssertEqual(failure(base + fields, HTTPLimits(maxHeaderCount: 5)), .status(431))
+        XCTAssertNil(failure(base + fields, HTTPLimits(maxHeaderCount: 6)))
+        XCTAssertEqual(failure(base + [("x", String(repeating: "a", count: 200))], HTTPLimits(maxHeaderBytes: 200)),
+                       .status(431))
+        // "GET /a?b=1 HTTP/1.1" is 19 bytes.
+        XCTAssertEqual(failure(base, HTTPLimits(maxRequestLine: 18)), .status(414))
+        XCTAssertNil(failure(base, HTTPLimits(maxRequestLine: 19)))
+    }
+
+    /// A parser reset for a reused stream parses the next composed head as a new one would.
+    func testAResetParserTakesTheNextHead() {
+        var head = H2RequestHead()
+        var parser = HTTPParser(kind: .request)
+        for path in ["/first", "/second"] {
+            head.reset()
+            parser.reset()
+            for (n, v) in [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "a")] {
+                Array(n.utf8).withUnsafeBytes { name in Array(v.utf8).withUnsafeBytes { head.add(name: name, value: $0) } }
+            }
+            XCTAssertNil(head.finish(hasBody: false, parser: &parser))
+            XCTAssertEqual(String(decoding: parser.head.bytes, as: UTF8.self), "GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n")
+            XCTAssertEqual(parser.head.fields.count, 1)
+        }
+    }
+
     func testResetReusesTheBuilderForTheNextRequest() {
         var head = H2RequestHead()
         Array("Bad".utf8).withUnsafeBytes { n in Array("v".utf8).withUnsafeBytes { head.add(name: n, value: $0) } }

@@ -93,6 +93,15 @@ struct Exchange {
     }
 
     /// A complete request head arrived (`now`: clock nanoseconds, or 0 when nothing measures time).
+    /// A new, idle exchange for a reused stream, keeping the capacity of the list of servers tried.
+    mutating func reset() {
+        var kept: [Int] = []
+        swap(&kept, &tried)
+        kept.removeAll(keepingCapacity: true)
+        self = Exchange(retries: retries)
+        swap(&kept, &tried)
+    }
+
     mutating func begin(_ facts: RequestFacts, draining: Bool, now: UInt64, _ a: inout some ExchangeActionSink) {
         request = facts
         keepAlive = facts.keepAlive && !draining

@@ -11,9 +11,12 @@ import LBUV
 /// once it saw the client speak HTTP/2 (ALPN `h2`, or the h2c preface); it owns this object.
 ///
 /// Re-entrancy: nghttp2 calls back only from inside `receive` and `send`, and neither may be called from a
-/// callback; `pump()` is a no-op while the session runs (`inSession`), and the outermost caller pumps after.
+/// callback; `pump()` is a no-op while the session runs (`inSession`). Stream events and client reads do not
+/// pump themselves: they schedule one pump for the end of the loop turn (`schedulePump`), so a turn's frames
+/// leave together.
 /// Streams that end are kept in `retired` until the next event from the socket, so a stream whose method is on
-/// the stack (reached through an upstream's unowned link) is never freed under it; they are reused from there.
+/// the stack (reached through an upstream's unowned link) is never freed under it; from there they go to the
+/// worker's spare list, and new streams of every connection reuse them.
 final class H2Connection: H2SessionDelegate {
     unowned(unsafe) let worker: Worker
     unowned(unsafe) let client: ClientConnection
@@ -30,6 +33,8 @@ final class H2Connection: H2SessionDelegate {
     private var floods = H2FloodGuard()
     private var timer = ConnectionTimer()
     private var inSession = false
+    /// A pump is due at the end of this loop turn (`Worker.scheduleWrite`).
+    private var pumpScheduled = false
     /// What one `pump` serialised, moved to the stream's queue after `send` returns.
     private var frames: [UInt8] = []
     private var draining = false
@@ -61,15 +66,19 @@ final class H2Connection: H2SessionDelegate {
 
     func streamRead(_ bytes: UnsafeRawBufferPointer) {
         worker.counters.bytesIn &+= UInt64(bytes.count)
-        retired.removeAll(keepingCapacity: true)
+        recycleRetired()
         if closed { return }
         inSession = true
         let failure = session.receive(bytes)
         inSession = false
-        pump()
         if failure != nil {
             // nghttp2 queued a GOAWAY (counted when it goes out); nothing more is read.
+            pump()
             stream.closeAfterFlush()
+        } else {
+            // SETTINGS and PING acknowledgements, window updates and answers this read produced go out with
+            // whatever the backends' responses add in the same turn.
+            schedulePump()
         }
     }
 
@@ -90,7 +99,7 @@ final class H2Connection: H2SessionDelegate {
         let all = streams
         streams.removeAll()
         for (_, s) in all { s.connectionClosed() }
-        retired.removeAll()
+        recycleRetired()
     }
 
     // MARK: output
@@ -119,6 +128,20 @@ final class H2Connection: H2SessionDelegate {
         }
     }
 
+    /// Pumps at the end of this loop turn, once however many stream events ask for it: the frames of every
+    /// response read in one turn leave in one TLS record and one write.
+    func schedulePump() {
+        if pumpScheduled || closed { return }
+        pumpScheduled = true
+        worker.scheduleWrite(self)
+    }
+
+    /// The end of the turn: `Worker` runs the pumps it was asked for.
+    func writeScheduled() {
+        pumpScheduled = false
+        pump()
+    }
+
     func close() {
         if !stream.isClosing { stream.close() }
     }
@@ -140,7 +163,7 @@ final class H2Connection: H2SessionDelegate {
     }
 
     func checkDeadline(now: UInt64) {
-        retired.removeAll(keepingCapacity: true)
+        recycleRetired()
         guard !closed, !stream.isClosing else { return }
         switch timer.expired(now: now) {
         case .clientIdle:
@@ -162,16 +185,24 @@ final class H2Connection: H2SessionDelegate {
         retired.append(s)
         if streams.isEmpty {
             timer.enter(.clientIdle, now: worker.loop.now, limits: worker.timerLimits)
-            if draining { pump() }  // closes once the GOAWAY and the last frames are out
+            if draining { schedulePump() }  // closes once the GOAWAY and the last frames are out
         }
     }
 
     private func newStream(_ id: Int32) -> H2Stream {
-        if let reused = retired.popLast() {
-            reused.reset(id: id)
+        if let reused = retired.popLast() ?? worker.takeSpareH2Stream() {
+            reused.reset(connection: self, id: id)
             return reused
         }
         return H2Stream(connection: self, id: id)
+    }
+
+    /// Retired streams are no longer on any stack (this runs at the top of a socket or timer event): they go
+    /// to the worker's spare list, so the next stream of any connection reuses one with its buffers.
+    private func recycleRetired() {
+        if retired.isEmpty { return }
+        for s in retired { worker.keepSpare(s) }
+        retired.removeAll(keepingCapacity: true)
     }
 
     /// Counts one frame of a flood kind; over the limit, the connection is told to calm down and closed.

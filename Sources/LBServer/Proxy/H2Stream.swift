@@ -18,7 +18,8 @@ import LBHTTP
 /// is over and any upstream it dropped has finished closing (that upstream reports to the stream from its
 /// close callback: until then the stream counts against the connection's stream limit).
 final class H2Stream: UpstreamOwner {
-    unowned(unsafe) let connection: H2Connection
+    /// Changes only when a spare stream is reused by another connection of the worker.
+    unowned(unsafe) private(set) var connection: H2Connection
     private(set) var id: Int32
     var parser: HTTPParser
     var exchange: Exchange
@@ -69,12 +70,13 @@ final class H2Stream: UpstreamOwner {
 
     deinit { actions.deallocate() }
 
-    /// Makes a retired stream new for stream `id`, keeping its buffers' capacity.
-    func reset(id: Int32) {
+    /// Makes a retired stream new for stream `id` of `connection`, keeping its buffers' capacity.
+    func reset(connection: H2Connection, id: Int32) {
+        self.connection = connection
         self.id = id
         let worker = connection.worker
-        parser = HTTPParser(kind: .request, limits: worker.settings.limits)
-        exchange = Exchange(retries: worker.settings.retries)
+        parser.reset()
+        exchange.reset()
         routing = nil
         upstream = nil
         upstreamSlot = nil
@@ -94,6 +96,20 @@ final class H2Stream: UpstreamOwner {
         resetAfterResponse = false
         protocolClosed = false
     }
+
+    /// Going to the worker's spare list: what it refers to is let go (a routing state pins its snapshot), and
+    /// buffers a large response grew are freed rather than kept for every future stream.
+    func makeSpare() {
+        routing = nil
+        upstreamSlot = nil
+        exchange.reset()
+        if response.capacity > Self.keptBufferBytes { response = [] }
+        if held.capacity > Self.keptBufferBytes { held = [] }
+        if outgoingHead.capacity > Self.keptBufferBytes { outgoingHead = [] }
+    }
+
+    /// What a spare stream keeps of each buffer: a typical head and a small response body.
+    static let keptBufferBytes = 16 * 1024
 
     var worker: Worker { connection.worker }
     var session: H2Session { connection.session }
@@ -272,7 +288,7 @@ final class H2Stream: UpstreamOwner {
         perform()
         if resumeInput { feedRequest() }
         upstream?.flush()
-        connection.pump()
+        connection.schedulePump()
         checkDone()
     }
 
@@ -311,13 +327,13 @@ final class H2Stream: UpstreamOwner {
         case .tunnelData:
             return true
         case .readDone:
-            connection.pump()
+            connection.schedulePump()
             return true
         case .drained:
             if uncredited > 0 {
                 credit(uncredited)
                 uncredited = 0
-                connection.pump()
+                connection.schedulePump()
             }
             return true
         default:

@@ -37,6 +37,14 @@ final class Worker {
     /// TLS listeners whose pending connection was left in the accept queue; libuv watches such a listener
     /// again only once that connection is accepted.
     private var deferredTLSAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>, Bool)] = []
+    /// HTTP/2 connections with frames to write, written once at the end of the loop turn: the responses of
+    /// every backend read in one turn go out in one TLS record and one write, not one (or two) per stream event.
+    private var pendingH2Writes: [H2Connection] = []
+    private var endOfTurn: LoopCheck?
+    private var endOfTurnClosed = false
+    /// Ended HTTP/2 streams kept with their buffers, so a new stream allocates nothing; bounded.
+    private var spareH2Streams: [H2Stream] = []
+    static let maxSpareH2Streams = 256
 
     /// Monotonic nanoseconds when something uses them (latency histograms or the access log), else 0: with
     /// both off the data path reads no clock.
@@ -177,6 +185,41 @@ final class Worker {
     func upstreamOpened(_ conn: UpstreamConnection) { upstreams.insert(conn) }
     func upstreamClosed(_ conn: UpstreamConnection) { upstreams.remove(conn) }
 
+    /// `connection` has frames to write: it pumps once, after this turn's I/O callbacks.
+    func scheduleWrite(_ connection: H2Connection) {
+        if endOfTurnClosed { return }
+        pendingH2Writes.append(connection)
+        if let endOfTurn {
+            endOfTurn.start()
+        } else {
+            let check = LoopCheck(loop: loop) { [unowned self] in self.writePendingH2() }
+            endOfTurn = check
+            check.start()
+        }
+    }
+
+    private func writePendingH2() {
+        // A pump may schedule another (a stream settled from one of nghttp2's callbacks): those are written in
+        // this turn too, since the loop may next wait in poll for as long as nothing happens.
+        var rounds = 0
+        while !pendingH2Writes.isEmpty && rounds < 8 {
+            rounds += 1
+            var batch = pendingH2Writes
+            pendingH2Writes.removeAll(keepingCapacity: true)
+            for c in batch { c.writeScheduled() }
+            batch.removeAll()
+        }
+        if pendingH2Writes.isEmpty { endOfTurn?.stop() }
+    }
+
+    func keepSpare(_ stream: H2Stream) {
+        guard spareH2Streams.count < Self.maxSpareH2Streams, !endOfTurnClosed else { return }
+        stream.makeSpare()
+        spareH2Streams.append(stream)
+    }
+
+    func takeSpareH2Stream() -> H2Stream? { spareH2Streams.popLast() }
+
     /// A fresh request id: a random per-worker base plus a counter (unique, no allocation).
     func nextRequestID() -> UInt64 {
         requestCounter &+= 1
@@ -214,6 +257,11 @@ final class Worker {
         deferredTLSAccepts.removeAll()
         tlsAdmissionTimer?.close()
         tlsAdmissionTimer = nil
+        endOfTurnClosed = true
+        endOfTurn?.close()
+        endOfTurn = nil
+        pendingH2Writes.removeAll()
+        spareH2Streams.removeAll()
         sweepTimer?.close()
         sweepTimer = nil
         accessLog?.close()
