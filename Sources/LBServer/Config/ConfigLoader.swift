@@ -154,7 +154,7 @@ public enum ConfigLoader {
         case nil, .null?: break
         case .string(let path)?:
             if let problem = LBConfig.ServerSource.problem(withStateFile: path) {
-                s.problem(.stateFile, problem)
+                s.problem(.stateFile, path.isEmpty ? problem + "; use null (or leave it out) for no state file" : problem)
             } else {
                 source.stateFile = path
             }

@@ -26,7 +26,7 @@ extension LBConfig.ServerSource {
     /// Why `path` cannot be a state file path, or nil when it can. Only the text is checked here; whether its
     /// directory exists is checked at start (`StateFile.checkDirectory`).
     static func problem(withStateFile path: String) -> String? {
-        if path.isEmpty { return "must not be empty; use null for no state file" }
+        if path.isEmpty { return "must not be empty" }
         if path.hasSuffix("/") { return "\(quoted(path)) names a directory; give a file path inside it" }
         if path.contains("\u{0}") { return "must not contain a NUL character" }
         return nil

@@ -54,16 +54,17 @@ enum StateFile {
         guard let top = ConfigSection<Key>(document, path: "", problems: problems) else {
             throw problems.errors(source: source)
         }
-        // The version decides how everything else reads: check it alone first.
+        // The version decides how everything else reads: with another one, the rest is not looked at.
         switch top[.version] {
         case nil:
             top.problem(.version, "missing; a state file starts with \"version\": \(version)")
+            throw problems.errors(source: source)
         case let value? where value.integer == version:
             break
         case let value?:
             top.problem(.version, "\(value.shortDescription) is not a version this lb-server reads (only \(version))")
+            throw problems.errors(source: source)
         }
-        guard problems.isEmpty else { throw problems.errors(source: source) }
         switch top[.writtenAt] {
         case nil, .string?: break
         case let other?: top.problem(.writtenAt, "expected a string, got \(other.kindDescription)")
