@@ -218,6 +218,13 @@ final class StateFileFormatTests: XCTestCase {
             contains: "expected a file path or null, got a number")
     }
 
+    func testAReloadNamingAnotherStateFileIsReportedAsRestartOnly() throws {
+        let old = try parseConfig(#"{"server_source": {"state_file": "/a/state.json"}}"#)
+        let new = try parseConfig(#"{"server_source": {"state_file": "/b/state.json"}}"#)
+        XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: new), ["server_source"])
+        XCTAssertEqual(ProxyServer.restartOnlyChanges(from: old, to: old), [])
+    }
+
     func testTheStateFileFlagSetsTheKeyAndIsCheckedLikeIt() throws {
         let config = try LBConfig().applying(CommandLineOverrides(stateFile: "/tmp/s.json"))
         XCTAssertEqual(config.serverSource.stateFile, "/tmp/s.json")

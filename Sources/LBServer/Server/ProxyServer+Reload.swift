@@ -85,6 +85,8 @@ extension ProxyServer {
         if new.stats != old.stats { keys.append("stats") }
         if new.busyPolls != old.busyPolls { keys.append("busy_polls") }
         if new.coalesceMicros != old.coalesceMicros { keys.append("coalesce_us") }
+        // The state file is opened once: a new path would leave the running changes behind in the old one.
+        if new.serverSource != old.serverSource { keys.append("server_source") }
         return keys
     }
 }
