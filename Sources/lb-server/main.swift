@@ -125,6 +125,9 @@ struct LBServerCommand: ParsableCommand {
                 for p in problems { FileHandle.standardError.write(Data("  \(p)\n".utf8)) }
                 throw ExitCode(2)
             }
+            if let warning = ProxyServer.stateFileWarning(resolved) {
+                FileHandle.standardError.write(Data("lb-server: warning: \(warning)\n".utf8))
+            }
             print("configuration is valid: \(resolved.servers.count) servers, algorithm \(resolved.routing.algorithm.rawValue), key \(resolved.routingKey)")
             return
         }

@@ -302,6 +302,25 @@ final class StateFileTests: IntegrationTestCase {
             process.log.contains("server_source.state_file \(directory)/missing/state.json: its directory"), process.log)
     }
 
+    /// `--check-config` warns about a state file a start would reject but passes (a start would serve, with the
+    /// config alone); a missing directory, which stops a start, fails it.
+    func testCheckConfigWarnsAboutADamagedStateFileAndFailsOnAMissingDirectory() throws {
+        let all = try backends(1)
+        let config = try writeConfig(serverEntries(all))
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: statePath))
+        let check = try ManagedProcess.start(
+            try LBBinaries.path(of: .server), ["--config", config, "--check-config"], name: "lb-check")
+        XCTAssertEqual(check.waitForExit(timeout: 10), 0, check.log)
+        XCTAssertTrue(
+            check.log.contains("warning: state file \(statePath) would be rejected and the config's servers used alone"),
+            check.log)
+        let missing = try ManagedProcess.start(
+            try LBBinaries.path(of: .server),
+            ["--config", config, "--check-config", "--state-file", directory + "/missing/state.json"], name: "lb-check")
+        XCTAssertEqual(missing.waitForExit(timeout: 10), 2, missing.log)
+        XCTAssertTrue(missing.log.contains("server_source.state_file \(directory)/missing/state.json"), missing.log)
+    }
+
     /// A hot upgrade's successor reads the same file, laid over its own (here edited) config, as a restart
     /// would: the runtime changes stay and the config's new server joins.
     func testAHotUpgradeSuccessorAppliesTheStateFileToItsConfig() throws {
