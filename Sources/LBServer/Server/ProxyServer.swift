@@ -312,18 +312,6 @@ public final class ProxyServer {
 
     // MARK: changes
 
-    /// Publishes a new routing state for `newConfig` (routing and server list) and returns the fraction of the
-    /// keyspace whose serving backend changed. Settings that need new sockets (listen addresses, workers) are
-    /// reported and left as they are. Throws what `prepare` throws; nothing changes then.
-    @discardableResult
-    func apply(_ newConfig: LBConfig, reason: String) throws -> Double {
-        let previous = routing.load()
-        let state = try prepare(newConfig)
-        let moved = previous.movedFraction(to: state)
-        publish(state, config: newConfig, reason: reason, movedFraction: moved)
-        return moved
-    }
-
     /// The routing state `newConfig` would get, built against the published one (reusing its `Backend`s);
     /// nothing is published, so the admin API uses it for dry runs and to measure a change before making it.
     /// Throws `RoutingError` (weights, table limits) or `SetupError` (a new server's host does not resolve).
