@@ -42,7 +42,7 @@ struct LBServerCommand: ParsableCommand {
     @Option(name: .long, help: "The private key (PEM) of --tls-cert.")
     var tlsKey: String?
 
-    @Option(name: .long, help: "Keep the admin API's server changes in this file and re-apply them at start and on SIGHUP.")
+    @Option(name: .long, help: "Keep the admin API's server changes in this file; re-applied at start and on SIGHUP.")
     var stateFile: String?
 
     @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")

@@ -72,7 +72,8 @@ final class StateFileTests: IntegrationTestCase {
     private func summary(_ admin: AdminClient) throws -> [String: String] {
         try admin.servers().mapValues { s in
             let changes = (s["runtime_changes"] as? [String] ?? ["?"]).joined(separator: ",")
-            return "w\(s["weight"] as? Int ?? -1) \(s["state"] as? String ?? "?") \(s["origin"] as? String ?? "?") [\(changes)]"
+            let weight = s["weight"] as? Int ?? -1
+            return "w\(weight) \(s["state"] as? String ?? "?") \(s["origin"] as? String ?? "?") [\(changes)]"
         }
     }
 
@@ -242,7 +243,8 @@ final class StateFileTests: IntegrationTestCase {
         let (lb, admin) = try start(config)
         XCTAssertEqual(Set(try summary(admin).keys), ["b1", "b2"])
         let error = try stateFileReport(admin)["error"] as? String ?? ""
-        XCTAssertTrue(error.hasPrefix("its changes cannot be applied to the config's servers: maglev table size 7"), error)
+        XCTAssertTrue(
+            error.hasPrefix("its changes cannot be applied to the config's servers: maglev table size 7"), error)
         try reload(lb, admin)
         XCTAssertEqual(Set(try summary(admin).keys), ["b1", "b2"])
         XCTAssertEqual(try stateFileReport(admin)["rejections"] as? Int, 2)
@@ -278,7 +280,8 @@ final class StateFileTests: IntegrationTestCase {
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: false)
         let answer = try admin.call("DELETE", "/manage/servers/b2")
         XCTAssertEqual(answer.status, 500)
-        XCTAssertTrue(answer.error.hasPrefix("not changed: the state file could not be written: cannot create"), answer.error)
+        XCTAssertTrue(
+            answer.error.hasPrefix("not changed: the state file could not be written: cannot create"), answer.error)
         XCTAssertEqual(try summary(admin), before)
         XCTAssertEqual(try TrafficProbe.backends(port: lb.proxyPort, paths: paths), routed)
         XCTAssertEqual(try stateFileJSON()["weights"] as? [String: Int], ["b1": 2])
@@ -299,7 +302,8 @@ final class StateFileTests: IntegrationTestCase {
             name: "lb-server")
         XCTAssertEqual(process.waitForExit(timeout: 10), 1)
         XCTAssertTrue(
-            process.log.contains("server_source.state_file \(directory)/missing/state.json: its directory"), process.log)
+            process.log.contains("server_source.state_file \(directory)/missing/state.json: its directory"),
+            process.log)
     }
 
     /// `--check-config` warns about a state file a start would reject but passes (a start would serve, with the
@@ -312,7 +316,8 @@ final class StateFileTests: IntegrationTestCase {
             try LBBinaries.path(of: .server), ["--config", config, "--check-config"], name: "lb-check")
         XCTAssertEqual(check.waitForExit(timeout: 10), 0, check.log)
         XCTAssertTrue(
-            check.log.contains("warning: state file \(statePath) would be rejected and the config's servers used alone"),
+            check.log.contains(
+                "warning: state file \(statePath) would be rejected and the config's servers used alone"),
             check.log)
         let missing = try ManagedProcess.start(
             try LBBinaries.path(of: .server),

@@ -107,12 +107,15 @@ final class StateFileFormatTests: XCTestCase {
     }
 
     func testGarbageAndWrongVersionsAreRejected() {
-        XCTAssertEqual(problems("\u{1}\u{2}garbage"), ["line 1, column 1: invalid JSON: expected a value, found byte 0x1"])
+        XCTAssertEqual(
+            problems("\u{1}\u{2}garbage"), ["line 1, column 1: invalid JSON: expected a value, found byte 0x1"])
         XCTAssertEqual(problems(#"{"version": 1, "added": ["#).count, 1)
         XCTAssertEqual(problems("[1]"), ["expected an object, got an array"])
         XCTAssertEqual(problems(#"{"removed": []}"#), [#"version: missing; a state file starts with "version": 1"#])
-        XCTAssertEqual(problems(#"{"version": 2, "removed": "x"}"#), ["version: 2 is not a version this lb-server reads (only 1)"])
-        XCTAssertEqual(problems(#"{"version": "1"}"#), [#"version: "1" is not a version this lb-server reads (only 1)"#])
+        XCTAssertEqual(
+            problems(#"{"version": 2, "removed": "x"}"#), ["version: 2 is not a version this lb-server reads (only 1)"])
+        XCTAssertEqual(
+            problems(#"{"version": "1"}"#), [#"version: "1" is not a version this lb-server reads (only 1)"#])
     }
 
     func testAnInvalidServerRejectsTheWholeFileNamingItsKeyPath() {
@@ -187,7 +190,8 @@ final class StateFileFormatTests: XCTestCase {
     func testARejectedFileIsReportedAndCanBeKeptAside() throws {
         let dir = try temporaryDirectory()
         let path = dir + "/state.json"
-        try Data("{\"version\": 1, \"removed\": [\"b1\"], \"weights\": {\"b2\": -1}}".utf8).write(to: URL(fileURLWithPath: path))
+        let text = #"{"version": 1, "removed": ["b1"], "weights": {"b2": -1}}"#
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
         XCTAssertEqual(StateFile.read(path: path), .rejected("weights.b2: -1 is out of range 0-1000"))
         XCTAssertEqual(try StateFile.setAside(path), path + ".rejected")
         XCTAssertEqual(StateFile.read(path: path), .absent)

@@ -154,7 +154,8 @@ public enum ConfigLoader {
         case nil, .null?: break
         case .string(let path)?:
             if let problem = LBConfig.ServerSource.problem(withStateFile: path) {
-                s.problem(.stateFile, path.isEmpty ? problem + "; use null (or leave it out) for no state file" : problem)
+                let hint = path.isEmpty ? "; use null (or leave it out) for no state file" : ""
+                s.problem(.stateFile, problem + hint)
             } else {
                 source.stateFile = path
             }

@@ -166,6 +166,7 @@ enum StateFile {
 
     /// The rule a config file's `servers[].id` follows.
     private static func idProblem(_ id: String) -> String? {
-        id.isEmpty || id.contains(where: \.isWhitespace) ? "\(quoted(id)) is not a server id (non-empty, no spaces)" : nil
+        guard id.isEmpty || id.contains(where: \.isWhitespace) else { return nil }
+        return "\(quoted(id)) is not a server id (non-empty, no spaces)"
     }
 }

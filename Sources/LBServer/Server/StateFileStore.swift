@@ -87,7 +87,9 @@ final class StateFileStore {
             if holdsRejectedFile {
                 keptAs = try StateFile.setAside(path)
                 holdsRejectedFile = false
-                logger.warning("kept the rejected state file", metadata: ["file": "\(path)", "kept_as": "\(keptAs ?? "")"])
+                logger.warning("kept the rejected state file", metadata: [
+                    "file": "\(path)", "kept_as": "\(keptAs ?? "")",
+                ])
             }
             if let warning = try StateFile.write(StateFile.encode(changes), to: path) {
                 logger.warning("state file written but its directory was not flushed", metadata: [
