@@ -45,11 +45,12 @@ extension ProxyServer {
         do {
             state = try prepare(target)
         } catch where fromFile.map({ !$0.isEmpty }) ?? false {
-            // Never half-applied: the file's changes go whole or not at all.
-            stateFile?.reject("its changes cannot be applied to the config's servers: \(error)")
+            // Never half-applied: the file's changes go whole or not at all. The file is blamed only once the
+            // config alone builds; otherwise the reload fails with the config's own error and nothing changes.
             target = fresh
             drained = []
             state = try prepare(target)
+            stateFile?.reject("its changes cannot be applied to the config's servers: \(error)")
         }
         let moved = previous.movedFraction(to: state) { b in b.isUp && !b.isRemoved && !drained.contains(b.spec.id) }
         // The flags are set before the state is published, so no drained server takes a request in between.

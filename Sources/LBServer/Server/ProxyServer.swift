@@ -95,11 +95,12 @@ public final class ProxyServer {
         do {
             state = try ProxyServer.buildState(config: config, previous: nil, workers: workers, generation: 1)
         } catch where fromFile.map({ !$0.isEmpty }) ?? false {
-            // Never half-applied: the file's changes go whole or not at all.
-            store?.reject("its changes cannot be applied to the config's servers: \(error)")
+            // Never half-applied: the file's changes go whole or not at all. The file is blamed only once the
+            // config alone builds; otherwise the config's own error is the one to report.
             config.servers = configServers
             drained = []
             state = try ProxyServer.buildState(config: config, previous: nil, workers: workers, generation: 1)
+            store?.reject("its changes cannot be applied to the config's servers: \(error)")
         }
         self.config = config
         routing = SnapshotPublisher(state)
