@@ -208,6 +208,9 @@ final class StateFileTests: IntegrationTestCase {
         XCTAssertEqual(health.json["state_file_error"] as? String, report["error"] as? String)
         XCTAssertTrue(
             lb.process.log.contains("state file rejected") && lb.process.log.contains(statePath), lb.process.log)
+        let metrics = try admin.call("GET", "/metrics").response.bodyString
+        XCTAssertTrue(metrics.contains("\nlb_state_file_rejected 1\n"), metrics)
+        XCTAssertTrue(metrics.contains("\nlb_state_file_rejections_total 1\n"), metrics)
 
         XCTAssertEqual(try admin.call("PATCH", "/manage/servers/b1", body: #"{"state": "draining"}"#).status, 200)
         XCTAssertEqual(try [UInt8](Data(contentsOf: URL(fileURLWithPath: statePath + ".rejected"))), garbage)
