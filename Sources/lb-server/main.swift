@@ -42,6 +42,9 @@ struct LBServerCommand: ParsableCommand {
     @Option(name: .long, help: "The private key (PEM) of --tls-cert.")
     var tlsKey: String?
 
+    @Option(name: .long, help: "Keep the admin API's server changes in this file; re-applied at start and on SIGHUP.")
+    var stateFile: String?
+
     @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")
     var checkConfig = false
 
@@ -97,7 +100,7 @@ struct LBServerCommand: ParsableCommand {
         }
         let overrides = CommandLineOverrides(
             listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers,
-            tlsCert: tlsCert, tlsKey: tlsKey)
+            tlsCert: tlsCert, tlsKey: tlsKey, stateFile: stateFile)
         let resolved: LBConfig
         do {
             resolved = try LBConfig.resolve(configPath: config, overrides: overrides)
@@ -121,6 +124,9 @@ struct LBServerCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("lb-server: \(source): \(problems.count) problem(s)\n".utf8))
                 for p in problems { FileHandle.standardError.write(Data("  \(p)\n".utf8)) }
                 throw ExitCode(2)
+            }
+            if let warning = ProxyServer.stateFileWarning(resolved) {
+                FileHandle.standardError.write(Data("lb-server: warning: \(warning)\n".utf8))
             }
             print("configuration is valid: \(resolved.servers.count) servers, algorithm \(resolved.routing.algorithm.rawValue), key \(resolved.routingKey)")
             return

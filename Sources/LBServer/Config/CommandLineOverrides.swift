@@ -22,11 +22,13 @@ public struct CommandLineOverrides: Sendable, Equatable {
     /// listener) a TLS listener with this certificate; that listener's `client_certificates` in the file stay.
     public var tlsCert: String?
     public var tlsKey: String?
+    /// `--state-file FILE`: `server_source.state_file`.
+    public var stateFile: String?
 
     public init(
         listen: String? = nil, admin: String? = nil, backends: [String] = [], algorithm: String? = nil,
         hash: String? = nil, key: String? = nil, workers: String? = nil, tlsCert: String? = nil,
-        tlsKey: String? = nil
+        tlsKey: String? = nil, stateFile: String? = nil
     ) {
         self.listen = listen
         self.admin = admin
@@ -37,6 +39,7 @@ public struct CommandLineOverrides: Sendable, Equatable {
         self.workers = workers
         self.tlsCert = tlsCert
         self.tlsKey = tlsKey
+        self.stateFile = stateFile
     }
 }
 
@@ -107,6 +110,13 @@ extension LBConfig {
         if let text = o.workers {
             do { config.workers = try ConfigLoader.parseWorkers(text) } catch {
                 problems.add(flag("workers", text), error.message)
+            }
+        }
+        if let path = o.stateFile {
+            if let problem = ServerSource.problem(withStateFile: path) {
+                problems.add(flag("state-file", path), problem)
+            } else {
+                config.serverSource.stateFile = path
             }
         }
         if !o.backends.isEmpty {

@@ -22,7 +22,8 @@ import LBCore
 public enum ConfigLoader {
     /// The keys of the top level, in the order the unknown-key message lists them.
     enum TopLevelKey: String, ConfigKey {
-        case listen, listeners, workers, admin, routing, servers, healthCheck = "health_check", retries, timeouts
+        case listen, listeners, workers, admin, routing, servers, serverSource = "server_source"
+        case healthCheck = "health_check", retries, timeouts
         case upstreamTLS = "upstream_tls"
         case limits
         case forwarding, accessLog = "access_log", stats, busyPolls = "busy_polls", coalesceMicros = "coalesce_us"
@@ -32,6 +33,7 @@ public enum ConfigLoader {
     enum RetriesKey: String, ConfigKey { case max, perTryTimeout = "per_try_timeout" }
     enum AccessLogKey: String, ConfigKey { case format, path }
     enum StatsKey: String, ConfigKey { case latency }
+    enum ServerSourceKey: String, ConfigKey { case type, stateFile = "state_file" }
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
     static let busyPollRange = 0...1_000
@@ -116,6 +118,9 @@ public enum ConfigLoader {
             top.problem(
                 .servers, "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
         }
+        if let source = top.section(.serverSource, of: ServerSourceKey.self) {
+            config.serverSource = readServerSource(source)
+        }
         if let retries = top.section(.retries, of: RetriesKey.self) {
             config.retries.max = retries.int(.max, default: config.retries.max, in: 0...10)
             config.retries.perTryTimeoutMs = retries.duration(.perTryTimeout, default: config.retries.perTryTimeoutMs)
@@ -139,6 +144,25 @@ public enum ConfigLoader {
             config.stats.latency = stats.bool(.latency, default: config.stats.latency)
         }
         return config
+    }
+
+    /// `server_source`: `type` (only `static` so far) and `state_file` (a path, or null for none).
+    static func readServerSource(_ s: ConfigSection<ServerSourceKey>) -> LBConfig.ServerSource {
+        var source = LBConfig.ServerSource()
+        source.type = s.choice(.type, default: source.type)
+        switch s[.stateFile] {
+        case nil, .null?: break
+        case .string(let path)?:
+            if let problem = LBConfig.ServerSource.problem(withStateFile: path) {
+                let hint = path.isEmpty ? "; use null (or leave it out) for no state file" : ""
+                s.problem(.stateFile, problem + hint)
+            } else {
+                source.stateFile = path
+            }
+        case let other?:
+            s.problem(.stateFile, "expected a file path or null, got \(other.kindDescription)")
+        }
+        return source
     }
 
     /// HostPort parsing with the input quoted in front of the reason, for config-file messages.

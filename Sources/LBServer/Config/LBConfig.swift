@@ -23,6 +23,8 @@ public struct LBConfig: Equatable, Sendable {
     public var routingKey: KeySource
     /// Backends in file order (`servers`). Ids are unique; algorithms key on `id`, never on position.
     public var servers: [ServerSpec]
+    /// Where the servers come from and where runtime changes to them persist (`server_source`).
+    public var serverSource = ServerSource()
     /// Active and passive health checking for every server without an override (`health_check`).
     public var healthCheck: HealthCheck
     /// Effective health-check settings for servers that have a `health_check` object of their own, by server id:

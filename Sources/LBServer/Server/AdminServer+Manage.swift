@@ -7,7 +7,8 @@ import Logging
 /// Each call validates completely, builds the would-be routing state with `ProxyServer.prepare`, measures the
 /// keyspace that moves (`RoutingState.movedFraction`), and only then, unless `?dry_run=1`, publishes it through
 /// `ProxyServer.publish` (which also updates `config.servers`, so a later reload diff and `/api/servers` agree).
-/// Any rejection leaves routing, flags and config untouched.
+/// Any rejection leaves routing, flags and config untouched. With a state file, the change is written to it
+/// before it is published; a failed write is a 500 and changes nothing.
 ///
 /// Draining flips the server's atomic flag and does not rebuild the table: the server keeps its ring points
 /// and weight, lookups walk past it (as for a down server), and `moved_fraction` is the share of keys it was
@@ -26,6 +27,7 @@ extension AdminServer {
         let moved = server.routing.load().movedFraction(to: state)
         let view = serverJSON(spec.id, in: state)
         if !query.dryRun {
+            try persist(next.servers, draining: drainedIDs)
             server.publish(state, config: next, reason: "admin add \(spec.id)", movedFraction: moved)
         }
         record("POST", id: spec.id, moved: moved, query: query)
@@ -52,6 +54,9 @@ extension AdminServer {
         }
         let view = serverJSON(id, in: state, draining: draining)
         if !query.dryRun {
+            var drained = drainedIDs
+            if draining { drained.insert(id) } else { drained.remove(id) }
+            try persist(next.servers, draining: drained)
             // Flag first: a server being drained and reweighted at once never gets the new weight's keys.
             backend.setDraining(draining)
             if state !== previous {
@@ -73,6 +78,7 @@ extension AdminServer {
         let moved = previous.movedFraction(to: state)
         var view = serverJSON(id, in: previous)
         if !query.dryRun {
+            try persist(next.servers, draining: drainedIDs.subtracting([id]))
             server.publish(state, config: next, reason: "admin delete \(id)", movedFraction: moved)
             view["state"] = "removed"
         }
@@ -94,6 +100,23 @@ extension AdminServer {
         } catch {
             throw AdminError(400, "\(error)")
         }
+    }
+
+    /// With a state file, writes the runtime changes that `servers` with `draining` drained make, before the
+    /// change is published: a change that was answered is on disk. A failed write is a 500 and nothing changes.
+    /// Dry runs never call this.
+    private func persist(_ servers: [ServerSpec], draining: Set<String>) throws(AdminError) {
+        guard let store = server.stateFile else { return }
+        do {
+            try store.write(RuntimeChanges(from: server.configServers, to: servers, draining: draining))
+        } catch {
+            throw AdminError(500, "not changed: the state file could not be written: \(error.message)")
+        }
+    }
+
+    /// Ids of the servers drained now.
+    private var drainedIDs: Set<String> {
+        Set(server.routing.load().backends.filter(\.isDraining).map(\.spec.id))
     }
 
     private func unknown(_ id: String) -> AdminError {

@@ -22,6 +22,17 @@ extension AdminServer {
         m.sample("lb_start_time_seconds", [], server.startedAt.timeIntervalSince1970.rounded())
         m.family("lb_config_generation", .gauge, "Generation of the routing state (1 at start, +1 per change).")
         m.sample("lb_config_generation", [], state.generation)
+        if let stateFile = server.stateFile {
+            // Only with a state file, so that no series suggests persistence where there is none.
+            var rejected = 0
+            if case .rejected = stateFile.outcome { rejected = 1 }
+            m.family(
+                "lb_state_file_rejected", .gauge,
+                "1 when the last read of the state file (start or SIGHUP) rejected it and the config was used alone.")
+            m.sample("lb_state_file_rejected", [], rejected)
+            m.family("lb_state_file_rejections_total", .counter, "Reads of the state file rejected since start.")
+            m.sample("lb_state_file_rejections_total", [], stateFile.rejections)
+        }
         m.family("lb_workers", .gauge, "Worker event loops carrying traffic.")
         m.sample("lb_workers", [], stats.workerCount)
         m.family(

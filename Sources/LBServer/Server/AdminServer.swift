@@ -95,12 +95,17 @@ final class AdminServer {
             case .health:
                 let state = server.routing.load()
                 let up = state.backends.filter { $0.isEligible }.count
-                let body = json([
+                var object: [String: Any] = [
                     "status": up > 0 ? "ok" : "no servers up", "servers_up": up, "servers_total": state.backends.count,
-                ])
+                ]
+                // A rejected state file does not stop traffic, so the status stays; it is shown for monitors.
+                if case .rejected(let problem)? = server.stateFile?.outcome { object["state_file_error"] = problem }
+                let body = json(object)
                 return AdminResponse(status: up > 0 ? 200 : 503, body: body)
             case .servers:
-                return AdminResponse(status: 200, body: json(["servers": serversJSON()]))
+                var object: [String: Any] = ["servers": serversJSON()]
+                if let stateFile = server.stateFile { object["state_file"] = stateFile.json() }
+                return AdminResponse(status: 200, body: json(object))
             case .stats:
                 return AdminResponse(status: 200, body: json(statsJSON()))
             case .metrics:
@@ -131,16 +136,27 @@ final class AdminServer {
 
     /// One object per server of `given` (default: the published state), in id order. `draining` overrides the
     /// live drain flag of the server with that id (a PATCH showing the state it is about to set).
+    ///
+    /// `origin` is `config` for a server the config lists at this address and `runtime` for one added through
+    /// the admin API; `runtime_changes` names the fields changed at runtime on a config server (`weight`) and
+    /// a drain (`state`) on any server.
     func serversJSON(_ given: RoutingState? = nil, draining: (id: String, value: Bool)? = nil) -> [[String: Any]] {
         let state = given ?? server.routing.load()
         let shares = state.snapshot.keyspaceShares()
+        let configured = Dictionary(server.configServers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         return state.backends.enumerated().map { i, b in
             let snap = stats.backends[b.spec.id] ?? StatsSnapshot.Backend()
             let active = snap.activeConnections
             let requests = snap.counters.requests
+            let drained = draining.flatMap { $0.id == b.spec.id ? $0.value : nil } ?? b.isDraining
+            var changes: [String] = []
+            let origin = RuntimeChanges.origin(of: b.spec, config: configured)
+            if origin == .config(weightChanged: true) { changes.append("weight") }
+            if drained { changes.append("state") }
             return [
                 "id": b.spec.id, "host": b.spec.host, "port": b.spec.port, "weight": b.spec.weight,
-                "state": b.stateName(draining: draining.flatMap { $0.id == b.spec.id ? $0.value : nil } ?? b.isDraining),
+                "state": b.stateName(draining: drained),
+                "origin": origin == .runtime ? "runtime" : "config", "runtime_changes": changes,
                 "active_connections": active, "requests": requests, "keyspace_share": shares[i],
                 "last_check": b.health.lastCheckJSON(), "health": b.health.summaryJSON(now: server.loop.now),
             ]

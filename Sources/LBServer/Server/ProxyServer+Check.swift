@@ -55,6 +55,21 @@ extension ProxyServer {
                 if reported.insert(text).inserted { problems.append("servers[\(i)].tls: \(text)") }
             }
         }
+        // A start refuses a state file whose directory is missing, so this is a problem; a damaged state file
+        // only makes a start use the config alone, so that is `stateFileWarning`.
+        if let path = config.serverSource.stateFile, let problem = StateFile.directoryProblem(path) {
+            problems.append("server_source.state_file \(path): \(problem)")
+        }
         return problems
+    }
+
+    /// What `--check-config` prints about the state file when a start would reject it (and use the config's
+    /// servers alone); nil when there is none, no file yet, or it reads. Only the file itself is checked, not
+    /// whether its changes fit this config.
+    public static func stateFileWarning(_ config: LBConfig) -> String? {
+        guard let path = config.serverSource.stateFile, case .rejected(let problem) = StateFile.read(path: path) else {
+            return nil
+        }
+        return "state file \(path) would be rejected and the config's servers used alone: \(problem)"
     }
 }

@@ -13,6 +13,11 @@ import Logging
 /// `RoutingState` snapshots; workers only read them.
 public final class ProxyServer {
     public internal(set) var config: LBConfig
+    /// The servers the config gives (its file or `--backend` flags), before any runtime change: what the
+    /// state file's changes and each server's `origin` in `/api/servers` are relative to. Control loop only.
+    var configServers: [ServerSpec]
+    /// The state file (`server_source.state_file`); nil without one.
+    let stateFile: StateFileStore?
     let configPath: String?
     let overrides: CommandLineOverrides
     let logger: Logger
@@ -57,31 +62,60 @@ public final class ProxyServer {
     public private(set) var adminAddress: SocketAddress?
 
     /// `controlSocket`: serve the control socket there. `successor`: this process replaces the one that
-    /// answers on that socket (hot upgrade): it starts from that process's server set, drain flags and health
-    /// (the config's `servers` give way to them) and takes over its sockets in `start()`.
+    /// answers on that socket (hot upgrade) and takes over its sockets in `start()`; it starts with that
+    /// process's health, and, without a state file, its server set and drain flags (the config's `servers`
+    /// give way to them). With a state file (`server_source.state_file`) the servers are the config's with
+    /// the file's changes laid over them, for a successor as for any start; a file that cannot be read or
+    /// applied is logged, shown in `/api/servers`, and the config's servers are used alone.
     public init(
         config: LBConfig, configPath: String?, overrides: CommandLineOverrides, logger: Logger,
         controlSocket: String? = nil, successor: Successor? = nil
     ) throws {
         var config = config
-        if let handOff = successor?.handOff { config.servers = handOff.servers.map(\.spec) }
-        self.config = config
+        configServers = config.servers
+        let store = config.serverSource.stateFile.map { StateFileStore(path: $0, logger: logger) }
+        try store?.checkDirectory()
+        stateFile = store
+        var drained: Set<String> = []
+        let fromFile = store?.read()
+        if let fromFile {
+            (config.servers, drained) = fromFile.applied(to: configServers)
+        } else if store == nil, let handOff = successor?.handOff {
+            config.servers = handOff.servers.map(\.spec)
+            drained = Set(handOff.servers.filter(\.draining).map(\.spec.id))
+        }
         self.configPath = configPath
         self.overrides = overrides
         self.logger = logger
         controlSocketPath = controlSocket
         loop = try EventLoop()
-        workerCount = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
-        let state = try ProxyServer.buildState(config: config, previous: nil, workers: workerCount, generation: 1)
+        let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
+        workerCount = workers
+        let state: RoutingState
+        do {
+            state = try ProxyServer.buildState(config: config, previous: nil, workers: workers, generation: 1)
+        } catch where fromFile.map({ !$0.isEmpty }) ?? false {
+            // Never half-applied: the file's changes go whole or not at all. The file is blamed only once the
+            // config alone builds; otherwise the config's own error is the one to report.
+            config.servers = configServers
+            drained = []
+            state = try ProxyServer.buildState(config: config, previous: nil, workers: workers, generation: 1)
+            store?.reject("its changes cannot be applied to the config's servers: \(error)")
+        }
+        self.config = config
         routing = SnapshotPublisher(state)
+        for b in state.backends where drained.contains(b.spec.id) { b.setDraining(true) }
         if let successor, let handOff = successor.handOff {
             takeover = Takeover(successor: successor)
             upgradedFrom = handOff.pid
-            for carried in handOff.servers {
-                guard let b = state.backend(id: carried.spec.id) else { continue }
-                b.setDraining(carried.draining)
-                if !carried.up { b.startDown(now: loop.now) }
+            for carried in handOff.servers where !carried.up {
+                state.backend(id: carried.spec.id)?.startDown(now: loop.now)
             }
+        }
+        if let store, let fromFile, store.outcome == .applied {
+            logger.info("state file applied", metadata: ["file": "\(store.path)", "changes": "\(fromFile.count)"])
+            // Changes the config has come to agree with leave the file (see `RuntimeChanges`).
+            store.writeLogged(RuntimeChanges(from: configServers, to: config.servers, draining: drained))
         }
     }
 
@@ -278,47 +312,6 @@ public final class ProxyServer {
     }
 
     // MARK: changes
-
-    /// SIGHUP: re-read the config file; a valid one replaces servers and routing (connections stay), an invalid
-    /// one is logged with every error and the running config stays.
-    func reload() {
-        guard let path = configPath else {
-            logger.warning("SIGHUP ignored: no --config file to reload")
-            return
-        }
-        guard !isShuttingDown, takeover == nil else {
-            logger.warning("SIGHUP ignored: this process is draining or still taking over")
-            return
-        }
-        SystemdNotify.reloading()
-        do {
-            // As at startup: `--backend` flags stand in for a file without `servers`.
-            let fresh = try ConfigLoader.load(path: path, requireServers: overrides.backends.isEmpty)
-                .applying(overrides)
-            try apply(fresh, reason: "reload")
-            // The file is the whole truth after a reload: admin drains (which it cannot express) end too,
-            // like admin-added servers and weights do (see docs/admin-api.md).
-            for b in routing.load().backends { b.setDraining(false) }
-            // Certificates are read again even when the file did not change: renewed files on disk are the
-            // usual reason for a reload.
-            reloadCertificates(fresh)
-        } catch {
-            logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
-        }
-        SystemdNotify.ready(status: "serving")
-    }
-
-    /// Publishes a new routing state for `newConfig` (routing and server list) and returns the fraction of the
-    /// keyspace whose serving backend changed. Settings that need new sockets (listen addresses, workers) are
-    /// reported and left as they are. Throws what `prepare` throws; nothing changes then.
-    @discardableResult
-    func apply(_ newConfig: LBConfig, reason: String) throws -> Double {
-        let previous = routing.load()
-        let state = try prepare(newConfig)
-        let moved = previous.movedFraction(to: state)
-        publish(state, config: newConfig, reason: reason, movedFraction: moved)
-        return moved
-    }
 
     /// The routing state `newConfig` would get, built against the published one (reusing its `Backend`s);
     /// nothing is published, so the admin API uses it for dry runs and to measure a change before making it.
