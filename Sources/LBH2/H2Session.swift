@@ -27,29 +27,44 @@ public protocol H2SessionDelegate: AnyObject {
 
 /// Header fields to send, in one byte buffer: reused, so a response head allocates nothing once grown.
 public struct H2Fields: Sendable {
+    /// Names and values; the first `used` bytes are the fields'. The array only grows (its elements are
+    /// overwritten, not removed), so a field is two copies through one pointer, without the capacity and
+    /// uniqueness checks each `Array.append` makes.
     var bytes: [UInt8] = []
+    var used = 0
+    /// The first `count` are the fields', as for `bytes`.
     var ranges: [(name: Range<Int>, value: Range<Int>)] = []
+    public private(set) var count = 0
 
     public init() {}
 
-    public var count: Int { ranges.count }
-
     public mutating func removeAll() {
-        bytes.removeAll(keepingCapacity: true)
-        ranges.removeAll(keepingCapacity: true)
+        used = 0
+        count = 0
     }
 
     /// Appends a field; `lowercasing` lowers the name's ASCII letters (HTTP/2 names are lowercase).
     public mutating func append(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, lowercasing: Bool = false) {
-        let n = bytes.count
-        if lowercasing {
-            for b in name { bytes.append(b >= 0x41 && b <= 0x5A ? b | 0x20 : b) }
-        } else {
-            bytes.append(contentsOf: name)
+        let n = used, v = used + name.count, end = v + value.count
+        if end > bytes.count { bytes.append(contentsOf: repeatElement(0, count: max(end - bytes.count, bytes.count))) }
+        bytes.withUnsafeMutableBytes { b in
+            let base = b.baseAddress!
+            if !name.isEmpty { (base + n).copyMemory(from: name.baseAddress!, byteCount: name.count) }
+            if !value.isEmpty { (base + v).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+            if lowercasing {
+                for i in n..<v {
+                    let c = b[i]
+                    if c &- 0x41 < 26 { b[i] = c | 0x20 }
+                }
+            }
         }
-        let v = bytes.count
-        bytes.append(contentsOf: value)
-        ranges.append((n..<v, v..<bytes.count))
+        used = end
+        if count < ranges.count {
+            ranges[count] = (n..<v, v..<end)
+        } else {
+            ranges.append((n..<v, v..<end))
+        }
+        count += 1
     }
 
     public mutating func append(_ name: StaticString, _ value: StaticString) {
@@ -164,6 +179,10 @@ public final class H2Session {
         nghttp2_option_set_no_auto_window_update(option, 1)
         nghttp2_option_set_stream_reset_rate_limit(option, settings.resetBurst, settings.resetRate)
         nghttp2_option_set_max_continuations(option, settings.maxContinuations)
+        // Streams are scheduled round-robin (RFC 9218's default): lb forwards requests, it does not order them
+        // by a client's RFC 7540 dependency tree, which nghttp2 would otherwise keep for every stream, closed
+        // ones included. Clients are told so with SETTINGS_NO_RFC7540_PRIORITIES below.
+        nghttp2_option_set_no_closed_streams(option, 1)
         rv = nghttp2_session_server_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
         guard rv == 0 else { throw Failure(code: rv) }
         var entries = [
@@ -176,6 +195,7 @@ public final class H2Session {
                 settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
                 value: UInt32(settings.maxHeaderListSize)),
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES.rawValue), value: 1),
         ]
         rv = nghttp2_submit_settings(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), &entries, entries.count)
         guard rv == 0 else { throw Failure(code: rv) }
@@ -229,7 +249,8 @@ public final class H2Session {
                         name: UnsafeMutablePointer(mutating: statusName.utf8Start), value: statusBytes.baseAddress!
                             .assumingMemoryBound(to: UInt8.self), namelen: 7, valuelen: 3,
                         flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
-                    for (i, f) in fields.ranges.enumerated() {
+                    for i in 0..<fields.count {
+                        let f = fields.ranges[i]
                         nva[i + 1] = nghttp2_nv(
                             name: base! + f.name.lowerBound, value: base! + f.value.lowerBound,
                             namelen: f.name.count, valuelen: f.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
@@ -291,9 +312,11 @@ public final class H2Session {
     }
 
     func header(_ frame: UnsafePointer<nghttp2_frame>, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Int32 {
-        let f = frame.pointee
-        if f.hd.type == Self.frameHeaders && f.headers.cat == NGHTTP2_HCAT_REQUEST {
-            delegate.h2Header(f.hd.stream_id, name: name, value: value)
+        // Read in place through the HEADERS member (every member of the union starts with the frame header):
+        // the frame is a large union, not copied once per header field.
+        let headers = UnsafeRawPointer(frame).assumingMemoryBound(to: nghttp2_headers.self)
+        if headers.pointee.hd.type == Self.frameHeaders && headers.pointee.cat == NGHTTP2_HCAT_REQUEST {
+            delegate.h2Header(headers.pointee.hd.stream_id, name: name, value: value)
         }
         return 0
     }

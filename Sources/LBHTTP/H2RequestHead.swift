@@ -19,8 +19,11 @@ public struct H2RequestHead: Sendable {
     private var path: [UInt8] = []
     private var authority: [UInt8] = []
     private var host: [UInt8] = []
-    /// The regular fields, already as HTTP/1.1 field lines ("name: value\r\n"), cookie and host aside.
+    /// The regular fields, already as HTTP/1.1 field lines ("name: value\r\n"), cookie and host aside: the
+    /// first `linesUsed` bytes. The array only grows, so a line is written through one pointer rather than by
+    /// six appends that each check capacity and uniqueness.
     private var lines: [UInt8] = []
+    private var linesUsed = 0
     private var cookie: [UInt8] = []
     private var seen: UInt8 = 0
     private var sawRegular = false
@@ -46,7 +49,7 @@ public struct H2RequestHead: Sendable {
         path.removeAll(keepingCapacity: true)
         authority.removeAll(keepingCapacity: true)
         host.removeAll(keepingCapacity: true)
-        lines.removeAll(keepingCapacity: true)
+        linesUsed = 0
         cookie.removeAll(keepingCapacity: true)
         seen = 0
         sawRegular = false
@@ -144,14 +147,20 @@ public struct H2RequestHead: Sendable {
         default:
             break
         }
-        lines.append(contentsOf: name)
-        lines.append(ASCII.colon)
-        lines.append(ASCII.sp)
-        lines.append(contentsOf: value)
-        lines.append(ASCII.cr)
-        lines.append(ASCII.lf)
+        let start = linesUsed, end = start + name.count + value.count + 4
+        if end > 1 << 20 { return fail(.status(431)) }
+        if end > lines.count { lines.append(contentsOf: repeatElement(0, count: max(end - lines.count, lines.count))) }
+        lines.withUnsafeMutableBytes { b in
+            let colon = start + name.count
+            (b.baseAddress! + start).copyMemory(from: name.baseAddress!, byteCount: name.count)
+            b[colon] = ASCII.colon
+            b[colon + 1] = ASCII.sp
+            if !value.isEmpty { (b.baseAddress! + colon + 2).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+            b[end - 2] = ASCII.cr
+            b[end - 1] = ASCII.lf
+        }
+        linesUsed = end
         lineCount += 1
-        if lines.count > 1 << 20 { return fail(.status(431)) }
     }
 
     /// Ends the header block. `hasBody`: the HEADERS frame did not end the stream, so DATA follows (framed
@@ -192,7 +201,7 @@ public struct H2RequestHead: Sendable {
         HeadWriter.append("\r\nHost: ", &bytes)
         bytes.append(contentsOf: target)
         HeadWriter.append("\r\n", &bytes)
-        bytes.append(contentsOf: lines)
+        lines.withUnsafeBytes { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[..<linesUsed])) }
         var fieldLines = 1 + lineCount
         if !cookie.isEmpty {
             HeadWriter.append("Cookie: ", &bytes)
