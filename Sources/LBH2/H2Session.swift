@@ -183,6 +183,10 @@ public final class H2Session {
         // by a client's RFC 7540 dependency tree, which nghttp2 would otherwise keep for every stream, closed
         // ones included. Clients are told so with SETTINGS_NO_RFC7540_PRIORITIES below.
         nghttp2_option_set_no_closed_streams(option, 1)
+        // The request is validated once, by lb (`H2RequestHead`: pseudo-headers, names, CR/LF/NUL in values,
+        // connection-specific fields, te; `H2Stream`: content-length against DATA), then parsed again as
+        // HTTP/1.1 before it is forwarded: nghttp2's own HTTP checks would be a third pass over every field.
+        nghttp2_option_set_no_http_messaging(option, 1)
         rv = nghttp2_session_server_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
         guard rv == 0 else { throw Failure(code: rv) }
         var entries = [

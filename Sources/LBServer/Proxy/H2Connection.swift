@@ -60,7 +60,10 @@ final class H2Connection: H2SessionDelegate {
         timer.enter(.clientIdle, now: worker.loop.now, limits: worker.timerLimits)
     }
 
-    var settings: ProxySettings { worker.settings }
+    /// Borrowed, not copied, as in `ClientConnection`.
+    var settings: ProxySettings {
+        _read { yield worker.settings }
+    }
 
     // MARK: the socket's events (through ClientConnection)
 

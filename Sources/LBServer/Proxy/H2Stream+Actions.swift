@@ -113,12 +113,12 @@ extension H2Stream {
         if routing == nil {
             let state = worker.routing.load()
             routing = state
-            let head = parser.head
-            keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: connection.client.clientAddress,
+            keyHash = RoutingKey.hash(parser.head, source: settings.keySource,
+                                      clientAddress: connection.client.clientAddress,
                                       snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
             outgoingHead.removeAll(keepingCapacity: true)
             _ = connection.client.clientAddress.withUnsafeBytes { addr in
-                HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
+                HeadWriter.writeRequest(parser.head, clientAddress: addr, requestID: worker.nextRequestID(),
                                         options: settings.forwarding, secure: connection.stream.isEncrypted,
                                         owned: connection.client.tls?.ownedField, into: &outgoingHead)
             }

@@ -113,7 +113,10 @@ final class H2Stream: UpstreamOwner {
 
     var worker: Worker { connection.worker }
     var session: H2Session { connection.session }
-    var settings: ProxySettings { connection.worker.settings }
+    /// Borrowed, not copied: the settings hold strings and arrays, and a copy per use would retain and release them.
+    var settings: ProxySettings {
+        _read { yield connection.worker.settings }
+    }
 
     // MARK: the request, from the connection
 
