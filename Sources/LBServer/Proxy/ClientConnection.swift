@@ -37,6 +37,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     /// The TLS record buffers were given back in the current idle stretch; the next request clears it.
     var tlsBuffersReleased = false
     var readPausedForBackpressure = false
+    /// The upstream is paused because this client's write queue is over the high-water mark (a slow reader).
+    var upstreamPausedForClient = false
 
     // The current exchange's routing and upstream.
     var routing: RoutingState?
@@ -184,6 +186,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
             return
         }
         peerClosedWrite = true
+        if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
         exchange.clientEOF(&actions)
         settle()
     }
@@ -247,12 +250,19 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
         }
         switch timer.expired(now: now) {
         case .clientIdle:
+            worker.counters.idleTimeouts &+= 1
             close()
         case .clientHeader:
+            worker.counters.headerTimeouts &+= 1
             if parser.isBetweenMessages && pending.isEmpty { close() } else {
                 exchange.rejectHead(status: 408, &actions)
                 settle()
             }
+        case .clientSend:
+            // The client took nothing of its response for `client_send`: a reset says it was cut short, and the
+            // exchange ends as the client's abort (its upstream is closed, not blamed).
+            worker.counters.sendTimeouts &+= 1
+            abort()
         default:
             break
         }
@@ -260,6 +270,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
 
     func streamClosed() {
         h2?.streamClosed()
+        if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
         exchange.clientClosed(&actions)
         perform()
         worker.clientClosed(self)
