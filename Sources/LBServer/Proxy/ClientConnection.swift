@@ -31,6 +31,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     /// Unconsumed input, kept while the current exchange cannot take it.
     var pending: [UInt8] = []
     var clientAddress: [UInt8] = []
+    /// This connection's counter in `limits.max_connections_per_client`'s table, released when it closes.
+    var addressKey: ClientAddressLimit.Key?
     /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
     var resumeInput = false
     var peerClosedWrite = false
