@@ -194,6 +194,35 @@ final class HostileClientTests: IntegrationTestCase {
         }
     }
 
+    /// The other side of `client_send`: a client that reads slowly but steadily (at most 64 KiB every 10 ms, far
+    /// below what lb could send) is paused for, again and again, and gets its whole 8 MiB; it is never cut off.
+    func testASlowButSteadyReaderGetsItsWholeResponse() throws {
+        let size = 8 << 20
+        let head = Array("HTTP/1.1 200 OK\r\nContent-Length: \(size)\r\n\r\n".utf8)
+        let big = head + [UInt8](repeating: 0x2E, count: size)
+        let backend = try SpyBackend(reply: .custom { request, _ in
+            request.starts(with: Array("GET /bytes".utf8)) ? big : SpyBackend.okResponse
+        })
+        let h = try start(timeouts: ["client_header": "1s", "client_send": "1s"], backend: backend.address)
+        let reader = try RawHTTPConnection(port: h.lb.proxyPort)
+        // A fixed 64 KiB receive buffer (no autotuning up to tens of MiB): the kernel cannot absorb the response,
+        // so lb's queue fills and pauses, whatever the machine.
+        try LoopbackSocket.setOption(reader.fileDescriptor, SOL_SOCKET, SO_RCVBUF, 64 * 1024)
+        try reader.send("GET /bytes HTTP/1.1\r\nHost: r\r\n\r\n")
+        var received = 0
+        while received < big.count {
+            received += try reader.readRaw(count: 1, timeout: 5).count  // at most 64 KiB: what one read returns
+            Thread.sleep(forTimeInterval: 0.01)  // the slow reader's pace
+        }
+        XCTAssertEqual(received, big.count, "the whole response, nothing more")
+        reader.close()
+        try h.finish(self) { stats, _ in
+            XCTAssertGreaterThanOrEqual(Self.int(stats, "connections.slow_reader_pauses"), 1, "the reader was slow")
+            XCTAssertEqual(Self.int(stats, "connections.send_timeouts"), 0)
+            XCTAssertEqual(Self.int(stats, "requests.client_aborted"), 0)
+        }
+    }
+
     // MARK: (f) a flood beyond max_client_connections
 
     /// With every worker at `limits.max_client_connections` (held by an attacker), 2,000 more connections are
