@@ -190,6 +190,7 @@ final class HostileClientTests: IntegrationTestCase {
         try h.finish(self) { stats, metrics in
             XCTAssertEqual(Self.int(stats, "upstream.response_errors"), 0, "a slow client is not the backend's fault")
             XCTAssertEqual(Self.int(stats, "proxy_errors.504"), 0)
+            XCTAssertEqual(Self.int(stats, "requests.client_aborted"), 2, "a send timeout ends the exchange as the client's")
             XCTAssertTrue(metrics.contains("lb_client_timeouts_total{timeout=\"client_send\"} 2"))
         }
     }
