@@ -111,6 +111,7 @@ final class ConfigKeyTableTests: XCTestCase {
         "retries.max": "0", "retries.per_try_timeout": #""1s""#,
         "limits.max_request_line": "5", "limits.max_header_bytes": "5", "limits.max_headers": "5",
         "limits.max_body_bytes": "5", "limits.max_client_connections": "5", "limits.upstream_pool_size": "5",
+        "limits.max_connections_per_client": "5",
         "limits.tls_handshakes_per_turn": "null", "limits.tls_handshakes_per_second": "50",
         "limits.http2_max_concurrent_streams": "10", "listeners[0].http2": "false",
         "forwarding.x_forwarded_for": "false", "forwarding.x_forwarded_proto": "false",

@@ -251,7 +251,7 @@ final class ConfigTests: XCTestCase {
     func testLimitsMustBePositive() {
         for key in [
             "max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_client_connections",
-            "upstream_pool_size",
+            "upstream_pool_size", "max_connections_per_client",
         ] {
             assertSingleProblem(#"{"limits": {"\#(key)": 0}}"#, startsWith: "limits.\(key):", contains: "less than 1")
         }

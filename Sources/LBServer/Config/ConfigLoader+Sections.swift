@@ -16,6 +16,7 @@ extension ConfigLoader {
     enum LimitKey: String, ConfigKey {
         case maxRequestLine = "max_request_line", maxHeaderBytes = "max_header_bytes", maxHeaders = "max_headers"
         case maxBodyBytes = "max_body_bytes", maxClientConnections = "max_client_connections"
+        case maxConnectionsPerClient = "max_connections_per_client"
         case upstreamPoolSize = "upstream_pool_size"
         case tlsHandshakesPerTurn = "tls_handshakes_per_turn", tlsHandshakesPerSecond = "tls_handshakes_per_second"
         case http2MaxConcurrentStreams = "http2_max_concurrent_streams"
@@ -118,6 +119,8 @@ extension ConfigLoader {
         l.maxHeaders = s.int(.maxHeaders, default: l.maxHeaders, in: positive)
         l.maxBodyBytes = s.optionalInt(.maxBodyBytes, default: l.maxBodyBytes, in: positive)
         l.maxClientConnections = s.int(.maxClientConnections, default: l.maxClientConnections, in: positive)
+        l.maxConnectionsPerClient = s.optionalInt(
+            .maxConnectionsPerClient, default: l.maxConnectionsPerClient, in: positive)
         l.upstreamPoolSize = s.optionalInt(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
         l.tlsHandshakesPerTurn = s.optionalInt(.tlsHandshakesPerTurn, default: l.tlsHandshakesPerTurn, in: 1...100_000)
         l.tlsHandshakesPerSecond = s.optionalInt(

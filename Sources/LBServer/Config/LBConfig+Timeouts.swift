@@ -22,8 +22,11 @@ extension LBConfig {
         public var maxHeaders: Int
         /// Largest request body; larger gets 413. nil = unlimited (bodies are streamed, not buffered).
         public var maxBodyBytes: Int?
-        /// Open client connections per process; further accepts wait.
+        /// Open client connections per worker; a connection beyond it is closed at once.
         public var maxClientConnections: Int
+        /// Open client connections per client address (an IPv6 client by its /64), over every worker; a connection
+        /// beyond it is closed at once. nil = no limit.
+        public var maxConnectionsPerClient: Int? = nil
         /// A fixed cap on the idle keep-alive connections kept per backend per worker. nil = no fixed cap: the
         /// pool keeps what recent demand needed and the purge (`timeouts.upstream_pool_purge`) trims the rest.
         public var upstreamPoolSize: Int?

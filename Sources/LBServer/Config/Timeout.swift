@@ -10,6 +10,9 @@ public enum Timeout: String, CaseIterable, Sendable {
     case clientHeader = "client_header"
     /// A keep-alive client connection with no request in flight.
     case clientIdle = "client_idle"
+    /// A client that takes none of its response while lb holds more than the high-water mark for it (and has
+    /// paused the backend): from the pause, and from each completed write after it.
+    case clientSend = "client_send"
     /// Establishing a TCP connection to a backend.
     case upstreamConnect = "upstream_connect"
     /// From the request being sent until the response head arrives.
@@ -38,6 +41,7 @@ public enum Timeout: String, CaseIterable, Sendable {
         switch self {
         case .clientHeader: (10_000, .clientHeader)
         case .clientIdle: (60_000, .clientIdle)
+        case .clientSend: (60_000, .clientSend)
         case .upstreamConnect: (3_000, .upstreamConnect)
         case .upstreamResponse: (30_000, .upstreamResponse)
         case .upstreamIdle: (60_000, .upstreamIdle)

@@ -139,6 +139,7 @@ extension ClientConnection {
     func detachUpstream() -> UpstreamConnection? {
         // The upstream a back-pressure pause waited on is gone: reading resumes with the next exchange.
         readPausedForBackpressure = false
+        upstreamPausedForClient = false
         if let slot = upstreamSlot { worker.endUpstreamRequest(slot) }
         upstreamSlot = nil
         let up = upstream
@@ -163,6 +164,7 @@ extension ClientConnection {
     /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
     func endExchange(cause: TerminationCause) {
         worker.counters.inFlight -= 1
+        if cause == .clientAborted { worker.counters.clientAborts &+= 1 }
         let record = exchange.record
         let total = worker.clock() &- record.start
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }

@@ -44,18 +44,32 @@ extension ClientConnection {
             h2.streamDrained()
             return
         }
-        if writeQueueBytes <= settings.lowWater, let up = upstream, !up.isClosing {
-            up.startReading()
+        guard upstreamPausedForClient else { return }
+        if writeQueueBytes <= settings.lowWater {
+            upstreamPausedForClient = false
+            if timer.phase == .clientSend { timer.enter(.none, now: 0, limits: worker.timerLimits) }
+            if let up = upstream, !up.isClosing { up.resumeForClient() }
+        } else if timer.phase == .clientSend {
+            // The client took a whole write: it reads, slowly. Its deadline counts from this progress.
+            timer.enter(.clientSend, now: loop.now, limits: worker.timerLimits)
         }
     }
 
     /// This client's queue is over the high-water mark even after a write attempt: pause the upstream until
-    /// `streamDrained` brings it under the low-water mark. Back-pressure is the transport's business, so it
-    /// lives here, not in the exchange.
+    /// `streamDrained` brings it under the low-water mark, so a client that reads slowly or not at all holds at
+    /// most the high-water mark plus one read of its response, never the whole of it. Back-pressure is the
+    /// transport's business, so it lives here, not in the exchange.
+    ///
+    /// While paused, the backend's silence is this client's doing: the upstream's response timeout is suspended
+    /// and the client's `client_send` deadline runs instead (a tunnel keeps its own idle timeout).
     func applyBackpressureTowardClient() {
-        guard writeQueueBytes > settings.highWater, let up = upstream else { return }
+        guard !upstreamPausedForClient, writeQueueBytes > settings.highWater, let up = upstream else { return }
         flush()
-        if writeQueueBytes > settings.highWater { up.stopReading() }
+        guard writeQueueBytes > settings.highWater else { return }
+        upstreamPausedForClient = true
+        worker.counters.slowReaderPauses &+= 1
+        up.pauseForClient()
+        if exchange.state != .tunnel { timer.enter(.clientSend, now: loop.now, limits: worker.timerLimits) }
     }
 
     func applyBackpressureTowardUpstream() {

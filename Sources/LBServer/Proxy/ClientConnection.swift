@@ -31,12 +31,16 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     /// Unconsumed input, kept while the current exchange cannot take it.
     var pending: [UInt8] = []
     var clientAddress: [UInt8] = []
+    /// This connection's counter in `limits.max_connections_per_client`'s table, released when it closes.
+    var addressKey: ClientAddressLimit.Key?
     /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
     var resumeInput = false
     var peerClosedWrite = false
     /// The TLS record buffers were given back in the current idle stretch; the next request clears it.
     var tlsBuffersReleased = false
     var readPausedForBackpressure = false
+    /// The upstream is paused because this client's write queue is over the high-water mark (a slow reader).
+    var upstreamPausedForClient = false
 
     // The current exchange's routing and upstream.
     var routing: RoutingState?
@@ -184,6 +188,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
             return
         }
         peerClosedWrite = true
+        if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
         exchange.clientEOF(&actions)
         settle()
     }
@@ -247,12 +252,19 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
         }
         switch timer.expired(now: now) {
         case .clientIdle:
+            worker.counters.idleTimeouts &+= 1
             close()
         case .clientHeader:
+            worker.counters.headerTimeouts &+= 1
             if parser.isBetweenMessages && pending.isEmpty { close() } else {
                 exchange.rejectHead(status: 408, &actions)
                 settle()
             }
+        case .clientSend:
+            // The client took nothing of its response for `client_send`: a reset says it was cut short, and the
+            // exchange ends as the client's abort (its upstream is closed, not blamed).
+            worker.counters.sendTimeouts &+= 1
+            abort()
         default:
             break
         }
@@ -260,6 +272,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
 
     func streamClosed() {
         h2?.streamClosed()
+        if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
         exchange.clientClosed(&actions)
         perform()
         worker.clientClosed(self)

@@ -7,6 +7,7 @@
 /// `Timeout` that names it as its phase, with that timeout's key and default):
 /// - `clientIdle`: a keep-alive client sent nothing since its last response → close quietly.
 /// - `clientHeader`: a request head started but is incomplete (slowloris) → answer 408 and close.
+/// - `clientSend`: a response waits on a client that does not read it (its backend is paused) → reset the client.
 /// - `upstreamConnect`: the backend did not accept in time → try the next candidate.
 /// - `upstreamResponse`: the backend did not start its response in time → 504 (or retry).
 /// - `upstreamIdle`: a pooled connection stayed unused → close it.
@@ -14,14 +15,14 @@
 struct ConnectionTimer: Equatable {
     /// Each phase but `.none` is the `phase` of exactly one `Timeout`, which gives its limit.
     enum Phase: Int, CaseIterable {
-        case none, clientIdle, clientHeader, upstreamConnect, upstreamResponse, upstreamIdle, tunnelIdle
+        case none, clientIdle, clientHeader, clientSend, upstreamConnect, upstreamResponse, upstreamIdle, tunnelIdle
     }
 
     /// Milliseconds per phase, filled from the `Timeout` table (`init(_:)`); `.none` has none.
     struct Limits {
-        /// By `Phase.rawValue`, one slot per case (a new phase raises the 7): a fixed array, so handing the
+        /// By `Phase.rawValue`, one slot per case (a new phase raises the 8): a fixed array, so handing the
         /// limits to `enter` copies no heap buffer.
-        private var ms = InlineArray<7, UInt64>(repeating: 0)
+        private var ms = InlineArray<8, UInt64>(repeating: 0)
 
         /// Each phase's limit from the timeout that governs it.
         init(_ timeouts: LBConfig.Timeouts) {
@@ -39,6 +40,7 @@ struct ConnectionTimer: Equatable {
         // The names the connections read.
         var clientIdle: UInt64 { self[.clientIdle] }
         var clientHeader: UInt64 { self[.clientHeader] }
+        var clientSend: UInt64 { self[.clientSend] }
         var upstreamConnect: UInt64 { self[.upstreamConnect] }
         var upstreamResponse: UInt64 { self[.upstreamResponse] }
         var upstreamIdle: UInt64 { self[.upstreamIdle] }

@@ -78,6 +78,15 @@ struct Exchange {
 
     var isIdle: Bool { state == .idle }
 
+    /// A request with a body is under way and its end has not been read: a client gone now cut its upload short.
+    var isAwaitingRequestBody: Bool {
+        guard request.hasBody else { return false }
+        switch state {
+        case .connecting(let p), .forwarding(let p, _): return p != .complete
+        case .idle, .answered, .tunnel, .done: return false
+        }
+    }
+
     /// Where the current request's body bytes go.
     var bodyGoesUpstream: Bool {
         if case .forwarding = state { return true }

@@ -170,9 +170,11 @@ final class H2Connection: H2SessionDelegate {
         guard !closed, !stream.isClosing else { return }
         switch timer.expired(now: now) {
         case .clientIdle:
+            worker.counters.idleTimeouts &+= 1
             goAway(.idleTimeout, errorCode: H2Session.noError, terminate: true)
             stream.closeAfterFlush()
         case .clientHeader:
+            worker.counters.headerTimeouts &+= 1
             goAway(.headerTimeout, errorCode: H2Session.noError, terminate: true)
             stream.closeAfterFlush()
         default:

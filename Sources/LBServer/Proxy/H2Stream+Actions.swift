@@ -161,6 +161,7 @@ extension H2Stream {
     /// Once per exchange, however it ended: the request's latency, in-flight count and access-log line.
     func endExchange(cause: TerminationCause) {
         worker.counters.inFlight -= 1
+        if cause == .clientAborted { worker.counters.clientAborts &+= 1 }
         let record = exchange.record
         let total = worker.clock() &- record.start
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }

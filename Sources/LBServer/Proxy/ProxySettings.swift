@@ -12,6 +12,9 @@ struct ProxySettings: Sendable {
     /// Every connection timeout, in the shape `ConnectionTimer` takes.
     var timeouts: ConnectionTimer.Limits
     var maxClientConnections: Int
+    /// `limits.max_connections_per_client`: one table shared by every worker (the settings are built once and
+    /// copied to each), nil when the limit is off.
+    var perClientLimit: ClientAddressLimit?
     /// Idle connections kept per backend at most (`limits.upstream_pool_size`); `Int.max` when there is no fixed
     /// cap, so the release path compares with no optional to unwrap.
     var poolSize: Int
@@ -43,6 +46,7 @@ struct ProxySettings: Sendable {
         // Each try waits at most the per-try timeout for its response head.
         timeouts[.upstreamResponse] = min(timeouts[.upstreamResponse], config.retries.perTryTimeoutMs)
         maxClientConnections = config.limits.maxClientConnections
+        perClientLimit = config.limits.maxConnectionsPerClient.map { ClientAddressLimit(limit: $0) }
         poolSize = config.limits.upstreamPoolSize ?? .max
         poolPurgeMs = config.timeouts[.upstreamPoolPurge]
         tlsHandshakesPerTurn = config.limits.tlsHandshakesPerTurn

@@ -44,6 +44,8 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     private var connectStartedNanos: UInt64 = 0
     /// The TLS record buffers were given back while idle in the pool; the next exchange clears it.
     private var tlsBuffersReleased = false
+    /// `pauseForClient()` disarmed the response timeout; `resumeForClient()` re-arms it.
+    private var responseTimerSuspended = false
 
     var listPrev: UpstreamConnection?
     var listNext: UpstreamConnection?
@@ -127,6 +129,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     func attach(to owner: UpstreamOwner, method: HTTPMethod) {
         self.owner = owner
         receivedAny = false
+        responseTimerSuspended = false
         tlsBuffersReleased = false
         parser.expectResponse(to: method)
         if state == .idle { state = .active }
@@ -182,6 +185,28 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         slot.idle.push(self)
     }
 
+    /// The owner's client is not taking the response: stop reading the backend. Its silence from now on is the
+    /// client's doing, not a failure of the backend, so the response timeout is suspended until
+    /// `resumeForClient()` (the owner's `client_send` deadline bounds the wait instead). Other phases (a tunnel's
+    /// idle timeout) keep running.
+    func pauseForClient() {
+        stopReading()
+        if timer.phase == .upstreamResponse {
+            responseTimerSuspended = true
+            timer.enter(.none, now: 0, limits: worker.timerLimits)
+        }
+    }
+
+    /// The owner's client has read below the low-water mark: read the backend again, its response timeout
+    /// counting from now.
+    func resumeForClient() {
+        if responseTimerSuspended {
+            responseTimerSuspended = false
+            timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
+        }
+        startReading()
+    }
+
     func closeIfIdle() {
         if state == .idle { close() }
     }
@@ -195,7 +220,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             tls.session.releaseBuffers()
         }
         switch timer.expired(now: now) {
-        case .none, .clientIdle, .clientHeader:
+        case .none, .clientIdle, .clientHeader, .clientSend:
             return
         case .upstreamIdle:
             close()

@@ -137,12 +137,27 @@ final class Worker {
             socket.close()
             return
         }
+        var addressKey: ClientAddressLimit.Key?
+        if let perClient = settings.perClientLimit {
+            var peer = sockaddr_storage()
+            if socket.peerSockaddr(&peer), let key = perClient.key(for: peer) {
+                guard perClient.admit(key) else {
+                    // Closed at once with no answer, like a refusal over max_client_connections: reading the
+                    // request to answer 429 would cost this client's excess connections a buffer and a parse.
+                    counters.connectionsRefusedPerClient &+= 1
+                    socket.close()
+                    return
+                }
+                addressKey = key
+            }
+        }
         uv_tcp_nodelay(socket.handle, 1)
         let conn: ClientConnection
         if let tls {
             let served = tls.load()
             let session: TLSSession
             do { session = try TLSSession(context: served.tls) } catch {
+                if let addressKey { settings.perClientLimit?.release(addressKey) }
                 counters.tlsFailures &+= 1
                 counters.tlsFailureReasons[TLSFailureReason.other.rawValue] &+= 1
                 socket.close()
@@ -155,6 +170,7 @@ final class Worker {
             conn = ClientConnection(worker: self, stream: socket, http2: http2)
             socket.handler = conn
         }
+        conn.addressKey = addressKey
         // The worker's list holds the connection until its stream reports the close.
         clients.insert(conn)
         conn.start()
@@ -181,7 +197,13 @@ final class Worker {
         for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2) }
     }
 
-    func clientClosed(_ conn: ClientConnection) { clients.remove(conn) }
+    func clientClosed(_ conn: ClientConnection) {
+        clients.remove(conn)
+        if let key = conn.addressKey {
+            conn.addressKey = nil
+            settings.perClientLimit?.release(key)
+        }
+    }
     func upstreamOpened(_ conn: UpstreamConnection) { upstreams.insert(conn) }
     func upstreamClosed(_ conn: UpstreamConnection) { upstreams.remove(conn) }
 

@@ -72,6 +72,21 @@ extension AdminServer {
             "lb_connections_refused_total", .counter, "Client connections closed at once: over max_client_connections.")
         m.sample("lb_connections_refused_total", [], w.connectionsRefused)
         m.family(
+            "lb_connections_refused_per_client_total", .counter,
+            "Client connections closed at once: their address already held max_connections_per_client.")
+        m.sample("lb_connections_refused_per_client_total", [], w.connectionsRefusedPerClient)
+        m.family(
+            "lb_client_timeouts_total", .counter,
+            "Client connections closed by a timeout: client_header (head or handshake late), client_idle (nothing "
+                + "sent), client_send (response not read).")
+        m.sample("lb_client_timeouts_total", [("timeout", "client_header")], w.headerTimeouts)
+        m.sample("lb_client_timeouts_total", [("timeout", "client_idle")], w.idleTimeouts)
+        m.sample("lb_client_timeouts_total", [("timeout", "client_send")], w.sendTimeouts)
+        m.family(
+            "lb_client_slow_reader_pauses_total", .counter,
+            "Times a client's write queue passed the high-water mark and its backend was paused until it read.")
+        m.sample("lb_client_slow_reader_pauses_total", [], w.slowReaderPauses)
+        m.family(
             "lb_tls_failures_total", .counter,
             "TLS client connections closed on a failed handshake or a record that did not decrypt.")
         m.sample("lb_tls_failures_total", [], w.tlsFailures)
@@ -107,6 +122,14 @@ extension AdminServer {
         for cause in ProxyErrorCause.allCases {
             m.sample("lb_proxy_errors_total", [("status", String(cause.status))], w.proxyErrors[cause.rawValue])
         }
+        m.family(
+            "lb_requests_client_aborted_total", .counter,
+            "Requests whose client closed or reset its connection before the response was complete.")
+        m.sample("lb_requests_client_aborted_total", [], w.clientAborts)
+        m.family(
+            "lb_requests_uploads_aborted_total", .counter,
+            "Of lb_requests_client_aborted_total, those whose request body was not complete (an upload cut short).")
+        m.sample("lb_requests_uploads_aborted_total", [], w.uploadsAborted)
         m.family("lb_no_server_total", .counter, "Requests answered 503 because no server could take them.")
         m.sample("lb_no_server_total", [], w.noServer)
         m.family("lb_bytes_total", .counter, "Bytes on client connections: in = received from clients, out = sent.")

@@ -74,6 +74,9 @@ extension AdminServer {
             "workers": stats.workerCount,
             "connections": [
                 "total": workers.connectionsTotal, "refused": workers.connectionsRefused,
+                "refused_per_client": workers.connectionsRefusedPerClient,
+                "header_timeouts": workers.headerTimeouts, "idle_timeouts": workers.idleTimeouts,
+                "send_timeouts": workers.sendTimeouts, "slow_reader_pauses": workers.slowReaderPauses,
                 "accept_errors": workers.acceptErrors, "tls_failures": workers.tlsFailures,
                 "tls_client_certificates_refused": clientCertificateRefusals,
                 "tls_failure_reasons": tlsFailureReasons,
@@ -85,6 +88,7 @@ extension AdminServer {
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,
                 "key_fallbacks": workers.keyFallbacks, "per_second": rounded(rates.requests),
+                "client_aborted": workers.clientAborts, "uploads_aborted": workers.uploadsAborted,
                 "rate_window_seconds": rounded(rates.window),
             ],
             "responses": workers.responses.json,

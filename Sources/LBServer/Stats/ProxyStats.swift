@@ -128,7 +128,23 @@ struct BackendCounters {
 /// One worker's global counters.
 struct WorkerCounters {
     var connectionsTotal: UInt64 = 0
+    /// Closed at accept: over `limits.max_client_connections` (or while draining).
     var connectionsRefused: UInt64 = 0
+    /// Closed at accept: the client's address already held `limits.max_connections_per_client`.
+    var connectionsRefusedPerClient: UInt64 = 0
+    /// Client connections closed by `timeouts.client_header` (a head, or a TLS handshake, not complete in time:
+    /// slowloris), by `timeouts.client_idle` (nothing sent), and by `timeouts.client_send` (a response the client
+    /// stopped reading).
+    var headerTimeouts: UInt64 = 0
+    var idleTimeouts: UInt64 = 0
+    var sendTimeouts: UInt64 = 0
+    /// Times a client's write queue passed the high-water mark and its backend was paused until the client read
+    /// (slow readers): how often back-pressure, not memory, absorbed a response.
+    var slowReaderPauses: UInt64 = 0
+    /// Exchanges the client ended (closed or reset its connection) before the response was complete, and of
+    /// those, the ones whose request body was not complete either (an upload cut short).
+    var clientAborts: UInt64 = 0
+    var uploadsAborted: UInt64 = 0
     var acceptErrors: UInt64 = 0
     var requests: UInt64 = 0
     var inFlight = 0

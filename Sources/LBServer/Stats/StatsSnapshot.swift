@@ -28,6 +28,13 @@ struct StatsSnapshot {
         coalescedSleeps &+= o.coalescedSleeps
         workers.connectionsTotal &+= o.workers.connectionsTotal
         workers.connectionsRefused &+= o.workers.connectionsRefused
+        workers.connectionsRefusedPerClient &+= o.workers.connectionsRefusedPerClient
+        workers.headerTimeouts &+= o.workers.headerTimeouts
+        workers.idleTimeouts &+= o.workers.idleTimeouts
+        workers.sendTimeouts &+= o.workers.sendTimeouts
+        workers.slowReaderPauses &+= o.workers.slowReaderPauses
+        workers.clientAborts &+= o.workers.clientAborts
+        workers.uploadsAborted &+= o.workers.uploadsAborted
         workers.acceptErrors &+= o.workers.acceptErrors
         workers.tlsFailures &+= o.workers.tlsFailures
         for i in workers.tlsFailureReasons.indices {

@@ -12,11 +12,23 @@ import Foundation
 enum LoopbackSocket {
     /// A connected TCP socket to 127.0.0.1:`port`, with TCP_NODELAY (so split writes go out as written) and
     /// SO_RCVTIMEO/SO_SNDTIMEO set to `timeout` as a backstop against any blocking call hanging a test.
-    static func connect(port: Int, timeout: TimeInterval) throws -> Int32 {
+    /// With `source` (another address of 127.0.0.0/8, e.g. `0x7F00_0002` for 127.0.0.2), the connection comes
+    /// from that address: a second client as far as the peer can tell, on one machine.
+    static func connect(port: Int, timeout: TimeInterval, source: UInt32? = nil) throws -> Int32 {
         let fd = try makeSocket()
         do {
             try setTimeouts(fd, timeout)
             try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)
+            if let source {
+                var local = loopback(port: 0)
+                local.sin_addr.s_addr = in_addr_t(source.bigEndian)
+                let rc = withUnsafePointer(to: &local) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                guard rc == 0 else { throw HarnessError.socket(call: "bind(source \(source))", errno: errno) }
+            }
             var addr = loopback(port: port)
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

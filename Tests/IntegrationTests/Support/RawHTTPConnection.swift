@@ -21,11 +21,12 @@ final class RawHTTPConnection {
     /// True once the peer reset the connection (ECONNRESET) rather than closing it in order.
     private(set) var sawReset = false
 
-    /// Connects to 127.0.0.1:`port`. - Throws: `HarnessError.socket` (e.g. ECONNREFUSED).
-    init(port: Int, timeout: TimeInterval = 5) throws {
+    /// Connects to 127.0.0.1:`port`, from `source` if given (see `LoopbackSocket.connect`).
+    /// - Throws: `HarnessError.socket` (e.g. ECONNREFUSED).
+    init(port: Int, timeout: TimeInterval = 5, source: UInt32? = nil) throws {
         self.port = port
         self.timeout = timeout
-        self.fd = try LoopbackSocket.connect(port: port, timeout: timeout)
+        self.fd = try LoopbackSocket.connect(port: port, timeout: timeout, source: source)
     }
 
     deinit { close() }
