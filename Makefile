@@ -39,9 +39,10 @@ run: build
 	wait $${pids[3]}
 
 # Tools some integration tests use; without them those tests skip rather than fail, except that the tests asking for
-# them through `requiredTool` (the testssl.sh scan, the certificate reload and HTTPS client tests) fail when CI is
-# set, as .ci/run sets it: CI must not pass by skipping. .ci/run installs the same packages (python3-yaml is added
-# here only when python3 lacks the module). test-deps installs what is missing when it runs as root or with
+# them through `requiredTool` (the testssl.sh scan, the certificate reload, HTTPS client and HTTP/2 conformance
+# tests) fail when CI is set, as .ci/run sets it: CI must not pass by skipping. .ci/run installs the same packages
+# (python3-yaml is added here only when python3 lacks the module; python3-h2 when neither python3 nor Debian's
+# /usr/bin/python3 has it). test-deps installs what is missing when it runs as root or with
 # password-less sudo, and otherwise says which tests will skip.
 # `make test INSTALL_TEST_DEPS=0` never installs anything.
 INSTALL_TEST_DEPS ?= 1
@@ -54,9 +55,10 @@ test-deps: deps
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| missing="$$missing chromium"; \
-	if ! command -v python3 >/dev/null; then missing="$$missing python3 python3-requests python3-yaml"; else \
+	if ! command -v python3 >/dev/null; then missing="$$missing python3 python3-requests python3-yaml python3-h2"; else \
 		python3 -c 'import requests' 2>/dev/null || missing="$$missing python3-requests"; \
-		python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; fi; \
+		python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
+		python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null || missing="$$missing python3-h2"; fi; \
 	if [ -n "$$missing" ] && [ "$(INSTALL_TEST_DEPS)" = 1 ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
 		if [ "$$SUDO" = no ]; then echo "test-deps: not root and no password-less sudo; not installing:$$missing"; \
@@ -74,7 +76,9 @@ test-deps: deps
 		|| echo "test-deps: no chromium: the dashboard browser test will skip"; \
 	if ! command -v python3 >/dev/null; then echo "test-deps: no python3: the Python client, desync corpus and one harness test will skip"; else \
 		python3 -c 'import requests' 2>/dev/null || echo "test-deps: python3 has no requests module: the Python requests tests will skip"; \
-		python3 -c 'import yaml' 2>/dev/null || echo "test-deps: python3 has no yaml module (PyYAML): the desync corpus tests will skip"; fi
+		python3 -c 'import yaml' 2>/dev/null || echo "test-deps: python3 has no yaml module (PyYAML): the desync corpus tests will skip"; \
+		python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null \
+			|| echo "test-deps: no python3 h2 module (python3-h2): the HTTP/2 conformance tests will skip (and fail under CI)"; fi
 
 # The whole suite: unit tests of LBCore, LBHTTP and LBServer, and integration tests that run the real binaries;
 # then the integration tests again with 2 workers. The closing line counts every test of both runs.

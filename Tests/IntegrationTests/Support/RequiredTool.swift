@@ -34,10 +34,16 @@ extension IntegrationTestCase {
         throw XCTSkip(missing.description)
     }
 
-    /// python3's path, when `import MODULE` works in it; otherwise as `requiredTool` (skip, or fail under CI).
+    /// The first python3 in which `import MODULE` works: the one in `PATH`, then Debian's `/usr/bin/python3`, where
+    /// the apt package installs the module (a pyenv or virtualenv python3 earlier in `PATH` does not see it).
+    /// Otherwise as `requiredTool` (skip, or fail under CI).
     func requiredPythonModule(_ module: String, package: String) throws -> String {
-        let python = try requiredTool("python3", package: "python3")
-        guard ManagedProcess.run(python, ["-c", "import \(module)"], timeout: 30).status != 0 else { return python }
+        let candidates = [ManagedProcess.resolveExecutable("python3"), "/usr/bin/python3"].compactMap { $0 }
+            .filter { FileManager.default.isExecutableFile(atPath: $0) }
+        if candidates.isEmpty { _ = try requiredTool("python3", package: "python3") }
+        for python in candidates where ManagedProcess.run(python, ["-c", "import \(module)"], timeout: 30).status == 0 {
+            return python
+        }
         let missing = MissingTool(names: ["python3's \(module) module"], package: package, underCI: Self.runsUnderCI)
         if Self.runsUnderCI { throw missing }
         throw XCTSkip(missing.description)
