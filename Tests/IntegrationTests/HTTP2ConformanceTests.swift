@@ -1,0 +1,291 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// HTTP/2 from clients against RFC 9113, through the real binary over h2c (prior knowledge) and TLS (ALPN `h2`).
+/// The client is Python's sans-I/O `h2` library (`Tests/conformance/h2_conformance.py`), so hostile frame
+/// sequences are scripted exactly; each scenario prints JSON that these tests assert on, together with what the
+/// backends received (the HTTP/1.1 head a `SpyBackend` recorded, the concurrency an `InFlightBackend` measured),
+/// lb's `/api/stats` counters and lb's CPU time and memory from /proc.
+final class HTTP2ConformanceTests: IntegrationTestCase {
+    private static let sharedCertificates = SharedTestCertificates { certs in
+        try certs.issueLeaf("h2", dnsName: "localhost", ipAddress: "127.0.0.1", serial: TestCertificates.randomSerial())
+    }
+
+    override class func tearDown() {
+        sharedCertificates.remove()
+        super.tearDown()
+    }
+
+    // MARK: multiplexing
+
+    func testAHundredConcurrentStreamsOfOneConnectionAreRoutedLikeHTTP11AcrossBackends() throws {
+        let python = try h2Python()
+        let backends = try (1...3).map { try LBBinaries.startDemoBackend(name: "b\($0)") }
+        let lb = try startPlainAndTLS(backends: backends.map(\.address))
+        let paths = (0..<100).map { "/c/\($0)" }
+        // What HTTP/1.1 requests for the same paths get: the routing key is the path, whatever the protocol.
+        let expected = try TrafficProbe.backends(port: lb.plain, paths: paths)
+        XCTAssertGreaterThanOrEqual(Set(expected.values).count, 2, "the paths spread over the backends: \(expected)")
+
+        for (transport, port, ca) in [("h2c", lb.plain, nil), ("tls", lb.tls, try certificates().caCert)] {
+            let out = try H2Conformance.run(python, "concurrent", port: port, ca: ca, ["count": 100])
+            XCTAssertEqual(out["max_open"] as? Int, 100, "\(transport): all streams open at once")
+            XCTAssertTrue(out["goaway"] is NSNull, "\(transport): \(out)")
+            let results = out["results"] as? [[String: Any]] ?? []
+            XCTAssertEqual(results.count, 100)
+            var seen: Set<String> = []
+            for r in results {
+                let path = r["path"] as? String ?? "?"
+                XCTAssertEqual(r["status"] as? Int, 200, "\(transport) \(path): \(r)")
+                let backend = expected[path] ?? "?"
+                XCTAssertEqual(r["body"] as? String, "backend \(backend) path=\(path)\n", "\(transport) \(path)")
+                seen.insert(backend)
+            }
+            XCTAssertGreaterThanOrEqual(seen.count, 2, "\(transport): one connection's streams reached several backends")
+        }
+        let stats = try h2Stats(lb.server)
+        XCTAssertEqual(stats["connections"] as? Int, 2, "\(stats)")
+        XCTAssertEqual(stats["streams"] as? Int, 200, "\(stats)")
+    }
+
+    func testA64MiBUploadDoesNotHoldBackSmallStreamsOfTheSameConnection() throws {
+        let python = try h2Python()
+        let backend = try LBBinaries.startDemoBackend(name: "b1")
+        let lb = try startProxy(backends: [backend.address])
+        let size = 64 << 20
+        let out = try H2Conformance.run(
+            python, "upload", port: lb.proxyPort, ["size": size, "small": 20, "start_after": 2 << 20], timeout: 90)
+        XCTAssertEqual(out["sent"] as? Int, size)
+        XCTAssertEqual(out["status"] as? Int, 200, "\(out)")
+        let digest = out["sha256"] as? String ?? "?"
+        XCTAssertEqual(out["body"] as? String, "sha256=\(digest) length=\(size)\n", "the backend got every byte")
+        let small = out["small"] as? [[String: Any]] ?? []
+        XCTAssertEqual(small.count, 20, "\(out)")
+        for (i, s) in small.enumerated() {
+            XCTAssertEqual(s["status"] as? Int, 200, "\(s)")
+            XCTAssertEqual(s["body"] as? String, "backend b1 path=/small/\(i)\n")
+            XCTAssertEqual(s["upload_done"] as? Bool, false, "small request \(i) completed while the upload ran: \(s)")
+            XCTAssertLessThan(s["upload_sent"] as? Int ?? size, size, "\(s)")
+        }
+    }
+
+    // MARK: translation to HTTP/1.1
+
+    func testEachTranslationRuleRejectsOrRewritesTheRequest() throws {
+        let python = try h2Python()
+        let backend = try SpyBackend(reply: .perRequest(SpyBackend.okResponse))
+        let lb = try startProxy(backends: [backend.address])
+        let out = try H2Conformance.run(python, "translation", port: lb.proxyPort)
+        let results = out["results"] as? [String: String] ?? [:]
+        let malformed = [
+            "missing-method", "missing-scheme", "missing-path", "two-paths", "two-methods", "unknown-pseudo",
+            "protocol-pseudo", "pseudo-after-regular", "scheme-ftp", "path-relative", "path-absolute-form",
+            "path-empty", "path-asterisk-get", "method-not-token", "uppercase-name", "connection", "keep-alive",
+            "proxy-connection", "transfer-encoding", "upgrade", "te-gzip", "value-cr", "value-lf", "value-crlf",
+            "value-nul", "name-space", "cl-short", "cl-long", "cl-without-body", "cl-not-digits",
+            "authority-bad-char", "no-authority-no-host",
+        ]
+        let forwarded = [
+            "ok-cookies", "ok-te-trailers", "ok-options-asterisk", "ok-body-with-cl", "ok-body-without-cl",
+            "ok-host-from-authority", "ok-host-field-only", "ok-https-scheme", "ok-expect",
+        ]
+        var expected: [String: String] = ["authority-userinfo": "status=400", "host-disagrees": "status=400"]
+        for name in malformed { expected[name] = "rst=1" }  // PROTOCOL_ERROR: a malformed request (§8.1.1)
+        for name in forwarded { expected[name] = "status=200" }
+        XCTAssertEqual(results, expected)
+
+        // Only the forwarded requests reached the backend, each as one HTTP/1.1 request.
+        let requests = backend.requests.map { String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(requests.count, forwarded.count, "\(requests)")
+        XCTAssertFalse(requests.contains { $0.contains("X-Injected") || $0.contains("\0") }, "\(requests)")
+        func request(_ startLine: String) -> String {
+            let found = requests.first { $0.hasPrefix(startLine + "\r\n") }
+            XCTAssertNotNil(found, "no request starts with \(startLine): \(requests)")
+            return found ?? ""
+        }
+        func fields(_ request: String) -> [String] {
+            let head = request.components(separatedBy: "\r\n\r\n")[0]
+            return head.components(separatedBy: "\r\n").dropFirst().map { $0 }
+        }
+        func named(_ request: String, _ name: String) -> [String] {
+            fields(request).filter { $0.lowercased().hasPrefix(name.lowercased() + ":") }
+        }
+
+        let cookies = request("GET /t/cookies HTTP/1.1")
+        XCTAssertEqual(named(cookies, "cookie"), ["Cookie: a=1; b=2; c=3"], "crumbs joined with \"; \" (§8.2.3)")
+        XCTAssertEqual(named(cookies, "host"), ["Host: lb.test"])
+        XCTAssertEqual(named(cookies, "accept"), ["accept: */*"])
+        XCTAssertFalse(fields(cookies).contains { $0.hasPrefix(":") }, "no pseudo-header is forwarded: \(cookies)")
+        XCTAssertEqual(named(request("GET /t/te HTTP/1.1"), "te"), [], "te: trailers is hop-by-hop")
+        XCTAssertEqual(named(request("OPTIONS * HTTP/1.1"), "host"), ["Host: lb.test"])
+
+        let withLength = request("POST /t/cl HTTP/1.1")
+        XCTAssertEqual(named(withLength, "content-length"), ["content-length: 5"])
+        XCTAssertEqual(named(withLength, "transfer-encoding"), [])
+        XCTAssertTrue(withLength.hasSuffix("\r\n\r\nhello"), withLength)
+        let withoutLength = request("POST /t/chunked HTTP/1.1")
+        XCTAssertEqual(named(withoutLength, "transfer-encoding"), ["Transfer-Encoding: chunked"], "re-framed")
+        XCTAssertEqual(named(withoutLength, "content-length"), [])
+        XCTAssertTrue(withoutLength.hasSuffix("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), withoutLength)
+
+        XCTAssertEqual(named(request("GET /t/authority HTTP/1.1"), "host"), ["Host: lb.test:8443"])
+        XCTAssertEqual(named(request("GET /t/host HTTP/1.1"), "host"), ["Host: h.test"])
+        XCTAssertEqual(named(request("GET /t/https HTTP/1.1"), "host"), ["Host: lb.test"])
+        let expect = request("POST /t/expect HTTP/1.1")
+        XCTAssertEqual(named(expect, "expect"), [], "no 100-continue handshake is asked of the backend")
+        XCTAssertTrue(expect.hasSuffix("\r\n\r\nhi"), expect)
+
+        let stats = try h2Stats(lb)
+        let resets = stats["resets_sent"] as? [String: Int] ?? [:]
+        XCTAssertEqual(resets["protocol_error"], malformed.count, "\(stats)")
+    }
+
+    // MARK: floods
+
+    func testRapidResetEndsInGoawayWithCPUAndBackendConcurrencyBounded() throws {
+        let python = try h2Python()
+        let limit = 16
+        let backend = try InFlightBackend(holdFor: 0.5)
+        let lb = try startProxy(
+            backends: [backend.address], settings: ["limits": ["http2_max_concurrent_streams": limit]])
+        // The instrument first: `limit` streams held by the backend at once are all seen in flight together.
+        let warm = try H2Conformance.run(python, "concurrent", port: lb.proxyPort, ["count": limit])
+        let warmResults = warm["results"] as? [[String: Any]] ?? []
+        XCTAssertEqual(warmResults.filter { $0["body"] as? String == "ok" }.count, limit, "\(warm)")
+        XCTAssertEqual(backend.counts.maxInFlightRequests, limit, "\(backend.counts)")
+
+        let cpuBefore = try cpuSeconds(pid: lb.process.pid)
+        let before = backend.counts
+        let out = try H2Conformance.run(python, "rapidreset", port: lb.proxyPort, ["count": 10_000])
+        let cpu = try cpuSeconds(pid: lb.process.pid) - cpuBefore
+        let goaway = out["goaway"] as? [String: Int]
+        XCTAssertEqual(goaway?["error"], 11, "GOAWAY(ENHANCE_YOUR_CALM): \(out)")
+        XCTAssertLessThan(goaway?["last_stream"] ?? .max, 2 * 10_000 - 1, "lb stopped before the end: \(out)")
+        XCTAssertEqual(out["closed"] as? Bool, true, "\(out)")
+        XCTAssertLessThan(cpu, 2.0, "lb's CPU time for 10,000 HEADERS+RST_STREAM pairs")
+        let after = backend.counts
+        XCTAssertLessThanOrEqual(after.maxInFlightRequests, limit, "\(after)")
+        XCTAssertLessThanOrEqual(after.maxOpenConnections, limit, "\(after)")
+        let stats = try h2Stats(lb)
+        let goaways = stats["goaways_sent"] as? [String: Int] ?? [:]
+        let calm = ["reset_flood", "refused_stream_flood", "library_limit"].reduce(0) { $0 + (goaways[$1] ?? 0) }
+        XCTAssertEqual(calm, 1, "\(stats)")
+        print("rapid reset: \(out); lb CPU \(cpu) s; backend requests \(after.requests - before.requests), "
+            + "connections \(after.connections - before.connections)")
+
+        let again = try H2Conformance.run(python, "concurrent", port: lb.proxyPort, ["count": 2])
+        XCTAssertEqual((again["results"] as? [[String: Any]])?.compactMap { $0["body"] as? String }, ["ok", "ok"])
+    }
+
+    func testAContinuationFloodIsCutAfterAFewFramesWithMemoryBounded() throws {
+        let python = try h2Python()
+        let backend = try SpyBackend(reply: .perRequest(SpyBackend.okResponse))
+        let lb = try startProxy(backends: [backend.address])
+        let rssBefore = try rssKiB(pid: lb.process.pid)
+        // 16 MiB of 1 KiB fragments, then 1.8 MB of empty ones: a header block that never ends.
+        for (count, size) in [(16_384, 1024), (200_000, 0)] {
+            let bytesBefore = try bytesIn(lb)
+            let out = try H2Conformance.run(
+                python, "continuation", port: lb.proxyPort, ["count": count, "size": size])
+            XCTAssertEqual(out["closed"] as? Bool, true, "\(out)")
+            XCTAssertLessThan(out["seconds"] as? Double ?? .infinity, 5, "\(out)")
+            if let goaway = out["goaway"] as? [String: Int] { XCTAssertNotEqual(goaway["error"], 0, "\(out)") }
+            let read = try bytesIn(lb) - bytesBefore
+            XCTAssertLessThan(read, 256 * 1024, "lb stopped reading the flood of \(size)-byte fragments early: \(out)")
+        }
+        XCTAssertLessThan(try rssKiB(pid: lb.process.pid) - rssBefore, 16 * 1024, "lb's memory stays bounded")
+        XCTAssertEqual(backend.requestCount, 0, "no flooded header block became a request")
+        let after = try H2Conformance.run(python, "concurrent", port: lb.proxyPort, ["count": 1])
+        XCTAssertEqual((after["results"] as? [[String: Any]])?.first?["body"] as? String, "spy", "lb still serves")
+    }
+
+    // MARK: shutdown
+
+    func testSigtermSendsGoawayAndTheInFlightStreamsComplete() throws {
+        let python = try h2Python()
+        let backend = try SpyBackend(reply: .perRequest(SpyBackend.okResponse), replyDelay: 1.0)
+        let certs = try certificates()
+        let lb = try startPlainAndTLS(backends: [backend.address], extra: ["timeouts": ["shutdown_grace": "5s"]])
+        let out = try H2Conformance.run(
+            python, "sigterm", port: lb.tls, ca: certs.caCert,
+            ["count": 5, "admin": lb.server.adminPort, "pid": lb.server.process.pid])
+        let goaway = out["goaway"] as? [String: Int]
+        XCTAssertEqual(goaway?["error"], 0, "GOAWAY(NO_ERROR): \(out)")
+        XCTAssertEqual(goaway?["last_stream"], 9, "the five streams (1...9) are the last lb processes: \(out)")
+        XCTAssertEqual(out["done_before_goaway"] as? Int, 0, "GOAWAY came while all five were in flight: \(out)")
+        XCTAssertEqual(out["results"] as? [String], Array(repeating: "status=200 spy", count: 5), "\(out)")
+        XCTAssertLessThan(out["completed_after"] as? Double ?? .infinity, 5, "within the grace period: \(out)")
+        XCTAssertEqual(lb.server.process.waitForExit(timeout: 10), 0, "lb exits once the streams are done")
+    }
+
+    // MARK: helpers
+
+    /// A python3 with the `h2` module (Debian python3-h2): skips without one, fails under CI.
+    private func h2Python() throws -> String { try requiredPythonModule("h2", package: "python3-h2") }
+
+    private func certificates() throws -> TestCertificates {
+        _ = try requiredTool("openssl", package: "openssl")
+        return try Self.sharedCertificates.get()
+    }
+
+    /// lb with a plain listener (h2c by prior knowledge) and a TLS one (ALPN h2), both on port 0.
+    private func startPlainAndTLS(backends: [String], extra: [String: Any] = [:]) throws
+        -> (server: LBServerProcess, plain: Int, tls: Int)
+    {
+        let certs = try certificates()
+        let tls: [String: Any] = ["certificates": [["cert": certs.cert("h2"), "key": certs.key("h2")]]]
+        var settings = extra
+        settings["listeners"] = [["address": "127.0.0.1:0"], ["address": "127.0.0.1:0", "tls": tls]]
+        let lb = try LBBinaries.startServer(backends: backends, configFile: try writeConfigFile(settings), listen: nil)
+        let tlsPort = try lb.process.waitForListening(kind: .proxyTLS)
+        return (lb, lb.proxyPort, tlsPort)
+    }
+
+    private func h2Stats(_ lb: LBServerProcess) throws -> [String: Any] {
+        let protocols = try AdminClient(port: lb.adminPort).call("GET", "/api/stats").json["protocols"]
+        return (protocols as? [String: Any])?["h2"] as? [String: Any] ?? [:]
+    }
+
+    private func bytesIn(_ lb: LBServerProcess) throws -> Int {
+        let bytes = try AdminClient(port: lb.adminPort).call("GET", "/api/stats").json["bytes"]
+        return try XCTUnwrap((bytes as? [String: Any])?["in"] as? Int)
+    }
+
+    /// User plus system CPU time `pid` has used, in seconds (/proc/PID/stat fields 14 and 15).
+    private func cpuSeconds(pid: Int32) throws -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { throw HarnessError.procUnreadable(pid: pid, field: "stat") }
+        // After "pid (comm)": field 3 (state) is at index 0, so utime (14) and stime (15) are at 11 and 12.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+            throw HarnessError.procUnreadable(pid: pid, field: "stat")
+        }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+}
+
+/// Runs a scenario of `Tests/conformance/h2_conformance.py` and returns the JSON object it printed.
+enum H2Conformance {
+    static let script = LBBinaries.packageRoot.appendingPathComponent("Tests/conformance/h2_conformance.py").path
+
+    static func run(
+        _ python: String, _ scenario: String, port: Int, ca: String? = nil, _ arguments: [String: Any] = [:],
+        timeout: TimeInterval = 60
+    ) throws -> [String: Any] {
+        var argv = [script, scenario, String(port)]
+        if let ca { argv += ["--tls", ca] }
+        for (key, value) in arguments.sorted(by: { $0.key < $1.key }) { argv += ["--arg", "\(key)=\(value)"] }
+        let r = ManagedProcess.run(python, argv, timeout: timeout)
+        let text = String(decoding: r.stdout, as: UTF8.self)
+        guard r.status == 0, let object = try? JSONSerialization.jsonObject(with: r.stdout) as? [String: Any] else {
+            throw HarnessError.malformedResponse(
+                reason: "h2_conformance.py \(scenario) exited \(r.status): \(r.stderr)", raw: Array(text.utf8))
+        }
+        return object
+    }
+}
