@@ -45,7 +45,7 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
                 XCTAssertEqual(r["body"] as? String, "backend \(backend) path=\(path)\n", "\(transport) \(path)")
                 seen.insert(backend)
             }
-            XCTAssertGreaterThanOrEqual(seen.count, 2, "\(transport): one connection's streams reached several backends")
+            XCTAssertGreaterThanOrEqual(seen.count, 2, "\(transport): one connection reached several backends")
         }
         let stats = try h2Stats(lb.server)
         XCTAssertEqual(stats["connections"] as? Int, 2, "\(stats)")
@@ -70,6 +70,32 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
             XCTAssertEqual(s["body"] as? String, "backend b1 path=/small/\(i)\n")
             XCTAssertEqual(s["upload_done"] as? Bool, false, "small request \(i) completed while the upload ran: \(s)")
             XCTAssertLessThan(s["upload_sent"] as? Int ?? size, size, "\(s)")
+        }
+    }
+
+    func testNghttpSeesTheSettingsChosenOnBothListeners() throws {
+        let nghttp = try requiredTool("nghttp", package: "nghttp2-client")
+        let backend = try LBBinaries.startDemoBackend(name: "b1")
+        let lb = try startPlainAndTLS(
+            backends: [backend.address], extra: ["limits": ["http2_max_concurrent_streams": 37]])
+        for url in ["http://127.0.0.1:\(lb.plain)/settings", "https://127.0.0.1:\(lb.tls)/settings"] {
+            let r = ManagedProcess.run(nghttp, ["-nv", "-t", "10", url], timeout: 20)
+            let out = String(decoding: r.stdout, as: UTF8.self)
+            XCTAssertEqual(r.status, 0, r.stderr + out)
+            // lb's SETTINGS: the configured stream limit, a 256 KiB stream window, the head limit, no push.
+            let settings = out.components(separatedBy: "recv SETTINGS frame <length=24, flags=0x00, stream_id=0>\n")
+            XCTAssertEqual(settings.count, 2, "one SETTINGS frame from lb, before its ACK: \(out)")
+            let lines = settings.last.map {
+                $0.split(separator: "\n").prefix(5).map { $0.trimmingCharacters(in: .whitespaces) }
+            }
+            XCTAssertEqual(lines, [
+                "(niv=4)", "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):37]", "[SETTINGS_INITIAL_WINDOW_SIZE(0x04):262144]",
+                "[SETTINGS_MAX_HEADER_LIST_SIZE(0x06):65536]", "[SETTINGS_ENABLE_PUSH(0x02):0]",
+            ], url)
+            // The connection window opened to 1 MiB (65,535 + 983,041).
+            XCTAssertTrue(out.contains("recv WINDOW_UPDATE frame <length=4, flags=0x00, stream_id=0>\n"
+                + "          (window_size_increment=983041)"), out)
+            XCTAssertTrue(out.contains(":status: 200"), out)
         }
     }
 

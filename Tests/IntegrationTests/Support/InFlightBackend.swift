@@ -41,6 +41,8 @@ final class InFlightBackend: TestResource, @unchecked Sendable {
     /// out (it is a _GNU_SOURCE name).
     private static let pollRDHUP: Int16 = 0x2000
 
+    private static let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
+
     private let holdFor: TimeInterval
     private let listenFD: Int32
     private let wakeRead: Int32, wakeWrite: Int32
@@ -162,6 +164,6 @@ final class InFlightBackend: TestResource, @unchecked Sendable {
         if stopped || revents != 0 { return }
         // Out of the in-flight count before the answer can reach the proxy.
         state.withLock { _ = $0.links.removeValue(forKey: fd) }
-        try? LoopbackSocket.sendAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8))
+        try? LoopbackSocket.sendAll(fd, Self.answer)
     }
 }
