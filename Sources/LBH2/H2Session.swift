@@ -23,6 +23,9 @@ public protocol H2SessionDelegate: AnyObject {
     /// Copies response body bytes of stream `id` into `buffer`: how many, and whether the body ends there;
     /// nil when none is buffered yet (the stream's DATA waits until `resume(_:)`).
     func h2ReadBody(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, end: Bool)?
+    /// Trailer fields for stream `id`, asked once as `h2ReadBody` reports the end of its body: they go out as a
+    /// HEADERS frame after the last DATA, which then does not end the stream. nil or empty: none.
+    func h2ResponseTrailers(_ id: Int32) -> H2Fields?
 }
 
 /// Header fields to send, in one byte buffer: reused, so a response head allocates nothing once grown.
@@ -369,7 +372,28 @@ public final class H2Session {
 
     func readData(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: UnsafeMutablePointer<UInt32>) -> Int {
         guard let (count, end) = delegate.h2ReadBody(id, into: buffer) else { return Int(NGHTTP2_ERR_DEFERRED.rawValue) }
-        if end { flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        if end {
+            flags.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+            // RFC 9113 §8.1: trailers are a HEADERS frame after the last DATA, and that HEADERS ends the stream.
+            if let trailers = delegate.h2ResponseTrailers(id), trailers.count > 0, submitTrailers(id, trailers) {
+                flags.pointee |= NGHTTP2_DATA_FLAG_NO_END_STREAM.rawValue
+            }
+        }
         return count
+    }
+
+    /// Queues `fields` (not empty) as stream `id`'s trailing HEADERS; nghttp2 copies them. False when refused.
+    private func submitTrailers(_ id: Int32, _ fields: H2Fields) -> Bool {
+        fields.bytes.withUnsafeBytes { raw in
+            withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: fields.count) { nva in
+                let base = UnsafeMutablePointer(mutating: raw.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                for (i, f) in fields.ranges.enumerated() {
+                    nva[i] = nghttp2_nv(
+                        name: base + f.name.lowerBound, value: base + f.value.lowerBound, namelen: f.name.count,
+                        valuelen: f.value.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+                }
+                return nghttp2_submit_trailer(session, id, nva.baseAddress, fields.count) == 0
+            }
+        }
     }
 }

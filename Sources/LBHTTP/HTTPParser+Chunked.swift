@@ -6,7 +6,8 @@
 /// a chunk line (size + extensions) is limited to `maxChunkLine` bytes;
 /// chunk data must be followed by CRLF;
 /// trailer fields are validated like header fields, count toward maxHeaderBytes/maxHeaderCount together
-/// with the head, and are then discarded (the proxy re-frames the body and never forwards trailers).
+/// with the head, and are kept as `trailers` until the next message starts (an HTTP/1.1 client never gets
+/// them: the proxy re-frames the body; an HTTP/2 stream passes them on as a trailing HEADERS frame).
 extension HTTPParser {
     @usableFromInline
     enum ChunkState: Sendable {
@@ -110,6 +111,7 @@ extension HTTPParser {
     private mutating func startChunk(_ size: UInt64) -> HTTPParseError? {
         if size == 0 {
             scratch.removeAll(keepingCapacity: true)
+            trailers.removeAll(keepingCapacity: true)
             accumulator.reset()
             state = .chunked(.trailers)
             return nil
@@ -132,16 +134,21 @@ extension HTTPParser {
         case .complete: break
         }
         accumulator.reset()
+        var fields: [HTTPHeaderField] = []
         let error: HTTPParseError? = scratch.withUnsafeBufferPointer { p in
             var i = 0
             while true {
                 let e = HTTPHeadParser.findCR(p, from: i)
                 if e == i { return nil }
-                if case .failure(let err) = HTTPHeadParser.parseFieldLine(p, i..<e) { return err }
+                switch HTTPHeadParser.parseFieldLine(p, i..<e) {
+                case .failure(let err): return err
+                case .success(let field): fields.append(field)
+                }
                 i = e + 2
             }
         }
         if let error { return fail(error) }
+        trailers = fields
         return endMessage()
     }
 

@@ -40,6 +40,11 @@ public struct HTTPParser: Sendable {
     /// Chunked bodies: sum of the chunk sizes so far (maxBodyBytes), and scratch for extensions and trailers.
     var chunkedTotal: UInt64 = 0
     var scratch: [UInt8] = []
+    /// The trailer fields of the chunked message that just ended, ranges of `trailerBytes`: set by its `.end`,
+    /// empty for any other message, valid until the first byte of the next message is fed.
+    public internal(set) var trailers: [HTTPHeaderField] = []
+    /// The bytes `trailers` index into (the trailer section's field lines).
+    public var trailerBytes: [UInt8] { scratch }
 
     public init(kind: HTTPMessageKind, limits: HTTPLimits = HTTPLimits()) {
         self.kind = kind
@@ -137,6 +142,7 @@ public struct HTTPParser: Sendable {
         if pos >= input.count { return .needMore }
         if headIsStale {
             head.bytes.removeAll(keepingCapacity: true)
+            trailers.removeAll(keepingCapacity: true)
             headIsStale = false
         }
         let config = HTTPLineAccumulator.Config(

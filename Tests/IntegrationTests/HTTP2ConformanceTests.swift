@@ -170,6 +170,50 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         XCTAssertEqual(resets["protocol_error"], malformed.count, "\(stats)")
     }
 
+    // MARK: responses
+
+    func testBackendTrailersArriveAsATrailingHeadersFrameAndHopByHopFieldsAreDropped() throws {
+        let python = try h2Python()
+        let responses: [String: String] = [
+            "/trailers": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+                + "5\r\nhello\r\n0\r\nX-Checksum: abc\r\nServer-Timing: db;dur=5\r\nKeep-Alive: timeout=1\r\n"
+                + "Content-Length: 5\r\n\r\n",
+            "/chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "/hop": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n"
+                + "X-Hop: 1\r\nX-Kept: 2\r\n\r\nhello",
+        ]
+        let backend = try SpyBackend(reply: .custom { request, _ in
+            let line = String(decoding: request.prefix(while: { $0 != 13 }), as: UTF8.self)
+            let path = line.split(separator: " ").dropFirst().first.map(String.init) ?? "?"
+            return Array((responses[path] ?? "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").utf8)
+        })
+        let lb = try startPlainAndTLS(backends: [backend.address])
+        for (transport, port, ca) in [("h2c", lb.plain, nil), ("tls", lb.tls, try certificates().caCert)] {
+            let out = try H2Conformance.run(
+                python, "responses", port: port, ca: ca, ["paths": "/trailers,/chunked,/hop"])
+            func stream(_ path: String) -> [String: Any] { out[path] as? [String: Any] ?? [:] }
+            func names(_ fields: Any?) -> [String] { (fields as? [[String]] ?? []).map { $0[0] } }
+
+            let trailers = stream("/trailers")
+            XCTAssertEqual(trailers["status"] as? Int, 200, "\(transport): \(trailers)")
+            XCTAssertEqual(trailers["body"] as? String, "hello")
+            XCTAssertEqual(
+                trailers["trailers"] as? [[String]], [["x-checksum", "abc"], ["server-timing", "db;dur=5"]],
+                "\(transport): the backend's trailers, without keep-alive and content-length: \(trailers)")
+            XCTAssertEqual(names(trailers["headers"]), [":status", "trailer"], "\(trailers)")
+
+            let chunked = stream("/chunked")
+            XCTAssertEqual(chunked["body"] as? String, "hello")
+            XCTAssertTrue(chunked["trailers"] is NSNull, "no trailers, no trailing HEADERS: \(chunked)")
+            XCTAssertEqual(names(chunked["headers"]), [":status"], "transfer-encoding is not forwarded: \(chunked)")
+
+            let hop = stream("/hop")
+            XCTAssertEqual(hop["body"] as? String, "hello")
+            XCTAssertEqual(names(hop["headers"]), [":status", "content-length", "x-kept"], "\(transport): \(hop)")
+            XCTAssertTrue(hop["trailers"] is NSNull)
+        }
+    }
+
     // MARK: floods
 
     func testRapidResetEndsInGoawayWithCPUAndBackendConcurrencyBounded() throws {

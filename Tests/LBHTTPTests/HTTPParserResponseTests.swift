@@ -28,6 +28,43 @@ final class HTTPParserResponseTests: XCTestCase {
         XCTAssertEqual(r.body, bytes("Wikipedia"))
     }
 
+    func testTrailerFieldsOfAChunkedResponseAreKeptUntilTheNextMessage() {
+        let message = bytes(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n0\r\nX-Checksum: abc\r\n"
+                + "Server-Timing:  db;dur=5 \r\n\r\n")
+        func fields(_ p: HTTPParser) -> [String] {
+            let b = p.trailerBytes
+            return p.trailers.map {
+                String(decoding: b[$0.name], as: UTF8.self) + "=" + String(decoding: b[$0.value], as: UTF8.self)
+            }
+        }
+        // Whole, and one byte at a time: the same fields when `.end` comes.
+        for step in [message.count, 1] {
+            var parser = HTTPParser(kind: .response)
+            var atEnd: [String]?
+            for start in stride(from: 0, to: message.count, by: step) {
+                Array(message[start..<min(start + step, message.count)]).withUnsafeBytes { raw in
+                    var pos = 0
+                    while true {
+                        switch parser.next(raw, &pos) {
+                        case .end: atEnd = fields(parser)
+                        case .needMore: return
+                        case .error(let e): return XCTFail("\(e)")
+                        case .head, .body: continue
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(atEnd, ["X-Checksum=abc", "Server-Timing=db;dur=5"], "step \(step)")
+            parser.expectResponse(to: .get)
+            bytes("HTTP/1.1 204 No Content\r\n\r\n").withUnsafeBytes { raw in
+                var pos = 0
+                XCTAssertEqual(parser.next(raw, &pos), .head)
+            }
+            XCTAssertEqual(fields(parser), [], "the next message has none")
+        }
+    }
+
     func testHeadResponseHasNoBodyWhateverItsContentLength() {
         let r = assertFeeds(.response, bytes("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n"), methods: [.head])
         XCTAssertEqual(r.firstHead?.framing, HTTPFraming.none)

@@ -341,6 +341,18 @@ def translation(args, opts):
     print(json.dumps({'results': results}))
 
 
+def responses(args, opts):
+    """One stream per path given as `paths` (comma-separated), one after another; each response as received:
+    status, fields, body, trailers, informational statuses."""
+    c = Client(args.port, args.tls)
+    out = {}
+    for path in opts['paths'].split(','):
+        s = c.request(get(path, extra=[('te', 'trailers')]))
+        c.wait(s.done)
+        out[path] = s.summary()
+    print(json.dumps(out))
+
+
 def rapidreset(args, opts):
     """`count` HEADERS + RST_STREAM(CANCEL) pairs, written as fast as the socket takes them while whatever lb
     answers is read."""
@@ -443,7 +455,7 @@ def sigterm(args, opts):
     }))
 
 
-SCENARIOS = {f.__name__: f for f in [concurrent, upload, translation, rapidreset, continuation, sigterm]}
+SCENARIOS = {f.__name__: f for f in [concurrent, upload, translation, responses, rapidreset, continuation, sigterm]}
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser()

@@ -298,4 +298,8 @@ final class H2Connection: H2SessionDelegate {
         guard let s = streams[id] else { return (0, true) }
         return s.readResponseBody(into: buffer)
     }
+
+    func h2ResponseTrailers(_ id: Int32) -> H2Fields? {
+        streams[id]?.responseTrailers
+    }
 }

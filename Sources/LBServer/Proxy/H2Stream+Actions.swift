@@ -86,6 +86,29 @@ extension H2Stream {
         session.submitResponse(id, status: status, fields: fields, body: body)
     }
 
+    /// The trailer section of the backend's chunked response, kept for the HEADERS frame after the last DATA
+    /// (the upstream is released before that goes out). Names lowercased; connection-specific fields, which
+    /// would make the frame malformed (RFC 9113 §8.2.2), and the framing and routing fields a trailer cannot
+    /// carry (RFC 9110 §6.5.1) are left out.
+    func collectTrailers(_ parser: HTTPParser) {
+        trailers.removeAll()
+        guard !parser.trailers.isEmpty else { return }
+        parser.trailerBytes.withUnsafeBytes { raw in
+            for f in parser.trailers
+            where !f.isHopByHop && f.known != .contentLength && f.known != .host && f.known != .trailer {
+                trailers.append(
+                    name: UnsafeRawBufferPointer(rebasing: raw[f.name]),
+                    value: UnsafeRawBufferPointer(rebasing: raw[f.value]), lowercasing: true)
+            }
+        }
+    }
+
+    /// What goes out after the body's last DATA frame: the backend's trailers, unless the stream is reset right
+    /// after its response (a request still being sent is cut off, and a trailing HEADERS would not be seen).
+    var responseTrailers: H2Fields? {
+        trailers.count == 0 || resetAfterResponse ? nil : trailers
+    }
+
     /// A response lb generates (ErrorResponses' status, body and extra field).
     private func submitErrorResponse(_ status: Int) {
         let code = ErrorResponses.body(status) == nil ? 500 : status

@@ -55,6 +55,8 @@ final class H2Stream: UpstreamOwner {
     /// The response ends before the request did: RST_STREAM(NO_ERROR) after its last DATA (RFC 9113 §8.1).
     var resetAfterResponse = false
     var fields = H2Fields()
+    /// The backend's chunked trailer fields, sent as a HEADERS frame after the last DATA.
+    var trailers = H2Fields()
 
     /// nghttp2 closed the stream (both ends done, or a reset either way).
     var protocolClosed = false
@@ -94,6 +96,7 @@ final class H2Stream: UpstreamOwner {
         responseEnded = false
         upstreamPaused = false
         resetAfterResponse = false
+        trailers.removeAll()
         protocolClosed = false
     }
 
@@ -345,6 +348,7 @@ final class H2Stream: UpstreamOwner {
         guard up === upstream else { return true }
         if case .end = event {
             responseEnded = true
+            collectTrailers(up.parser)
             session.resume(id)
         }
         if event.endsLink { _ = detachUpstream() }
