@@ -273,6 +273,21 @@ public final class H2Session {
         }
     }
 
+    /// An informational (1xx) response head on stream `id`, before its final response (RFC 9113 §8.1).
+    public func submitInformational(_ id: Int32, status: Int) {
+        var statusText: (UInt8, UInt8, UInt8) = (
+            UInt8(0x30 + status / 100 % 10), UInt8(0x30 + status / 10 % 10), UInt8(0x30 + status % 10)
+        )
+        let statusName: StaticString = ":status"
+        withUnsafeMutableBytes(of: &statusText) { value in
+            var nv = nghttp2_nv(
+                name: UnsafeMutablePointer(mutating: statusName.utf8Start),
+                value: value.baseAddress!.assumingMemoryBound(to: UInt8.self), namelen: 7, valuelen: 3,
+                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            _ = nghttp2_submit_headers(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, nil, &nv, 1, nil)
+        }
+    }
+
     /// Resets stream `id` with `errorCode`.
     public func reset(_ id: Int32, errorCode: UInt32) {
         _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, errorCode)

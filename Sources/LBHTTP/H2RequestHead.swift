@@ -36,6 +36,8 @@ public struct H2RequestHead: Sendable {
     public private(set) var failure: Failure?
     /// The value of `content-length`, when the request has one (validated: digits, one value).
     public private(set) var contentLength: UInt64?
+    /// The request said `expect: 100-continue` (RFC 9110 §10.1.1): the client may wait for a 100 before its body.
+    public private(set) var expectsContinue = false
     /// The synthesized head's bytes, kept to reuse their capacity.
     private var bytes: [UInt8] = []
 
@@ -59,6 +61,7 @@ public struct H2RequestHead: Sendable {
         lineCount = 0
         failure = nil
         contentLength = nil
+        expectsContinue = false
     }
 
     /// One decoded header field, in the order received. Names arrive lowercase in HTTP/2 (RFC 9113 §8.2.1):
@@ -122,9 +125,13 @@ public struct H2RequestHead: Sendable {
                 cookie.append(contentsOf: value)
                 return
             }
-            // HTTP/2 has no 100-continue handshake with the client (RFC 9113 §8.1 has no interim step lb could
-            // hold the body for): the backend is not asked to wait for one either.
-            if Self.equals(name, "expect") { return }
+            // The 100-continue handshake is lb's with the client (an interim HEADERS once a backend is ready):
+            // the backend is not asked to wait for the body.
+            if Self.equals(name, "expect") {
+                expectsContinue = HTTPSyntax.equalsLowercase(
+                    value.assumingMemoryBound(to: UInt8.self), 0..<value.count, "100-continue")
+                return
+            }
         case 7, 10, 16, 17:
             // RFC 9113 §8.2.2: connection-specific fields make the request malformed.
             if Self.equals(name, "connection") || Self.equals(name, "keep-alive")

@@ -214,6 +214,24 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         }
     }
 
+    func testExpect100ContinueIsAnsweredWithAnInterimHeadersOnceABackendIsReady() throws {
+        let python = try h2Python()
+        let backend = try SpyBackend(reply: .perRequest(SpyBackend.okResponse))
+        let lb = try startProxy(backends: [backend.address])
+        let out = try H2Conformance.run(python, "expect", port: lb.proxyPort)
+        let withBody = out["with-body"] as? [String: Any] ?? [:]
+        XCTAssertEqual(withBody["informational"] as? [Int], [100], "\(out)")
+        XCTAssertLessThan(withBody["waited"] as? Double ?? .infinity, 2, "the body was not held back: \(out)")
+        XCTAssertEqual(withBody["status"] as? Int, 200, "\(out)")
+        let withoutBody = out["without-body"] as? [String: Any] ?? [:]
+        XCTAssertEqual(withoutBody["informational"] as? [Int], [], "no body, no 100: \(out)")
+        XCTAssertEqual(withoutBody["status"] as? Int, 200, "\(out)")
+        let requests = backend.requests.map { String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(requests.count, 2, "\(requests)")
+        XCTAssertTrue(requests.first?.hasSuffix("\r\n\r\nbody") == true, "\(requests)")
+        XCTAssertFalse(requests.contains { $0.lowercased().contains("\r\nexpect:") }, "lb answers it itself")
+    }
+
     // MARK: floods
 
     func testRapidResetEndsInGoawayWithCPUAndBackendConcurrencyBounded() throws {

@@ -51,6 +51,23 @@ final class H2RequestHeadTests: XCTestCase {
             text(base + [("te", "trailers"), ("expect", "100-continue")]), "GET /a?b=1 HTTP/1.1\r\nHost: lb.test\r\n\r\n")
     }
 
+    func testExpect100ContinueIsRememberedForTheInterimResponse() {
+        func expects(_ fields: [(String, String)]) -> Bool {
+            var head = H2RequestHead()
+            head.reset()
+            for (n, v) in fields {
+                Array(n.utf8).withUnsafeBytes { name in
+                    Array(v.utf8).withUnsafeBytes { head.add(name: name, value: $0) }
+                }
+            }
+            return head.expectsContinue
+        }
+        XCTAssertTrue(expects(base + [("expect", "100-continue")]))
+        XCTAssertTrue(expects(base + [("expect", "100-Continue")]), "the expectation is case-insensitive")
+        XCTAssertFalse(expects(base + [("expect", "100-continued")]))
+        XCTAssertFalse(expects(base))
+    }
+
     func testMalformedRequestsAreRefused() {
         let cases: [(String, [(String, String)])] = [
             ("uppercase name", base + [("Accept", "x")]),

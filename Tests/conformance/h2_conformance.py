@@ -353,6 +353,26 @@ def responses(args, opts):
     print(json.dumps(out))
 
 
+def expect(args, opts):
+    """`expect: 100-continue` before a body held back until the 100 (or 5 s); then the same without a body."""
+    c = Client(args.port, args.tls)
+    out = {}
+    s = c.request(get('/continue', method='POST', extra=[('content-length', '4'), ('expect', '100-continue')]),
+                  end=False)
+    started = time.time()
+    c.wait(lambda: s.informational or s.done() or time.time() - started > 5, timeout=10)
+    waited = time.time() - started
+    if not s.done():
+        c.conn.send_data(s.sid, b'body', end_stream=True)
+        c.flush()
+    c.wait(s.done)
+    out['with-body'] = dict(s.summary(), waited=round(waited, 3))
+    s = c.request(get('/continue-no-body', extra=[('expect', '100-continue')]))
+    c.wait(s.done)
+    out['without-body'] = s.summary()
+    print(json.dumps(out))
+
+
 def rapidreset(args, opts):
     """`count` HEADERS + RST_STREAM(CANCEL) pairs, written as fast as the socket takes them while whatever lb
     answers is read."""
@@ -455,7 +475,8 @@ def sigterm(args, opts):
     }))
 
 
-SCENARIOS = {f.__name__: f for f in [concurrent, upload, translation, responses, rapidreset, continuation, sigterm]}
+SCENARIOS = {f.__name__: f for f in [
+    concurrent, upload, translation, responses, expect, rapidreset, continuation, sigterm]}
 
 if __name__ == '__main__':
     parser = argparse.ArgumentParser()

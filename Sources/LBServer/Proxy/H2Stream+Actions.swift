@@ -10,13 +10,17 @@ extension H2Stream {
         case .pick:
             pick()
         case .writeContinue, .writeInterim:
-            // No interim responses on HTTP/2 streams: `expect` is not forwarded, and 1xx heads are dropped.
+            // `expect` is not forwarded (the 100 is lb's, below), and a backend's 1xx heads are dropped.
             break
         case .sendRequestHead:
             guard let up = upstream else { return }
             up.attach(to: self, method: exchange.request.method)
             up.sendHead(outgoingHead)
             resumeInput = true
+            // RFC 9110 §10.1.1: a client waiting for 100 before its body hears it as soon as a backend is ready;
+            // one that already sent the whole body needs none.
+            if expectsContinue && !requestComplete { session.submitInformational(id, status: 100) }
+            expectsContinue = false
         case .sendLastChunk:
             upstream?.send(HeadWriter.lastChunk)
         case .responseStarted(let server):

@@ -44,6 +44,8 @@ final class H2Stream: UpstreamOwner {
     var received: UInt64 = 0
     /// END_STREAM arrived, and the exchange was told.
     var requestComplete = false
+    /// The client asked for 100 (Continue) before its body and has not had it yet.
+    var expectsContinue = false
     var endDelivered = false
     var resumeInput = false
 
@@ -89,6 +91,7 @@ final class H2Stream: UpstreamOwner {
         contentLength = nil
         received = 0
         requestComplete = false
+        expectsContinue = false
         endDelivered = false
         resumeInput = false
         response.removeAll(keepingCapacity: true)
@@ -138,6 +141,7 @@ final class H2Stream: UpstreamOwner {
             return
         }
         contentLength = connection.requestHead.contentLength
+        expectsContinue = connection.requestHead.expectsContinue && !endStream
         worker.counters.requests &+= 1
         worker.counters.h2.streams &+= 1
         worker.counters.inFlight += 1
