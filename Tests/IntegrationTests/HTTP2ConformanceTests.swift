@@ -55,21 +55,23 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
     func testA64MiBUploadDoesNotHoldBackSmallStreamsOfTheSameConnection() throws {
         let python = try h2Python()
         let backend = try LBBinaries.startDemoBackend(name: "b1")
-        let lb = try startProxy(backends: [backend.address])
+        let lb = try startPlainAndTLS(backends: [backend.address])
         let size = 64 << 20
-        let out = try H2Conformance.run(
-            python, "upload", port: lb.proxyPort, ["size": size, "small": 20, "start_after": 2 << 20], timeout: 90)
-        XCTAssertEqual(out["sent"] as? Int, size)
-        XCTAssertEqual(out["status"] as? Int, 200, "\(out)")
-        let digest = out["sha256"] as? String ?? "?"
-        XCTAssertEqual(out["body"] as? String, "sha256=\(digest) length=\(size)\n", "the backend got every byte")
-        let small = out["small"] as? [[String: Any]] ?? []
-        XCTAssertEqual(small.count, 20, "\(out)")
-        for (i, s) in small.enumerated() {
-            XCTAssertEqual(s["status"] as? Int, 200, "\(s)")
-            XCTAssertEqual(s["body"] as? String, "backend b1 path=/small/\(i)\n")
-            XCTAssertEqual(s["upload_done"] as? Bool, false, "small request \(i) completed while the upload ran: \(s)")
-            XCTAssertLessThan(s["upload_sent"] as? Int ?? size, size, "\(s)")
+        for (transport, port, ca) in [("h2c", lb.plain, nil), ("tls", lb.tls, try certificates().caCert)] {
+            let out = try H2Conformance.run(
+                python, "upload", port: port, ca: ca, ["size": size, "small": 20, "start_after": 2 << 20], timeout: 90)
+            XCTAssertEqual(out["sent"] as? Int, size, transport)
+            XCTAssertEqual(out["status"] as? Int, 200, "\(transport): \(out)")
+            let digest = out["sha256"] as? String ?? "?"
+            XCTAssertEqual(out["body"] as? String, "sha256=\(digest) length=\(size)\n", "\(transport): every byte")
+            let small = out["small"] as? [[String: Any]] ?? []
+            XCTAssertEqual(small.count, 20, "\(transport): \(out)")
+            for (i, s) in small.enumerated() {
+                XCTAssertEqual(s["status"] as? Int, 200, "\(transport): \(s)")
+                XCTAssertEqual(s["body"] as? String, "backend b1 path=/small/\(i)\n", transport)
+                XCTAssertEqual(s["upload_done"] as? Bool, false, "\(transport): small request \(i) done first: \(s)")
+                XCTAssertLessThan(s["upload_sent"] as? Int ?? size, size, "\(transport): \(s)")
+            }
         }
     }
 
@@ -104,29 +106,44 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
     func testEachTranslationRuleRejectsOrRewritesTheRequest() throws {
         let python = try h2Python()
         let backend = try SpyBackend(reply: .perRequest(SpyBackend.okResponse))
-        let lb = try startProxy(backends: [backend.address])
-        let out = try H2Conformance.run(python, "translation", port: lb.proxyPort)
+        let lb = try startPlainAndTLS(backends: [backend.address])
+        for (transport, port, ca) in [("http", lb.plain, nil), ("https", lb.tls, try certificates().caCert)] {
+            try assertTranslation(python, port: port, ca: ca, backend: backend, proto: transport)
+        }
+        let stats = try h2Stats(lb.server)
+        let resets = stats["resets_sent"] as? [String: Int] ?? [:]
+        XCTAssertEqual(resets["protocol_error"], 2 * Self.malformed.count, "each malformed one was reset: \(stats)")
+    }
+
+    /// The translation cases of h2_conformance.py that are malformed requests, and those lb forwards.
+    private static let malformed = [
+        "missing-method", "missing-scheme", "missing-path", "two-paths", "two-methods", "unknown-pseudo",
+        "protocol-pseudo", "pseudo-after-regular", "scheme-ftp", "path-relative", "path-absolute-form",
+        "path-empty", "path-asterisk-get", "method-not-token", "uppercase-name", "connection", "keep-alive",
+        "proxy-connection", "transfer-encoding", "upgrade", "te-gzip", "value-cr", "value-lf", "value-crlf",
+        "value-nul", "name-space", "cl-short", "cl-long", "cl-without-body", "cl-not-digits",
+        "authority-bad-char", "no-authority-no-host",
+    ]
+    private static let forwarded = [
+        "ok-cookies", "ok-te-trailers", "ok-options-asterisk", "ok-body-with-cl", "ok-body-without-cl",
+        "ok-host-from-authority", "ok-host-field-only", "ok-https-scheme", "ok-expect",
+    ]
+
+    /// Runs the translation cases on `port` and checks the outcomes and what `backend` received from them.
+    private func assertTranslation(
+        _ python: String, port: Int, ca: String?, backend: SpyBackend, proto: String
+    ) throws {
+        let mark = backend.mark()
+        let out = try H2Conformance.run(python, "translation", port: port, ca: ca)
         let results = out["results"] as? [String: String] ?? [:]
-        let malformed = [
-            "missing-method", "missing-scheme", "missing-path", "two-paths", "two-methods", "unknown-pseudo",
-            "protocol-pseudo", "pseudo-after-regular", "scheme-ftp", "path-relative", "path-absolute-form",
-            "path-empty", "path-asterisk-get", "method-not-token", "uppercase-name", "connection", "keep-alive",
-            "proxy-connection", "transfer-encoding", "upgrade", "te-gzip", "value-cr", "value-lf", "value-crlf",
-            "value-nul", "name-space", "cl-short", "cl-long", "cl-without-body", "cl-not-digits",
-            "authority-bad-char", "no-authority-no-host",
-        ]
-        let forwarded = [
-            "ok-cookies", "ok-te-trailers", "ok-options-asterisk", "ok-body-with-cl", "ok-body-without-cl",
-            "ok-host-from-authority", "ok-host-field-only", "ok-https-scheme", "ok-expect",
-        ]
         var expected: [String: String] = ["authority-userinfo": "status=400", "host-disagrees": "status=400"]
-        for name in malformed { expected[name] = "rst=1" }  // PROTOCOL_ERROR: a malformed request (§8.1.1)
-        for name in forwarded { expected[name] = "status=200" }
-        XCTAssertEqual(results, expected)
+        for name in Self.malformed { expected[name] = "rst=1" }  // PROTOCOL_ERROR: a malformed request (§8.1.1)
+        for name in Self.forwarded { expected[name] = "status=200" }
+        XCTAssertEqual(results, expected, proto)
 
         // Only the forwarded requests reached the backend, each as one HTTP/1.1 request.
-        let requests = backend.requests.map { String(decoding: $0, as: UTF8.self) }
-        XCTAssertEqual(requests.count, forwarded.count, "\(requests)")
+        let requests = backend.arrivals(since: mark).requests.map { String(decoding: $0, as: UTF8.self) }
+        XCTAssertEqual(requests.count, Self.forwarded.count, "\(requests)")
         XCTAssertFalse(requests.contains { $0.contains("X-Injected") || $0.contains("\0") }, "\(requests)")
         func request(_ startLine: String) -> String {
             let found = requests.first { $0.hasPrefix(startLine + "\r\n") }
@@ -145,6 +162,7 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         XCTAssertEqual(named(cookies, "cookie"), ["Cookie: a=1; b=2; c=3"], "crumbs joined with \"; \" (§8.2.3)")
         XCTAssertEqual(named(cookies, "host"), ["Host: lb.test"])
         XCTAssertEqual(named(cookies, "accept"), ["accept: */*"])
+        XCTAssertEqual(named(cookies, "x-forwarded-proto"), ["X-Forwarded-Proto: \(proto)"])
         XCTAssertFalse(fields(cookies).contains { $0.hasPrefix(":") }, "no pseudo-header is forwarded: \(cookies)")
         XCTAssertEqual(named(request("GET /t/te HTTP/1.1"), "te"), [], "te: trailers is hop-by-hop")
         XCTAssertEqual(named(request("OPTIONS * HTTP/1.1"), "host"), ["Host: lb.test"])
@@ -164,10 +182,6 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         let expect = request("POST /t/expect HTTP/1.1")
         XCTAssertEqual(named(expect, "expect"), [], "no 100-continue handshake is asked of the backend")
         XCTAssertTrue(expect.hasSuffix("\r\n\r\nhi"), expect)
-
-        let stats = try h2Stats(lb)
-        let resets = stats["resets_sent"] as? [String: Int] ?? [:]
-        XCTAssertEqual(resets["protocol_error"], malformed.count, "\(stats)")
     }
 
     // MARK: responses
