@@ -254,10 +254,12 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         let backend = try InFlightBackend(holdFor: 0.5)
         let lb = try startProxy(
             backends: [backend.address], settings: ["limits": ["http2_max_concurrent_streams": limit]])
-        // The instrument first: `limit` streams held by the backend at once are all seen in flight together.
-        let warm = try H2Conformance.run(python, "concurrent", port: lb.proxyPort, ["count": limit])
-        let warmResults = warm["results"] as? [[String: Any]] ?? []
-        XCTAssertEqual(warmResults.filter { $0["body"] as? String == "ok" }.count, limit, "\(warm)")
+        // The instrument first: `limit` streams held by the backend at once are all seen in flight together, and
+        // the streams opened beyond SETTINGS_MAX_CONCURRENT_STREAMS are refused, to be retried (RFC 9113 §5.1.2).
+        let warm = try H2Conformance.run(python, "concurrent", port: lb.proxyPort, ["count": limit + 4, "early": 1])
+        let outcomes = (warm["results"] as? [[String: Any]] ?? []).map { ($0["body"] as? String ?? "", $0["reset"]) }
+        XCTAssertEqual(outcomes.filter { $0.0 == "ok" }.count, limit, "\(warm)")
+        XCTAssertEqual(outcomes.filter { $0.1 as? Int == 7 }.count, 4, "REFUSED_STREAM beyond the limit: \(warm)")
         XCTAssertEqual(backend.counts.maxInFlightRequests, limit, "\(backend.counts)")
 
         let cpuBefore = try cpuSeconds(pid: lb.process.pid)
