@@ -28,7 +28,6 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
-import h2.settings
 
 
 class Stream:
@@ -50,9 +49,6 @@ class Stream:
             return 'rst=%d' % self.reset
         return 'status=%s' % self.status if self.ended else 'open'
 
-    def header(self, name):
-        return next((v for n, v in self.headers if n == name), None)
-
     def summary(self):
         return {
             'status': self.status, 'reset': self.reset, 'ended': self.ended,
@@ -66,7 +62,7 @@ class Stream:
 class Client:
     """One HTTP/2 connection: an `h2` state machine over a blocking socket, read with `select`."""
 
-    def __init__(self, port, ca=None, window=None):
+    def __init__(self, port, ca=None):
         sock = socket.create_connection(('127.0.0.1', port), timeout=15)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if ca:
@@ -81,9 +77,6 @@ class Client:
             normalize_outbound_headers=False, validate_inbound_headers=True)
         self.conn = h2.connection.H2Connection(config=config)
         self.conn.initiate_connection()
-        if window:
-            self.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
-            self.conn.increment_flow_control_window(window)
         self.streams = {}
         self.inbuf = b''
         self.goaway = None
@@ -167,8 +160,7 @@ class Client:
         elif isinstance(event, h2.events.TrailersReceived):
             s.trailers = list(event.headers)
         elif isinstance(event, h2.events.DataReceived):
-            if s is not None:
-                s.body += event.data
+            s.body += event.data
             self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             s.ended = True
