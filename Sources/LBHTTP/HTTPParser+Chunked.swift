@@ -111,7 +111,7 @@ extension HTTPParser {
     private mutating func startChunk(_ size: UInt64) -> HTTPParseError? {
         if size == 0 {
             scratch.removeAll(keepingCapacity: true)
-            trailers.removeAll(keepingCapacity: true)
+            if !trailers.isEmpty { trailers.removeAll(keepingCapacity: true) }
             accumulator.reset()
             state = .chunked(.trailers)
             return nil
@@ -148,7 +148,7 @@ extension HTTPParser {
             }
         }
         if let error { return fail(error) }
-        trailers = fields
+        if !fields.isEmpty { trailers = fields }
         return endMessage()
     }
 

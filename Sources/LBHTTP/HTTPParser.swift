@@ -142,7 +142,7 @@ public struct HTTPParser: Sendable {
         if pos >= input.count { return .needMore }
         if headIsStale {
             head.bytes.removeAll(keepingCapacity: true)
-            trailers.removeAll(keepingCapacity: true)
+            if !trailers.isEmpty { trailers.removeAll(keepingCapacity: true) }
             headIsStale = false
         }
         let config = HTTPLineAccumulator.Config(
