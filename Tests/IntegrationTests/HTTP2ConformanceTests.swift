@@ -251,7 +251,7 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
     func testRapidResetEndsInGoawayWithCPUAndBackendConcurrencyBounded() throws {
         let python = try h2Python()
         let limit = 16
-        let backend = try InFlightBackend(holdFor: 0.5)
+        let backend = try InFlightBackend(holdFor: 1.0)
         let lb = try startProxy(
             backends: [backend.address], settings: ["limits": ["http2_max_concurrent_streams": limit]])
         // The instrument first: `limit` streams held by the backend at once are all seen in flight together, and
