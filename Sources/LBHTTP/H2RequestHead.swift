@@ -67,11 +67,15 @@ public struct H2RequestHead: Sendable {
     /// One decoded header field, in the order received. Names arrive lowercase in HTTP/2 (RFC 9113 §8.2.1):
     /// an uppercase byte, a pseudo-header after a regular field, an unknown or repeated pseudo-header, a
     /// connection-specific field or a `te` other than `trailers` makes the request malformed. CR, LF and NUL
-    /// are refused in every name and value here, before anything is serialised.
+    /// are refused in every name and value here, before anything is serialised, and so is a value that starts
+    /// or ends with SP or HTAB (RFC 9113 §8.2.1).
     public mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard failure == nil else { return }
         guard !name.isEmpty else { return fail(.malformed) }
         for b in value where b == 0 || b == ASCII.cr || b == ASCII.lf { return fail(.malformed) }
+        if let first = value.first, let last = value.last, HTTPSyntax.isOWS(first) || HTTPSyntax.isOWS(last) {
+            return fail(.malformed)
+        }
         if name[0] == ASCII.colon {
             if sawRegular { return fail(.malformed) }
             let bit: UInt8
@@ -195,7 +199,8 @@ public struct H2RequestHead: Sendable {
         let haveAuthority = seen & Self.authorityBit != 0
         if haveAuthority && sawHost && authority != host { return .status(400) }
         let target = haveAuthority ? authority : host
-        if !haveAuthority && !sawHost { return .status(400) }
+        // RFC 9113 §8.3.1: http and https need an authority, and :authority or Host MUST NOT be empty.
+        if target.isEmpty { return .status(400) }
         for b in target where !HTTPSyntax.isHostByte(b) || b == 0x40 { return .status(400) }
         if !hasBody, let n = contentLength, n != 0 { return .malformed }
 

@@ -122,7 +122,8 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         "protocol-pseudo", "pseudo-after-regular", "scheme-ftp", "path-relative", "path-absolute-form",
         "path-empty", "path-asterisk-get", "method-not-token", "uppercase-name", "connection", "keep-alive",
         "proxy-connection", "transfer-encoding", "upgrade", "te-gzip", "value-cr", "value-lf", "value-crlf",
-        "value-nul", "name-space", "cl-short", "cl-long", "cl-without-body", "cl-not-digits",
+        "value-nul", "value-leading-space", "value-trailing-tab", "name-space", "cl-short", "cl-long",
+        "cl-without-body", "cl-not-digits",
     ]
     private static let forwarded = [
         "ok-cookies", "ok-te-trailers", "ok-options-asterisk", "ok-body-with-cl", "ok-body-without-cl",
@@ -138,7 +139,10 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         let results = out["results"] as? [String: String] ?? [:]
         // Well-formed HTTP/2 with no authority HTTP/1.1 can carry gets 400 (RFC 9110 §7.2: a missing or invalid Host).
         var expected: [String: String] = [:]
-        for name in ["authority-userinfo", "authority-bad-char", "host-disagrees", "no-authority-no-host"] {
+        for name in [
+            "authority-userinfo", "authority-bad-char", "host-disagrees", "no-authority-no-host", "authority-empty",
+            "host-empty",
+        ] {
             expected[name] = "status=400"
         }
         for name in Self.malformed { expected[name] = "rst=1" }  // PROTOCOL_ERROR: a malformed request (§8.1.1)

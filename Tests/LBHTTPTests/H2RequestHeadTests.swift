@@ -87,6 +87,10 @@ final class H2RequestHeadTests: XCTestCase {
             ("CR in a value", base + [("x", "a\rb")]),
             ("LF in a value", base + [("x", "a\nb")]),
             ("NUL in a value", base + [("x", "a\0b")]),
+            ("value starting with SP", base + [("x", " a")]),
+            ("value ending with HTAB", base + [("x", "a\t")]),
+            ("value of one SP", base + [("x", " ")]),
+            ("authority ending with SP", [base[0], base[1], base[2], (":authority", "lb.test ")]),
             ("two content-lengths", base + [("content-length", "1"), ("content-length", "1")]),
             ("content-length not digits", base + [("content-length", "1x")]),
             ("content-length without body", base + [("content-length", "4")]),
@@ -101,6 +105,9 @@ final class H2RequestHeadTests: XCTestCase {
         XCTAssertEqual(build([base[0], base[1], base[2], (":authority", "lb test")]).0, .status(400))
         XCTAssertEqual(build(base + [("host", "other.test")]).0, .status(400))
         XCTAssertEqual(build(Array(base.prefix(3))).0, .status(400), "no authority and no host")
+        XCTAssertEqual(build([base[0], base[1], base[2], (":authority", "")]).0, .status(400), "an empty authority")
+        XCTAssertEqual(build(Array(base.prefix(3)) + [("host", "")]).0, .status(400), "an empty host")
+        XCTAssertNil(build(base + [("x", "a b"), ("y", "")]).0, "whitespace inside a value, and an empty value")
         XCTAssertNil(build(base + [("host", "lb.test")]).0, "a host equal to :authority is fine")
         XCTAssertEqual(build([(":method", "CONNECT"), (":authority", "lb.test:443")]).0, .status(405))
         XCTAssertEqual(

@@ -294,6 +294,8 @@ TRANSLATION_CASES = [
     ('value-lf', get('/t', extra=[('x-v', 'a\nX-Injected: 1')]), None),
     ('value-crlf', get('/t', extra=[('x-v', 'a\r\nX-Injected: 1')]), None),
     ('value-nul', get('/t', extra=[('x-v', 'a\x00b')]), None),
+    ('value-leading-space', get('/t', extra=[('x-v', ' a')]), None),
+    ('value-trailing-tab', get('/t', extra=[('x-v', 'a\t')]), None),
     ('name-space', get('/t', extra=[('x v', '1')]), None),
     ('cl-short', get('/t', method='POST', extra=[('content-length', '10')]), b'abc'),
     ('cl-long', get('/t', method='POST', extra=[('content-length', '2')]), b'abc'),
@@ -303,6 +305,8 @@ TRANSLATION_CASES = [
     ('authority-bad-char', get('/t', authority='lb.test/x'), None),
     ('host-disagrees', get('/t', extra=[('host', 'other.test')]), None),
     ('no-authority-no-host', get('/t')[:3], None),
+    ('authority-empty', get('/t', authority=''), None),
+    ('host-empty', get('/t')[:3] + [('host', '')], None),
     # Forwarded: the backend's view of each is asserted by the test, found by its path.
     ('ok-cookies', get('/t/cookies', extra=[('cookie', 'a=1'), ('accept', '*/*'), ('cookie', 'b=2'),
                                             ('cookie', 'c=3')]), None),
