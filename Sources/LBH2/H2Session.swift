@@ -160,6 +160,8 @@ public final class H2Session {
 
     private var session: OpaquePointer?
     private unowned(unsafe) let delegate: H2SessionDelegate
+    /// The request stream whose trailer block being decoded holds a field HTTP/2 forbids there; 0: none.
+    private var malformedTrailers: Int32 = 0
 
     /// Creates the session and queues lb's SETTINGS and connection window (sent by the first `send`).
     public init(delegate: H2SessionDelegate, settings: Settings) throws(Failure) {
@@ -339,8 +341,40 @@ public final class H2Session {
         let headers = UnsafeRawPointer(frame).assumingMemoryBound(to: nghttp2_headers.self)
         if headers.pointee.hd.type == Self.frameHeaders && headers.pointee.cat == NGHTTP2_HCAT_REQUEST {
             delegate.h2Header(headers.pointee.hd.stream_id, name: name, value: value)
+        } else if headers.pointee.hd.type == Self.frameHeaders && !Self.isValidTrailerField(name: name, value: value) {
+            malformedTrailers = headers.pointee.hd.stream_id
         }
         return 0
+    }
+
+    /// A field a request's trailers may carry (RFC 9113 §8.1, §8.2): a lowercase token name (so no
+    /// pseudo-header), not connection-specific, `te` only as `trailers`, and a value without NUL, CR or LF that
+    /// does not start or end with SP or HTAB. nghttp2's own HTTP checks are off: lb validates requests itself.
+    static func isValidTrailerField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        guard !name.isEmpty else { return false }
+        for b in name {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"): continue
+            case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+                UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+                continue
+            default: return false
+            }
+        }
+        for b in value where b == 0 || b == UInt8(ascii: "\r") || b == UInt8(ascii: "\n") { return false }
+        if let first = value.first, let last = value.last,
+            first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") || last == UInt8(ascii: " ")
+                || last == UInt8(ascii: "\t")
+        {
+            return false
+        }
+        func named(_ literal: StaticString) -> Bool {
+            literal.withUTF8Buffer { $0.count == name.count && $0.elementsEqual(name) }
+        }
+        if named("te") { return value.elementsEqual("trailers".utf8) }
+        return !(named("connection") || named("keep-alive") || named("proxy-connection")
+            || named("transfer-encoding") || named("upgrade"))
     }
 
     func frameReceived(_ frame: UnsafePointer<nghttp2_frame>) -> Int32 {
@@ -351,7 +385,12 @@ public final class H2Session {
         case Self.frameHeaders:
             if frame.pointee.headers.cat == NGHTTP2_HCAT_REQUEST {
                 delegate.h2HeadersComplete(hd.stream_id, endStream: ended)
-            } else if ended {
+            } else if !ended || malformedTrailers == hd.stream_id {
+                // RFC 9113 §8.1: trailers end the stream and carry no pseudo-header or forbidden field; else
+                // the request is malformed and never completed upstream.
+                malformedTrailers = 0
+                reset(hd.stream_id, errorCode: Self.protocolError)
+            } else {
                 delegate.h2RequestEnded(hd.stream_id)  // trailers: dropped, but they end the request
             }
         case Self.frameData:

@@ -123,11 +123,12 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         "path-empty", "path-asterisk-get", "method-not-token", "uppercase-name", "connection", "keep-alive",
         "proxy-connection", "transfer-encoding", "upgrade", "te-gzip", "value-cr", "value-lf", "value-crlf",
         "value-nul", "value-leading-space", "value-trailing-tab", "name-space", "cl-short", "cl-long",
-        "cl-without-body", "cl-not-digits",
+        "cl-without-body", "cl-not-digits", "trailer-pseudo", "trailer-uppercase", "trailer-connection",
+        "trailer-value-crlf", "trailer-without-end-stream",
     ]
     private static let forwarded = [
         "ok-cookies", "ok-te-trailers", "ok-options-asterisk", "ok-body-with-cl", "ok-body-without-cl",
-        "ok-host-from-authority", "ok-host-field-only", "ok-https-scheme", "ok-expect",
+        "ok-host-from-authority", "ok-host-field-only", "ok-https-scheme", "ok-expect", "ok-trailers",
     ]
 
     /// Runs the translation cases on `port` and checks the outcomes and what `backend` received from them.
@@ -187,6 +188,8 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
         XCTAssertEqual(named(request("GET /t/authority HTTP/1.1"), "host"), ["Host: lb.test:8443"])
         XCTAssertEqual(named(request("GET /t/host HTTP/1.1"), "host"), ["Host: h.test"])
         XCTAssertEqual(named(request("GET /t/https HTTP/1.1"), "host"), ["Host: lb.test"])
+        let trailers = request("POST /t/trailers HTTP/1.1")
+        XCTAssertTrue(trailers.hasSuffix("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "ended, not forwarded: \(trailers)")
         let expect = request("POST /t/expect HTTP/1.1")
         XCTAssertEqual(named(expect, "expect"), [], "no 100-continue handshake is asked of the backend")
         XCTAssertTrue(expect.hasSuffix("\r\n\r\nhi"), expect)

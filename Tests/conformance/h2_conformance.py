@@ -319,6 +319,14 @@ TRANSLATION_CASES = [
     ('ok-https-scheme', [(':method', 'GET'), (':scheme', 'https'), (':path', '/t/https'), (':authority', 'lb.test')],
      None),
     ('ok-expect', get('/t/expect', method='POST', extra=[('content-length', '2'), ('expect', '100-continue')]), b'hi'),
+    # Request trailers (fields, END_STREAM), written raw after the body: lb drops them, but they must end the
+    # stream and hold no pseudo-header or field HTTP/2 forbids (RFC 9113 §8.1, §8.2).
+    ('ok-trailers', get('/t/trailers', method='POST'), b'hello', ([('x-checksum', 'abc')], True)),
+    ('trailer-pseudo', get('/t', method='POST'), b'hello', ([(':path', '/x')], True)),
+    ('trailer-uppercase', get('/t', method='POST'), b'hello', ([('X-T', '1')], True)),
+    ('trailer-connection', get('/t', method='POST'), b'hello', ([('connection', 'close')], True)),
+    ('trailer-value-crlf', get('/t', method='POST'), b'hello', ([('x-t', 'a\r\nX-Injected: 1')], True)),
+    ('trailer-without-end-stream', get('/t', method='POST'), b'hello', ([('x-t', '1')], False)),
 ]
 
 
@@ -326,12 +334,18 @@ def translation(args, opts):
     """Each case on its own stream, one after another; a new connection if lb ends one."""
     results = {}
     c = None
-    for name, headers, body in TRANSLATION_CASES:
+    for name, headers, body, *trailers in TRANSLATION_CASES:
         if c is None or c.closed or c.goaway is not None:
             if c is not None:
                 c.close()
             c = Client(args.port, args.tls)
-        s = c.request(headers, body)
+        s = c.request(headers, body, end=not trailers)
+        if trailers:
+            fields, end = trailers[0]
+            block = b''.join(literal(n.encode(), v.encode()) for n, v in fields)
+            c.send_raw(frame(1, 0x4 | (1 if end else 0), s.sid, block))
+            if not end:
+                c.send_raw(frame(0, 1, s.sid, b'more'))
         if not c.wait(s.done, timeout=10):
             results[name] = 'closed' if c.goaway is None else 'goaway=%d' % c.goaway['error']
             continue
