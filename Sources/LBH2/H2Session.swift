@@ -133,6 +133,8 @@ public final class H2Session {
     public struct Failure: Error, Sendable {
         public let code: Int32
         public var description: String { String(cString: nghttp2_strerror(code)) }
+        /// A header block went on past the CONTINUATION cap.
+        public var isContinuationFlood: Bool { code == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue }
     }
 
     /// The 24 bytes an HTTP/2 client sends first (RFC 9113 §3.4).

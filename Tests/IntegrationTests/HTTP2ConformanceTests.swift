@@ -308,12 +308,14 @@ final class HTTP2ConformanceTests: IntegrationTestCase {
                 python, "continuation", port: lb.proxyPort, ["count": count, "size": size])
             XCTAssertEqual(out["closed"] as? Bool, true, "\(out)")
             XCTAssertLessThan(out["seconds"] as? Double ?? .infinity, 5, "\(out)")
-            if let goaway = out["goaway"] as? [String: Int] { XCTAssertNotEqual(goaway["error"], 0, "\(out)") }
+            XCTAssertEqual((out["goaway"] as? [String: Int])?["error"], 11, "GOAWAY(ENHANCE_YOUR_CALM): \(out)")
             let read = try bytesIn(lb) - bytesBefore
             XCTAssertLessThan(read, 256 * 1024, "lb stopped reading the flood of \(size)-byte fragments early: \(out)")
         }
         XCTAssertLessThan(try rssKiB(pid: lb.process.pid) - rssBefore, 16 * 1024, "lb's memory stays bounded")
         XCTAssertEqual(backend.requestCount, 0, "no flooded header block became a request")
+        let stats = try h2Stats(lb)
+        XCTAssertEqual((stats["goaways_sent"] as? [String: Any])?["continuation_flood"] as? Int, 2, "\(stats)")
         let after = try H2Conformance.run(python, "concurrent", port: lb.proxyPort, ["count": 1])
         XCTAssertEqual((after["results"] as? [[String: Any]])?.first?["body"] as? String, "spy", "lb still serves")
     }

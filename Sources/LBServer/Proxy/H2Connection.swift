@@ -74,8 +74,15 @@ final class H2Connection: H2SessionDelegate {
         inSession = true
         let failure = session.receive(bytes)
         inSession = false
-        if failure != nil {
-            // nghttp2 queued a GOAWAY (counted when it goes out); nothing more is read.
+        if let failure {
+            // Nothing more is read. nghttp2 queues a GOAWAY for most connection errors (counted when it goes
+            // out), but not when it refuses the bytes outright, as it does a CONTINUATION flood: then lb sends
+            // one itself, so the client learns why (RFC 9113 §5.4.1).
+            if !session.wantsWrite {
+                goawayReason = failure.isContinuationFlood ? .continuationFlood : .protocolError
+                session.terminate(
+                    errorCode: failure.isContinuationFlood ? H2Session.enhanceYourCalm : H2Session.protocolError)
+            }
             pump()
             stream.closeAfterFlush()
         } else {

@@ -35,6 +35,8 @@ enum H2GoawayReason: Int, CaseIterable {
     case headerTimeout
     /// Too many of one kind of frame in a second (ENHANCE_YOUR_CALM): see `H2FloodGuard`.
     case resetFlood, emptyFrameFlood, pingFlood, settingsFlood, refusedStreamFlood
+    /// A header block continued past nghttp2's CONTINUATION cap: ENHANCE_YOUR_CALM.
+    case continuationFlood
     /// nghttp2's own limits (its stream reset rate, CONTINUATION cap, queued ACKs): ENHANCE_YOUR_CALM.
     case libraryLimit
     /// The client broke the protocol (a connection error): PROTOCOL_ERROR, COMPRESSION_ERROR, ...
@@ -50,6 +52,7 @@ enum H2GoawayReason: Int, CaseIterable {
         case .pingFlood: return "ping_flood"
         case .settingsFlood: return "settings_flood"
         case .refusedStreamFlood: return "refused_stream_flood"
+        case .continuationFlood: return "continuation_flood"
         case .libraryLimit: return "library_limit"
         case .protocolError: return "protocol_error"
         }
