@@ -20,6 +20,7 @@ extension ConfigLoader {
         case upstreamPoolSize = "upstream_pool_size"
         case tlsHandshakesPerTurn = "tls_handshakes_per_turn", tlsHandshakesPerSecond = "tls_handshakes_per_second"
         case http2MaxConcurrentStreams = "http2_max_concurrent_streams"
+        case serverMaxConnections = "server_max_connections", serverMaxQueue = "server_max_queue"
     }
 
     enum ForwardingKey: String, ConfigKey {
@@ -127,6 +128,9 @@ extension ConfigLoader {
             .tlsHandshakesPerSecond, default: l.tlsHandshakesPerSecond, in: 1...10_000_000)
         l.http2MaxConcurrentStreams = s.int(
             .http2MaxConcurrentStreams, default: l.http2MaxConcurrentStreams, in: 1...10_000)
+        l.serverMaxConnections = s.optionalInt(
+            .serverMaxConnections, default: l.serverMaxConnections, in: 1...1_000_000)
+        l.serverMaxQueue = s.int(.serverMaxQueue, default: l.serverMaxQueue, in: 0...1_000_000)
         return l
     }
 

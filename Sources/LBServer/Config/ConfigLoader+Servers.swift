@@ -1,24 +1,31 @@
 import LBCore
 
 extension ConfigLoader {
-    /// The keys of a `servers` entry (the admin API's `POST /manage/servers` takes them less `health_check` and
-    /// `tls`: a server added at run time uses `upstream_tls`).
-    enum ServerKey: String, ConfigKey { case id, host, port, weight, healthCheck = "health_check", tls }
+    /// The keys of a `servers` entry (the admin API's `POST /manage/servers` takes them less `health_check`,
+    /// `tls` and the connection limit: a server added at run time uses `upstream_tls` and the `limits` defaults).
+    enum ServerKey: String, ConfigKey {
+        case id, host, port, weight, healthCheck = "health_check", tls
+        case maxConnections = "max_connections", maxQueue = "max_queue"
+    }
 
     /// Weights are small integers; 0 drains a server (no new keys), 1000 is far beyond any sensible ratio.
     static let weightRange = 0...1000
 
     /// Reads the `servers` array. Returns the servers in file order, the effective health-check settings of
-    /// those with a `health_check` override, and the effective TLS settings of those with a `tls` key (laid over
-    /// `tls`, the `upstream_tls` settings). Problems: wrong types, missing host/port, bad ranges, duplicate ids.
+    /// those with a `health_check` override, the effective TLS settings of those with a `tls` key (laid over
+    /// `tls`, the `upstream_tls` settings), and the `max_connections` / `max_queue` of those that set them. Problems: wrong types, missing host/port, bad ranges, duplicate ids.
     static func readServers(
         _ value: JSONValue, in top: ConfigSection<TopLevelKey>, health: LBConfig.HealthCheck,
         tls: LBConfig.UpstreamTLS = LBConfig.UpstreamTLS()
-    ) -> ([ServerSpec], [String: LBConfig.HealthCheck], [String: LBConfig.UpstreamTLS?]) {
+    ) -> (
+        [ServerSpec], [String: LBConfig.HealthCheck], [String: LBConfig.UpstreamTLS?],
+        [String: LBConfig.ServerLimitOverride]
+    ) {
         guard case .array(let elements) = value else {
             top.problem(.servers, "expected an array of server objects, got \(value.kindDescription)")
-            return ([], [:], [:])
+            return ([], [:], [:], [:])
         }
+        var limitOverrides: [String: LBConfig.ServerLimitOverride] = [:]
         var servers: [ServerSpec] = []
         var overrides: [String: LBConfig.HealthCheck] = [:]
         var tlsOverrides: [String: LBConfig.UpstreamTLS?] = [:]
@@ -48,8 +55,13 @@ extension ConfigLoader {
             {
                 tlsOverrides[server.id] = settings
             }
+            if s[.maxConnections] != nil || s[.maxQueue] != nil {
+                limitOverrides[server.id] = LBConfig.ServerLimitOverride(
+                    maxConnections: s.optionalInt(.maxConnections, default: nil, in: 1...1_000_000),
+                    maxQueue: s.optionalInt(.maxQueue, default: nil, in: 0...1_000_000))
+            }
         }
-        return (servers, overrides, tlsOverrides)
+        return (servers, overrides, tlsOverrides, limitOverrides)
     }
 
     /// One server object; nil when host or port is missing or invalid (the problems are recorded).

@@ -112,7 +112,7 @@ public enum ConfigLoader {
             config.upstreamTLS = enabled ? settings : nil
         }
         if let servers = top[.servers] {
-            (config.servers, config.serverHealthChecks, config.serverTLS) = readServers(
+            (config.servers, config.serverHealthChecks, config.serverTLS, config.serverLimits) = readServers(
                 servers, in: top, health: config.healthCheck, tls: upstreamTLSBase)
         } else if requireServers {
             top.problem(

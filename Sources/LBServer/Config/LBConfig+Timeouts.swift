@@ -12,6 +12,29 @@ extension LBConfig {
         }
     }
 
+    /// A server's own `max_connections` / `max_queue`; nil fields fall back to `limits`.
+    public struct ServerLimitOverride: Equatable, Sendable {
+        public var maxConnections: Int?
+        public var maxQueue: Int?
+        public init(maxConnections: Int? = nil, maxQueue: Int? = nil) {
+            self.maxConnections = maxConnections
+            self.maxQueue = maxQueue
+        }
+    }
+
+    /// The effective connection limit of one server: requests in flight at once, and how many may wait.
+    public struct ServerLimit: Equatable, Sendable {
+        public var maxConnections: Int
+        public var maxQueue: Int
+    }
+
+    /// The connection limit of the server with this id; nil when it has none.
+    public func connectionLimit(forServer id: String) -> ServerLimit? {
+        let own = serverLimits[id]
+        guard let max = own?.maxConnections ?? limits.serverMaxConnections else { return nil }
+        return ServerLimit(maxConnections: max, maxQueue: own?.maxQueue ?? limits.serverMaxQueue)
+    }
+
     /// `limits`: sizes in bytes and counts, all ≥ 1 (or nil where that means no limit).
     public struct Limits: Equatable, Sendable {
         /// Longest request line; longer gets 414.
@@ -39,6 +62,12 @@ extension LBConfig {
         /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a reset stream
         /// counts until its backend request is really gone.
         public var http2MaxConcurrentStreams: Int = 100
+        /// Requests in flight to one server at once, over every worker (HAProxy's `maxconn`), for servers without
+        /// a `max_connections` of their own; nil = no limit. A request over it waits in the server's queue.
+        public var serverMaxConnections: Int? = nil
+        /// Requests that may wait for a server at its `max_connections` (HAProxy's `maxqueue`); beyond it a
+        /// request is answered 503 at once. Servers may set their own `max_queue`.
+        public var serverMaxQueue: Int = 1024
 
         public init(
             maxRequestLine: Int = 8192, maxHeaderBytes: Int = 65536, maxHeaders: Int = 100, maxBodyBytes: Int? = nil,

@@ -35,6 +35,8 @@ public struct LBConfig: Equatable, Sendable {
     /// Servers whose `tls` key overrides `upstreamTLS`, by id: their effective settings, nil for `"tls": false`.
     /// Use `upstreamTLS(forServer:)`.
     public var serverTLS: [String: UpstreamTLS?] = [:]
+    /// Servers with their own `max_connections` / `max_queue`, by id. Use `connectionLimit(forServer:)`.
+    public var serverLimits: [String: ServerLimitOverride] = [:]
     /// Retry policy (`retries`).
     public var retries: Retries
     /// Timeouts (`timeouts`).

@@ -26,6 +26,8 @@ public enum Timeout: String, CaseIterable, Sendable {
     case tunnelIdle = "tunnel_idle"
     /// On SIGTERM: how long in-flight requests may finish before connections are closed.
     case shutdownGrace = "shutdown_grace"
+    /// A request waiting in a server's queue (the server is at its `max_connections`); then it is answered 503.
+    case queue
 
     /// The key in the `timeouts` object.
     public var key: String { rawValue }
@@ -48,6 +50,7 @@ public enum Timeout: String, CaseIterable, Sendable {
         case .upstreamPoolPurge: (5_000, nil)
         case .tunnelIdle: (300_000, .tunnelIdle)
         case .shutdownGrace: (10_000, nil)
+        case .queue: (5_000, nil)
         }
     }
 }

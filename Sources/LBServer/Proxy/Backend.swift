@@ -23,6 +23,8 @@ final class Backend: @unchecked Sendable {
     let address: SocketAddress
     /// Set when connections to this backend use TLS.
     let tls: BackendTLS?
+    /// `max_connections` / `max_queue`, each worker's share; nil: no limit.
+    let limit: WorkerConnectionLimit?
     /// One slot per worker; each is touched only by its worker's thread.
     let perWorker: [WorkerBackend]
 
@@ -33,10 +35,14 @@ final class Backend: @unchecked Sendable {
     /// Passive failure counter and the health checker's record (Health/BackendHealth.swift).
     let health: BackendHealth
 
-    init(spec: ServerSpec, address: SocketAddress, tls: BackendTLS? = nil, workers: Int) {
+    init(
+        spec: ServerSpec, address: SocketAddress, tls: BackendTLS? = nil, limit: WorkerConnectionLimit? = nil,
+        workers: Int
+    ) {
         self.spec = spec
         self.address = address
         self.tls = tls
+        self.limit = limit
         perWorker = (0..<workers).map { _ in WorkerBackend() }
         upFlag = ManagedAtomic(true)
         drainingFlag = ManagedAtomic(false)
@@ -44,11 +50,12 @@ final class Backend: @unchecked Sendable {
         health = BackendHealth()
     }
 
-    /// A new spec (e.g. weight) for the same server: pools, counters and health flags are shared.
-    init(spec: ServerSpec, address: SocketAddress, sharing other: Backend) {
+    /// A new spec (e.g. weight) or limit for the same server: pools, counters and health flags are shared.
+    init(spec: ServerSpec, address: SocketAddress, sharing other: Backend, limit: WorkerConnectionLimit?) {
         self.spec = spec
         self.address = address
         tls = other.tls
+        self.limit = limit
         perWorker = other.perWorker
         upFlag = other.upFlag
         drainingFlag = other.drainingFlag
@@ -70,6 +77,6 @@ final class Backend: @unchecked Sendable {
 extension Backend {
     /// Same backend (pools, health, counters) with a new weight.
     func reweighted(_ spec: ServerSpec) -> Backend {
-        Backend(spec: spec, address: address, sharing: self)
+        Backend(spec: spec, address: address, sharing: self, limit: limit)
     }
 }

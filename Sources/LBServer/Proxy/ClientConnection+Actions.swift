@@ -38,6 +38,7 @@ extension ClientConnection {
             detachUpstream()?.release(reusable: reusable)
             flush()
         case .dropUpstream:
+            leaveQueue()
             guard let up = detachUpstream() else { return }
             up.owner = nil
             up.close()
@@ -121,18 +122,51 @@ extension ClientConnection {
             return
         }
         exchange.picked(server: index)
-        let (slot, acquired) = worker.acquireUpstream(state.backends[index], for: self)
-        upstreamSlot = slot
+        let (slot, acquired) = worker.acquireUpstream(state.backends[index], for: self, waiter: self)
+        take(acquired, slot: slot)
+    }
+
+    private func take(_ acquired: AcquiredUpstream, slot: WorkerBackend) {
         switch acquired {
         case .pooled(let up):
+            upstreamSlot = slot
             upstream = up
             exchange.upstreamReady(connectNanos: nil, now: worker.clock(), &actions)
         case .connecting(let up):
+            upstreamSlot = slot
             upstream = up
         case .unavailable:
+            upstreamSlot = slot
             _ = detachUpstream()
             exchange.connectFailed(.refused, &actions)
+        case .queued:
+            queuedSlot = slot
+        case .queueFull:
+            exchange.serverBusy(&actions)
         }
+    }
+
+    // MARK: QueueWaiter
+
+    func queueGranted() {
+        queuedSlot = nil
+        guard case .connecting = exchange.state, let state = routing, let server = exchange.tried.last else { return }
+        let (slot, acquired) = worker.acquireUpstream(state.backends[server], for: self, waiter: self, granted: true)
+        take(acquired, slot: slot)
+        settle()
+    }
+
+    func queueTimedOut() {
+        queuedSlot = nil
+        exchange.serverBusy(&actions)
+        settle()
+    }
+
+    /// The exchange ended while it waited for a connection slot: its queue entry is cancelled.
+    func leaveQueue() {
+        guard let slot = queuedSlot else { return }
+        queuedSlot = nil
+        slot.cancel(self)
     }
 
     /// Ends the link to the current upstream (it is released or closed by the caller) and its in-flight count.

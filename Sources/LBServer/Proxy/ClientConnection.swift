@@ -16,7 +16,7 @@ import LBUV
 ///
 /// The state below is the shell's own, touched only here and in `ClientConnection+Actions.swift` and
 /// `ClientConnection+Upstream.swift`.
-final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
+final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, QueueWaiter {
     unowned(unsafe) let worker: Worker
     /// The transport; this connection owns it and is its handler until it reports `streamClosed()`.
     let stream: any ByteStream
@@ -46,6 +46,9 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner {
     var routing: RoutingState?
     var upstream: UpstreamConnection?
     var upstreamSlot: WorkerBackend?
+    /// The backend whose queue this request waits in (`max_connections`), and its entry's ticket.
+    var queuedSlot: WorkerBackend?
+    var queueTicket: UInt64 = 0
     var keyHash: UInt64 = 0
     var outgoingHead: [UInt8] = []
     /// Loop time (ms) when the first byte of the head being read arrived, for the access-log line of a

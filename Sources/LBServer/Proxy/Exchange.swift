@@ -202,6 +202,14 @@ struct Exchange {
         respond(failureStatus, close: requestProgress != .complete && request.hasBody, &a)
     }
 
+    /// The picked server is at its `max_connections` and its queue is full, or the request waited in the queue
+    /// for `timeouts.queue`: 503. The server is busy, not failing: no passive-health penalty, no other server
+    /// (the key keeps its server, as it would while waiting).
+    mutating func serverBusy(_ a: inout some ExchangeActionSink) {
+        guard case .connecting = state else { return }
+        respond(503, close: requestProgress != .complete && request.hasBody, &a)
+    }
+
     /// The caller picked `server` after a `.pick`; a ready (pooled) or a connecting upstream follows.
     mutating func picked(server: Int) {
         tried.append(server)

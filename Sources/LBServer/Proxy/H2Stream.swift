@@ -17,7 +17,7 @@ import LBHTTP
 /// Lifetime: owned by its `H2Connection` from the HEADERS that opened it until nghttp2 closed it, its exchange
 /// is over and any upstream it dropped has finished closing (that upstream reports to the stream from its
 /// close callback: until then the stream counts against the connection's stream limit).
-final class H2Stream: UpstreamOwner {
+final class H2Stream: UpstreamOwner, QueueWaiter {
     /// Changes only when a spare stream is reused by another connection of the worker.
     unowned(unsafe) private(set) var connection: H2Connection
     private(set) var id: Int32
@@ -29,6 +29,9 @@ final class H2Stream: UpstreamOwner {
     var routing: RoutingState?
     var upstream: UpstreamConnection?
     var upstreamSlot: WorkerBackend?
+    /// The backend whose queue this stream's request waits in (`max_connections`), and its entry's ticket.
+    var queuedSlot: WorkerBackend?
+    var queueTicket: UInt64 = 0
     /// An upstream dropped mid-exchange whose close callback has not come yet.
     var aborting: UpstreamConnection?
     var keyHash: UInt64 = 0
@@ -84,6 +87,8 @@ final class H2Stream: UpstreamOwner {
         routing = nil
         upstream = nil
         upstreamSlot = nil
+        queuedSlot = nil
+        queueTicket = 0
         aborting = nil
         headStartMs = worker.loop.now
         held.removeAll(keepingCapacity: true)
@@ -304,7 +309,9 @@ final class H2Stream: UpstreamOwner {
 
     /// Retires the stream once nothing refers to it any more.
     func checkDone() {
-        if protocolClosed && (exchange.state == .idle || exchange.state == .done) && upstream == nil && aborting == nil {
+        if protocolClosed && (exchange.state == .idle || exchange.state == .done) && upstream == nil && aborting == nil
+            && queuedSlot == nil
+        {
             connection.retire(self)
         }
     }

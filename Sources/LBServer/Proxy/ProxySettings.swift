@@ -20,6 +20,8 @@ struct ProxySettings: Sendable {
     var poolSize: Int
     /// Milliseconds between two purges of the idle pools (`timeouts.upstream_pool_purge`).
     var poolPurgeMs: UInt64
+    /// How long a request waits in a server's queue (`timeouts.queue`).
+    var queueTimeoutMs: UInt64
     /// TLS accepts per loop turn and per second for this worker (the process rate divided by the workers).
     var tlsHandshakesPerTurn: Int?
     var tlsHandshakesPerSecond: Int?
@@ -49,6 +51,7 @@ struct ProxySettings: Sendable {
         perClientLimit = config.limits.maxConnectionsPerClient.map { ClientAddressLimit(limit: $0) }
         poolSize = config.limits.upstreamPoolSize ?? .max
         poolPurgeMs = config.timeouts[.upstreamPoolPurge]
+        queueTimeoutMs = config.timeouts[.queue]
         tlsHandshakesPerTurn = config.limits.tlsHandshakesPerTurn
         let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         tlsHandshakesPerSecond = config.limits.tlsHandshakesPerSecond.map { max(1, ($0 + workers - 1) / workers) }

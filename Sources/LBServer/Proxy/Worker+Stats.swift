@@ -10,7 +10,7 @@ extension Worker {
             let slot = b.slot(self)
             s.backends[b.spec.id] = StatsSnapshot.Backend(
                 counters: slot.stats, activeConnections: slot.activeConnections, idleConnections: slot.idle.count,
-                inFlight: slot.inFlight, poolNeed: slot.demand.need)
+                inFlight: slot.inFlight, poolNeed: slot.demand.need, queueLength: slot.queued)
         }
         return s
     }

@@ -42,6 +42,11 @@ final class Worker {
     private var pendingH2Writes: [H2Connection] = []
     private var endOfTurn: LoopCheck?
     private var endOfTurnClosed = false
+    /// Backend slots with a request slot freed this turn and requests waiting for one (`max_connections`).
+    private var pendingGrants: [WorkerBackend] = []
+    /// Backend slots with waiters, for the sweep's queue timeout.
+    private var queuedSlots: [WorkerBackend] = []
+    var nextQueueTicket: UInt64 = 0
     /// Ended HTTP/2 streams kept with their buffers, so a new stream allocates nothing; bounded.
     private var spareH2Streams: [H2Stream] = []
     static let maxSpareH2Streams = 256
@@ -211,12 +216,62 @@ final class Worker {
     func scheduleWrite(_ connection: H2Connection) {
         if endOfTurnClosed { return }
         pendingH2Writes.append(connection)
+        startEndOfTurn()
+    }
+
+    /// A request slot of `slot` was freed and requests wait for one: they are granted at the end of this turn,
+    /// after the connection that freed it has released its upstream to the pool for them to reuse.
+    func scheduleGrant(_ slot: WorkerBackend) {
+        if endOfTurnClosed { return }
+        slot.grantScheduled = true
+        pendingGrants.append(slot)
+        startEndOfTurn()
+    }
+
+    /// `slot` has waiters: the sweep checks their queue timeout.
+    func noteQueued(_ slot: WorkerBackend) {
+        guard !slot.inQueuedList else { return }
+        slot.inQueuedList = true
+        queuedSlots.append(slot)
+    }
+
+    private func startEndOfTurn() {
         if let endOfTurn {
             endOfTurn.start()
         } else {
-            let check = LoopCheck(loop: loop) { [unowned self] in self.writePendingH2() }
+            let check = LoopCheck(loop: loop) { [unowned self] in self.endTurn() }
             endOfTurn = check
             check.start()
+        }
+    }
+
+    private func endTurn() {
+        if !pendingGrants.isEmpty { grantQueued() }
+        writePendingH2()
+    }
+
+    /// Each slot's waiters, oldest first, while it has a request slot free. A granted request may fail at once
+    /// and free its slot again: the loop goes on until the slot is full or nobody waits.
+    private func grantQueued() {
+        var slots = pendingGrants
+        pendingGrants.removeAll(keepingCapacity: true)
+        for slot in slots {
+            slot.grantScheduled = false
+            while slot.inFlight < slot.queueCap, let waiter = slot.popWaiter() { waiter.queueGranted() }
+        }
+        slots.removeAll()
+    }
+
+    /// Requests that waited `timeouts.queue` are answered 503 (from the sweep).
+    private func expireQueues(now: UInt64) {
+        guard !queuedSlots.isEmpty else { return }
+        guard now > settings.queueTimeoutMs else { return }
+        let deadline = now - settings.queueTimeoutMs
+        for slot in queuedSlots { slot.expireWaiters(queuedBefore: deadline) }
+        queuedSlots.removeAll { slot in
+            if slot.queued > 0 { return false }
+            slot.inQueuedList = false
+            return true
         }
     }
 
@@ -231,7 +286,7 @@ final class Worker {
             for c in batch { c.writeScheduled() }
             batch.removeAll()
         }
-        if pendingH2Writes.isEmpty { endOfTurn?.stop() }
+        if pendingH2Writes.isEmpty && pendingGrants.isEmpty { endOfTurn?.stop() }
     }
 
     func keepSpare(_ stream: H2Stream) {
@@ -254,6 +309,7 @@ final class Worker {
         let now = loop.now
         clients.forEach { $0.checkDeadline(now: now) }
         upstreams.forEach { $0.checkDeadline(now: now) }
+        expireQueues(now: now)
         if now >= nextPoolPurge {
             nextPoolPurge = now + settings.poolPurgeMs
             for b in routing.load().backends { b.slot(self).purgeIdle() }
@@ -283,6 +339,8 @@ final class Worker {
         endOfTurn?.close()
         endOfTurn = nil
         pendingH2Writes.removeAll()
+        pendingGrants.removeAll()
+        queuedSlots.removeAll()
         spareH2Streams.removeAll()
         sweepTimer?.close()
         sweepTimer = nil

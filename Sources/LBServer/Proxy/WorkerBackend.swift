@@ -1,5 +1,31 @@
 import LBTLS
 
+/// A request waiting for a backend that is at its `max_connections` on this worker: `ClientConnection` or
+/// `H2Stream`. The worker calls back from the end of a loop turn or from its sweep, never from inside another
+/// connection's call.
+protocol QueueWaiter: AnyObject {
+    /// Nonzero while queued: the ticket of its queue entry (a cancelled entry is skipped when it comes up).
+    var queueTicket: UInt64 { get set }
+    /// A connection slot is free for it: acquire the upstream now.
+    func queueGranted()
+    /// It waited `timeouts.queue`.
+    func queueTimedOut()
+}
+
+/// A server's `max_connections` and `max_queue` as each worker enforces them: the process-wide numbers split
+/// evenly between the workers (rounded up), so workers never coordinate on the data path. A worker's share of
+/// the connections is at least 1.
+struct WorkerConnectionLimit: Equatable, Sendable {
+    let connections: Int
+    let queue: Int
+
+    init(_ limit: LBConfig.ServerLimit, workers: Int) {
+        let w = max(1, workers)
+        connections = max(1, (limit.maxConnections + w - 1) / w)
+        queue = (limit.maxQueue + w - 1) / w
+    }
+}
+
 /// One worker's view of a backend: its keep-alive pool and plain counters (loop thread only). The worker's
 /// connections keep these through the calls below; stats readers only read.
 final class WorkerBackend {
@@ -14,6 +40,74 @@ final class WorkerBackend {
     var stats = BackendCounters()
     /// The TLS session to resume on this worker's next connection to the backend (TLS backends only).
     let tlsSessions = TLSClientSessionCache()
+
+    // The queue of requests waiting for a connection slot (the backend is at its limit on this worker), oldest
+    // first. A cancelled entry stays until it reaches the front (its ticket no longer matches).
+    private var waiting: [(waiter: QueueWaiter, ticket: UInt64, since: UInt64)] = []
+    private var waitingHead = 0
+    /// Requests waiting now (cancelled entries not counted).
+    private(set) var queued = 0
+    /// The limit the queue was last filled under: grants go on while `inFlight` is below it.
+    var queueCap = 0
+    /// A grant is scheduled for the end of this loop turn.
+    var grantScheduled = false
+    /// In the worker's list of slots with waiters (for the sweep's expiry).
+    var inQueuedList = false
+
+    func enqueue(_ w: QueueWaiter, ticket: UInt64, now: UInt64) {
+        w.queueTicket = ticket
+        waiting.append((w, ticket, now))
+        queued += 1
+        stats.queued &+= 1
+        stats.peakQueue = max(stats.peakQueue, queued)
+    }
+
+    func cancel(_ w: QueueWaiter) {
+        guard w.queueTicket != 0 else { return }
+        w.queueTicket = 0
+        queued -= 1
+    }
+
+    /// The oldest live waiter, taken off the queue; nil when none is left.
+    func popWaiter() -> QueueWaiter? {
+        while waitingHead < waiting.count {
+            let e = waiting[waitingHead]
+            waitingHead += 1
+            if e.waiter.queueTicket == e.ticket {
+                e.waiter.queueTicket = 0
+                queued -= 1
+                compact()
+                return e.waiter
+            }
+        }
+        compact()
+        return nil
+    }
+
+    /// Takes off the queue every waiter that has waited since before `deadline`, oldest first, and tells it.
+    func expireWaiters(queuedBefore deadline: UInt64) {
+        while waitingHead < waiting.count, waiting[waitingHead].since < deadline {
+            let e = waiting[waitingHead]
+            waitingHead += 1
+            guard e.waiter.queueTicket == e.ticket else { continue }
+            e.waiter.queueTicket = 0
+            queued -= 1
+            stats.queueTimeouts &+= 1
+            e.waiter.queueTimedOut()
+        }
+        compact()
+    }
+
+    /// Drops what was taken from the front once it is most of the array, or all of it.
+    private func compact() {
+        if waitingHead == waiting.count {
+            waiting.removeAll(keepingCapacity: waiting.capacity <= 1024)
+            waitingHead = 0
+        } else if waitingHead > 256 && waitingHead * 2 > waiting.count {
+            waiting.removeFirst(waitingHead)
+            waitingHead = 0
+        }
+    }
 
     /// Connections open and not idle in the pool: connecting, carrying an exchange, or tunnelling.
     var connectionsInUse: Int { activeConnections - idle.count }
@@ -81,6 +175,7 @@ extension Worker {
     func endUpstreamRequest(_ slot: WorkerBackend) {
         slot.inFlight -= 1
         upstreamInFlight -= 1
+        if slot.queued > 0 && !slot.grantScheduled { scheduleGrant(slot) }
     }
 }
 
@@ -101,6 +196,11 @@ enum AcquiredUpstream {
     case connecting(UpstreamConnection)
     /// No connection object could be made (OpenSSL could not create the TLS session): a failed connect.
     case unavailable
+    /// The backend is at its connection limit on this worker: the waiter is queued, and hears `queueGranted`
+    /// or `queueTimedOut`. No request is counted against the backend yet.
+    case queued
+    /// At its limit with a full queue: answered 503 at once.
+    case queueFull
 }
 
 extension Worker {
@@ -116,7 +216,24 @@ extension Worker {
 
     /// Counts a request against `backend` and gives it an upstream: the newest pooled connection, else a new one
     /// opened for `owner`. The caller keeps the slot to end the request (`endUpstreamRequest`).
-    func acquireUpstream(_ backend: Backend, for owner: UpstreamOwner) -> (WorkerBackend, AcquiredUpstream) {
+    func acquireUpstream(
+        _ backend: Backend, for owner: UpstreamOwner, waiter: QueueWaiter, granted: Bool = false
+    ) -> (WorkerBackend, AcquiredUpstream) {
+        if let limit = backend.limit, !granted {
+            let slot = backend.slot(self)
+            // Waiters go first: a request arriving as a slot frees up does not overtake the queue.
+            if slot.inFlight >= limit.connections || slot.queued > 0 {
+                if slot.queued >= limit.queue {
+                    slot.stats.queueFull &+= 1
+                    return (slot, .queueFull)
+                }
+                slot.queueCap = limit.connections
+                nextQueueTicket &+= 1
+                slot.enqueue(waiter, ticket: nextQueueTicket, now: loop.now)
+                noteQueued(slot)
+                return (slot, .queued)
+            }
+        }
         let slot = beginUpstreamRequest(backend)
         if let up = slot.takeIdle() { return (slot, .pooled(up)) }
         guard let up = UpstreamConnection(worker: self, backend: backend) else { return (slot, .unavailable) }

@@ -15,7 +15,9 @@ enum AdminJSON {
     }
 
     /// Keys accepted by `POST /manage/servers`: a config file's server keys but `health_check` and `tls`.
-    static let addKeys = ConfigLoader.ServerKey.allCases.filter { $0 != .healthCheck && $0 != .tls }
+    static let addKeys = ConfigLoader.ServerKey.allCases.filter {
+        $0 != .healthCheck && $0 != .tls && $0 != .maxConnections && $0 != .maxQueue
+    }
     /// Keys accepted by `PATCH /manage/servers/{id}`.
     enum PatchKey: String, ConfigKey { case weight, state }
 

@@ -182,6 +182,9 @@ extension AdminServer {
             "lb_upstream_pool_need",
             "Connections the idle pool keeps for the server: the recent peak in use, or its decaying estimate."
         ) { _, s, _ in Double(s.poolNeed) }
+        gauge("lb_upstream_queue_length", "Requests waiting for the server, at its max_connections.") { _, s, _ in
+            Double(s.queueLength)
+        }
         gauge("lb_upstream_requests_in_flight", "Requests sent to the server and not answered yet.") { _, s, _ in
             Double(s.inFlight)
         }
@@ -204,6 +207,15 @@ extension AdminServer {
             "lb_upstream_pool_full_total",
             "Reusable connections to the server closed after a response because the pool was at upstream_pool_size."
         ) { $0.poolFull }
+        counter("lb_upstream_queued_total", "Requests that waited for the server at its max_connections.") {
+            $0.queued
+        }
+        counter(
+            "lb_upstream_queue_timeouts_total", "Requests answered 503 after waiting timeouts.queue for the server."
+        ) { $0.queueTimeouts }
+        counter(
+            "lb_upstream_queue_full_total", "Requests answered 503 at once: the server was at max_connections, its queue full."
+        ) { $0.queueFull }
         counter("lb_upstream_connect_errors_total", "Connects to the server that failed or timed out.") {
             $0.connectErrors
         }

@@ -31,6 +31,7 @@ extension AdminServer {
             entry["in_use_connections"] = snap.connectionsInUse
             entry["pool_need"] = snap.poolNeed
             entry["in_flight"] = snap.inFlight
+            entry["queue_length"] = snap.queueLength
             let serverRates = rates.servers[b.spec.id] ?? (0, 0)
             entry["requests_per_second"] = rounded(serverRates.requests)
             entry["errors_per_second"] = rounded(serverRates.errors)
@@ -122,6 +123,7 @@ extension BackendCounters {
             "requests": requests, "connects_opened": connectsOpened, "connect_errors": connectErrors,
             "response_errors": responseErrors, "reused": reused, "reuse_ratio": reuseRatio,
             "pool_purged": purged, "pool_full": poolFull, "retries": retries, "redispatches": redispatches,
+            "queue": ["queued": queued, "timeouts": queueTimeouts, "full": queueFull, "peak": peakQueue],
             "peak_connections": peakConnections,
             "bytes_in": bytesIn, "bytes_out": bytesOut,
             "responses": responses.json,

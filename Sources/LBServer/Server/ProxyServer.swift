@@ -129,17 +129,18 @@ public final class ProxyServer {
         var backends: [Backend] = []
         for spec in snapshot.servers {
             let tls = try contexts.backendTLS(config.upstreamTLS(forServer: spec.id), server: spec)
+            let limit = config.connectionLimit(forServer: spec.id).map { WorkerConnectionLimit($0, workers: workers) }
             if let old = reusable[spec.id], old.spec.host == spec.host, old.spec.port == spec.port, !old.isRemoved,
                 old.tls == tls
             {
-                if old.spec.weight == spec.weight {
+                if old.spec.weight == spec.weight && old.limit == limit {
                     backends.append(old)
                 } else {
-                    backends.append(old.reweighted(spec))
+                    backends.append(Backend(spec: spec, address: old.address, sharing: old, limit: limit))
                 }
             } else {
                 let address = try SocketAddress.resolve(host: spec.host, port: spec.port)
-                backends.append(Backend(spec: spec, address: address, tls: tls, workers: workers))
+                backends.append(Backend(spec: spec, address: address, tls: tls, limit: limit, workers: workers))
             }
         }
         return RoutingState(snapshot: snapshot, backends: backends)

@@ -109,6 +109,12 @@ struct BackendCounters {
     var purged: UInt64 = 0
     /// Reusable connections closed at the end of a response because the pool was at `limits.upstream_pool_size`.
     var poolFull: UInt64 = 0
+    /// `max_connections`: requests that waited in the server's queue, that waited `timeouts.queue` and got 503,
+    /// and that found the queue full (503 at once); the longest the queue got on one worker.
+    var queued: UInt64 = 0
+    var queueTimeouts: UInt64 = 0
+    var queueFull: UInt64 = 0
+    var peakQueue = 0
     /// Requests moved away from this server after a failure once sent (retries) or before (redispatches).
     var retries: UInt64 = 0
     var redispatches: UInt64 = 0

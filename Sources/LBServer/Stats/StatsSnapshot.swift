@@ -9,6 +9,8 @@ struct StatsSnapshot {
         var inFlight = 0
         /// What the pools' purge keeps: the recent peak of connections in use, or its decaying estimate.
         var poolNeed = 0
+        /// Requests waiting for a connection slot now (`max_connections`).
+        var queueLength = 0
 
         /// Open connections not idle in a pool.
         var connectionsInUse: Int { activeConnections - idleConnections }
@@ -62,6 +64,7 @@ struct StatsSnapshot {
             mine.idleConnections += b.idleConnections
             mine.inFlight += b.inFlight
             mine.poolNeed += b.poolNeed
+            mine.queueLength += b.queueLength
             mine.counters.merge(b.counters)
             backends[id] = mine
         }
@@ -79,6 +82,10 @@ extension BackendCounters {
         reused &+= o.reused
         purged &+= o.purged
         poolFull &+= o.poolFull
+        queued &+= o.queued
+        queueTimeouts &+= o.queueTimeouts
+        queueFull &+= o.queueFull
+        peakQueue += o.peakQueue
         retries &+= o.retries
         redispatches &+= o.redispatches
         bytesIn &+= o.bytesIn
