@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-accesslog fuzz fuzz-tls clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-accesslog fuzz fuzz-tls fuzz-h2 clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -195,6 +195,17 @@ fuzz-tls: deps
 	mkdir -p fuzz-tls-corpus-out artifacts
 	SWIFT_BACKTRACE=enable=no $$(cd Fuzz && $(SWIFT) build --show-bin-path)/TLSFuzz fuzz-tls-corpus-out Fuzz/tls-corpus -max_total_time=$(FUZZ_SECONDS) \
 		-artifact_prefix=artifacts/tls- -dict=Fuzz/tls.dict -timeout=10 -print_final_stats=1 $(FUZZ_FLAGS)
+
+# libFuzzer on the server side of HTTP/2 (LBH2's nghttp2 session, LBHTTP's request translation) for FUZZ_SECONDS:
+# arbitrary frames after a valid preface and SETTINGS, in varying chunks, with a delegate that answers, defers,
+# resets and credits streams as the proxy does (Fuzz/Sources/H2Fuzz). Seeds in Fuzz/h2-corpus (written by
+# Fuzz/make_h2_corpus.py); new inputs go to fuzz-h2-corpus-out/, crashes to artifacts/h2-*. nghttp2 itself is not
+# instrumented: coverage guidance comes from LBH2, LBHTTP and the harness.
+fuzz-h2: deps
+	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address --product H2Fuzz 2>&1 | grep -v 'Cannot export local symbol'; test $${PIPESTATUS[0]} = 0
+	mkdir -p fuzz-h2-corpus-out artifacts
+	SWIFT_BACKTRACE=enable=no $$(cd Fuzz && $(SWIFT) build --show-bin-path)/H2Fuzz fuzz-h2-corpus-out Fuzz/h2-corpus -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=artifacts/h2- -dict=Fuzz/h2.dict -timeout=10 -print_final_stats=1 $(FUZZ_FLAGS)
 
 clean:
 	rm -rf .build .build-*

@@ -82,6 +82,7 @@ let package = Package(
 
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
         .testTarget(name: "LBHTTPTests", dependencies: ["LBHTTP"]),
+        .testTarget(name: "LBH2Tests", dependencies: ["LBH2"]),
         .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
         // Real OpenSSL on both sides, in memory; certificates made with the `openssl` command.
         .testTarget(name: "LBTLSTests", dependencies: ["LBTLS", "COpenSSL"], swiftSettings: releaseUnchecked),

@@ -3,7 +3,8 @@ import PackageDescription
 
 // libFuzzer harnesses, kept out of the root package so that its normal build and `swift test` never see fuzzer
 // flags: ParserFuzz for the HTTP/1.1 parsers (`make fuzz`), TLSFuzz for the server side of the TLS engine
-// (`make fuzz-tls`). Built with `-Xswiftc -sanitize=fuzzer,address`, one product at a time.
+// (`make fuzz-tls`), H2Fuzz for the server side of HTTP/2 (`make fuzz-h2`). Built with
+// `-Xswiftc -sanitize=fuzzer,address`, one product at a time.
 let package = Package(
     name: "lb-fuzz",
     dependencies: [.package(name: "lb", path: "..")],
@@ -18,6 +19,12 @@ let package = Package(
         .executableTarget(
             name: "TLSFuzz",
             dependencies: ["CFuzzerDriver", "CTLSClient", .product(name: "LBTLS", package: "lb")]
+        ),
+        .executableTarget(
+            name: "H2Fuzz",
+            dependencies: [
+                "CFuzzerDriver", .product(name: "LBH2", package: "lb"), .product(name: "LBHTTP", package: "lb"),
+            ]
         ),
     ]
 )

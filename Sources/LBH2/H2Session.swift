@@ -3,8 +3,9 @@ import CNGHTTP2
 /// What an `H2Session` reports, from inside `receive` or `send` (never re-entered: the delegate must not call
 /// `receive` or `send` from these methods; submitting, resuming and consuming are fine).
 public protocol H2SessionDelegate: AnyObject {
-    /// A request's HEADERS frame opens stream `id`. Returning false refuses it (reset with REFUSED_STREAM);
-    /// nothing more is reported for a refused stream but its close.
+    /// A request's HEADERS frame opens stream `id`. Returning false refuses it (reset with REFUSED_STREAM). nghttp2
+    /// still decodes the refused HEADERS' block (the HPACK state is the connection's) and reports its fields to
+    /// `h2Header`, which must ignore them; nothing else is reported for a refused stream but its close.
     func h2StreamOpened(_ id: Int32) -> Bool
     /// One request header field (pseudo-headers first), in order; trailer fields are not reported.
     func h2Header(_ id: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
