@@ -23,6 +23,7 @@ final class H2SessionRefusalTests: XCTestCase {
         func h2FrameReceived(type: UInt8, streamID: Int32, length: Int, flags: UInt8) {}
         func h2ControlSent(type: UInt8, streamID: Int32, errorCode: UInt32) {}
         func h2ReadBody(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, end: Bool)? { nil }
+        func h2ResponseTrailers(_ id: Int32) -> H2Fields? { nil }
     }
 
     /// A HEADERS frame (END_HEADERS, END_STREAM as asked) for GET https://a/ from HPACK's static table, with

@@ -320,6 +320,12 @@ final class FuzzConnection: H2SessionDelegate {
         check(type == H2Session.frameRSTStream || type == H2Session.frameGoaway, "control frame type \(type)")
     }
 
+    /// No trailers: the frame checks below expect a response to end with its last DATA.
+    func h2ResponseTrailers(_ id: Int32) -> H2Fields? {
+        check(inSession, "a callback outside receive and send")
+        return nil
+    }
+
     func h2ReadBody(_ id: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, end: Bool)? {
         check(inSession, "a callback outside receive and send")
         guard let s = streams[id] else {
