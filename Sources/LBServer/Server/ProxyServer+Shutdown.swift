@@ -62,7 +62,6 @@ extension ProxyServer {
             ])
         }
         let countdown = CountDown(count: threads.count + 1) { _ in stoppedAccepting?() }
-        controlWorker?.beginDrain(closeIdle: closeIdle)
         for t in threads {
             t.beginDrain(closeIdle: closeIdle) { [inbox = controlInbox] in inbox.post { countdown.finish(nil) } }
         }
@@ -78,7 +77,7 @@ extension ProxyServer {
         deadline.start(timeout: config.timeouts[.shutdownGrace])
         shutdownTimer = deadline
         let poll = LoopTimer(loop: loop) { [unowned self] in
-            if self.controlWorker?.isIdle ?? true, self.threads.allSatisfy({ $0.isDone }) {
+            if self.threads.allSatisfy({ $0.isDone }) {
                 self.finishShutdown()
             }
         }
@@ -87,7 +86,6 @@ extension ProxyServer {
     }
 
     func finishShutdown() {
-        controlWorker?.closeAll()
         for t in threads where !t.isDone { t.closeNow() }
         admin?.close()
         shutdownTimer?.close()

@@ -1,9 +1,7 @@
 extension ProxyServer {
     /// Copies every worker's counters on its own loop and calls `done` on the control loop with their sum.
-    /// With one worker this completes before it returns.
     func collectStats(_ done: @escaping (StatsSnapshot) -> Void) {
-        var total = StatsSnapshot()
-        if let w = controlWorker { total.merge(w.snapshot()) }
+        let total = StatsSnapshot()
         let live = threads.filter { !$0.isDone }
         if live.isEmpty {
             done(total)

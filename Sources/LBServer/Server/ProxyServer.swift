@@ -24,7 +24,6 @@ public final class ProxyServer {
     let loop: EventLoop
     let routing: SnapshotPublisher<RoutingState>
     /// Worker 0: runs on the control loop (the only worker when `workers` is 1). Set by `start()`.
-    private(set) var controlWorker: Worker?
     /// Workers 1...N-1, each on a thread and loop of its own.
     private(set) var threads: [WorkerThread] = []
     /// How many workers (loops) carry traffic.
@@ -154,24 +153,26 @@ public final class ProxyServer {
         ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
         controlInbox.attach(to: loop)
         let settings = ProxySettings(config: config)
-        let worker = Worker(id: 0, loop: loop, settings: settings, routing: routing)
         let logSpec: (format: AccessLog.Format, path: String)?
         switch config.accessLog.format {
         case .off: logSpec = nil
         case .common: logSpec = (.common, config.accessLog.path)
         case .json: logSpec = (.json, config.accessLog.path)
         }
-        if let logSpec { worker.accessLog = try AccessLog(loop: loop, format: logSpec.format, path: logSpec.path) }
-        controlWorker = worker
         let accepting = takeover == nil
         var inherited = takeover?.successor.handOff?.listeners ?? []
+        // Every worker runs on a thread of its own; this loop is the control loop alone (admin API, health
+        // checks, reloads, routing rebuilds), so no control work ever delays a client.
+        //
         // With several workers every loop binds the same addresses with SO_REUSEPORT and the kernel spreads
-        // connections; the first bind fixes the port when the config asks for port 0. A successor adopts the
-        // sockets of the same address instead, every one of them, spread over its workers.
-        var bound: [BoundListener] = []
-        var plans = [[ListenerPlan]](repeating: [], count: max(1, workerCount))
-        var groups: [HandOff.ListenerGroup] = []
-        for (group, listener) in config.effectiveListeners.enumerated() {
+        // connections; worker 0 binds first, which fixes the port when the config asks for port 0. A successor
+        // adopts the sockets of the same address instead, every one of them, spread over its workers.
+        let workers = max(1, workerCount)
+        var plans = [[ListenerPlan]](repeating: [], count: workers)
+        var tlsOf: [SnapshotPublisher<TLSListenerContext>?] = []
+        var inheritedShares: [Int: [[Int32]]] = [:]
+        let listeners = config.effectiveListeners
+        for (group, listener) in listeners.enumerated() {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
             let tls = try listener.tls.map { (t) throws(SetupError) in
                 do {
@@ -180,32 +181,56 @@ public final class ProxyServer {
                     throw SetupError("TLS listener \(listener.address): \(error)")
                 }
             }
-            let at: SocketAddress
-            var fds: [Int32] = []
+            tlsOf.append(tls)
             if let i = HandOff.match(inherited, configured: listener.address, resolved: address) {
                 let perWorker = HandOff.distribute(inherited.remove(at: i).descriptors, workers: workerCount)
-                guard let first = perWorker[0].first else { throw SetupError("no inherited socket for \(listener.address)") }
-                at = try worker.adopt(socket: first, tls: tls, http2: listener.http2)
-                fds.append(first)
-                for fd in perWorker[0].dropFirst() {
-                    _ = try worker.adopt(socket: fd, tls: tls, http2: listener.http2)
-                    fds.append(fd)
-                }
-                for w in 1..<max(1, workerCount) {
-                    plans[w] += perWorker[w].map { ListenerPlan(group: group, source: .adopt($0), tls: tls, http2: listener.http2) }
-                }
+                guard !perWorker[0].isEmpty else { throw SetupError("no inherited socket for \(listener.address)") }
+                inheritedShares[group] = perWorker
+                plans[0] += perWorker[0].map { ListenerPlan(group: group, source: .adopt($0), tls: tls, http2: listener.http2) }
                 logger.info("took over listening sockets", metadata: [
-                    "address": "\(at)", "sockets": "\(perWorker.reduce(0) { $0 + $1.count })",
+                    "address": "\(address)", "sockets": "\(perWorker.reduce(0) { $0 + $1.count })",
                 ])
             } else {
-                at = try worker.listen(
-                    on: address, reusePort: workerCount > 1, tls: tls, http2: listener.http2, accepting: accepting)
-                fds.append(worker.listeners.last?.descriptor ?? -1)
-                for w in 1..<max(1, workerCount) { plans[w].append(ListenerPlan(group: group, source: .bind(at), tls: tls, http2: listener.http2)) }
+                plans[0].append(ListenerPlan(
+                    group: group, source: .bind(address), tls: tls, http2: listener.http2, reusePort: workerCount > 1))
             }
-            bound.append(BoundListener(address: at, tls: tls, http2: listener.http2))
-            groups.append(HandOff.ListenerGroup(
-                configured: listener.address.description, bound: at.description, tls: tls != nil, descriptors: fds))
+        }
+        var groups: [HandOff.ListenerGroup] = []
+        var bound: [BoundListener] = []
+        for id in 0..<workers {
+            if id == 1 {
+                // The other workers bind where worker 0 did (its port, when the config said 0).
+                for (group, listener) in listeners.enumerated() {
+                    if let shares = inheritedShares[group] {
+                        for w in 1..<workers {
+                            plans[w] += shares[w].map {
+                                ListenerPlan(group: group, source: .adopt($0), tls: tlsOf[group], http2: listener.http2)
+                            }
+                        }
+                    } else {
+                        for w in 1..<workers {
+                            plans[w].append(ListenerPlan(
+                                group: group, source: .bind(bound[group].address), tls: tlsOf[group],
+                                http2: listener.http2))
+                        }
+                    }
+                }
+            }
+            let t = WorkerThread(
+                id: id, settings: settings, routing: routing, plans: plans[id], accepting: accepting, accessLog: logSpec)
+            threads.append(t)
+            try t.start()
+            if id == 0 {
+                for (group, listener) in listeners.enumerated() {
+                    let at = t.boundAddresses.first { $0.group == group }?.address
+                    guard let at else { throw SetupError("worker 0 has no socket for \(listener.address)") }
+                    bound.append(BoundListener(address: at, tls: tlsOf[group], http2: listener.http2))
+                    groups.append(HandOff.ListenerGroup(
+                        configured: listener.address.description, bound: at.description, tls: tlsOf[group] != nil,
+                        descriptors: []))
+                }
+            }
+            for d in t.descriptors { groups[d.group].descriptors.append(d.fd) }
         }
         for g in inherited {
             // The new config has no such listener: its sockets close here, and the previous process stops
@@ -215,13 +240,6 @@ public final class ProxyServer {
         }
         proxyAddress = bound.first?.address
         tlsListeners = bound.filter { $0.tls != nil }
-        for id in 1..<max(1, workerCount) {
-            let t = WorkerThread(
-                id: id, settings: settings, routing: routing, plans: plans[id], accepting: accepting, accessLog: logSpec)
-            threads.append(t)
-            try t.start()
-            for d in t.descriptors { groups[d.group].descriptors.append(d.fd) }
-        }
         listenerGroups = groups
         for l in bound { announce("lb-server listening on \(l.address) (\(l.tls == nil ? "proxy" : "proxy, tls"))") }
         let adminServer = try makeAdminServer(accepting: accepting)
@@ -278,13 +296,11 @@ public final class ProxyServer {
     /// `done` on the control loop (with the first error, if a `listen` failed).
     func startAccepting(done: @escaping (SetupError?) -> Void) {
         do throws(SetupError) {
-            try controlWorker?.startAccepting()
             try admin?.startAccepting()
         } catch {
             return done(error)
         }
-        // One count per worker thread and one for the control loop's own, given last: with no threads, `done`
-        // runs here.
+        // One count per worker thread and one for the control loop, given last.
         let box = CountDown(count: threads.count + 1) { errors in done(errors.first) }
         for t in threads {
             t.startAccepting { [inbox = controlInbox] error in
@@ -335,7 +351,6 @@ public final class ProxyServer {
         }
         routing.publish(state)
         health?.sync(with: state, config: newConfig)
-        controlWorker?.closeIdleUpstreamsOfRemovedBackends(previous)
         for t in threads { t.post { $0.closeIdleUpstreamsOfRemovedBackends(previous) } }
         let restartOnly = ProxyServer.restartOnlyChanges(from: config, to: newConfig)
         if !restartOnly.isEmpty {

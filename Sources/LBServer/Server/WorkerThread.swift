@@ -62,7 +62,8 @@ final class LoopInbox: @unchecked Sendable {
     }
 }
 
-/// A worker on a thread of its own with a loop of its own (workers 2...N). It binds its own `SO_REUSEPORT`
+/// A worker on a thread of its own with a loop of its own (every worker: the process's main loop is the
+/// control loop). It binds its own `SO_REUSEPORT`
 /// listener, keeps its own upstream pools, and reads the shared routing state lock-free. The control loop
 /// reaches it only through `post`.
 final class WorkerThread: @unchecked Sendable {
@@ -76,6 +77,8 @@ final class WorkerThread: @unchecked Sendable {
     private let accepting: Bool
     /// After `start()`: each listener's config index and socket descriptor, in plan order (for a later hand-off).
     private(set) var descriptors: [(group: Int, fd: Int32)] = []
+    /// After `start()`: the address each plan's socket is bound to (the real port for a port-0 bind).
+    private(set) var boundAddresses: [(group: Int, address: SocketAddress)] = []
     private let accessLog: (format: AccessLog.Format, path: String)?
     private let started = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -112,13 +115,16 @@ final class WorkerThread: @unchecked Sendable {
             let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
             if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
             for plan in plans {
+                let at: SocketAddress
                 switch plan.source {
                 case .bind(let address):
-                    _ = try w.listen(on: address, reusePort: true, tls: plan.tls, http2: plan.http2, accepting: accepting)
+                    at = try w.listen(
+                        on: address, reusePort: plan.reusePort, tls: plan.tls, http2: plan.http2, accepting: accepting)
                 case .adopt(let fd):
-                    _ = try w.adopt(socket: fd, tls: plan.tls, http2: plan.http2)
+                    at = try w.adopt(socket: fd, tls: plan.tls, http2: plan.http2)
                 }
                 descriptors.append((plan.group, w.listeners.last?.descriptor ?? -1))
+                boundAddresses.append((plan.group, at))
             }
             worker = w
             inbox.attach(to: loop)
@@ -212,6 +218,8 @@ struct ListenerPlan: Sendable {
     let tls: SnapshotPublisher<TLSListenerContext>?
     /// HTTP/2 is offered (ALPN h2 on TLS, h2c prior knowledge on plain).
     var http2 = true
+    /// SO_REUSEPORT on a bound socket: with one worker it stays off, so no other process can bind beside it.
+    var reusePort = true
 }
 
 /// A traffic listener as the workers bind it: the address (with the port the first bind chose) and, for TLS,
