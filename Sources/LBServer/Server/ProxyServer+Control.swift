@@ -74,9 +74,13 @@ extension ProxyServer {
         }
         return HandOff(
             pid: getpid(), version: LBVersion.current, workers: workerCount,
-            listeners: listenerGroups.map { g in
+            listeners: listenerGroups.enumerated().map { i, g in
                 var g = g
                 g.descriptors = g.descriptors.filter { $0 >= 0 }
+                // In-memory ticket keys only: a key file is read by the successor itself.
+                if i < listenerContexts.count, let keys = listenerContexts[i]?.load().tls.ticketKeys, keys.file == nil {
+                    g.ticketKeys = keys.exportForSuccessor()
+                }
                 return g
             }, admin: adminGroup, servers: servers)
     }

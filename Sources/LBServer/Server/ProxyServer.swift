@@ -59,6 +59,9 @@ public final class ProxyServer {
     /// certificate reload publishes new ones.
     private(set) var tlsListeners: [BoundListener] = []
     var tlsContexts: [TLSServerContext] { tlsListeners.compactMap { $0.tls?.load().tls } }
+    /// Per config listener (the order of `listenerGroups`): its TLS context, nil for a plain one. A hand-off
+    /// reads the ticket keys from here.
+    private(set) var listenerContexts: [SnapshotPublisher<TLSListenerContext>?] = []
     public private(set) var adminAddress: SocketAddress?
 
     /// `controlSocket`: serve the control socket there. `successor`: this process replaces the one that
@@ -172,16 +175,18 @@ public final class ProxyServer {
         var groups: [HandOff.ListenerGroup] = []
         for (group, listener) in config.effectiveListeners.enumerated() {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
+            let match = HandOff.match(inherited, configured: listener.address, resolved: address)
             let tls = try listener.tls.map { (t) throws(SetupError) in
                 do {
-                    return SnapshotPublisher(try ProxyServer.makeTLSContext(t, http2: listener.http2))
+                    return SnapshotPublisher(try ProxyServer.makeTLSContext(
+                        t, http2: listener.http2, ticketKeys: try Self.carriedTicketKeys(t, match.map { inherited[$0] })))
                 } catch {
                     throw SetupError("TLS listener \(listener.address): \(error)")
                 }
             }
             let at: SocketAddress
             var fds: [Int32] = []
-            if let i = HandOff.match(inherited, configured: listener.address, resolved: address) {
+            if let i = match {
                 let perWorker = HandOff.distribute(inherited.remove(at: i).descriptors, workers: workerCount)
                 guard let first = perWorker[0].first else { throw SetupError("no inherited socket for \(listener.address)") }
                 at = try worker.adopt(socket: first, tls: tls, http2: listener.http2)
@@ -203,9 +208,14 @@ public final class ProxyServer {
                 for w in 1..<max(1, workerCount) { plans[w].append(ListenerPlan(group: group, source: .bind(at), tls: tls, http2: listener.http2)) }
             }
             bound.append(BoundListener(address: at, tls: tls, http2: listener.http2))
+            listenerContexts.append(tls)
             groups.append(HandOff.ListenerGroup(
                 configured: listener.address.description, bound: at.description, tls: tls != nil, descriptors: fds))
         }
+        // The carried ticket keys are in the contexts now. The local copies go first, so the hand-off's arrays
+        // are the only owners of their bytes and are overwritten in place (a shared array would be copied).
+        for i in inherited.indices { inherited[i].ticketKeys = [] }
+        takeover?.successor.handOff?.wipeTicketKeys()
         for g in inherited {
             // The new config has no such listener: its sockets close here, and the previous process stops
             // accepting on them when it drains.

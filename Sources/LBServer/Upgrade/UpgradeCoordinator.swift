@@ -68,7 +68,9 @@ final class UpgradeCoordinator {
             session.reply(ControlMessage.failure("takeover is only for the successor this lb-server started"))
             return
         }
-        let (object, descriptors) = server.handOffState().message()
+        var state = server.handOffState()
+        let (object, descriptors) = state.message()
+        state.wipeTicketKeys()
         server.logger.info("upgrade: passing the listening sockets", metadata: [
             "pid": "\(session.peerPID)", "sockets": "\(descriptors.count)",
         ])
