@@ -50,6 +50,13 @@ public final class ProxyServer {
     var listenerGroups: [HandOff.ListenerGroup] = []
     /// The process this one replaced in a hot upgrade, shown in stats.
     public private(set) var upgradedFrom: Int32?
+    /// The counters of the process this one replaced, added to every collection (`collectStats`); set from the
+    /// answer to `ready`, then replaced by `final_counters` once that process has drained (`carriedFinal`).
+    /// Control loop only.
+    var carried = CarriedCounters()
+    var carriedFinal = false
+    /// The successor that asked for counters in `ready`: after the drain, the final ones go to it.
+    var finalCountersTo: Int32?
     /// What `run()` returns: 1 when this successor gave up its takeover.
     var exitStatus: Int32 = 0
     let startedAt = Date()
@@ -283,12 +290,12 @@ public final class ProxyServer {
         return try AdminServer(server: self, address: address, accepting: accepting)
     }
 
-    /// Hot upgrade, successor: starts accepting on every socket of every worker and the admin API, then calls
-    /// `done` on the control loop (with the first error, if a `listen` failed).
+    /// Hot upgrade, successor: starts accepting on every socket of every worker, then calls `done` on the
+    /// control loop (with the first error, if a `listen` failed). The admin API starts later
+    /// (`startAdminAccepting`), once the previous process's counters are in.
     func startAccepting(done: @escaping (SetupError?) -> Void) {
         do throws(SetupError) {
             try controlWorker?.startAccepting()
-            try admin?.startAccepting()
         } catch {
             return done(error)
         }
@@ -304,6 +311,17 @@ public final class ProxyServer {
         box.finish(nil)
     }
 
+    /// Hot upgrade, successor, once serving: the admin API accepts (a no-op once shut down). A failure is
+    /// logged: traffic is served by then, so it is no reason to give up.
+    func startAdminAccepting() {
+        guard !isShuttingDown else { return }
+        do {
+            try admin?.startAccepting()
+        } catch {
+            logger.error("the admin API cannot accept", metadata: ["error": "\(error)"])
+        }
+    }
+
     private func announce(_ line: String) {
         print(line)
         fflush(nil)
@@ -313,6 +331,7 @@ public final class ProxyServer {
     public func run() -> Int32 {
         loop.run()
         for t in threads { t.join() }
+        sendFinalCounters()
         let open = loop.close()
         if open != 0 {
             logger.error("handles still open at exit", metadata: ["count": "\(open)"])
@@ -343,6 +362,8 @@ public final class ProxyServer {
             b.markRemoved()
         }
         routing.publish(state)
+        // A removed server's carried counters go with it, as its own do (a new `Backend` starts at zero).
+        for b in previous.backends where !state.keepsBackend(of: b) { carried.dropServer(b.spec.id) }
         health?.sync(with: state, config: newConfig)
         controlWorker?.closeIdleUpstreamsOfRemovedBackends(previous)
         for t in threads { t.post { $0.closeIdleUpstreamsOfRemovedBackends(previous) } }
