@@ -62,8 +62,6 @@ struct CarriedCounters {
         snapshot.backends[id] = nil
         addresses[id] = nil
     }
-
-    var isEmpty: Bool { snapshot.workers.requests == 0 && snapshot.workers.connectionsTotal == 0 && addresses.isEmpty }
 }
 
 // MARK: the wire format
