@@ -6,7 +6,8 @@ import Glibc
 ///
 /// Two sources:
 /// - `random()`: made once when the process starts and kept across certificate reloads, so a reload does not
-///   throw away every client's session. Other lb processes cannot read these tickets.
+///   throw away every client's session. Other lb processes cannot read these tickets, except a hot upgrade's
+///   successor, which is handed them (`exportForSuccessor()`, `succeeding(_:)`).
 /// - `load(file:)`: a file of at least three keys, one per line in base64 (`openssl rand -base64 80`), shared by
 ///   every lb instance that should resume each other's sessions. Tickets are encrypted with the second-to-last
 ///   key and any key in the file decrypts. Rotating means appending a fresh key and removing the first one on
@@ -51,6 +52,44 @@ public final class TLSTicketKeys: @unchecked Sendable {
             throw TLSConfigError(.libraryFailure, file: nil, "no randomness for TLS ticket keys: \(openSSLErrorText())")
         }
         return TLSTicketKeys(bytes: bytes, count: 1, encryptIndex: 0, file: nil)
+    }
+
+    /// How many keys of the previous process a hot upgrade's successor keeps (`succeeding`): a ticket stays
+    /// resumable across this many upgrades even if its client does not come back in between.
+    public static let keysCarriedOverUpgrades = 2
+
+    /// Random keys for a hot upgrade's successor: a fresh key that seals new tickets, then the first
+    /// `keysCarriedOverUpgrades` of `carried` (the previous process's keys, its sealing key first, from
+    /// `exportForSuccessor()`), which only open tickets (a ticket they open is renewed under the fresh key). So
+    /// tickets issued before the upgrade resume after it, and no key lives forever across a chain of upgrades.
+    /// Keys of the wrong length are skipped. Throws only when there is no randomness.
+    public static func succeeding(_ carried: [[UInt8]]) throws(TLSConfigError) -> TLSTicketKeys {
+        let kept = carried.filter { $0.count == keyLength }.prefix(keysCarriedOverUpgrades)
+        let count = 1 + kept.count
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: count * keyLength, alignment: 16)
+        guard RAND_bytes(bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(keyLength)) == 1 else {
+            bytes.deallocate()
+            throw TLSConfigError(.libraryFailure, file: nil, "no randomness for TLS ticket keys: \(openSSLErrorText())")
+        }
+        for (i, key) in kept.enumerated() {
+            key.withUnsafeBytes {
+                bytes.baseAddress!.advanced(by: (i + 1) * keyLength).copyMemory(from: $0.baseAddress!, byteCount: keyLength)
+            }
+        }
+        return TLSTicketKeys(bytes: bytes, count: count, encryptIndex: 0, file: nil)
+    }
+
+    /// Overwrites a copy of key material (from `exportForSuccessor()` or a hand-off) so it does not linger.
+    public static func wipe(_ key: inout [UInt8]) {
+        key.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+    }
+
+    /// The keys as a hot upgrade hands them to the successor: the sealing key first, then the others in order,
+    /// 80 bytes each. Secret: the caller sends them only over the owner-only control socket, never logs them,
+    /// and wipes its copies when done (`wipe(_:)`). Meant for random keys; a key file is read by both.
+    public func exportForSuccessor() -> [[UInt8]] {
+        let order = [encryptIndex] + (0..<count).filter { $0 != encryptIndex }
+        return order.map { Array(UnsafeRawBufferPointer(start: key($0), count: Self.keyLength)) }
     }
 
     /// Reads a key file: at least three lines, each an 80-byte key in base64; blank lines and lines starting with

@@ -66,6 +66,28 @@ final class HandOffTests: XCTestCase {
         XCTAssertEqual(back.servers.first?.up, false)
     }
 
+    func testTicketKeysTravelPerListenerAndAnOlderMessageHasNone() throws {
+        let key = [UInt8](repeating: 7, count: 80)
+        var sent = HandOff(
+            pid: 1, version: "1", workers: 1,
+            listeners: [
+                .init(configured: "a:1", bound: "a:1", tls: false, descriptors: [-1]),
+                .init(configured: "a:2", bound: "a:2", tls: true, descriptors: [-1], ticketKeys: [key, key]),
+            ], admin: nil, servers: [])
+        let line = ControlMessage.encode(sent.message().object)
+        let back = try HandOff(message: ControlMessage.decode(Array(line.dropLast())), descriptors: [-1, -1])
+        XCTAssertEqual(back.listeners.map(\.ticketKeys), [[], [key, key]])
+        // The keys sort after the listeners, so a message quoting the start of the line never shows them.
+        let text = String(decoding: line, as: UTF8.self)
+        XCTAssertLessThan(
+            try XCTUnwrap(text.range(of: "\"listeners\"")).lowerBound, try XCTUnwrap(text.range(of: "tls_ticket_keys")).lowerBound)
+        // From a process that sends no keys (an older lb-server, or no TLS listener): none, and no field at all.
+        sent.listeners[1].ticketKeys = []
+        XCTAssertNil(sent.message().object["tls_ticket_keys"])
+        let older = try HandOff(message: sent.message().object, descriptors: [-1, -1])
+        XCTAssertEqual(older.listeners.map(\.ticketKeys), [[], []])
+    }
+
     func testAMessageAnnouncingMoreSocketsThanArrivedIsRefused() throws {
         let sent = HandOff(
             pid: 1, version: "1", workers: 1,

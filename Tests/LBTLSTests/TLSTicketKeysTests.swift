@@ -64,6 +64,26 @@ final class TLSTicketKeysTests: TLSTestCase {
         XCTAssertNil(keys.file)
     }
 
+    func testAHotUpgradesSuccessorOpensThePreviousProcesssTicketsForTwoUpgrades() throws {
+        // Each process of a chain of upgrades gets its predecessor's keys, as the hand-off carries them.
+        let first = try TLSTicketKeys.random()
+        let second = try TLSTicketKeys.succeeding(first.exportForSuccessor())
+        let third = try TLSTicketKeys.succeeding(second.exportForSuccessor())
+        let fourth = try TLSTicketKeys.succeeding(third.exportForSuccessor())
+        let contexts = try [first, second, third, fourth].map { try context(keyFile: nil, keys: $0) }
+        XCTAssertEqual(second.count, 2)
+        XCTAssertEqual(fourth.count, 1 + TLSTicketKeys.keysCarriedOverUpgrades, "old keys do not pile up")
+        XCTAssertTrue(try resumes(from: contexts[0], on: contexts[1]), "TLS 1.3, one upgrade")
+        XCTAssertTrue(try resumes(from: contexts[0], on: contexts[1], maxVersion: TLS1_2_VERSION), "TLS 1.2")
+        XCTAssertTrue(try resumes(from: contexts[0], on: contexts[2]), "two upgrades")
+        XCTAssertFalse(try resumes(from: contexts[0], on: contexts[3]), "three upgrades: that key is gone")
+        XCTAssertTrue(try resumes(from: contexts[2], on: contexts[3]))
+        // The successor seals with a fresh key of its own, which the previous process cannot open.
+        XCTAssertFalse(try resumes(from: contexts[1], on: contexts[0]))
+        XCTAssertNotEqual(second.exportForSuccessor()[0], first.exportForSuccessor()[0])
+        XCTAssertEqual(second.exportForSuccessor()[1], first.exportForSuccessor()[0])
+    }
+
     func testRotationKeepsEveryInstanceAbleToOpenTheOthersTickets() throws {
         // Instance A has rotated ([2, 3, 4]: sealing with 3), instance B not yet ([1, 2, 3]: sealing with 2).
         let old = try context(keyFile: try keyFile([key(1), key(2), key(3)], name: "old"))

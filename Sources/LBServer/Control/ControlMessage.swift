@@ -68,12 +68,17 @@ enum ControlRequest: Equatable {
     /// listening socket attached.
     case takeover
     /// From the successor: it accepts on every socket now; stop accepting and drain. The answer comes once
-    /// every worker has stopped accepting.
-    case ready
+    /// every worker has stopped accepting. `countersFormat`: the `CarriedCounters` format the successor reads
+    /// (absent from older successors); when this process writes it, the answer carries its counters and the
+    /// final ones follow after the drain (`finalCounters`).
+    case ready(countersFormat: Int?)
     /// From the successor: it gives up (the message says why) and exits; the running process keeps serving.
     case abort(error: String)
+    /// From the process this one replaced, once it has drained and every worker has ended: its final counters
+    /// (`CarriedCounters` JSON), which replace the ones the answer to `ready` carried.
+    case finalCounters(ControlPayload)
 
-    static let names = ["status", "upgrade", "takeover", "ready", "abort"]
+    static let names = ["status", "upgrade", "takeover", "ready", "abort", "final_counters"]
 
     init(_ object: [String: Any]) throws(ControlError) {
         guard let name = object["request"] as? String else {
@@ -82,7 +87,12 @@ enum ControlRequest: Equatable {
         switch name {
         case "status": self = .status
         case "takeover": self = .takeover
-        case "ready": self = .ready
+        case "ready": self = .ready(countersFormat: (object["counters"] as? NSNumber)?.intValue)
+        case "final_counters":
+            guard let counters = object["counters"] as? [String: Any] else {
+                throw ControlError(#"final_counters needs "counters", an object"#)
+            }
+            self = .finalCounters(ControlPayload(counters))
         case "abort": self = .abort(error: object["error"] as? String ?? "no reason given")
         case "upgrade":
             guard let binary = object["binary"] as? String, binary.hasPrefix("/") else {
@@ -101,4 +111,14 @@ enum ControlRequest: Equatable {
             throw ControlError("unknown request \(quoted(name)); known: \(Self.names.joined(separator: ", "))")
         }
     }
+}
+
+/// A JSON object carried by a request, compared by value (so `ControlRequest` stays `Equatable`).
+struct ControlPayload: Equatable, @unchecked Sendable {
+    let object: [String: Any]
+
+    init(_ object: [String: Any]) { self.object = object }
+
+    /// Equal when they encode to the same line (keys are sorted, so the order they were built in does not count).
+    static func == (a: Self, b: Self) -> Bool { ControlMessage.encode(a.object) == ControlMessage.encode(b.object) }
 }

@@ -8,7 +8,9 @@ import LBTLS
 /// Threads: built on the control loop from `stats`, the snapshot every worker copied on its own loop just before
 /// this request was handled (`ProxyServer.collectStats`), and from the health records (control-loop data).
 /// Server counters cover the servers in the current routing state: a removed server's counts leave the
-/// `upstream` totals with it, while `requests`, `responses` and `bytes` (per worker) only ever grow.
+/// `upstream` totals with it, while `requests`, `responses` and `bytes` (per worker) only ever grow. After a hot
+/// upgrade every counter includes the old process's (`ProxyServer.carried`, added by `collectStats`); gauges
+/// are this process's own.
 extension AdminServer {
     func statsJSON() -> [String: Any] {
         let state = server.routing.load()

@@ -24,12 +24,19 @@ extension ProxyServer {
                 return
             }
             upgrade.takeover(session)
-        case .ready:
+        case .ready(let countersFormat):
             guard let upgrade else {
                 session.reply(ControlMessage.failure("no upgrade in progress"))
                 return
             }
-            upgrade.ready(session)
+            upgrade.ready(session, countersFormat: countersFormat)
+        case .finalCounters(let payload):
+            guard let from = upgradedFrom, session.peerPID == from, takeover == nil else {
+                session.reply(ControlMessage.failure("final_counters is only for the process this lb-server replaced"))
+                return
+            }
+            adoptCarriedCounters(payload.object, final: true)
+            session.reply(["ok": true])
         case .abort(let reason):
             guard let upgrade else {
                 session.reply(ControlMessage.failure("no upgrade in progress"))
@@ -74,11 +81,63 @@ extension ProxyServer {
         }
         return HandOff(
             pid: getpid(), version: LBVersion.current, workers: workerCount,
-            listeners: listenerGroups.map { g in
+            listeners: listenerGroups.enumerated().map { i, g in
                 var g = g
                 g.descriptors = g.descriptors.filter { $0 >= 0 }
+                // In-memory ticket keys only: a key file is read by the successor itself.
+                if i < listenerContexts.count, let keys = listenerContexts[i]?.load().tls.ticketKeys, keys.file == nil {
+                    g.ticketKeys = keys.exportForSuccessor()
+                }
                 return g
             }, admin: adminGroup, servers: servers)
+    }
+
+    /// Successor: makes `object` (`CarriedCounters` JSON from the process this one replaced) the base added to
+    /// every collection, for the servers this process has at the same address. The answer to `ready` carries a
+    /// first one and `final_counters` the last, after the old process drained; each replaces the one before
+    /// (it is a later reading of the same growing totals), and nothing replaces the final one. The request
+    /// rates move their samples by the difference so the jump is not read as traffic. A malformed object is
+    /// logged and changes nothing. Control loop only.
+    func adoptCarriedCounters(_ object: [String: Any], final: Bool) {
+        guard !carriedFinal else { return }
+        var next: CarriedCounters
+        do {
+            next = try CarriedCounters(json: object)
+        } catch {
+            logger.warning("the previous process's counters were not taken over", metadata: ["error": "\(error)"])
+            return
+        }
+        next.keepServers(of: routing.load())
+        admin?.rate.rebase(from: RequestRate.Totals(carried.snapshot), to: RequestRate.Totals(next.snapshot))
+        carried = next
+        carriedFinal = final
+        logger.info(final ? "took over the previous process's final counters" : "took over the previous process's counters", metadata: [
+            "requests": "\(next.snapshot.workers.requests)", "servers": "\(next.addresses.count)",
+        ])
+    }
+
+    /// Old process, after its loop has ended and every worker has been joined (nothing more can be counted):
+    /// sends the final counters to the successor that asked for them in `ready`, over the control socket's
+    /// path, which is the successor's by now. Blocking (up to 5 s); a failure is logged, and the successor
+    /// keeps the counters the answer to `ready` gave it.
+    func sendFinalCounters() {
+        guard let successor = finalCountersTo, let path = controlSocketPath else { return }
+        var total = StatsSnapshot()
+        total.merge(carried.snapshot)
+        for t in threads { if let s = t.finalSnapshot { total.merge(s) } }
+        let counters = CarriedCounters(total, servers: routing.load().backends.map(\.spec))
+        do {
+            let client = try ControlClient(path: path)
+            defer { client.close() }
+            _ = try client.request(["request": "final_counters", "counters": counters.json()], timeout: 5)
+            logger.info("sent the final counters to the successor", metadata: [
+                "pid": "\(successor)", "requests": "\(total.workers.requests)",
+            ])
+        } catch {
+            logger.warning("the final counters did not reach the successor; it keeps those of the hand-off", metadata: [
+                "pid": "\(successor)", "error": "\(error)",
+            ])
+        }
     }
 
     /// A successor that gives up before accepting: close everything; `run()` then returns 1.

@@ -41,6 +41,18 @@ extension ProxyServer {
         }
     }
 
+    /// A successor's ticket keys for a TLS listener: with no `ticket_key_file`, a fresh key to seal tickets and
+    /// the keys `inherited` (the matching listener of the previous process) carried, so sessions made before
+    /// the upgrade resume after it; nil (new random keys, or the file) otherwise. `start()` wipes the hand-off's
+    /// copy of the keys once every listener has its context.
+    static func carriedTicketKeys(
+        _ tls: LBConfig.TLS, _ inherited: HandOff.ListenerGroup?
+    ) throws(TLSConfigError) -> TLSTicketKeys? {
+        guard let carried = inherited?.ticketKeys, !carried.isEmpty else { return nil }
+        guard tls.ticketKeyFile == nil, tls.sessionTickets else { return nil }
+        return try TLSTicketKeys.succeeding(carried)
+    }
+
     /// Loads every TLS listener's certificates again, with `source`'s TLS settings (the reloaded file, or the
     /// running config to pick up renewed files), and publishes them all or none: one bad file keeps every old
     /// certificate, and the returned problems (also logged) name it. Open connections keep the certificate

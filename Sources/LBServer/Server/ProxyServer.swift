@@ -49,6 +49,13 @@ public final class ProxyServer {
     var listenerGroups: [HandOff.ListenerGroup] = []
     /// The process this one replaced in a hot upgrade, shown in stats.
     public private(set) var upgradedFrom: Int32?
+    /// The counters of the process this one replaced, added to every collection (`collectStats`); set from the
+    /// answer to `ready`, then replaced by `final_counters` once that process has drained (`carriedFinal`).
+    /// Control loop only.
+    var carried = CarriedCounters()
+    var carriedFinal = false
+    /// The successor that asked for counters in `ready`: after the drain, the final ones go to it.
+    var finalCountersTo: Int32?
     /// What `run()` returns: 1 when this successor gave up its takeover.
     var exitStatus: Int32 = 0
     let startedAt = Date()
@@ -58,6 +65,9 @@ public final class ProxyServer {
     /// certificate reload publishes new ones.
     private(set) var tlsListeners: [BoundListener] = []
     var tlsContexts: [TLSServerContext] { tlsListeners.compactMap { $0.tls?.load().tls } }
+    /// Per config listener (the order of `listenerGroups`): its TLS context, nil for a plain one. A hand-off
+    /// reads the ticket keys from here.
+    private(set) var listenerContexts: [SnapshotPublisher<TLSListenerContext>?] = []
     public private(set) var adminAddress: SocketAddress?
 
     /// `controlSocket`: serve the control socket there. `successor`: this process replaces the one that
@@ -174,15 +184,18 @@ public final class ProxyServer {
         let listeners = config.effectiveListeners
         for (group, listener) in listeners.enumerated() {
             let address = try SocketAddress.resolve(host: listener.address.host, port: listener.address.port)
+            let match = HandOff.match(inherited, configured: listener.address, resolved: address)
             let tls = try listener.tls.map { (t) throws(SetupError) in
                 do {
-                    return SnapshotPublisher(try ProxyServer.makeTLSContext(t, http2: listener.http2))
+                    return SnapshotPublisher(try ProxyServer.makeTLSContext(
+                        t, http2: listener.http2, ticketKeys: try Self.carriedTicketKeys(t, match.map { inherited[$0] })))
                 } catch {
                     throw SetupError("TLS listener \(listener.address): \(error)")
                 }
             }
             tlsOf.append(tls)
-            if let i = HandOff.match(inherited, configured: listener.address, resolved: address) {
+            listenerContexts.append(tls)
+            if let i = match {
                 let perWorker = HandOff.distribute(inherited.remove(at: i).descriptors, workers: workerCount)
                 guard !perWorker[0].isEmpty else { throw SetupError("no inherited socket for \(listener.address)") }
                 inheritedShares[group] = perWorker
@@ -232,6 +245,10 @@ public final class ProxyServer {
             }
             for d in t.descriptors { groups[d.group].descriptors.append(d.fd) }
         }
+        // The carried ticket keys are in the contexts now. The local copies go first, so the hand-off's arrays
+        // are the only owners of their bytes and are overwritten in place (a shared array would be copied).
+        for i in inherited.indices { inherited[i].ticketKeys = [] }
+        takeover?.successor.handOff?.wipeTicketKeys()
         for g in inherited {
             // The new config has no such listener: its sockets close here, and the previous process stops
             // accepting on them when it drains.
@@ -292,14 +309,10 @@ public final class ProxyServer {
         return try AdminServer(server: self, address: address, accepting: accepting)
     }
 
-    /// Hot upgrade, successor: starts accepting on every socket of every worker and the admin API, then calls
-    /// `done` on the control loop (with the first error, if a `listen` failed).
+    /// Hot upgrade, successor: starts accepting on every socket of every worker, then calls `done` on the
+    /// control loop (with the first error, if a `listen` failed). The admin API starts later
+    /// (`startAdminAccepting`), once the previous process's counters are in.
     func startAccepting(done: @escaping (SetupError?) -> Void) {
-        do throws(SetupError) {
-            try admin?.startAccepting()
-        } catch {
-            return done(error)
-        }
         // One count per worker thread and one for the control loop, given last.
         let box = CountDown(count: threads.count + 1) { errors in done(errors.first) }
         for t in threads {
@@ -311,6 +324,17 @@ public final class ProxyServer {
         box.finish(nil)
     }
 
+    /// Hot upgrade, successor, once serving: the admin API accepts (a no-op once shut down). A failure is
+    /// logged: traffic is served by then, so it is no reason to give up.
+    func startAdminAccepting() {
+        guard !isShuttingDown else { return }
+        do {
+            try admin?.startAccepting()
+        } catch {
+            logger.error("the admin API cannot accept", metadata: ["error": "\(error)"])
+        }
+    }
+
     private func announce(_ line: String) {
         print(line)
         fflush(nil)
@@ -320,6 +344,7 @@ public final class ProxyServer {
     public func run() -> Int32 {
         loop.run()
         for t in threads { t.join() }
+        sendFinalCounters()
         let open = loop.close()
         if open != 0 {
             logger.error("handles still open at exit", metadata: ["count": "\(open)"])
@@ -350,6 +375,8 @@ public final class ProxyServer {
             b.markRemoved()
         }
         routing.publish(state)
+        // A removed server's carried counters go with it, as its own do (a new `Backend` starts at zero).
+        for b in previous.backends where !state.keepsBackend(of: b) { carried.dropServer(b.spec.id) }
         health?.sync(with: state, config: newConfig)
         for t in threads { t.post { $0.closeIdleUpstreamsOfRemovedBackends(previous) } }
         let restartOnly = ProxyServer.restartOnlyChanges(from: config, to: newConfig)

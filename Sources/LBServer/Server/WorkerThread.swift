@@ -88,6 +88,9 @@ final class WorkerThread: @unchecked Sendable {
     private var done = false
     /// Owned by the worker's thread once started.
     nonisolated(unsafe) private(set) var worker: Worker?
+    /// The worker's counters once its loop has ended: written on its thread, read after `join()` (a hot
+    /// upgrade's old process sends them on as its final counters).
+    nonisolated(unsafe) private(set) var finalSnapshot: StatsSnapshot?
 
     init(id: Int, settings: ProxySettings, routing: SnapshotPublisher<RoutingState>, plans: [ListenerPlan],
          accepting: Bool = true, accessLog: (format: AccessLog.Format, path: String)?) {
@@ -137,6 +140,7 @@ final class WorkerThread: @unchecked Sendable {
         }
         started.signal()
         loop.run()
+        finalSnapshot = worker?.snapshot()
         loop.close()
         doneLock.lock()
         done = true

@@ -16,6 +16,20 @@ struct Latency {
 
     var count: UInt64 { histogram.totalCount }
 
+    /// The non-empty buckets as `[value, count]` pairs (value in µs, the highest of its bucket): how a hot
+    /// upgrade carries the distribution (`CarriedCounters`); `add(buckets:)` puts each count back in its bucket.
+    var buckets: [[UInt64]] { histogram.recordedValues().map { [$0.value, UInt64($0.count)] } }
+
+    /// Adds the `[value, count]` pairs of `buckets` (as `buckets` wrote them); anything else in it is ignored.
+    mutating func add(buckets: Any?) {
+        for pair in buckets as? [[Any]] ?? [] where pair.count == 2 {
+            guard let value = CarriedCounters.count(pair[0]), let n = CarriedCounters.count(pair[1]), n > 0 else {
+                continue
+            }
+            _ = histogram.record(Swift.min(Swift.max(value, 1), Latency.maxMicros), count: n)
+        }
+    }
+
     /// Seconds at `percentile` (0...100); 0 when empty.
     func seconds(atPercentile p: Double) -> Double {
         count == 0 ? 0 : Double(histogram.valueAtPercentile(p)) / 1e6

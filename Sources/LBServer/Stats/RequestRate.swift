@@ -48,6 +48,23 @@ struct RequestRate {
         next = (next + 1) % slots
     }
 
+    /// The totals gained a base that moved from `old` to `new` (a hot upgrade's successor adding the previous
+    /// process's counters to its own): every kept sample moves by the same difference, so the jump is not read
+    /// as traffic. Wrapping arithmetic: a difference that is negative for a server cancels out the same way.
+    mutating func rebase(from old: Totals, to new: Totals) {
+        for i in samples.indices {
+            samples[i].totals.requests = samples[i].totals.requests &+ (new.requests &- old.requests)
+            for id in Set(old.servers.keys).union(new.servers.keys) {
+                let was = old.servers[id] ?? (0, 0)
+                let now = new.servers[id] ?? (0, 0)
+                let sample = samples[i].totals.servers[id] ?? (0, 0)
+                samples[i].totals.servers[id] = (
+                    sample.requests &+ (now.requests &- was.requests), sample.errors &+ (now.errors &- was.errors)
+                )
+            }
+        }
+    }
+
     /// The oldest sample still kept: the baseline for the window.
     private var oldest: (at: UInt64, totals: Totals)? {
         samples.count < slots ? samples.first : samples[next]

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LBCore
+import LBTLS
 import LBUV
 
 /// What a running lb-server hands its successor in answer to `takeover`: every listening socket (attached as
@@ -8,9 +9,18 @@ import LBUV
 ///
 /// Carried: the listening sockets of every worker (each SO_REUSEPORT socket, so no accept queue is dropped) and
 /// the admin socket; the server set as the admin API left it (ids, addresses, weights), each server's drain flag
-/// and whether health checks had it up. Not carried: counters, histograms and rates (the successor starts them
-/// at zero, like a restart), pooled upstream connections, passive-failure streaks, TLS session-ticket keys made
-/// in memory (a `ticket_key_file` is read by both).
+/// and whether health checks had it up; each TLS listener's session-ticket keys when they were made in memory
+/// (with a `ticket_key_file` both read the file). Counters come later in the conversation, not here: in the
+/// answer to `ready` and, after the drain, in `final_counters` (`CarriedCounters`). Not carried: rates, pooled
+/// upstream connections, passive-failure streaks.
+///
+/// Compatibility: every field added after the first version is optional on reading, so a successor taking over
+/// from an older lb-server gets what that one sends (no ticket keys: its clients do a full handshake once), and
+/// an older successor ignores what it does not know.
+///
+/// The ticket keys are secret: they travel only in this answer, over the control socket (mode 0600, peers of
+/// another uid refused, and `takeover` answered only to the successor's pid), are never logged, and sit under
+/// a key that sorts after `listeners` so that no error message quoting the start of a line can show them.
 struct HandOff {
     /// The sockets of one configured listener (or of the admin API), all workers' together.
     struct ListenerGroup {
@@ -20,6 +30,9 @@ struct HandOff {
         var bound: String
         var tls: Bool
         var descriptors: [Int32]
+        /// The listener's in-memory session-ticket keys (`TLSTicketKeys.exportForSuccessor()`), sealing key
+        /// first; empty for a plain listener, one with a `ticket_key_file`, or a predecessor that sent none.
+        var ticketKeys: [[UInt8]] = []
     }
 
     struct Server {
@@ -51,6 +64,9 @@ struct HandOff {
             },
         ]
         if let admin { object["admin"] = group(admin) }
+        if listeners.contains(where: { !$0.ticketKeys.isEmpty }) {
+            object["tls_ticket_keys"] = listeners.map { g in g.ticketKeys.map { Data($0).base64EncodedString() } }
+        }
         return (object, listeners.flatMap(\.descriptors) + (admin?.descriptors ?? []))
     }
 
@@ -81,6 +97,12 @@ struct HandOff {
             listeners = []
             for l in list { listeners.append(try group(l)) }
             admin = object["admin"] == nil ? nil : try group(object["admin"])
+            // One list per listener, in order; anything else (an older or a confused sender) carries no keys.
+            if let keys = object["tls_ticket_keys"] as? [[String]], keys.count == listeners.count {
+                for (i, list) in keys.enumerated() {
+                    listeners[i].ticketKeys = list.compactMap { Data(base64Encoded: $0).map { [UInt8]($0) } }
+                }
+            }
             guard let serverList = object["servers"] as? [[String: Any]] else {
                 throw ControlError("takeover answer: no servers")
             }
@@ -130,6 +152,18 @@ struct HandOff {
 }
 
 extension HandOff {
+    /// Overwrites and drops the ticket keys once they have been sent or used. Best effort: an array whose bytes
+    /// another copy still shares is copied, not overwritten, so the caller drops its other copies first; the
+    /// JSON text and `Data` made from the keys while encoding and decoding are Foundation's and are not wiped.
+    mutating func wipeTicketKeys() {
+        for i in listeners.indices {
+            for k in listeners[i].ticketKeys.indices {
+                TLSTicketKeys.wipe(&listeners[i].ticketKeys[k])
+            }
+            listeners[i].ticketKeys = []
+        }
+    }
+
     /// Which inherited group serves a listener of the new config: the one configured with the same address
     /// (so `127.0.0.1:0` in tests finds the port it got last time), else the one bound to the address it
     /// resolves to. Nil: bind afresh.

@@ -39,10 +39,12 @@ public final class Successor: @unchecked Sendable {
     }
 
     /// Tells the running instance that this process accepts on every socket; returns once it has stopped
-    /// accepting (it drains from then on). Blocking: call it off the loop.
-    func ready() throws(ControlError) {
+    /// accepting (it drains from then on), with its counters (`CarriedCounters` JSON) when it sent them: an
+    /// older lb-server does not. Blocking: call it off the loop.
+    func ready() throws(ControlError) -> [String: Any]? {
         defer { client.close() }
-        _ = try client.request(["request": "ready"], timeout: 30)
+        let answer = try client.request(["request": "ready", "counters": CarriedCounters.format], timeout: 30)
+        return answer.reply["counters"] as? [String: Any]
     }
 }
 

@@ -65,15 +65,24 @@ final class Takeover {
         let link = successor
         let inbox = server.controlInbox
         let logger = server.logger
+        // The admin API accepts only once the previous process's counters are in (or it did not answer), so
+        // no answer of this process shows less than one of the previous process did: its admin API closed
+        // before it answered `ready`, and connections wait in the shared socket's queue meanwhile.
+        let owner = UncheckedSendable(server)
         let thread = Thread {
             do {
-                try link.ready()
-                inbox.post { logger.info("hand-off complete; the previous process drains", metadata: ["pid": "\(previous)"]) }
+                let counters = UncheckedSendable(try link.ready())
+                inbox.post {
+                    logger.info("hand-off complete; the previous process drains", metadata: ["pid": "\(previous)"])
+                    if let object = counters.value { owner.value.adoptCarriedCounters(object, final: false) }
+                    owner.value.startAdminAccepting()
+                }
             } catch {
                 inbox.post {
                     logger.warning("the previous process did not confirm the hand-off; serving anyway", metadata: [
                         "pid": "\(previous)", "error": "\(error)",
                     ])
+                    owner.value.startAdminAccepting()
                 }
             }
         }

@@ -68,15 +68,20 @@ final class UpgradeCoordinator {
             session.reply(ControlMessage.failure("takeover is only for the successor this lb-server started"))
             return
         }
-        let (object, descriptors) = server.handOffState().message()
+        var state = server.handOffState()
+        let (object, descriptors) = state.message()
+        state.wipeTicketKeys()
         server.logger.info("upgrade: passing the listening sockets", metadata: [
             "pid": "\(session.peerPID)", "sockets": "\(descriptors.count)",
         ])
         session.reply(object, descriptors: descriptors)
     }
 
-    /// `ready`: stop accepting everywhere, then answer the successor and the caller; drain from then on.
-    func ready(_ session: ControlSession) {
+    /// `ready`: stop accepting everywhere, then answer the successor and the caller; drain from then on. When the
+    /// successor reads this build's `CarriedCounters` format, the answer carries the counters collected once
+    /// every worker has stopped accepting and the admin API has closed (so they are at least what any answer
+    /// of this process showed), and the final ones follow after the drain (`ProxyServer.sendFinalCounters`).
+    func ready(_ session: ControlSession, countersFormat: Int?) {
         guard isSuccessor(session), let process = child else {
             session.reply(ControlMessage.failure("ready is only for the successor this lb-server started"))
             return
@@ -85,13 +90,23 @@ final class UpgradeCoordinator {
         deadline = nil
         let newPID = process.pid
         let oldPID = Int(getpid())
+        let carry = countersFormat == CarriedCounters.format
         server.beginShutdown(.handOff(successor: newPID)) { [weak self] in
-            session.reply(["ok": true, "pid": oldPID])
-            self?.caller?.reply(["ok": true, "old_pid": oldPID, "new_pid": Int(newPID)])
-            self?.caller = nil
-            // Stop watching the successor; it runs on (and is reparented when this process exits).
-            process.close()
-            self?.child = nil
+            let answer = { [weak self] (counters: [String: Any]?) in
+                var object: [String: Any] = ["ok": true, "pid": oldPID]
+                if let counters { object["counters"] = counters }
+                session.reply(object)
+                self?.caller?.reply(["ok": true, "old_pid": oldPID, "new_pid": Int(newPID)])
+                self?.caller = nil
+                // Stop watching the successor; it runs on (and is reparented when this process exits).
+                process.close()
+                self?.child = nil
+            }
+            guard carry, let server = self?.server else { return answer(nil) }
+            server.finalCountersTo = newPID
+            server.collectStats { [unowned server] total in
+                answer(CarriedCounters(total, servers: server.routing.load().backends.map(\.spec)).json())
+            }
         }
     }
 
