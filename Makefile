@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-accesslog fuzz fuzz-tls fuzz-h2 clean
+.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-many-servers soak bench-accesslog fuzz fuzz-tls fuzz-h2 clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -168,6 +168,20 @@ bench-accesslog: build
 	bench/accesslog_overhead.sh "$(RELEASE_BIN)/lb-server" -d 8 --rounds 3
 
 # Memory per idle keep-alive client connection (10,000 connections).
+# Soak (bench/soak.py): mixed traffic (keep-alive and new connections, uploads, downloads, upgraded tunnels, a
+# few hostile clients) while backends are killed and restarted, servers added, drained and removed and the
+# config reloaded; prints RSS, descriptors and open connections over time and the failed requests, and fails
+# on a failure, on RSS growing more than 2 MB after warm-up, or on connections or descriptors left open.
+# DURATION=20m is the release check; takes DURATION plus about 20 s.
+DURATION ?= 20m
+soak: build
+	python3 bench/soak.py --bin "$(RELEASE_BIN)" --duration $(DURATION)
+
+# lb with 1,000 servers against 3 in one run (bench/many_servers.py): throughput, CPU per request, p99, the
+# health checker's CPU and p99 while admin changes rebuild the routing table. About 1.5 minutes.
+bench-many-servers: build
+	python3 bench/many_servers.py "$(RELEASE_BIN)/lb-server"
+
 bench-idle: build
 	python3 bench/idle_connections.py --bin "$(RELEASE_BIN)"
 
