@@ -29,8 +29,8 @@ The TLS configurations of HAProxy and nginx are those of ../shared/bench/peers.s
 `ssl_certificate`, `ssl_session_cache shared:SSL:10m`, `http2`), plus `ssl_protocols TLSv1.2 TLSv1.3` for nginx
 (1.22 leaves TLS 1.3 out by default). Idle and header timeouts are 10 minutes on all three, so no connection is
 closed while the run lasts. nginx allocates its connection table for `worker_connections` at start, so part of its
-per-connection cost is in its "before" figure. The client side is this one Python process: about 4 minutes for
-the four modes at 9,000 connections, most of it in TLS handshakes.
+per-connection cost is in its "before" figure. The client side is this one Python process: about 6.5 minutes
+for the four modes at 9,000 connections (http alone: 30 s), most of it in TLS handshakes.
 
 usage: bench/idle_connections.py [--mode http,https,h2,tls] [--connections N] [--peers lb,haproxy,nginx]
        [--bin DIR] [--settle SECONDS]
