@@ -36,6 +36,7 @@ usage: bench/idle_connections.py [--mode http,https,h2,tls] [--connections N] [-
        [--bin DIR] [--settle SECONDS]
 """
 import argparse
+import json
 import os
 import re
 import resource
@@ -70,8 +71,8 @@ def reexec_with_h2():
     if os.environ.get("IDLE_BENCH_REEXEC"):
         return
     here = os.path.realpath(sys.executable)
-    candidates = ["/usr/bin/python3"] + [os.path.join(d, name) for d in os.environ.get("PATH", "").split(os.pathsep)
-                                         for name in ("python3",)]
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    candidates = ["/usr/bin/python3"] + [os.path.join(d, "python3") for d in path]
     for exe in candidates:
         if not os.path.isfile(exe) or os.path.realpath(exe) == here:
             continue
@@ -199,7 +200,6 @@ http {{
             listener = {"address": "127.0.0.1:0"}
             if tls:
                 listener["tls"] = {"certificates": [{"cert": self.cert, "key": self.key}]}
-            import json
             cfg = os.path.join(w, f"lb-{mode}.json")
             with open(cfg, "w") as f:
                 json.dump({"listeners": [listener], "admin": {"listen": "127.0.0.1:0"},
@@ -293,8 +293,9 @@ http {{
         proc, port = self.start_proxy(peer, mode, n)
         ctx = self.client_context(mode) if mode != "http" else None
         try:
-            # Warm up: the code paths of a connection and a request are faulted in (lb drops its startup text pages,
-            # and all three allocate their first pools lazily) before the baseline is read.
+            # Warm up, so the code a connection runs is paged in (lb drops its startup text pages, so its code faults
+            # back in on first use) and one-time allocations (the backend connection, first TLS and h2 objects) are
+            # in the baseline.
             for _ in range(10):
                 close_hard(self.open_connection(mode, port, ctx, requests=5))
             time.sleep(0.5)
@@ -426,8 +427,8 @@ def h2_requests(s, port, requests):
 
 def fmt_row(name, r):
     return (f"{name:<9} {r['opened']:>7,} {r['open']:>7,} {r['before'] / 1024:>10.1f} {r['after'] / 1024:>9.1f} "
-            f"{(r['after'] - r['before']) / 1024:>8.1f} {r['per']:>10,.0f} {r['marginal']:>12,.0f} {r['peak'] / 1024:>8.1f} "
-            f"{r['seconds']:>7.1f}")
+            f"{(r['after'] - r['before']) / 1024:>8.1f} {r['per']:>10,.0f} {r['marginal']:>12,.0f} "
+            f"{r['peak'] / 1024:>8.1f} {r['seconds']:>7.1f}")
 
 
 DESCRIPTION = {
@@ -462,18 +463,17 @@ def main():
             sys.exit(f"{tool} not found (Debian: apt-get install {'nginx-light' if tool == 'nginx' else tool})")
     if "lb" in peers and args.bin is None:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        args.bin = subprocess.check_output(
-            ["swift", "build", "-c", "release", "--static-swift-stdlib", "--show-bin-path"], cwd=root, text=True).strip()
-    counts = {m: args.connections for m in modes}
+        argv = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--show-bin-path"]
+        args.bin = subprocess.check_output(argv, cwd=root, text=True).strip()
+    n = args.connections
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    most = max(counts.values())
-    if hard < most + 100:
-        sys.exit(f"open-file hard limit {hard} is below {most} + 100: raise it (ulimit -Hn), or lower --connections")
+    if hard < n + 100:
+        sys.exit(f"open-file hard limit {hard} is below {n} + 100: raise it (ulimit -Hn), or lower --connections")
     # HAProxy sizes its descriptor limit at two per connection (client and server side) plus a reserve, and does
     # not start when it cannot raise its limit that far.
-    if "haproxy" in peers and 2 * (most + 100) + HAPROXY_FD_RESERVE > hard:
-        sys.exit(f"HAProxy needs {2 * (most + 100) + HAPROXY_FD_RESERVE} descriptors for {most} connections and the "
+    if "haproxy" in peers and 2 * (n + 100) + HAPROXY_FD_RESERVE > hard:
+        sys.exit(f"HAProxy needs {2 * (n + 100) + HAPROXY_FD_RESERVE} descriptors for {n} connections and the "
                  f"hard limit is {hard}: lower --connections to {(hard - HAPROXY_FD_RESERVE) // 2 - 100} or less, "
                  "or raise the limit (ulimit -Hn)")
 
@@ -481,11 +481,11 @@ def main():
     work = tempfile.mkdtemp(prefix="idle-bench.")
     bench = Bench(args, work)
     results = {}
+    keep = False
     try:
         bench.make_certificate()
         bench.start_backend()
         for mode in modes:
-            n = counts[mode]
             tm = time.time()
             print(f"\n== {mode}: {n:,} idle connections per proxy, {DESCRIPTION[mode]}", flush=True)
             results[mode] = {}
@@ -505,10 +505,11 @@ def main():
             if short:
                 print("fewer connections open than asked: " + ", ".join(f"{p} {r[p]['open']:,}" for p in short)
                       + f" (logs in {work}/logs; kept)")
-                args.keep = True
+                keep = True
             print(f"({mode}: {time.time() - tm:.0f} s)", flush=True)
         if "h2" in results and ("https" in results or "tls" in results):
-            print("\n== h2 beyond TLS: bytes per idle h2 connection minus the same for a TLS connection (target <= 8 KiB)")
+            print("\n== h2 beyond TLS: bytes per idle h2 connection minus the same for a TLS connection "
+                  "(target <= 8 KiB)")
             for peer in peers:
                 parts = [f"h2 {results['h2'][peer]['per']:,.0f}"]
                 for base in ("https", "tls"):
@@ -516,13 +517,17 @@ def main():
                         parts.append(f"- {base} {results[base][peer]['per']:,.0f} = "
                                      f"{results['h2'][peer]['per'] - results[base][peer]['per']:,.0f}")
                 print(f"{peer:<9} " + "; ".join(parts))
-            print("(connection counts can differ between modes; https includes an idle HTTP/1.1 connection's state, "
-                  "tls only the TLS session)")
+            print("(https includes an idle HTTP/1.1 connection's state" +
+                  (", tls only the TLS session)" if "tls" in results else ")"))
         print(f"\nresident memory (VmRSS) of the process holding the connections; bytes/conn = added / opened; "
               f"settle {args.settle} s; backend: nginx, {BODY_BYTES}-byte file; total {time.time() - t0:.0f} s")
+    except BaseException:
+        keep = True
+        print(f"logs kept in {work}/logs", file=sys.stderr)
+        raise
     finally:
         bench.stop_all()
-        if not getattr(args, "keep", False):
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
