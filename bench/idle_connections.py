@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory per idle client connection of lb-server, HAProxy and nginx, measured in the same run.
 
-One nginx backend serves a 512-byte static file. Each proxy in turn (lb, then HAProxy with one thread, then nginx
+One nginx backend serves a static file (--body, default 512 bytes). Each proxy in turn (lb, then HAProxy with one thread, then nginx
 with one worker and no master process; never two at once, so they do not compete for file descriptors) is started
 fresh, proxies to that backend with keep-alive to it, and gets N client connections (default 9,000: HAProxy wants
 two descriptors per connection, and 10,000 would need a hard open-file limit above 20,214). Each
@@ -33,7 +33,7 @@ per-connection cost is in its "before" figure. The client side is this one Pytho
 for the four modes at 9,000 connections (http alone: 30 s), most of it in TLS handshakes.
 
 usage: bench/idle_connections.py [--mode http,https,h2,tls] [--connections N] [--peers lb,haproxy,nginx]
-       [--bin DIR] [--settle SECONDS]
+       [--bin DIR] [--body BYTES] [--settle SECONDS]
 """
 import argparse
 import json
@@ -53,7 +53,6 @@ import time
 
 MODES = ("http", "https", "h2", "tls")
 PEERS = ("lb", "haproxy", "nginx")
-BODY_BYTES = 512
 IDLE_TIMEOUT_S = 600
 HAPROXY_FD_RESERVE = 214  # what HAProxy 2.6 adds to 2 x maxconn (its error message for maxconn 10,100: 20,214)
 
@@ -135,7 +134,7 @@ class Bench:
         os.makedirs(os.path.join(work, "tmp"))
         os.makedirs(os.path.join(work, "logs"))
         with open(os.path.join(work, "body"), "wb") as f:
-            f.write(b"x" * BODY_BYTES)
+            f.write(b"x" * args.body)
 
     def start(self, argv, log, **kw):
         out = open(log, "w")
@@ -445,6 +444,7 @@ def main():
     ap.add_argument("--connections", type=int, default=9000, help="connections per proxy in every mode (default 9,000)")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated, measured in this order")
     ap.add_argument("--bin", default=None, help="directory of lb-server (default: swift build's release bin path)")
+    ap.add_argument("--body", type=int, default=512, help="bytes of the backend's response body (default 512)")
     ap.add_argument("--settle", type=float, default=2.5, help="seconds idle before memory is read (default 2.5)")
     args = ap.parse_args()
     modes = [m for m in args.mode.split(",") if m]
@@ -520,7 +520,7 @@ def main():
             print("(https includes an idle HTTP/1.1 connection's state" +
                   (", tls only the TLS session)" if "tls" in results else ")"))
         print(f"\nresident memory (VmRSS) of the process holding the connections; bytes/conn = added / opened; "
-              f"settle {args.settle} s; backend: nginx, {BODY_BYTES}-byte file; total {time.time() - t0:.0f} s")
+              f"settle {args.settle} s; backend: nginx, {args.body}-byte file; total {time.time() - t0:.0f} s")
     except BaseException:
         keep = True
         print(f"logs kept in {work}/logs", file=sys.stderr)
