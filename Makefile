@@ -164,12 +164,12 @@ bench-accesslog: build
 	bench/accesslog_overhead.sh "$(RELEASE_BIN)/lb-server" -d 8 --rounds 3
 
 # Memory per idle client connection of lb, HAProxy (1 thread) and nginx (1 worker) in the same run
-# (bench/idle_connections.py): each proxy in turn gets 9,000 connections, each having served one request, then
-# idle; resident memory added per connection. Modes: http (HTTP/1.1), https (HTTP/1.1 over TLS 1.3), h2 (HTTP/2
-# over TLS) and tls (handshake only: the baseline for h2's cost beyond the TLS session). About 6.5 minutes, most
-# of it in the client's TLS handshakes. BENCH_IDLE_MODES picks modes (BENCH_IDLE_MODES=http: about 30 s);
-# BENCH_IDLE_FLAGS passes more flags (--connections N, --peers lb,nginx, --settle SECONDS). HAProxy, nginx and, for
-# h2, Python's h2 module (Debian's python3-h2; the script finds a python3 that has it) are installed when missing.
+# (bench/idle_connections.py): each proxy in turn gets 9,000 connections, each having served one request, then idle;
+# resident memory added per connection. Modes: http (HTTP/1.1), https (HTTP/1.1 over TLS 1.3), h2 (HTTP/2 over TLS)
+# and tls (handshake only: the baseline for h2's cost beyond the TLS session). About 7 minutes, most of it in the
+# client's TLS handshakes. BENCH_IDLE_MODES picks modes (BENCH_IDLE_MODES=http: about 30 s); BENCH_IDLE_FLAGS passes
+# more flags (--connections N, --peers lb,nginx, --body BYTES, --settle SECONDS). HAProxy, nginx and, for h2,
+# Python's h2 module (Debian's python3-h2; the script finds a python3 that has it) are installed when missing.
 BENCH_IDLE_MODES ?= http,https,h2,tls
 BENCH_IDLE_FLAGS ?=
 bench-idle: build

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Memory per idle client connection of lb-server, HAProxy and nginx, measured in the same run.
 
-One nginx backend serves a static file (--body, default 512 bytes). Each proxy in turn (lb, then HAProxy with one thread, then nginx
-with one worker and no master process; never two at once, so they do not compete for file descriptors) is started
-fresh, proxies to that backend with keep-alive to it, and gets N client connections (default 9,000: HAProxy wants
-two descriptors per connection, and 10,000 would need a hard open-file limit above 20,214). Each
-connection is opened, serves one request whose whole response is read, and then stays open and idle, as an idle
-keep-alive client would. Connections are opened one after another, so a proxy needs only one backend connection
-and the figure is the cost of the client connections. The proxy's resident memory (VmRSS of the process that holds
-the connections) is read before the first connection, after the first half and after all of them, each time once
-the connections have been idle for --settle seconds:
+One nginx backend serves a static file (--body, default 512 bytes). Each proxy in turn (lb, then HAProxy with one
+thread, then nginx with one worker and no master process; never two at once, so they do not compete for file
+descriptors) is started fresh, proxies to that backend with keep-alive to it, and gets N client connections
+(default 9,000: HAProxy wants two descriptors per connection, and 10,000 would need a hard open-file limit above
+20,214). Each connection is opened, serves one request whose whole response is read, and then stays open and idle,
+as an idle keep-alive client would. Connections are opened one after another, so a proxy needs only one backend
+connection and the figure is the cost of the client connections. The proxy's resident memory (VmRSS of the process
+that holds the connections) is read before the first connection, after the first half and after all of them, each
+time once the connections have been idle for --settle seconds:
   bytes/conn      (after - before) / N: the figure the issues quote;
   2nd half B/c    (after - middle) / (N/2): the marginal cost, without fixed costs and without memory a proxy
                   freed while connections were being opened but kept in its heap (lb frees TLS record buffers
@@ -25,12 +25,14 @@ Modes (--mode, comma-separated; default http,https,h2,tls):
          idle h2 connection beyond the TLS session"
 With h2 and https or tls measured, a summary gives h2 minus each per connection, for each proxy.
 
-The TLS configurations of HAProxy and nginx are those of ../shared/bench/peers.sh (`ssl crt` + `alpn`; nginx
-`ssl_certificate`, `ssl_session_cache shared:SSL:10m`, `http2`), plus `ssl_protocols TLSv1.2 TLSv1.3` for nginx
-(1.22 leaves TLS 1.3 out by default). Idle and header timeouts are 10 minutes on all three, so no connection is
-closed while the run lasts. nginx allocates its connection table for `worker_connections` at start, so part of its
-per-connection cost is in its "before" figure. The client side is this one Python process: about 6.5 minutes
-for the four modes at 9,000 connections (http alone: 30 s), most of it in TLS handshakes.
+HAProxy and nginx are configured as in the throughput benchmarks (`make bench`, `bench-tls`, `bench-h2`): HAProxy
+`http-reuse always` and `bind ... ssl crt PEM alpn h2,http/1.1` (`alpn http/1.1` without h2); nginx `keepalive 256`
+to the backend, `ssl_certificate`, `ssl_session_cache shared:SSL:10m` and `listen ... ssl http2`, plus
+`ssl_protocols TLSv1.2 TLSv1.3` (nginx before 1.23.4 leaves TLS 1.3 out by default). Idle and header timeouts are
+10 minutes on all three, so no connection is closed while the run lasts. nginx allocates its connection table for
+`worker_connections` at start, so part of its per-connection cost is in its "before" figure. The client side is
+this one Python process: about 7 minutes for the four modes at 9,000 connections (http alone: 30 s), most of it in
+TLS handshakes.
 
 usage: bench/idle_connections.py [--mode http,https,h2,tls] [--connections N] [--peers lb,haproxy,nginx]
        [--bin DIR] [--body BYTES] [--settle SECONDS]
