@@ -167,7 +167,6 @@ bench-h2: build
 bench-accesslog: build
 	bench/accesslog_overhead.sh "$(RELEASE_BIN)/lb-server" -d 8 --rounds 3
 
-# Memory per idle keep-alive client connection (10,000 connections).
 # Soak (bench/soak.py): mixed traffic (keep-alive and new connections, uploads, downloads, upgraded tunnels, a
 # few hostile clients) while backends are killed and restarted, servers added, drained and removed and the
 # config reloaded; prints RSS, descriptors and open connections over time and the failed requests, and fails
@@ -182,8 +181,26 @@ soak: build
 bench-many-servers: build
 	python3 bench/many_servers.py "$(RELEASE_BIN)/lb-server"
 
+# Memory per idle client connection of lb, HAProxy (1 thread) and nginx (1 worker) in the same run
+# (bench/idle_connections.py): each proxy in turn gets 9,000 connections, each having served one request, then idle;
+# resident memory added per connection. Modes: http (HTTP/1.1), https (HTTP/1.1 over TLS 1.3), h2 (HTTP/2 over TLS)
+# and tls (handshake only: the baseline for h2's cost beyond the TLS session). About 7 minutes, most of it in the
+# client's TLS handshakes. BENCH_IDLE_MODES picks modes (BENCH_IDLE_MODES=http: about 30 s); BENCH_IDLE_FLAGS passes
+# more flags (--connections N, --peers lb,nginx, --body BYTES, --settle SECONDS). HAProxy, nginx and, for h2,
+# Python's h2 module (Debian's python3-h2; the script finds a python3 that has it) are installed when missing.
+BENCH_IDLE_MODES ?= http,https,h2,tls
+BENCH_IDLE_FLAGS ?=
 bench-idle: build
-	python3 bench/idle_connections.py --bin "$(RELEASE_BIN)"
+	@missing=""; \
+	command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing="$$missing haproxy"; \
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	$(if $(findstring h2,$(BENCH_IDLE_MODES)),python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' \
+		2>/dev/null || missing="$$missing python3-h2";) \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing >/dev/null; \
+	fi
+	python3 bench/idle_connections.py --bin "$(RELEASE_BIN)" --mode $(BENCH_IDLE_MODES) $(BENCH_IDLE_FLAGS)
 
 bench-core: deps
 	$(SWIFT) build $(RELEASE_FLAGS) --product lb-bench-core
