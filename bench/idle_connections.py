@@ -315,9 +315,10 @@ http {{
                 except (OSError, RuntimeError) as e:
                     print(f"  {peer}: connection {len(socks) + 1} of {n} failed: {e!r}", flush=True)
                     failed = True
-                # lb gives a TLS connection's OpenSSL record buffers (about 34 KB) back once it has been idle for
-                # a second, from a sweep that runs every second, so a connection's memory settles within 2 s of
-                # its last byte; wait past that so every proxy is measured in its idle steady state.
+                # lb gives an idle connection's buffers (OpenSSL's record buffers, about 34 KB, the write queues
+                # and the last head) back once it has been idle for a second, from a sweep that runs every 750 ms
+                # here, and trims malloc's free pages at most once a second: a connection's memory settles within
+                # about 3 s of its last byte. Wait past that so every proxy is measured in its idle steady state.
                 time.sleep(self.args.settle)
                 if mid is None:
                     mid, mid_count = rss_kib(proc.pid), len(socks)
@@ -447,7 +448,7 @@ def main():
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated, measured in this order")
     ap.add_argument("--bin", default=None, help="directory of lb-server (default: swift build's release bin path)")
     ap.add_argument("--body", type=int, default=512, help="bytes of the backend's response body (default 512)")
-    ap.add_argument("--settle", type=float, default=2.5, help="seconds idle before memory is read (default 2.5)")
+    ap.add_argument("--settle", type=float, default=4, help="seconds idle before memory is read (default 4)")
     args = ap.parse_args()
     modes = [m for m in args.mode.split(",") if m]
     peers = [p for p in args.peers.split(",") if p]

@@ -12,11 +12,16 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/prctl.h>
+#include <malloc.h>
 
 /* SIG_IGN does not import into Swift: a proxy must ignore SIGPIPE or a write to a closed peer kills it. */
 static inline void lb_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 /* The calling thread's timer slack: how late the kernel may fire its sleeps' timers to batch wake-ups. */
 static inline int lb_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0); }
+
+/* Gives malloc's free pages back to the kernel (glibc's malloc_trim, which Swift's Glibc module does not
+   export). Returns 1 when memory was released. */
+static inline int lb_malloc_trim(void) { return malloc_trim(0); }
 
 /* The most descriptors one SCM_RIGHTS message may carry (the kernel's SCM_MAX_FD). */
 #define LB_MAX_PASSED_FDS 253

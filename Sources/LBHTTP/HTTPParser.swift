@@ -71,6 +71,16 @@ public struct HTTPParser: Sendable {
         scratch.removeAll(keepingCapacity: true)
     }
 
+    /// Whether the head's buffers are allocated (`dropHeadBuffers` frees them).
+    public var holdsHeadBuffers: Bool { head.bytes.capacity != 0 || head.fields.capacity != 0 }
+
+    /// Between messages (`isBetweenMessages`): frees the head's buffers while the connection is idle; the next
+    /// head allocates them again. `head` is then empty.
+    public mutating func dropHeadBuffers() {
+        head = HTTPHead()
+        headIsStale = false
+    }
+
     /// Responses only: the method of the request the next response answers. HEAD → no body whatever the
     /// CL/TE; CONNECT 2xx → tunnel.
     public mutating func expectResponse(to method: HTTPMethod) {

@@ -20,6 +20,9 @@ public protocol TLSChannel: AnyObject {
     var hasCiphertext: Bool { get }
     func shutdown()
     var isHandshakeComplete: Bool { get }
+    /// Frees OpenSSL's record buffers while the connection is idle (`SSL_free_buffers`; a no-op with data
+    /// pending); the next record allocates them again.
+    func releaseBuffers()
     /// The peer's verified client certificate subject, on the server side of mutual TLS; nil otherwise.
     var clientCertificateSubject: String? { get }
 }

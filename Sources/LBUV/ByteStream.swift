@@ -25,6 +25,10 @@ public protocol ByteStream: AnyObject {
     func peerAddress(into text: inout [UInt8])
     /// True when the bytes are encrypted on the wire (TLS): the client reached us over HTTPS.
     var isEncrypted: Bool { get }
+    /// The connection is idle: frees the write buffers it keeps between writes (when nothing is queued or
+    /// in flight) and, over TLS, OpenSSL's record buffers. Returns about how many bytes it gave back; the next
+    /// write allocates again.
+    func releaseIdleBuffers() -> Int
 }
 
 extension ByteStream {

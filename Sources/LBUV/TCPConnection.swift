@@ -137,6 +137,17 @@ open class TCPConnection {
         isWriting = true
     }
 
+    /// Frees `out`'s storage and the buffer lent to `uv_write` when nothing is queued or in flight.
+    public final func releaseIdleBuffers() -> Int {
+        guard out.isEmpty, !isWriting else { return 0 }
+        let released = out.capacity + inflightCapacity
+        out = []
+        inflight?.deallocate()
+        inflight = nil
+        inflightCapacity = 0
+        return released
+    }
+
     /// Write callback (from Callbacks.write).
     final func didWrite(status: Int32) {
         isWriting = false

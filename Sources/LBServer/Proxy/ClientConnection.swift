@@ -36,8 +36,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
     /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
     var resumeInput = false
     var peerClosedWrite = false
-    /// The TLS record buffers were given back in the current idle stretch; the next request clears it.
-    var tlsBuffersReleased = false
+    /// The buffers were given back in the current idle stretch (`releaseIdleBuffers`); the next request clears it.
+    var idleBuffersReleased = false
     var readPausedForBackpressure = false
     /// The upstream is paused because this client's write queue is over the high-water mark (a slow reader).
     var upstreamPausedForClient = false
@@ -200,7 +200,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         let head = parser.head
         worker.counters.requests &+= 1
         worker.counters.inFlight += 1
-        tlsBuffersReleased = false
+        idleBuffersReleased = false
         timer.enter(.none, now: 0, limits: worker.timerLimits)
         routing = nil
         exchange.begin(RequestFacts(head), draining: worker.isDraining, now: worker.clock(), &actions)
@@ -242,12 +242,16 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
 
     func checkDeadline(now: UInt64) {
         guard !isClosing else { return }
-        // A TLS keep-alive client idle for a second gives OpenSSL's record buffers back: a busy one keeps them.
-        if let tls, !tlsBuffersReleased,
+        // A client idle for a second (a keep-alive one between requests, or a new one that has sent nothing yet)
+        // gives its buffers back: a busy one keeps them, so the data path allocates nothing.
+        if !idleBuffersReleased, h2 == nil,
             timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
+                || (timer.hasLasted(
+                    ConnectionTimer.idleBeforeBufferRelease, in: .clientHeader, now: now, limits: worker.timerLimits)
+                    && exchange.isIdle && parser.isBetweenMessages && pending.isEmpty)
         {
-            tlsBuffersReleased = true
-            tls.session.releaseBuffers()
+            idleBuffersReleased = true
+            releaseIdleBuffers()
         }
         if let h2 {
             h2.checkDeadline(now: now)
@@ -271,6 +275,20 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         default:
             break
         }
+    }
+
+    /// Between requests: the write queues' storage and OpenSSL's buffers (`ByteStream.releaseIdleBuffers`), the
+    /// last request head as read and as forwarded, and the action buffer. The worker trims the heap once enough
+    /// is given back, so the memory leaves the process rather than idling in malloc's free lists.
+    private func releaseIdleBuffers() {
+        var released = stream.releaseIdleBuffers() + outgoingHead.capacity + pending.capacity
+        outgoingHead = []
+        if pending.isEmpty { pending = [] }
+        if parser.isBetweenMessages && parser.holdsHeadBuffers {
+            released += parser.head.bytes.capacity
+            parser.dropHeadBuffers()
+        }
+        worker.noteIdleRelease(bytes: released)
     }
 
     func streamClosed() {

@@ -35,6 +35,8 @@ final class H2Connection: H2SessionDelegate {
     private var inSession = false
     /// A pump is due at the end of this loop turn (`Worker.scheduleWrite`).
     private var pumpScheduled = false
+    /// The buffers were given back in the current stretch without streams; a new stream clears it.
+    private var idleBuffersReleased = false
     /// What one `pump` serialised, moved to the stream's queue after `send` returns.
     private var frames: [UInt8] = []
     private var draining = false
@@ -175,6 +177,16 @@ final class H2Connection: H2SessionDelegate {
     func checkDeadline(now: UInt64) {
         recycleRetired()
         guard !closed, !stream.isClosing else { return }
+        // No stream for a second: the frame buffer and the socket's buffers (OpenSSL's included) go back, as
+        // for an idle HTTP/1.1 client.
+        if !idleBuffersReleased, streams.isEmpty, !inSession,
+            timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
+        {
+            idleBuffersReleased = true
+            let released = frames.capacity + stream.releaseIdleBuffers()
+            frames = []
+            worker.noteIdleRelease(bytes: released)
+        }
         switch timer.expired(now: now) {
         case .clientIdle:
             worker.counters.idleTimeouts &+= 1
@@ -237,6 +249,7 @@ final class H2Connection: H2SessionDelegate {
         }
         let s = newStream(id)
         streams[id] = s
+        idleBuffersReleased = false
         requestHead.reset()
         headStream = id
         if streams.count == 1 { timer.enter(.clientHeader, now: worker.loop.now, limits: worker.timerLimits) }

@@ -62,6 +62,16 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
     // MARK: ByteStream
 
     var writeQueueBytes: Int { out.count + socket.writeQueueBytes }
+
+    /// The plaintext and ciphertext queues' storage, and OpenSSL's record buffers (about 34 KB), once nothing
+    /// is queued; a busy connection keeps them.
+    func releaseIdleBuffers() -> Int {
+        guard out.isEmpty, session.isHandshakeComplete else { return 0 }
+        let released = out.capacity + socket.releaseIdleBuffers()
+        out = []
+        session.releaseBuffers()
+        return released + 34 * 1024
+    }
     var isEncrypted: Bool { true }
     var isClosing: Bool { socket.isClosing }
 

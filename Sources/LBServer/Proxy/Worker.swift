@@ -47,6 +47,8 @@ final class Worker {
     /// Backend slots with waiters, for the sweep's queue timeout.
     private var queuedSlots: [WorkerBackend] = []
     var nextQueueTicket: UInt64 = 0
+    private var releasedSinceTrim = 0
+    private var lastTrim: UInt64 = 0
     /// Ended HTTP/2 streams kept with their buffers, so a new stream allocates nothing; bounded.
     private var spareH2Streams: [H2Stream] = []
     static let maxSpareH2Streams = 256
@@ -296,6 +298,19 @@ final class Worker {
     }
 
     func takeSpareH2Stream() -> H2Stream? { spareH2Streams.popLast() }
+
+    /// Idle connections gave `bytes` back to malloc (`ClientConnection.releaseIdleBuffers`). Freed blocks
+    /// between live ones stay in malloc's free lists and keep the process's resident memory up; once 256 KB
+    /// have been given back, and at most once a second, `malloc_trim` returns the free pages to the kernel (it
+    /// walks the free lists: about a millisecond for a large heap, from the sweep, never per request).
+    func noteIdleRelease(bytes: Int) {
+        releasedSinceTrim &+= bytes
+        if releasedSinceTrim >= 256 * 1024 && loop.now &- lastTrim >= 1_000 {
+            releasedSinceTrim = 0
+            lastTrim = loop.now
+            _ = lb_malloc_trim()
+        }
+    }
 
     /// A fresh request id: a random per-worker base plus a counter (unique, no allocation).
     func nextRequestID() -> UInt64 {
