@@ -88,6 +88,13 @@ extension AdminServer {
 
     // MARK: helpers
 
+    /// With etcd as the source, the servers are changed in etcd (`/lb/<cluster>/servers/<id>`), where every
+    /// instance sees the change: a local change would make this instance route differently from the others.
+    func requireStaticSource() throws(AdminError) {
+        guard let source = server.etcdSource else { return }
+        throw AdminError(501, "the servers come from etcd: change them there, under \(source.settings.serversPrefix)<id>")
+    }
+
     /// `ProxyServer.prepare` with its errors mapped to 400s: an unresolvable host names `host`, a routing
     /// limit (e.g. too many ring points for this weight) names `weight`.
     private func prepare(_ next: LBConfig, newHost: Bool) throws(AdminError) -> RoutingState {

@@ -100,11 +100,14 @@ final class AdminServer {
                 ]
                 // A rejected state file does not stop traffic, so the status stays; it is shown for monitors.
                 if case .rejected(let problem)? = server.stateFile?.outcome { object["state_file_error"] = problem }
+                // A stale etcd source does not stop traffic either: lb routes with the last set it had.
+                if server.etcdSource != nil { object["source"] = server.sourceJSON() }
                 let body = json(object)
                 return AdminResponse(status: up > 0 ? 200 : 503, body: body)
             case .servers:
                 var object: [String: Any] = ["servers": serversJSON()]
                 if let stateFile = server.stateFile { object["state_file"] = stateFile.json() }
+                if server.etcdSource != nil { object["source"] = server.sourceJSON() }
                 return AdminResponse(status: 200, body: json(object))
             case .stats:
                 return AdminResponse(status: 200, body: json(statsJSON()))
@@ -113,6 +116,7 @@ final class AdminServer {
             case .dashboard:
                 return AdminResponse(status: 200, body: DashboardPage.html, contentType: AdminResponse.html)
             case .manageServers:
+                try requireStaticSource()
                 return try addServer(body: body, query: ManageQuery(parsing: query))
             case .reloadCertificates:
                 let q = try ManageQuery(parsing: query)
@@ -125,6 +129,7 @@ final class AdminServer {
                     "reloaded": !q.dryRun, "dry_run": q.dryRun, "certificates": certificatesJSON(),
                 ]))
             case .manageServer(let id):
+                try requireStaticSource()
                 let q = try ManageQuery(parsing: query)
                 if method == .delete { return try deleteServer(id: id, query: q) }
                 return try patchServer(id: id, body: body, query: q)
