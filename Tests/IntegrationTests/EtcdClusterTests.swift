@@ -90,6 +90,65 @@ final class EtcdClusterTests: IntegrationTestCase {
         _ = try propagated(afterStop, sentAt: sentAt, compareRouting: true)
     }
 
+    func testConflictingAdminWritesThroughTwoInstancesLetExactlyOneWinAndNothingDiverges() throws {
+        let etcd = try EtcdCluster(self, members: 3)
+        let backends = try demoBackends(3)
+        try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
+        try etcd.putServer(cluster: cluster, id: "b2", port: backends[1].port)
+        let urls = etcd.members.map(\.clientURL)
+        let lbs = try (0..<3).map { i in
+            try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
+        }
+        for lb in lbs { try lb.waitApplied(try etcd.currentRevision()) }
+
+        // An add through one instance reaches all three.
+        let post = try lbs[0].admin.call(
+            "POST", "/manage/servers", body: #"{"id": "b3", "host": "127.0.0.1", "port": \#(backends[2].port)}"#)
+        XCTAssertEqual(post.status, 201, post.response.bodyString)
+        let added = (post.server["revision"] as? NSNumber)?.int64Value ?? -1
+        for lb in lbs {
+            try lb.waitApplied(added)
+            XCTAssertEqual(try lb.serverIDs(), ["b1", "b2", "b3"])
+        }
+
+        // Two instances reweight b1 at the same moment, each from the same mod_revision: one wins, the other gets
+        // 409 and writes nothing. (Sent one after the other's apply, both would rightly win: try until they race.)
+        var raced = false
+        for attempt in 0..<10 where !raced {
+            let weights = [10 + 2 * attempt, 11 + 2 * attempt]
+            let results = Locked([0, 0])
+            let ports = [lbs[1].admin.port, lbs[2].admin.port]
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let answer = try? AdminClient(port: ports[i]).call(
+                    "PATCH", "/manage/servers/b1", body: #"{"weight": \#(weights[i])}"#)
+                results.withLock { $0[i] = answer?.status ?? -1 }
+            }
+            let statuses = results.current
+            XCTAssertTrue(statuses.sorted() == [200, 409] || statuses == [200, 200], "\(statuses)")
+            let revision = try etcd.currentRevision()
+            let seen = try lbs.map { lb -> Int in
+                try lb.waitApplied(revision)
+                return try lb.admin.servers()["b1"]?["weight"] as? Int ?? -1
+            }
+            XCTAssertEqual(Set(seen).count, 1, "the instances disagree on b1's weight: \(seen)")
+            if statuses.sorted() == [200, 409] {
+                raced = true
+                XCTAssertEqual(
+                    seen[0], weights[statuses.firstIndex(of: 200)!], "the winner's weight is the one applied")
+            }
+        }
+        XCTAssertTrue(raced, "no two writes raced in 10 attempts")
+
+        // A delete through the third instance.
+        let delete = try lbs[2].admin.call("DELETE", "/manage/servers/b3")
+        XCTAssertEqual(delete.status, 200, delete.response.bodyString)
+        let deleted = (delete.server["revision"] as? NSNumber)?.int64Value ?? -1
+        for lb in lbs {
+            try lb.waitApplied(deleted)
+            XCTAssertEqual(try lb.serverIDs(), ["b1", "b2"])
+        }
+    }
+
     func testCompactionPastADisconnectedInstanceMakesItReadAgainAndApplyOnlyTheDifference() throws {
         let etcd = try EtcdCluster(self, members: 3)
         let backends = try demoBackends(3)

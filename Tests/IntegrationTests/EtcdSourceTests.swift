@@ -6,14 +6,14 @@ import XCTest
 #endif
 
 /// The etcd source against one real etcd member: the first read applies the set, watched changes reach routing,
-/// a bad value is skipped whole, and with etcd gone lb keeps routing, says it is stale, and catches up when etcd
-/// returns.
+/// a bad value is skipped whole, the admin API writes through etcd, and with etcd gone lb keeps routing, says it
+/// is stale, refuses writes with 503, and catches up when etcd returns.
 final class EtcdSourceTests: IntegrationTestCase {
     private let cluster = "single"
 
     private func key(_ id: String) -> String { "/lb/\(cluster)/servers/\(id)" }
 
-    func testTheFirstReadAppliesTheSetAndWatchedChangesReachRouting() throws {
+    func testTheFirstReadAppliesTheSetWatchedChangesReachRoutingAndAdminWritesGoThroughEtcd() throws {
         let etcd = try EtcdCluster(self, members: 1)
         let backends = try demoBackends(3)
         try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
@@ -50,11 +50,33 @@ final class EtcdSourceTests: IntegrationTestCase {
         XCTAssertTrue(metrics.contains("lb_source_rejected_values_total 1\n"), metrics)
         XCTAssertTrue(metrics.contains("lb_source_stale 0\n"), metrics)
 
-        // Writes through the admin API would make this instance differ from the others.
+        // The admin API writes to etcd; the change is in place here when the answer comes.
         let post = try lb.admin.call(
-            "POST", "/manage/servers", body: #"{"id": "x", "host": "127.0.0.1", "port": \#(backends[0].port)}"#)
-        XCTAssertEqual(post.status, 501, post.response.bodyString)
-        XCTAssertTrue(post.error.contains("/lb/\(cluster)/servers/"), post.error)
+            "POST", "/manage/servers", body: #"{"id": "b1", "host": "127.0.0.1", "port": \#(backends[0].port)}"#)
+        XCTAssertEqual(post.status, 201, post.response.bodyString)
+        XCTAssertEqual(post.server["key"] as? String, key("b1"))
+        XCTAssertEqual(try lb.serverIDs(), ["b1", "b2", "b3"])
+        let stored = try etcd.value(key("b1")).flatMap { jsonObject(String(decoding: $0, as: UTF8.self)) }
+        XCTAssertEqual(stored?["port"] as? Int, backends[0].port, "\(String(describing: stored))")
+        // A dry run writes nothing; a drain is per instance and refused; an id in use is a conflict.
+        let revisionBefore = try etcd.currentRevision()
+        let dry = try lb.admin.call("DELETE", "/manage/servers/b1?dry_run=1")
+        XCTAssertEqual(dry.status, 200, dry.response.bodyString)
+        XCTAssertEqual(dry.json["dry_run"] as? Bool, true)
+        XCTAssertEqual(try etcd.currentRevision(), revisionBefore)
+        let drain = try lb.admin.call("PATCH", "/manage/servers/b1", body: #"{"state": "draining"}"#)
+        XCTAssertEqual(drain.status, 400, drain.response.bodyString)
+        XCTAssertEqual(drain.json["field"] as? String, "state")
+        let again = try lb.admin.call(
+            "POST", "/manage/servers", body: #"{"id": "b1", "host": "127.0.0.1", "port": \#(backends[0].port)}"#)
+        XCTAssertEqual(again.status, 409, again.response.bodyString)
+        let patch = try lb.admin.call("PATCH", "/manage/servers/b1", body: #"{"weight": 2}"#)
+        XCTAssertEqual(patch.status, 200, patch.response.bodyString)
+        XCTAssertEqual(try lb.admin.servers()["b1"]?["weight"] as? Int, 2)
+        let delete = try lb.admin.call("DELETE", "/manage/servers/b1")
+        XCTAssertEqual(delete.status, 200, delete.response.bodyString)
+        XCTAssertEqual(try lb.serverIDs(), ["b2", "b3"])
+        XCTAssertNil(try etcd.value(key("b1")))
     }
 
     func testWithEtcdGoneRoutingGoesOnStaleAndChangesArriveWhenItReturns() throws {
@@ -79,6 +101,12 @@ final class EtcdSourceTests: IntegrationTestCase {
         XCTAssertEqual(health.status, 200, "a stale source does not make lb unhealthy: it still routes")
         let metrics = try lb.admin.call("GET", "/metrics").response.bodyString
         XCTAssertTrue(metrics.contains("lb_source_stale 1\n"), metrics)
+        // Admin writes cannot reach etcd: 503 naming the cause, nothing changes.
+        let post = try lb.admin.call(
+            "POST", "/manage/servers", body: #"{"id": "b3", "host": "127.0.0.1", "port": \#(backends[2].port)}"#)
+        XCTAssertEqual(post.status, 503, post.response.bodyString)
+        XCTAssertTrue(post.error.contains("etcd is unreachable"), post.error)
+        XCTAssertEqual(try lb.serverIDs(), ["b1", "b2"])
 
         // etcd returns; whatever changed in it since is applied.
         etcd.startAll()

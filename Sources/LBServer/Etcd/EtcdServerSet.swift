@@ -68,11 +68,14 @@ struct EtcdServerSet {
     /// Records that etcd has sent everything up to `revision` (a progress notification).
     mutating func advance(to revision: Int64) { self.revision = max(self.revision, revision) }
 
+    /// True when `id` can be the last segment of a server's key.
+    static func validID(_ id: String) -> Bool { !id.isEmpty && !id.contains("/") }
+
     /// The server id a key names, or nil for a key that is not directly under the prefix.
     func id(of key: String) -> String? {
         guard key.hasPrefix(prefix) else { return nil }
         let id = String(key.dropFirst(prefix.count))
-        return id.isEmpty || id.contains("/") ? nil : id
+        return Self.validID(id) ? id : nil
     }
 
     /// Why `value` under `key` is not a server, or the server.

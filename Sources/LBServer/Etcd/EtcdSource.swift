@@ -57,6 +57,10 @@ final class EtcdSource {
     /// Set when the next connection must read everything (compaction, restore).
     private var needsFullRead = true
 
+    /// Callers waiting for this instance to apply a revision (`whenApplied`), by number.
+    private var waiters: [Int: (revision: Int64, timer: LoopTimer, done: (Bool) -> Void)] = [:]
+    private var nextWaiter = 0
+
     static let responseTimeoutMs: UInt64 = 5_000
     static let backoffBaseMs: UInt64 = 100
     static let backoffCapMs: UInt64 = 2_000
@@ -96,6 +100,75 @@ final class EtcdSource {
         retryTimer?.close()
         retryTimer = nil
         dropCall("stopped")
+        for id in Array(waiters.keys) { finishWaiter(id, applied: false) }
+    }
+
+    // MARK: writes
+
+    enum WriteOutcome: Equatable {
+        /// Done, at this revision.
+        case committed(revision: Int64)
+        /// The precondition did not hold: another write came first.
+        case conflict
+        /// etcd could not be asked or did not answer; nothing is known to have changed.
+        case unavailable(String)
+    }
+
+    /// Writes `value` at `key` (deletes it when nil) if `precondition` holds, as one etcd transaction on its own
+    /// connection to the current endpoint; `done` is called once, on the loop. Without a running watch it fails
+    /// at once: a write lb cannot see applied is not offered.
+    func write(
+        key: String, precondition: EtcdWire.Precondition, value: [UInt8]?,
+        done: @escaping (WriteOutcome) -> Void
+    ) {
+        guard isCurrent else {
+            return done(.unavailable("etcd is unreachable (\(lastError ?? "not connected yet"))"))
+        }
+        let at = endpoint
+        let c = EtcdCall(
+            loop: loop, endpoint: at, path: "/v3/kv/txn",
+            body: EtcdWire.txnRequest(key: key, precondition: precondition, value: value), token: token, kind: .unary,
+            dialTimeoutMs: settings.dialTimeoutMs, responseTimeoutMs: Self.responseTimeoutMs
+        ) { event in
+            switch event {
+            case .response(200, let body):
+                do {
+                    let result = try EtcdWire.decodeTxn(body)
+                    done(result.succeeded ? .committed(revision: result.revision) : .conflict)
+                } catch {
+                    done(.unavailable("etcd \(at): transaction: \(error)"))
+                }
+            case .response(let status, let body):
+                done(.unavailable("etcd \(at): transaction: HTTP \(status): \(EtcdWire.errorMessage(body))"))
+            case .failed(let reason):
+                done(.unavailable("etcd \(at): transaction: \(reason)"))
+            case .line:
+                break
+            }
+        }
+        c.start(address: addresses[endpointIndex])
+    }
+
+    /// Calls `done(true)` once this instance has applied `revision` (at once if it has), or `done(false)` after
+    /// `timeoutMs` or on `stop()`.
+    func whenApplied(_ revision: Int64, timeoutMs: UInt64, _ done: @escaping (Bool) -> Void) {
+        if set.revision >= revision { return done(true) }
+        let id = nextWaiter
+        nextWaiter += 1
+        let timer = LoopTimer(loop: loop) { [unowned self] in self.finishWaiter(id, applied: false) }
+        waiters[id] = (revision, timer, done)
+        timer.start(timeout: timeoutMs)
+    }
+
+    private func finishWaiter(_ id: Int, applied: Bool) {
+        guard let waiter = waiters.removeValue(forKey: id) else { return }
+        waiter.timer.close()
+        waiter.done(applied)
+    }
+
+    /// Wakes the waiters whose revision is now applied.
+    private func wakeWaiters() {
+        for (id, waiter) in waiters where waiter.revision <= set.revision { finishWaiter(id, applied: true) }
     }
 
     /// Ends the current call without hearing from it again.
@@ -200,6 +273,7 @@ final class EtcdSource {
         case .progress(let revision):
             set.advance(to: revision)
             current()
+            wakeWaiters()
         case .events(let events, _):
             let newest = events.map(\.kv.modRevision).max() ?? set.revision
             let change = set.apply(events, revision: newest)
@@ -232,6 +306,7 @@ final class EtcdSource {
     }
 
     private func applied(_ change: EtcdServerSet.Change) {
+        defer { wakeWaiters() }
         guard !change.isEmpty else { return }
         lastAppliedRevision = set.revision
         lastChange = change

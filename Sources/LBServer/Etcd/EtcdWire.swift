@@ -65,6 +65,34 @@ enum EtcdWire {
         ])
     }
 
+    /// What a write compares before it happens: the key is absent, or its last change is `modRevision`.
+    enum Precondition: Equatable {
+        case absent
+        case modRevision(Int64)
+    }
+
+    /// `POST /v3/kv/txn`: if `key` meets `precondition`, put `value` there (or delete the key when nil).
+    static func txnRequest(key: String, precondition: Precondition, value: [UInt8]?) -> [UInt8] {
+        let compare: [String: Any]
+        switch precondition {
+        case .absent:
+            compare = ["key": base64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"]
+        case .modRevision(let revision):
+            compare = ["key": base64(key), "target": "MOD", "result": "EQUAL", "mod_revision": String(revision)]
+        }
+        let operation: [String: Any] =
+            value.map { ["request_put": ["key": base64(key), "value": base64($0)]] }
+            ?? ["request_delete_range": ["key": base64(key)]]
+        return json(["compare": [compare], "success": [operation], "failure": [] as [Any]])
+    }
+
+    /// A transaction's answer: whether the comparison held, and the store's revision after it (the write's
+    /// revision when it succeeded).
+    static func decodeTxn(_ body: [UInt8]) throws(DecodeError) -> (succeeded: Bool, revision: Int64) {
+        let object = try decodeObject(body)
+        return (object["succeeded"] as? Bool ?? false, try headerRevision(object))
+    }
+
     /// `POST /v3/auth/authenticate`.
     static func authenticateRequest(name: String, password: String) -> [UInt8] {
         json(["name": name, "password": password])

@@ -80,6 +80,12 @@ enum AdminRoute: Equatable {
         }
     }
 
+    /// True for `/manage/servers/{id}`.
+    var isServerRoute: Bool {
+        if case .manageServer = self { return true }
+        return false
+    }
+
     /// True for the paths that change state (and so need the bearer token when one is configured).
     var isManagement: Bool {
         switch self {

@@ -73,6 +73,26 @@ final class AdminServer {
         sampler = timer
     }
 
+    /// Handles one complete request; `reply` gets the answer, at once or, for a change written through etcd, once
+    /// etcd has answered and this instance has applied the change. Control loop only.
+    func handle(
+        method: HTTPMethod, path: String, query: String, body: [UInt8], authorization: String?,
+        reply: @escaping (AdminResponse) -> Void
+    ) {
+        guard let source = server.etcdSource, let route = AdminRoute.match(path), route.allowed.contains(method),
+            route == .manageServers || route.isServerRoute
+        else {
+            return reply(handle(method: method, path: path, query: query, body: body, authorization: authorization))
+        }
+        do throws(AdminError) {
+            try AdminAuth.check(authorization, token: server.config.admin.token)
+            let q = try ManageQuery(parsing: query)
+            try manageThroughEtcd(source, route: route, method: method, body: body, query: q, reply: reply)
+        } catch {
+            reply(error.response)
+        }
+    }
+
     /// Handles one complete request and returns the answer. Control loop only. Order of checks: unknown path
     /// 404, wrong method 405 (with `Allow`), missing or wrong token 401 (management paths only), then the
     /// request itself (400, 404, 409). Every rejection happens before anything changes.
@@ -116,7 +136,6 @@ final class AdminServer {
             case .dashboard:
                 return AdminResponse(status: 200, body: DashboardPage.html, contentType: AdminResponse.html)
             case .manageServers:
-                try requireStaticSource()
                 return try addServer(body: body, query: ManageQuery(parsing: query))
             case .reloadCertificates:
                 let q = try ManageQuery(parsing: query)
@@ -129,7 +148,6 @@ final class AdminServer {
                     "reloaded": !q.dryRun, "dry_run": q.dryRun, "certificates": certificatesJSON(),
                 ]))
             case .manageServer(let id):
-                try requireStaticSource()
                 let q = try ManageQuery(parsing: query)
                 if method == .delete { return try deleteServer(id: id, query: q) }
                 return try patchServer(id: id, body: body, query: q)

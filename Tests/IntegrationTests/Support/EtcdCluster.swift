@@ -141,6 +141,13 @@ final class EtcdCluster {
         Self.revision(try call("/v3/kv/deleterange", ["key": Self.b64(key)]))
     }
 
+    /// The value at `key`, or nil when there is none.
+    func value(_ key: String) throws -> [UInt8]? {
+        let kvs = try call("/v3/kv/range", ["key": Self.b64(key)])["kvs"] as? [[String: Any]] ?? []
+        return (kvs.first?["value"] as? String).flatMap { Data(base64Encoded: $0) }.map { [UInt8]($0) }
+            ?? (kvs.isEmpty ? nil : [])
+    }
+
     func currentRevision() throws -> Int64 {
         Self.revision(try call("/v3/kv/range", ["key": Self.b64("/"), "count_only": true]))
     }

@@ -50,3 +50,8 @@ extension IntegrationTestCase {
 
 /// Milliseconds since 1970, as lb reports `applied_at_ms`.
 func wallClockMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+
+/// `text` as a JSON object, or nil.
+func jsonObject(_ text: String) -> [String: Any]? {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+}
