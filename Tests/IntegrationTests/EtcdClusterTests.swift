@@ -6,8 +6,9 @@ import XCTest
 #endif
 
 /// Several lb instances on one 3-member etcd cluster: every change reaches all of them and they route alike; the
-/// time from a write to the last instance applying it is measured; an instance cut off while etcd compacts past
-/// its revision reads everything again and applies only the difference.
+/// time from a write to the last instance applying it is measured; conflicting admin writes let one win; instances
+/// register with a lease that expires when one is killed; an instance cut off while etcd compacts past its
+/// revision reads everything again and applies only the difference.
 final class EtcdClusterTests: IntegrationTestCase {
     private let cluster = "trio"
 
@@ -36,7 +37,7 @@ final class EtcdClusterTests: IntegrationTestCase {
             return applied.max()! - sentAt
         }
 
-        let seeded = try etcd.currentRevision()
+        let seeded = try etcd.serversRevision(cluster: cluster)
         _ = try propagated(seeded, sentAt: wallClockMs(), compareRouting: true)
         for lb in lbs { XCTAssertEqual(try lb.serverIDs(), ["b1", "b2", "b3"]) }
 
@@ -99,7 +100,7 @@ final class EtcdClusterTests: IntegrationTestCase {
         let lbs = try (0..<3).map { i in
             try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
         }
-        for lb in lbs { try lb.waitApplied(try etcd.currentRevision()) }
+        for lb in lbs { try lb.waitApplied(try etcd.serversRevision(cluster: cluster)) }
 
         // An add through one instance reaches all three.
         let post = try lbs[0].admin.call(
@@ -125,7 +126,7 @@ final class EtcdClusterTests: IntegrationTestCase {
             }
             let statuses = results.current
             XCTAssertTrue(statuses.sorted() == [200, 409] || statuses == [200, 200], "\(statuses)")
-            let revision = try etcd.currentRevision()
+            let revision = try etcd.serversRevision(cluster: cluster)
             let seen = try lbs.map { lb -> Int in
                 try lb.waitApplied(revision)
                 return try lb.admin.servers()["b1"]?["weight"] as? Int ?? -1
@@ -146,6 +147,44 @@ final class EtcdClusterTests: IntegrationTestCase {
         for lb in lbs {
             try lb.waitApplied(deleted)
             XCTAssertEqual(try lb.serverIDs(), ["b1", "b2"])
+        }
+    }
+
+    func testInstancesRegisterAKilledOneExpiresAndOnRestartRejoinsWithTheCurrentSet() throws {
+        let etcd = try EtcdCluster(self, members: 3)
+        let backends = try demoBackends(3)
+        try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
+        try etcd.putServer(cluster: cluster, id: "b2", port: backends[1].port)
+        var lbs = try (0..<3).map {
+            try startEtcdLB(endpoints: etcd.endpoints, cluster: cluster, instanceID: "lb\($0)")
+        }
+        let seeded = try etcd.serversRevision(cluster: cluster)
+        try eventually(timeout: 10, "all three instances registered, each at the seeded revision") {
+            let listed = try lbs[0].instances()
+            return listed.keys.sorted() == ["lb0", "lb1", "lb2"]
+                && listed.values.allSatisfy { (($0["revision"] as? NSNumber)?.int64Value ?? 0) >= seeded }
+        }
+        XCTAssertEqual(try lbs[1].admin.call("GET", "/api/cluster").json["self"] as? String, "lb1")
+
+        // Killed: its lease is no longer renewed and its entry goes; meanwhile the set changes.
+        lbs[2].server.process.signal(SIGKILL)
+        _ = lbs[2].server.process.waitForExit(timeout: 5)
+        let changed = try etcd.putServer(cluster: cluster, id: "b3", port: backends[2].port)
+        try eventually(timeout: 10, "the killed instance's registration expired") {
+            try lbs[0].instances().keys.sorted() == ["lb0", "lb1"]
+        }
+
+        // Restarted: it reads the current set, routes as the others do, and registers again.
+        lbs[2] = try startEtcdLB(endpoints: etcd.endpoints, cluster: cluster, instanceID: "lb2")
+        try lbs[2].waitApplied(changed)
+        XCTAssertEqual(try lbs[2].serverIDs(), ["b1", "b2", "b3"])
+        let paths = TrafficProbe.paths(2_000)
+        try lbs[0].waitApplied(changed)
+        XCTAssertEqual(
+            try TrafficProbe.backends(port: lbs[2].server.proxyPort, paths: paths),
+            try TrafficProbe.backends(port: lbs[0].server.proxyPort, paths: paths))
+        try eventually(timeout: 10, "the restarted instance registered again at the current revision") {
+            (((try lbs[0].instances()["lb2"])?["revision"] as? NSNumber)?.int64Value ?? 0) >= changed
         }
     }
 

@@ -59,11 +59,11 @@ final class EtcdSourceTests: IntegrationTestCase {
         let stored = try etcd.value(key("b1")).flatMap { jsonObject(String(decoding: $0, as: UTF8.self)) }
         XCTAssertEqual(stored?["port"] as? Int, backends[0].port, "\(String(describing: stored))")
         // A dry run writes nothing; a drain is per instance and refused; an id in use is a conflict.
-        let revisionBefore = try etcd.currentRevision()
+        let revisionBefore = try etcd.serversRevision(cluster: cluster)
         let dry = try lb.admin.call("DELETE", "/manage/servers/b1?dry_run=1")
         XCTAssertEqual(dry.status, 200, dry.response.bodyString)
         XCTAssertEqual(dry.json["dry_run"] as? Bool, true)
-        XCTAssertEqual(try etcd.currentRevision(), revisionBefore)
+        XCTAssertEqual(try etcd.serversRevision(cluster: cluster), revisionBefore)
         let drain = try lb.admin.call("PATCH", "/manage/servers/b1", body: #"{"state": "draining"}"#)
         XCTAssertEqual(drain.status, 400, drain.response.bodyString)
         XCTAssertEqual(drain.json["field"] as? String, "state")

@@ -86,7 +86,7 @@ final class ConfigKeyTableTests: XCTestCase {
             "type": #""etcd""#, "endpoints": #"["http://127.0.0.1:2379"]"#, "cluster": #""c""#,
         ]
         var bases: [String: [String: String]] = [:]
-        for key in ["type", "endpoints", "cluster", "dial_timeout"] { bases[key] = etcd }
+        for key in ["type", "endpoints", "cluster", "dial_timeout", "lease_ttl", "instance_id"] { bases[key] = etcd }
         bases["username"] = etcd.merging(["password": #""p""#]) { $1 }
         bases["password"] = etcd.merging(["username": #""u""#]) { $1 }
         return bases
@@ -159,6 +159,7 @@ final class ConfigKeyTableTests: XCTestCase {
         "server_source.type": #""etcd""#, "server_source.state_file": #""/var/lib/lb/state.json""#,
         "server_source.endpoints": #"["http://127.0.0.1:2380"]"#, "server_source.cluster": #""d""#,
         "server_source.username": #""v""#, "server_source.password": #""q""#, "server_source.dial_timeout": #""1s""#,
+        "server_source.lease_ttl": #""3s""#, "server_source.instance_id": #""lb-a""#,
     ]
     /// Keys whose only accepted value is their default, so no sample can change what the file loads to.
     static let singleValued: Set<String> = []

@@ -31,6 +31,19 @@ final class EtcdConfigTests: XCTestCase {
                 dialTimeoutMs: 750))
     }
 
+    func testTheLeaseIsWholeSecondsAndTheInstanceIDOneKeySegment() throws {
+        let base = #""type": "etcd", "endpoints": ["http://h:1"], "cluster": "c""#
+        let config = try parseConfig(#"{"server_source": {\#(base), "lease_ttl": "4s", "instance_id": "lb-1"}}"#)
+        XCTAssertEqual(config.serverSource.etcd?.leaseTTLSeconds, 4)
+        XCTAssertEqual(config.serverSource.etcd?.instanceID, "lb-1")
+        XCTAssertEqual(try parseConfig(#"{"server_source": {\#(base)}}"#).serverSource.etcd?.leaseTTLSeconds, 10)
+        assertSingleProblem(
+            #"{"server_source": {\#(base), "lease_ttl": "1500ms"}}"#,
+            startsWith: "server_source.lease_ttl: must be whole seconds from 2 to 300")
+        assertSingleProblem(
+            #"{"server_source": {\#(base), "instance_id": "a/b"}}"#, startsWith: "server_source.instance_id:")
+    }
+
     func testMissingEndpointsAndClusterAreNamed() {
         XCTAssertEqual(
             configProblems(#"{"server_source": {"type": "etcd"}}"#),

@@ -66,15 +66,19 @@ final class EtcdServerSetTests: XCTestCase {
             try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes)) as? NSDictionary)
         }
         let add = try object(EtcdWire.txnRequest(key: prefix + "a", precondition: .absent, value: Array("{}".utf8)))
-        XCTAssertEqual(add, [
-            "compare": [["key": b64(prefix + "a"), "target": "CREATE", "result": "EQUAL", "create_revision": "0"]],
-            "success": [["request_put": ["key": b64(prefix + "a"), "value": b64("{}")]]], "failure": [],
-        ] as NSDictionary)
+        XCTAssertEqual(
+            add,
+            [
+                "compare": [["key": b64(prefix + "a"), "target": "CREATE", "result": "EQUAL", "create_revision": "0"]],
+                "success": [["request_put": ["key": b64(prefix + "a"), "value": b64("{}")]]], "failure": [],
+            ] as NSDictionary)
         let delete = try object(EtcdWire.txnRequest(key: prefix + "a", precondition: .modRevision(42), value: nil))
-        XCTAssertEqual(delete, [
-            "compare": [["key": b64(prefix + "a"), "target": "MOD", "result": "EQUAL", "mod_revision": "42"]],
-            "success": [["request_delete_range": ["key": b64(prefix + "a")]]], "failure": [],
-        ] as NSDictionary)
+        XCTAssertEqual(
+            delete,
+            [
+                "compare": [["key": b64(prefix + "a"), "target": "MOD", "result": "EQUAL", "mod_revision": "42"]],
+                "success": [["request_delete_range": ["key": b64(prefix + "a")]]], "failure": [],
+            ] as NSDictionary)
         // A failed comparison leaves `succeeded` out.
         XCTAssertEqual(try EtcdWire.decodeTxn(Array(#"{"header":{"revision":"9"}}"#.utf8)).succeeded, false)
         let won = try EtcdWire.decodeTxn(Array(#"{"header":{"revision":"10"},"succeeded":true,"responses":[]}"#.utf8))

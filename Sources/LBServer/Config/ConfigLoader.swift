@@ -35,6 +35,7 @@ public enum ConfigLoader {
     enum StatsKey: String, ConfigKey { case latency }
     enum ServerSourceKey: String, ConfigKey {
         case type, stateFile = "state_file", endpoints, cluster, username, password, dialTimeout = "dial_timeout"
+        case leaseTTL = "lease_ttl", instanceID = "instance_id"
     }
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
@@ -170,7 +171,9 @@ public enum ConfigLoader {
         case let other?:
             s.problem(.stateFile, "expected a file path or null, got \(other.kindDescription)")
         }
-        let etcdKeys: [ServerSourceKey] = [.endpoints, .cluster, .username, .password, .dialTimeout]
+        let etcdKeys: [ServerSourceKey] = [
+            .endpoints, .cluster, .username, .password, .dialTimeout, .leaseTTL, .instanceID,
+        ]
         switch source.type {
         case .static:
             for key in etcdKeys where s[key] != nil { s.problem(key, "only with \"type\": \"etcd\"") }
@@ -219,9 +222,29 @@ public enum ConfigLoader {
         if username?.isEmpty == true { s.problem(.username, "must not be empty") }
         let dial = s.duration(.dialTimeout, default: LBConfig.Etcd.defaultDialTimeoutMs)
         if dial == 0 { s.problem(.dialTimeout, "must be more than 0") }
+        var ttl = LBConfig.Etcd.defaultLeaseTTLSeconds
+        if s[.leaseTTL] != nil {
+            let ms = s.duration(.leaseTTL, default: UInt64(ttl) * 1000)
+            if ms % 1000 != 0 || !LBConfig.Etcd.leaseTTLRange.contains(Int(ms / 1000)) {
+                let range = LBConfig.Etcd.leaseTTLRange
+                s.problem(.leaseTTL, "must be whole seconds from \(range.lowerBound) to \(range.upperBound)")
+            } else {
+                ttl = Int(ms / 1000)
+            }
+        }
+        var instanceID: String?
+        if s[.instanceID] != nil {
+            let id = s.string(.instanceID, default: "")
+            if let problem = LBConfig.Etcd.problem(withCluster: id) {
+                s.problem(.instanceID, problem)
+            } else {
+                instanceID = id
+            }
+        }
         guard !endpoints.isEmpty, s[.cluster] != nil else { return nil }
         return LBConfig.Etcd(
-            endpoints: endpoints, cluster: cluster, username: username, password: password, dialTimeoutMs: dial)
+            endpoints: endpoints, cluster: cluster, username: username, password: password, dialTimeoutMs: dial,
+            leaseTTLSeconds: ttl, instanceID: instanceID)
     }
 
     /// HostPort parsing with the input quoted in front of the reason, for config-file messages.

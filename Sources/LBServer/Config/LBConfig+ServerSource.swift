@@ -37,24 +37,35 @@ extension LBConfig {
         public var password: String?
         /// `dial_timeout`: how long a connection to one endpoint may take before the next one is tried.
         public var dialTimeoutMs: UInt64
+        /// `lease_ttl`: seconds this instance's registration outlives its last renewal.
+        public var leaseTTLSeconds: Int
+        /// `instance_id`: this instance's name under `/lb/<cluster>/instances/`; nil: `<hostname>-<pid>`.
+        public var instanceID: String?
 
         public static let defaultDialTimeoutMs: UInt64 = 2_000
+        public static let defaultLeaseTTLSeconds = 10
+        public static let leaseTTLRange = 2...300
 
         public init(
             endpoints: [HostPort], cluster: String, username: String? = nil, password: String? = nil,
-            dialTimeoutMs: UInt64 = Etcd.defaultDialTimeoutMs
+            dialTimeoutMs: UInt64 = Etcd.defaultDialTimeoutMs, leaseTTLSeconds: Int = Etcd.defaultLeaseTTLSeconds,
+            instanceID: String? = nil
         ) {
             self.endpoints = endpoints
             self.cluster = cluster
             self.username = username
             self.password = password
             self.dialTimeoutMs = dialTimeoutMs
+            self.leaseTTLSeconds = leaseTTLSeconds
+            self.instanceID = instanceID
         }
 
         /// Everything lb keeps in etcd for this cluster is under this prefix.
         public var prefix: String { "/lb/\(cluster)/" }
         /// One key per server: `<serversPrefix><id>` → the server as JSON.
         public var serversPrefix: String { prefix + "servers/" }
+        /// One key per live lb instance: `<instancesPrefix><instance id>`, held by the instance's lease.
+        public var instancesPrefix: String { prefix + "instances/" }
     }
 }
 

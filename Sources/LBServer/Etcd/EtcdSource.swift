@@ -124,26 +124,35 @@ final class EtcdSource {
         guard isCurrent else {
             return done(.unavailable("etcd is unreachable (\(lastError ?? "not connected yet"))"))
         }
-        let at = endpoint
-        let c = EtcdCall(
-            loop: loop, endpoint: at, path: "/v3/kv/txn",
-            body: EtcdWire.txnRequest(key: key, precondition: precondition, value: value), token: token, kind: .unary,
-            dialTimeoutMs: settings.dialTimeoutMs, responseTimeoutMs: Self.responseTimeoutMs
-        ) { event in
-            switch event {
-            case .response(200, let body):
+        request("/v3/kv/txn", EtcdWire.txnRequest(key: key, precondition: precondition, value: value)) { result in
+            switch result {
+            case .success((200, let body)):
                 do {
                     let result = try EtcdWire.decodeTxn(body)
                     done(result.succeeded ? .committed(revision: result.revision) : .conflict)
                 } catch {
-                    done(.unavailable("etcd \(at): transaction: \(error)"))
+                    done(.unavailable("etcd: transaction: \(error)"))
                 }
-            case .response(let status, let body):
-                done(.unavailable("etcd \(at): transaction: HTTP \(status): \(EtcdWire.errorMessage(body))"))
-            case .failed(let reason):
-                done(.unavailable("etcd \(at): transaction: \(reason)"))
-            case .line:
-                break
+            case .success((let status, let body)):
+                done(.unavailable("etcd: transaction: HTTP \(status): \(EtcdWire.errorMessage(body))"))
+            case .failure(let error):
+                done(.unavailable(error.message))
+            }
+        }
+    }
+
+    /// One call to the current endpoint on a connection of its own, independent of the watch (leases, reads for
+    /// the admin API). `done` gets the status and body, or why there was no answer; once, on the loop.
+    func request(_ path: String, _ body: [UInt8], done: @escaping (Result<(Int, [UInt8]), EtcdValueError>) -> Void) {
+        let at = endpoint
+        let c = EtcdCall(
+            loop: loop, endpoint: at, path: path, body: body, token: token, kind: .unary,
+            dialTimeoutMs: settings.dialTimeoutMs, responseTimeoutMs: Self.responseTimeoutMs
+        ) { event in
+            switch event {
+            case .response(let status, let body): done(.success((status, body)))
+            case .failed(let reason): done(.failure(EtcdValueError("etcd \(at): \(path): \(reason)")))
+            case .line: break
             }
         }
         c.start(address: addresses[endpointIndex])
@@ -166,8 +175,12 @@ final class EtcdSource {
         waiter.done(applied)
     }
 
+    /// Called after each message that may have moved `set.revision` (events, progress, a full read).
+    var onRevision: (() -> Void)?
+
     /// Wakes the waiters whose revision is now applied.
     private func wakeWaiters() {
+        onRevision?()
         for (id, waiter) in waiters where waiter.revision <= set.revision { finishWaiter(id, applied: true) }
     }
 

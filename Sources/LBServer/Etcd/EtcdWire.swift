@@ -93,6 +93,25 @@ enum EtcdWire {
         return (object["succeeded"] as? Bool ?? false, try headerRevision(object))
     }
 
+    /// `POST /v3/lease/grant` for a lease of `ttlSeconds`.
+    static func leaseGrantRequest(ttlSeconds: Int) -> [UInt8] { json(["TTL": String(ttlSeconds)]) }
+
+    /// `POST /v3/lease/keepalive` (one renewal: the gateway answers one line and ends the stream).
+    static func leaseKeepAliveRequest(id: String) -> [UInt8] { json(["ID": id]) }
+
+    /// `POST /v3/kv/put` of `value` at `key`, attached to lease `lease`.
+    static func putRequest(key: String, value: [UInt8], lease: String) -> [UInt8] {
+        json(["key": base64(key), "value": base64(value), "lease": lease])
+    }
+
+    /// A lease grant's id (a decimal string), or a keep-alive's remaining TTL (0: the lease is gone).
+    static func decodeLease(_ body: [UInt8]) throws(DecodeError) -> (id: String, ttl: Int) {
+        var object = try decodeObject(body)
+        if let result = object["result"] as? [String: Any] { object = result }
+        guard let id = object["ID"] as? String else { throw DecodeError("no lease ID") }
+        return (id, Int(int64(object["TTL"]) ?? 0))
+    }
+
     /// `POST /v3/auth/authenticate`.
     static func authenticateRequest(name: String, password: String) -> [UInt8] {
         json(["name": name, "password": password])

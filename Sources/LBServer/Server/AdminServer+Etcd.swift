@@ -96,6 +96,41 @@ extension AdminServer {
         }
     }
 
+    static let noCluster = AdminError(404, "no cluster: the servers come from the config (server_source.type static)")
+
+    /// `GET /api/cluster`: the live instances of this etcd cluster (their lease-held entries), read from etcd now,
+    /// each as it registered itself (`id`, `admin`, `pid`, the `revision` it has applied, …), in id order, and
+    /// which one is this instance. 503 when etcd cannot be read; 404 with a static source.
+    func clusterJSON(reply: @escaping (AdminResponse) -> Void) {
+        guard let source = server.etcdSource else { return reply(Self.noCluster.response) }
+        let prefix = source.settings.instancesPrefix
+        let me = server.etcdRegistration?.instanceID
+        source.request("/v3/kv/range", EtcdWire.rangeRequest(prefix: prefix)) { [weak self] result in
+            guard let self else { return }
+            let range: EtcdWire.Range
+            switch result {
+            case .success((200, let body)):
+                do { range = try EtcdWire.decodeRange(body) } catch {
+                    return reply(AdminError(503, "etcd: \(error)").response)
+                }
+            case .success((let status, let body)):
+                return reply(AdminError(503, "etcd: HTTP \(status): \(EtcdWire.errorMessage(body))").response)
+            case .failure(let error):
+                return reply(AdminError(503, error.message).response)
+            }
+            let instances: [[String: Any]] = range.kvs.sorted { $0.key < $1.key }.map { kv in
+                var entry = (try? JSONSerialization.jsonObject(with: Data(kv.value))) as? [String: Any] ?? [:]
+                entry["id"] = entry["id"] ?? String(kv.key.dropFirst(prefix.count))
+                return entry
+            }
+            var object: [String: Any] = [
+                "cluster": source.settings.cluster, "revision": range.revision, "instances": instances,
+            ]
+            if let me { object["self"] = me }
+            reply(AdminResponse(status: 200, body: self.json(object)))
+        }
+    }
+
     /// A server as its etcd value: the keys `POST /manage/servers` takes.
     static func etcdValue(_ spec: ServerSpec) -> [UInt8] {
         let object: [String: Any] = ["id": spec.id, "host": spec.host, "port": spec.port, "weight": spec.weight]

@@ -79,6 +79,9 @@ final class AdminServer {
         method: HTTPMethod, path: String, query: String, body: [UInt8], authorization: String?,
         reply: @escaping (AdminResponse) -> Void
     ) {
+        if let route = AdminRoute.match(path), route == .cluster, route.allowed.contains(method) {
+            return clusterJSON(reply: reply)
+        }
         guard let source = server.etcdSource, let route = AdminRoute.match(path), route.allowed.contains(method),
             route == .manageServers || route.isServerRoute
         else {
@@ -131,6 +134,9 @@ final class AdminServer {
                 return AdminResponse(status: 200, body: json(object))
             case .stats:
                 return AdminResponse(status: 200, body: json(statsJSON()))
+            case .cluster:
+                // With etcd the answer needs a read of etcd: `handle(…, reply:)` gives it.
+                throw AdminServer.noCluster
             case .metrics:
                 return AdminResponse(status: 200, body: metricsText(), contentType: AdminResponse.prometheus)
             case .dashboard:

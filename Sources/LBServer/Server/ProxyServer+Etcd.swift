@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LBCore
 
 /// The etcd source's side of the server: starting it, publishing what it reads, and reporting how current it is.
@@ -15,6 +16,24 @@ extension ProxyServer {
         }
         etcdSource = source
         source.start()
+        let id = settings.instanceID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
+        let registration = EtcdRegistration(
+            source: source, instanceID: id, ttlSeconds: settings.leaseTTLSeconds, loop: loop, logger: logger
+        ) { [unowned self] in self.registrationValue(id: id) }
+        etcdRegistration = registration
+        source.onRevision = { [unowned registration] in registration.changed() }
+    }
+
+    /// This instance's entry in etcd: who it is, where its admin API listens, and what it has applied.
+    private func registrationValue(id: String) -> [UInt8] {
+        let source = etcdSource
+        let object: [String: Any] = [
+            "id": id, "pid": Int(getpid()), "admin": adminAddress.map { "\($0)" } ?? "",
+            "revision": source?.set.revision ?? 0, "applied_revision": source?.lastAppliedRevision ?? 0,
+            "servers": routing.load().backends.count,
+            "started_at_ms": Int64((startedAt.timeIntervalSince1970 * 1000).rounded()),
+        ]
+        return Array(AdminJSON.text(object).utf8)
     }
 
     /// Publishes `set`'s servers as an admin change does (`prepare`, then `publish`): unchanged servers

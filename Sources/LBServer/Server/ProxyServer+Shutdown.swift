@@ -71,6 +71,7 @@ extension ProxyServer {
         // After a hand-off the control socket's path is the successor's.
         if case .handOff = reason { control?.stopListening(removeFile: false) } else { control?.stopListening(removeFile: true) }
         health?.stop()
+        etcdRegistration?.stop()
         etcdSource?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
             self.logger.warning("shutdown grace period over: closing in-flight connections")
@@ -98,6 +99,7 @@ extension ProxyServer {
         for s in signals { s.close() }
         signals.removeAll()
         health?.stop()
+        etcdRegistration?.stop()
         etcdSource?.stop()
         takeover?.stop()
         upgrade?.close()

@@ -33,6 +33,8 @@ public final class ProxyServer {
     private(set) var health: HealthChecker?
     /// The etcd source (`server_source.type: etcd`); nil for a static one. Set by `start()`.
     var etcdSource: EtcdSource?
+    /// This instance's lease-held entry under `/lb/<cluster>/instances/` (etcd source only).
+    var etcdRegistration: EtcdRegistration?
     /// Server sets read from etcd that could not be built into a routing state.
     var etcdApplyFailures = 0
     var signals: [SignalWatcher] = []

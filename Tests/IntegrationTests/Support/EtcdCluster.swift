@@ -148,6 +148,18 @@ final class EtcdCluster {
             ?? (kvs.isEmpty ? nil : [])
     }
 
+    /// The newest `mod_revision` among the servers of `cluster`: the revision an instance must have applied to
+    /// hold the set as it is (etcd's own revision also counts the instances' registration writes).
+    func serversRevision(cluster: String) throws -> Int64 {
+        let prefix = "/lb/\(cluster)/servers/"
+        var end = Array(prefix.utf8)
+        end[end.count - 1] += 1
+        let kvs =
+            try call("/v3/kv/range", ["key": Self.b64(prefix), "range_end": Data(end).base64EncodedString()])["kvs"]
+            as? [[String: Any]] ?? []
+        return kvs.compactMap { ($0["mod_revision"] as? String).flatMap { Int64($0) } }.max() ?? 0
+    }
+
     func currentRevision() throws -> Int64 {
         Self.revision(try call("/v3/kv/range", ["key": Self.b64("/"), "count_only": true]))
     }

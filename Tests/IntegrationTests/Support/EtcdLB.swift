@@ -14,6 +14,12 @@ struct EtcdLB {
     /// The etcd revision its server set reflects.
     func revision() throws -> Int64 { (try source()["revision"] as? NSNumber)?.int64Value ?? -1 }
 
+    /// `GET /api/cluster`'s instances, by id.
+    func instances() throws -> [String: [String: Any]] {
+        let list = try admin.call("GET", "/api/cluster").json["instances"] as? [[String: Any]] ?? []
+        return Dictionary(list.map { ($0["id"] as? String ?? "?", $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
     /// Ids of the servers it routes to.
     func serverIDs() throws -> [String] { try admin.servers().keys.sorted() }
 
@@ -35,10 +41,24 @@ struct EtcdLB {
 extension IntegrationTestCase {
     /// Starts `lb-server --etcd ENDPOINTS --cluster NAME` with health checks off (every server takes requests, so
     /// routing depends on the server set alone) and no servers in its config.
-    func startEtcdLB(endpoints: String, cluster: String) throws -> EtcdLB {
-        let server = try LBBinaries.startServer(
-            backends: [], configFile: try writeConfigFile([:]),
-            extraArguments: ["--etcd", endpoints, "--cluster", cluster])
+    /// With `instanceID`, the source is written into the config file instead, with that `instance_id` and a
+    /// lease of `leaseTTL`.
+    func startEtcdLB(endpoints: String, cluster: String, instanceID: String? = nil, leaseTTL: String = "3s") throws
+        -> EtcdLB
+    {
+        let server: LBServerProcess
+        if let instanceID {
+            let source: [String: Any] = [
+                "type": "etcd", "endpoints": endpoints.split(separator: ",").map(String.init), "cluster": cluster,
+                "instance_id": instanceID, "lease_ttl": leaseTTL,
+            ]
+            server = try LBBinaries.startServer(
+                backends: [], configFile: try writeConfigFile(["server_source": source]))
+        } else {
+            server = try LBBinaries.startServer(
+                backends: [], configFile: try writeConfigFile([:]),
+                extraArguments: ["--etcd", endpoints, "--cluster", cluster])
+        }
         return EtcdLB(server: server, admin: AdminClient(port: server.adminPort))
     }
 
