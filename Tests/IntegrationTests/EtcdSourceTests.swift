@@ -120,4 +120,27 @@ final class EtcdSourceTests: IntegrationTestCase {
         }
         XCTAssertEqual(Set(try TrafficProbe.backends(port: lb.server.proxyPort, paths: paths).values), ["b2", "b3"])
     }
+
+    func testWithAuthenticationOnTheInstanceSignsInAndWrongCredentialsLeaveItStale() throws {
+        let etcd = try EtcdCluster(self, members: 1)
+        let backends = try demoBackends(2)
+        try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
+        try etcd.enableAuthentication(password: "s3cret")
+        let lb = try startEtcdLB(endpoints: etcd.endpoints, cluster: cluster, credentials: ("root", "s3cret"))
+        try lb.waitApplied(try etcd.serversRevision(cluster: cluster))
+        XCTAssertEqual(try lb.serverIDs(), ["b1"])
+        // The watch and the admin API's writes carry the token too.
+        try lb.waitApplied(try etcd.putServer(cluster: cluster, id: "b2", port: backends[1].port))
+        XCTAssertEqual(try lb.serverIDs(), ["b1", "b2"])
+        let delete = try lb.admin.call("DELETE", "/manage/servers/b2")
+        XCTAssertEqual(delete.status, 200, delete.response.bodyString)
+        XCTAssertEqual(try lb.serverIDs(), ["b1"])
+
+        let denied = try startEtcdLB(endpoints: etcd.endpoints, cluster: cluster, credentials: ("root", "wrong"))
+        try eventually(timeout: 10, "the instance with a wrong password reports why it has no set") {
+            (try denied.source()["last_error"] as? String ?? "").contains("authenticate")
+        }
+        XCTAssertEqual(try denied.source()["state"] as? String, "stale")
+        XCTAssertEqual(try denied.serverIDs(), [])
+    }
 }

@@ -95,9 +95,10 @@ final class EtcdCluster {
         var lastError: Error = HarnessError.conditionNotMet(description: "no etcd member answered", timeout: 0)
         for m in members where m.process != nil {
             do {
+                var headers = [("Content-Type", "application/json")]
+                if let token { headers.append(("Authorization", token)) }
                 let response = try HTTPClient.request(
-                    port: m.clientPort, method: "POST", path: path, headers: [("Content-Type", "application/json")],
-                    body: [UInt8](data), timeout: 5)
+                    port: m.clientPort, method: "POST", path: path, headers: headers, body: [UInt8](data), timeout: 5)
                 guard response.status == 200,
                     let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
                 else {
@@ -111,6 +112,19 @@ final class EtcdCluster {
             }
         }
         throw lastError
+    }
+
+    /// The auth token every call sends once `enableAuthentication` has run.
+    private(set) var token: String?
+
+    /// Creates `root` with `password` (and the root role etcd requires of it), turns authentication on and
+    /// signs in as root for the calls that follow.
+    func enableAuthentication(password: String) throws {
+        try call("/v3/auth/user/add", ["name": "root", "password": password])
+        try call("/v3/auth/role/add", ["name": "root"])
+        try call("/v3/auth/user/grant", ["user": "root", "role": "root"])
+        try call("/v3/auth/enable", [:])
+        token = try call("/v3/auth/authenticate", ["name": "root", "password": password])["token"] as? String
     }
 
     private static func b64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }

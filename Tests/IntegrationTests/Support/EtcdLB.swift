@@ -43,15 +43,22 @@ extension IntegrationTestCase {
     /// routing depends on the server set alone) and no servers in its config.
     /// With `instanceID`, the source is written into the config file instead, with that `instance_id` and a
     /// lease of `leaseTTL`.
-    func startEtcdLB(endpoints: String, cluster: String, instanceID: String? = nil, leaseTTL: String = "3s") throws
-        -> EtcdLB
-    {
+    /// `credentials` go into the file as `username` and `password`.
+    func startEtcdLB(
+        endpoints: String, cluster: String, instanceID: String? = nil, leaseTTL: String = "3s",
+        credentials: (user: String, password: String)? = nil
+    ) throws -> EtcdLB {
         let server: LBServerProcess
-        if let instanceID {
-            let source: [String: Any] = [
+        if instanceID != nil || credentials != nil {
+            var source: [String: Any] = [
                 "type": "etcd", "endpoints": endpoints.split(separator: ",").map(String.init), "cluster": cluster,
-                "instance_id": instanceID, "lease_ttl": leaseTTL,
+                "lease_ttl": leaseTTL,
             ]
+            if let instanceID { source["instance_id"] = instanceID }
+            if let credentials {
+                source["username"] = credentials.user
+                source["password"] = credentials.password
+            }
             server = try LBBinaries.startServer(
                 backends: [], configFile: try writeConfigFile(["server_source": source]))
         } else {
