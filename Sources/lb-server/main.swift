@@ -12,7 +12,7 @@ struct LBServerCommand: ParsableCommand {
         version: LBVersion.current
     )
 
-    @Option(name: .long, help: "Config file (JSON). Not needed when --backend flags are given.")
+    @Option(name: .long, help: "Config file (JSON). Not needed when --backend or --etcd flags are given.")
     var config: String?
 
     @Option(name: .long, help: "Traffic listen address, HOST:PORT (port 0 picks a free port).")
