@@ -100,7 +100,10 @@ final class EtcdClusterTests: IntegrationTestCase {
         let lbs = try (0..<3).map { i in
             try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
         }
-        for lb in lbs { try lb.waitApplied(try etcd.serversRevision(cluster: cluster)) }
+        for lb in lbs {
+            try lb.waitApplied(try etcd.serversRevision(cluster: cluster))
+            try lb.waitCurrent()
+        }
 
         // An add through one instance reaches all three.
         let post = try lbs[0].admin.call(
@@ -185,6 +188,26 @@ final class EtcdClusterTests: IntegrationTestCase {
             try TrafficProbe.backends(port: lbs[0].server.proxyPort, paths: paths))
         try eventually(timeout: 10, "the restarted instance registered again at the current revision") {
             (((try lbs[0].instances()["lb2"])?["revision"] as? NSNumber)?.int64Value ?? 0) >= changed
+        }
+    }
+
+    func testAWatchOnAMemberThatLostItsLeaderEndsAndTheInstanceReportsStale() throws {
+        let etcd = try EtcdCluster(self, members: 3)
+        let backends = try demoBackends(1)
+        let seeded = try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
+        // This instance knows only member 0; the other two stop, so member 0 is alive but has no leader.
+        let lb = try startEtcdLB(endpoints: etcd.members[0].clientURL, cluster: cluster)
+        try lb.waitApplied(seeded)
+        try lb.waitCurrent()
+        etcd.stop(member: 1)
+        etcd.stop(member: 2)
+        try eventually(timeout: 15, "the instance noticed that its member has no leader") {
+            try lb.source()["state"] as? String == "stale"
+        }
+        XCTAssertEqual(try lb.serverIDs(), ["b1"], "routing stays as it was")
+        etcd.startAll()
+        try eventually(timeout: 20, "the instance watches again once the cluster has a leader") {
+            try lb.source()["state"] as? String == "current"
         }
     }
 

@@ -50,6 +50,10 @@ final class EtcdCall: ByteStreamHandler {
         head += "Content-Length: \(body.count)\r\n"
         if let token { head += "Authorization: \(token)\r\n" }
         if kind == .unary { head += "Connection: close\r\n" }
+        // A watch on a member cut off from its cluster would stay open and silent: with gRPC metadata
+        // `hasleader: true` (the gateway passes `Grpc-Metadata-*` headers on) etcd cancels it when the member has no
+        // leader, and lb moves to another endpoint (clientv3's WithRequireLeader).
+        if kind == .stream { head += "Grpc-Metadata-Hasleader: true\r\n" }
         request = Array((head + "\r\n").utf8) + body
         socket = HandledTCPStream(loop: loop)
         var fire: (() -> Void)?

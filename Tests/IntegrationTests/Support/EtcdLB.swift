@@ -14,6 +14,13 @@ struct EtcdLB {
     /// The etcd revision its server set reflects.
     func revision() throws -> Int64 { (try source()["revision"] as? NSNumber)?.int64Value ?? -1 }
 
+    /// Waits until its watch runs (`state: current`): applying the first read comes just before it.
+    func waitCurrent(timeout: TimeInterval = 10) throws {
+        try eventually(timeout: timeout, "lb on admin port \(admin.port) watches etcd") {
+            try source()["state"] as? String == "current"
+        }
+    }
+
     /// `GET /api/cluster`'s instances, by id.
     func instances() throws -> [String: [String: Any]] {
         let list = try admin.call("GET", "/api/cluster").json["instances"] as? [[String: Any]] ?? []
