@@ -153,7 +153,7 @@ final class EtcdClusterTests: IntegrationTestCase {
         }
     }
 
-    func testInstancesRegisterAKilledOneExpiresAndOnRestartRejoinsWithTheCurrentSet() throws {
+    func testInstancesRegisterAKilledOneExpiresRejoinsWithTheCurrentSetAndAStoppedOneUnregisters() throws {
         let etcd = try EtcdCluster(self, members: 3)
         let backends = try demoBackends(3)
         try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
@@ -189,6 +189,13 @@ final class EtcdClusterTests: IntegrationTestCase {
         try eventually(timeout: 10, "the restarted instance registered again at the current revision") {
             (((try lbs[0].instances()["lb2"])?["revision"] as? NSNumber)?.int64Value ?? 0) >= changed
         }
+
+        // Stopped with SIGTERM: it revokes its lease, so its entry goes at once, not when a minute-long lease ends.
+        let lasting = try startEtcdLB(endpoints: etcd.endpoints, cluster: cluster, instanceID: "lb3", leaseTTL: "60s")
+        try eventually(timeout: 10, "the fourth instance registered") { try lbs[0].instances()["lb3"] != nil }
+        lasting.server.process.signal(SIGTERM)
+        XCTAssertEqual(lasting.server.process.waitForExit(timeout: 15), 0, lasting.server.process.log)
+        try eventually(timeout: 5, "the stopped instance's entry is gone") { try lbs[0].instances()["lb3"] == nil }
     }
 
     func testAWatchOnAMemberThatLostItsLeaderEndsAndTheInstanceReportsStale() throws {

@@ -55,12 +55,22 @@ final class EtcdRegistration {
         soon?.start(timeout: Self.coalesceMs)
     }
 
-    func stop() {
+    /// Stops renewing. With `revoke`, also revokes the lease, so the entry goes now rather than when the lease
+    /// expires; the call is given one second, and nothing waits for it but the loop's own exit.
+    func stop(revoke: Bool = false) {
         stopped = true
         timer?.close()
         timer = nil
         soon?.close()
         soon = nil
+        guard revoke, let lease = leaseID else { return }
+        leaseID = nil
+        source.request("/v3/lease/revoke", EtcdWire.leaseKeepAliveRequest(id: lease), timeoutMs: 1_000) {
+            [logger, key] result in
+            if case .success((200, _)) = result {
+                logger.info("etcd: unregistered this instance", metadata: ["key": "\(key)"])
+            }
+        }
     }
 
     private func tick() {

@@ -143,11 +143,16 @@ final class EtcdSource {
 
     /// One call to the current endpoint on a connection of its own, independent of the watch (leases, reads for
     /// the admin API). `done` gets the status and body, or why there was no answer; once, on the loop.
-    func request(_ path: String, _ body: [UInt8], done: @escaping (Result<(Int, [UInt8]), EtcdValueError>) -> Void) {
+    /// `timeoutMs` caps both the connect and the answer (default: `dial_timeout`, then 5 s).
+    func request(
+        _ path: String, _ body: [UInt8], timeoutMs: UInt64? = nil,
+        done: @escaping (Result<(Int, [UInt8]), EtcdValueError>) -> Void
+    ) {
         let at = endpoint
         let c = EtcdCall(
             loop: loop, endpoint: at, path: path, body: body, token: token, kind: .unary,
-            dialTimeoutMs: settings.dialTimeoutMs, responseTimeoutMs: Self.responseTimeoutMs
+            dialTimeoutMs: min(settings.dialTimeoutMs, timeoutMs ?? .max),
+            responseTimeoutMs: min(Self.responseTimeoutMs, timeoutMs ?? .max)
         ) { event in
             switch event {
             case .response(let status, let body): done(.success((status, body)))

@@ -96,7 +96,8 @@ enum EtcdWire {
     /// `POST /v3/lease/grant` for a lease of `ttlSeconds`.
     static func leaseGrantRequest(ttlSeconds: Int) -> [UInt8] { json(["TTL": String(ttlSeconds)]) }
 
-    /// `POST /v3/lease/keepalive` (one renewal: the gateway answers one line and ends the stream).
+    /// `POST /v3/lease/keepalive` (one renewal: the gateway answers one line and ends the stream), and
+    /// `POST /v3/lease/revoke`: both name the lease alone.
     static func leaseKeepAliveRequest(id: String) -> [UInt8] { json(["ID": id]) }
 
     /// `POST /v3/kv/put` of `value` at `key`, attached to lease `lease`.

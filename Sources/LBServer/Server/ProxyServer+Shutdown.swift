@@ -71,7 +71,8 @@ extension ProxyServer {
         // After a hand-off the control socket's path is the successor's.
         if case .handOff = reason { control?.stopListening(removeFile: false) } else { control?.stopListening(removeFile: true) }
         health?.stop()
-        etcdRegistration?.stop()
+        // The registration goes at once: this instance takes no new connections from here on.
+        etcdRegistration?.stop(revoke: true)
         etcdSource?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
             self.logger.warning("shutdown grace period over: closing in-flight connections")
