@@ -51,6 +51,7 @@ test-deps: deps
 	command -v ab >/dev/null || missing="$$missing apache2-utils"; \
 	command -v testssl >/dev/null || command -v testssl.sh >/dev/null || missing="$$missing testssl.sh"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v h2load >/dev/null && command -v nghttp >/dev/null || missing="$$missing nghttp2-client"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \

@@ -19,6 +19,12 @@ public final class LoopTimer {
         uv_timer_start(handle, Callbacks.timer, timeout, `repeat`)
     }
 
+    /// Stops the timer; `start` arms it again.
+    public func stop() {
+        guard !isClosing else { return }
+        uv_timer_stop(handle)
+    }
+
     /// Does not keep the loop alive on its own (housekeeping timers).
     public func unref() { uv_unref(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self)) }
 

@@ -12,7 +12,7 @@ struct LBServerCommand: ParsableCommand {
         version: LBVersion.current
     )
 
-    @Option(name: .long, help: "Config file (JSON). Not needed when --backend flags are given.")
+    @Option(name: .long, help: "Config file (JSON). Not needed when --backend or --etcd flags are given.")
     var config: String?
 
     @Option(name: .long, help: "Traffic listen address, HOST:PORT (port 0 picks a free port).")
@@ -44,6 +44,14 @@ struct LBServerCommand: ParsableCommand {
 
     @Option(name: .long, help: "Keep the admin API's server changes in this file; re-applied at start and on SIGHUP.")
     var stateFile: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Take the servers from etcd: its members' client URLs, comma-separated (http://HOST:PORT,...).",
+        valueName: "URL[,URL...]"))
+    var etcd: String?
+
+    @Option(name: .long, help: "With --etcd: the cluster name; the servers are the keys under /lb/NAME/servers/.")
+    var cluster: String?
 
     @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")
     var checkConfig = false
@@ -100,7 +108,7 @@ struct LBServerCommand: ParsableCommand {
         }
         let overrides = CommandLineOverrides(
             listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers,
-            tlsCert: tlsCert, tlsKey: tlsKey, stateFile: stateFile)
+            tlsCert: tlsCert, tlsKey: tlsKey, stateFile: stateFile, etcd: etcd, cluster: cluster)
         let resolved: LBConfig
         do {
             resolved = try LBConfig.resolve(configPath: config, overrides: overrides)

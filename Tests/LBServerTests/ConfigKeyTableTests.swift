@@ -11,20 +11,26 @@ final class ConfigKeyTableTests: XCTestCase {
         var path: String
         var keys: [String]
         var base: [String: String] = [:]
+        /// Members that a key needs beside it to be valid (an etcd key needs the etcd type), by key.
+        var keyBases: [String: [String: String]] = [:]
         var wrap: (String) -> String
 
         init<Key: ConfigKey>(
-            _ path: String, _: Key.Type, base: [String: String] = [:], wrap: ((String) -> String)? = nil
+            _ path: String, _: Key.Type, base: [String: String] = [:], keyBases: [String: [String: String]] = [:],
+            wrap: ((String) -> String)? = nil
         ) {
             self.path = path
             keys = Key.allCases.map(\.rawValue)
             self.base = base
+            self.keyBases = keyBases
             self.wrap = wrap ?? { #"{"\#(path)": {\#($0)}}"# }
         }
 
         /// The document with `base` and `members` (which win) in this object.
         func document(_ members: [String: String]) -> String {
-            let all = base.merging(members) { $1 }
+            var all = base
+            for key in members.keys { all.merge(keyBases[key] ?? [:]) { $1 } }
+            all.merge(members) { $1 }
             return wrap(all.keys.sorted().map { #""\#($0)": \#(all[$0]!)"# }.joined(separator: ", "))
         }
 
@@ -66,13 +72,25 @@ final class ConfigKeyTableTests: XCTestCase {
             "listeners[0].tls.certificates[0]", ConfigLoader.CertificateKey.self,
             base: ["cert": #""c""#, "key": #""k""#],
             wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{\#($0)}]}}]}"# }),
-        Section("server_source", ConfigLoader.ServerSourceKey.self),
+        Section("server_source", ConfigLoader.ServerSourceKey.self, keyBases: etcdKeyBases),
         Section("upstream_tls", ConfigLoader.UpstreamTLSKey.self),
         Section(
             "upstream_tls.client_certificate", ConfigLoader.CertificateKey.self,
             base: ["cert": #""c""#, "key": #""k""#],
             wrap: { #"{"upstream_tls": {"client_certificate": {\#($0)}}}"# }),
     ]
+
+    /// An etcd source's keys are valid only with `type: etcd`, `endpoints` and `cluster`; a password needs a user.
+    static let etcdKeyBases: [String: [String: String]] = {
+        let etcd = [
+            "type": #""etcd""#, "endpoints": #"["http://127.0.0.1:2379"]"#, "cluster": #""c""#,
+        ]
+        var bases: [String: [String: String]] = [:]
+        for key in ["type", "endpoints", "cluster", "dial_timeout", "lease_ttl", "instance_id"] { bases[key] = etcd }
+        bases["username"] = etcd.merging(["password": #""p""#]) { $1 }
+        bases["password"] = etcd.merging(["username": #""u""#]) { $1 }
+        return bases
+    }()
 
     func testAnUnknownKeyInEveryObjectIsRejectedByNameWithTheDeclaredKeys() {
         for section in sections {
@@ -138,11 +156,13 @@ final class ConfigKeyTableTests: XCTestCase {
         "upstream_tls.session_reuse": "false",
         "upstream_tls.client_certificate.cert": #""x""#, "upstream_tls.client_certificate.key": #""y""#,
         "server_source": #"{"state_file": "/var/lib/lb/state.json"}"#,
-        "server_source.type": #""static""#, "server_source.state_file": #""/var/lib/lb/state.json""#,
+        "server_source.type": #""etcd""#, "server_source.state_file": #""/var/lib/lb/state.json""#,
+        "server_source.endpoints": #"["http://127.0.0.1:2380"]"#, "server_source.cluster": #""d""#,
+        "server_source.username": #""v""#, "server_source.password": #""q""#, "server_source.dial_timeout": #""1s""#,
+        "server_source.lease_ttl": #""3s""#, "server_source.instance_id": #""lb-a""#,
     ]
-    /// Keys whose only accepted value is their default, so no sample can change what the file loads to:
-    /// `server_source.type` has one source so far.
-    static let singleValued: Set<String> = ["server_source.type"]
+    /// Keys whose only accepted value is their default, so no sample can change what the file loads to.
+    static let singleValued: Set<String> = []
     static let healthCheckSamples = [
         "enabled": "false", "type": #""tcp""#, "path": #""/h""#, "interval": #""3s""#, "timeout": #""2s""#,
         "rise": "5", "fall": "5", "expected_status": #""200""#, "passive_failures": "0",

@@ -210,7 +210,7 @@ final class StateFileFormatTests: XCTestCase {
     func testServerSourceProblemsNameTheKey() {
         assertSingleProblem(
             #"{"server_source": {"type": "zookeeper"}}"#, startsWith: "server_source.type:",
-            contains: #""zookeeper" is not one of static"#)
+            contains: #""zookeeper" is not one of static, etcd"#)
         assertSingleProblem(
             #"{"server_source": {"state_file": ""}}"#, startsWith: "server_source.state_file:",
             contains: "must not be empty")

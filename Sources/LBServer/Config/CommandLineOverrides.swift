@@ -24,11 +24,18 @@ public struct CommandLineOverrides: Sendable, Equatable {
     public var tlsKey: String?
     /// `--state-file FILE`: `server_source.state_file`.
     public var stateFile: String?
+    /// `--etcd URL[,URL...]`: the servers come from etcd (`server_source.type: etcd` with these endpoints).
+    public var etcd: String?
+    /// `--cluster NAME`: `server_source.cluster`, the etcd key prefix `/lb/NAME/`.
+    public var cluster: String?
+
+    /// True when the flags give the servers (or where to find them), so a config file need not list any.
+    public var suppliesServers: Bool { !backends.isEmpty || etcd != nil }
 
     public init(
         listen: String? = nil, admin: String? = nil, backends: [String] = [], algorithm: String? = nil,
         hash: String? = nil, key: String? = nil, workers: String? = nil, tlsCert: String? = nil,
-        tlsKey: String? = nil, stateFile: String? = nil
+        tlsKey: String? = nil, stateFile: String? = nil, etcd: String? = nil, cluster: String? = nil
     ) {
         self.listen = listen
         self.admin = admin
@@ -40,6 +47,8 @@ public struct CommandLineOverrides: Sendable, Equatable {
         self.tlsCert = tlsCert
         self.tlsKey = tlsKey
         self.stateFile = stateFile
+        self.etcd = etcd
+        self.cluster = cluster
     }
 }
 
@@ -119,6 +128,7 @@ extension LBConfig {
                 config.serverSource.stateFile = path
             }
         }
+        applyEtcd(o, to: &config, problems: problems)
         if !o.backends.isEmpty {
             var servers: [ServerSpec] = []
             var seen: Set<String> = []
@@ -144,6 +154,49 @@ extension LBConfig {
         return config
     }
 
+    /// `--etcd` and `--cluster`: `--etcd` makes etcd the source (the file's `servers` and `--backend` flags do not
+    /// apply) and keeps the file's `username`, `password` and `dial_timeout` when it has an etcd source too;
+    /// `--cluster` names the cluster, and alone it only renames the file's etcd cluster.
+    private func applyEtcd(_ o: CommandLineOverrides, to config: inout LBConfig, problems: ProblemList) {
+        func flag(_ name: String, _ value: String) -> String { "--\(name) \(quoted(value))" }
+        if let cluster = o.cluster, let problem = LBConfig.Etcd.problem(withCluster: cluster) {
+            problems.add(flag("cluster", cluster), problem)
+            return
+        }
+        guard let text = o.etcd else {
+            if let cluster = o.cluster {
+                if config.serverSource.etcd != nil {
+                    config.serverSource.etcd?.cluster = cluster
+                } else {
+                    problems.add(flag("cluster", cluster), "needs --etcd URL (or server_source.type etcd in the file)")
+                }
+            }
+            return
+        }
+        var endpoints: [HostPort] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            do { endpoints.append(try LBConfig.Etcd.parseEndpoint(String(part))) } catch {
+                problems.add(flag("etcd", text), error.message)
+            }
+        }
+        if !o.backends.isEmpty {
+            problems.add(flag("etcd", text), "cannot be combined with --backend: the servers come from etcd")
+        }
+        if let path = o.stateFile {
+            problems.add(flag("state-file", path), "cannot be combined with --etcd: etcd keeps the servers itself")
+        }
+        guard let cluster = o.cluster ?? config.serverSource.etcd?.cluster else {
+            problems.add(flag("etcd", text), "needs --cluster NAME: the servers are read from /lb/NAME/servers/")
+            return
+        }
+        var etcd = config.serverSource.etcd ?? LBConfig.Etcd(endpoints: endpoints, cluster: cluster)
+        etcd.endpoints = endpoints
+        etcd.cluster = cluster
+        config.serverSource = ServerSource(type: .etcd, etcd: etcd)
+        config.servers = []
+        config.serverHealthChecks = [:]
+    }
+
     /// Parses `HOST:PORT[@WEIGHT]`; the id is the address as written back (`host:port`, IPv6 in brackets).
     static func parseBackend(_ text: String) throws(ConfigValueError) -> ServerSpec {
         var address = Substring(text)
@@ -165,20 +218,20 @@ extension LBConfig {
 
     /// The whole startup path: the file (if any), then the flags, then `LB_ADMIN_TOKEN`.
     ///
-    /// Errors: no path and no backends → "give --config FILE or at least one --backend HOST:PORT"; a path that
-    /// cannot be read → names it and the OS reason; otherwise every problem in the file, or in the flags.
-    /// A file without `servers` is fine when `--backend` flags are given.
+    /// Errors: no path, no backends and no etcd → "give --config FILE, at least one --backend HOST:PORT, or
+    /// --etcd URL"; a path that cannot be read → names it and the OS reason; otherwise every problem in the file,
+    /// or in the flags. A file without `servers` is fine when `--backend` or `--etcd` flags are given.
     public static func resolve(
         configPath: String?, overrides: CommandLineOverrides,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigErrors) -> LBConfig {
         let base: LBConfig
         if let path = configPath {
-            base = try ConfigLoader.load(path: path, requireServers: overrides.backends.isEmpty)
-        } else if overrides.backends.isEmpty {
+            base = try ConfigLoader.load(path: path, requireServers: !overrides.suppliesServers)
+        } else if !overrides.suppliesServers {
             throw ConfigErrors(
                 source: commandLineSource,
-                problems: [ConfigProblem("", "give --config FILE or at least one --backend HOST:PORT")])
+                problems: [ConfigProblem("", "give --config FILE, at least one --backend HOST:PORT, or --etcd URL")])
         } else {
             base = LBConfig()
         }

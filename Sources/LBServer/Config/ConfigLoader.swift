@@ -33,7 +33,10 @@ public enum ConfigLoader {
     enum RetriesKey: String, ConfigKey { case max, perTryTimeout = "per_try_timeout" }
     enum AccessLogKey: String, ConfigKey { case format, path }
     enum StatsKey: String, ConfigKey { case latency }
-    enum ServerSourceKey: String, ConfigKey { case type, stateFile = "state_file" }
+    enum ServerSourceKey: String, ConfigKey {
+        case type, stateFile = "state_file", endpoints, cluster, username, password, dialTimeout = "dial_timeout"
+        case leaseTTL = "lease_ttl", instanceID = "instance_id"
+    }
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
     static let busyPollRange = 0...1_000
@@ -111,15 +114,19 @@ public enum ConfigLoader {
             upstreamTLSBase = settings
             config.upstreamTLS = enabled ? settings : nil
         }
-        if let servers = top[.servers] {
-            (config.servers, config.serverHealthChecks, config.serverTLS, config.serverLimits) = readServers(
-                servers, in: top, health: config.healthCheck, tls: upstreamTLSBase)
-        } else if requireServers {
-            top.problem(
-                .servers, "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
-        }
         if let source = top.section(.serverSource, of: ServerSourceKey.self) {
             config.serverSource = readServerSource(source)
+        }
+        let fromEtcd = config.serverSource.type == .etcd
+        if let servers = top[.servers] {
+            if fromEtcd {
+                top.problem(.servers, "with server_source.type etcd the servers come from etcd; remove this key")
+            }
+            (config.servers, config.serverHealthChecks, config.serverTLS, config.serverLimits) = readServers(
+                servers, in: top, health: config.healthCheck, tls: upstreamTLSBase)
+        } else if requireServers && !fromEtcd {
+            top.problem(
+                .servers, "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
         }
         if let retries = top.section(.retries, of: RetriesKey.self) {
             config.retries.max = retries.int(.max, default: config.retries.max, in: 0...10)
@@ -146,7 +153,9 @@ public enum ConfigLoader {
         return config
     }
 
-    /// `server_source`: `type` (only `static` so far) and `state_file` (a path, or null for none).
+    /// `server_source`: `type` (`static` or `etcd`); for `static`, `state_file` (a path, or null for none); for
+    /// `etcd`, `endpoints` (required, a list of `http://HOST:PORT`), `cluster` (required), `username` and
+    /// `password` (both or neither) and `dial_timeout`. A key of the other type is a problem naming it.
     static func readServerSource(_ s: ConfigSection<ServerSourceKey>) -> LBConfig.ServerSource {
         var source = LBConfig.ServerSource()
         source.type = s.choice(.type, default: source.type)
@@ -162,7 +171,80 @@ public enum ConfigLoader {
         case let other?:
             s.problem(.stateFile, "expected a file path or null, got \(other.kindDescription)")
         }
+        let etcdKeys: [ServerSourceKey] = [
+            .endpoints, .cluster, .username, .password, .dialTimeout, .leaseTTL, .instanceID,
+        ]
+        switch source.type {
+        case .static:
+            for key in etcdKeys where s[key] != nil { s.problem(key, "only with \"type\": \"etcd\"") }
+        case .etcd:
+            if source.stateFile != nil {
+                s.problem(.stateFile, "only with \"type\": \"static\"; etcd keeps the servers itself")
+                source.stateFile = nil
+            }
+            source.etcd = readEtcd(s)
+        }
         return source
+    }
+
+    /// The `etcd` keys of `server_source`; nil after recording a problem when a required one is missing.
+    private static func readEtcd(_ s: ConfigSection<ServerSourceKey>) -> LBConfig.Etcd? {
+        var endpoints: [HostPort] = []
+        switch s[.endpoints] {
+        case nil:
+            s.problem(.endpoints, "missing; list the etcd members' client URLs, e.g. [\"http://127.0.0.1:2379\"]")
+        case .array(let items)?:
+            if items.isEmpty { s.problem(.endpoints, "must list at least one URL") }
+            for (i, item) in items.enumerated() {
+                guard case .string(let text) = item else {
+                    s.problems.add(
+                        s.keyPath(.endpoints) + "[\(i)]", "expected a URL string, got \(item.kindDescription)")
+                    continue
+                }
+                do { endpoints.append(try LBConfig.Etcd.parseEndpoint(text)) } catch {
+                    s.problems.add(s.keyPath(.endpoints) + "[\(i)]", error.message)
+                }
+            }
+        case let other?:
+            s.problem(.endpoints, "expected a list of URLs, got \(other.kindDescription)")
+        }
+        let cluster = s.string(.cluster, default: "")
+        if s[.cluster] == nil {
+            s.problem(.cluster, "missing; name this group of lb instances (their servers are under /lb/NAME/servers/)")
+        } else if let problem = LBConfig.Etcd.problem(withCluster: cluster) {
+            s.problem(.cluster, problem)
+        }
+        let username = s[.username] == nil ? nil : s.string(.username, default: "")
+        let password = s[.password] == nil ? nil : s.string(.password, default: "")
+        if (username == nil) != (password == nil) {
+            s.problem(username == nil ? .password : .username, "needs \(username == nil ? "username" : "password") too")
+        }
+        if username?.isEmpty == true { s.problem(.username, "must not be empty") }
+        let dial = s.duration(.dialTimeout, default: LBConfig.Etcd.defaultDialTimeoutMs)
+        if dial == 0 { s.problem(.dialTimeout, "must be more than 0") }
+        var ttl = LBConfig.Etcd.defaultLeaseTTLSeconds
+        if s[.leaseTTL] != nil {
+            let ms = s.duration(.leaseTTL, default: UInt64(ttl) * 1000)
+            if ms % 1000 != 0 || !LBConfig.Etcd.leaseTTLRange.contains(Int(ms / 1000)) {
+                let range = LBConfig.Etcd.leaseTTLRange
+                s.problem(.leaseTTL, "must be whole seconds from \(range.lowerBound) to \(range.upperBound)")
+            } else {
+                ttl = Int(ms / 1000)
+            }
+        }
+        var instanceID: String?
+        if s[.instanceID] != nil {
+            let id = s.string(.instanceID, default: "")
+            if let problem = LBConfig.Etcd.problem(withCluster: id) {
+                s.problem(.instanceID, problem)
+            } else {
+                instanceID = id
+            }
+        }
+        guard !endpoints.isEmpty, s[.cluster] != nil else { return nil }
+        return LBConfig.Etcd(
+            endpoints: endpoints, cluster: cluster, username: username, password: password, dialTimeoutMs: dial,
+            leaseTTLSeconds: ttl, instanceID: instanceID)
     }
 
     /// HostPort parsing with the input quoted in front of the reason, for config-file messages.

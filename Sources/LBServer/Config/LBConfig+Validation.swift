@@ -19,6 +19,10 @@ extension LBConfig {
             let name = listeners.isEmpty ? "listen" : "listeners[\(i)].address"
             problems.append(ConfigProblem("admin.listen", "\(admin.listen) is the same address as \(name)"))
         }
+        if serverSource.type == .etcd && serverSource.stateFile != nil {
+            problems.append(ConfigProblem(
+                "server_source.state_file", "only with \"type\": \"static\"; etcd keeps the servers itself"))
+        }
         return problems
     }
 }

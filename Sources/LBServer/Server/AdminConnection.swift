@@ -13,6 +13,11 @@ final class AdminConnection: TCPConnection, ListLinked {
     var parser: HTTPParser
     private var body: [UInt8] = []
     static let maxBody = 64 * 1024
+    /// Answers go out in request order even when a later one is ready first (a write through etcd waits for
+    /// etcd): each request takes the next slot, and answers wait in `ready` until every earlier one is out.
+    private var nextSlot = 0
+    private var nextToWrite = 0
+    private var ready: [Int: (response: AdminResponse, close: Bool)] = [:]
 
     init(admin: AdminServer) {
         self.admin = admin
@@ -52,12 +57,25 @@ final class AdminConnection: TCPConnection, ListLinked {
         let method = head.method
         let keepAlive = head.keepAlive
         let requestBody = body
+        let slot = nextSlot
+        nextSlot += 1
         admin.server.collectStats { [self] snapshot in
             admin.stats = snapshot
-            let response = admin.handle(method: method, path: path, query: query, body: requestBody, authorization: auth)
-            write(response, close: !keepAlive)
+            admin.handle(method: method, path: path, query: query, body: requestBody, authorization: auth) {
+                [self] response in
+                ready[slot] = (response, !keepAlive)
+                writeReady()
+            }
         }
         body.removeAll()
+    }
+
+    /// Writes the answers that are next in order.
+    private func writeReady() {
+        while !isClosing, let next = ready.removeValue(forKey: nextToWrite) {
+            nextToWrite += 1
+            write(next.response, close: next.close)
+        }
     }
 
     override func didClose() { admin.connectionClosed(self) }

@@ -42,6 +42,8 @@ enum AdminRoute: Equatable {
     case health
     case servers
     case stats
+    /// The live lb instances of an etcd cluster.
+    case cluster
     /// Prometheus metrics.
     case metrics
     /// The dashboard page.
@@ -59,6 +61,7 @@ enum AdminRoute: Equatable {
         case "/api/health": return .health
         case "/api/servers": return .servers
         case "/api/stats": return .stats
+        case "/api/cluster": return .cluster
         case "/metrics": return .metrics
         case "/": return .dashboard
         case "/manage/servers": return .manageServers
@@ -74,10 +77,16 @@ enum AdminRoute: Equatable {
     /// Methods this path answers, in the order `Allow` lists them.
     var allowed: [HTTPMethod] {
         switch self {
-        case .health, .servers, .stats, .metrics, .dashboard: [.get]
+        case .health, .servers, .stats, .cluster, .metrics, .dashboard: [.get]
         case .manageServers, .reloadCertificates: [.post]
         case .manageServer: [.patch, .delete]
         }
+    }
+
+    /// True for `/manage/servers/{id}`.
+    var isServerRoute: Bool {
+        if case .manageServer = self { return true }
+        return false
     }
 
     /// True for the paths that change state (and so need the bearer token when one is configured).

@@ -90,7 +90,7 @@ extension AdminServer {
 
     /// `ProxyServer.prepare` with its errors mapped to 400s: an unresolvable host names `host`, a routing
     /// limit (e.g. too many ring points for this weight) names `weight`.
-    private func prepare(_ next: LBConfig, newHost: Bool) throws(AdminError) -> RoutingState {
+    func prepare(_ next: LBConfig, newHost: Bool) throws(AdminError) -> RoutingState {
         do {
             return try server.prepare(next)
         } catch let error as SetupError {
@@ -119,15 +119,15 @@ extension AdminServer {
         Set(server.routing.load().backends.filter(\.isDraining).map(\.spec.id))
     }
 
-    private func unknown(_ id: String) -> AdminError {
+    func unknown(_ id: String) -> AdminError {
         AdminError(404, field: "id", "no server with id \(quoted(id))")
     }
 
-    private func serverJSON(_ id: String, in state: RoutingState, draining: Bool? = nil) -> [String: Any] {
+    func serverJSON(_ id: String, in state: RoutingState, draining: Bool? = nil) -> [String: Any] {
         serversJSON(state, draining: draining.map { (id, $0) }).first { $0["id"] as? String == id } ?? ["id": id]
     }
 
-    private func answer(_ status: Int, _ view: [String: Any], moved: Double, query: ManageQuery) -> AdminResponse {
+    func answer(_ status: Int, _ view: [String: Any], moved: Double, query: ManageQuery) -> AdminResponse {
         let object: [String: Any] = [
             "server": view, "moved_fraction": moved, "dry_run": query.dryRun,
             "generation": server.routing.load().generation,
@@ -136,7 +136,7 @@ extension AdminServer {
     }
 
     /// Every change is logged at info; dry runs at debug.
-    private func record(_ method: String, id: String, moved: Double, query: ManageQuery) {
+    func record(_ method: String, id: String, moved: Double, query: ManageQuery) {
         let metadata: Logger.Metadata = [
             "method": "\(method)", "id": "\(id)", "moved_fraction": "\(moved)", "dry_run": "\(query.dryRun)",
         ]

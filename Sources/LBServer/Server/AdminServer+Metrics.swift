@@ -33,6 +33,26 @@ extension AdminServer {
             m.family("lb_state_file_rejections_total", .counter, "Reads of the state file rejected since start.")
             m.sample("lb_state_file_rejections_total", [], stateFile.rejections)
         }
+        if let source = server.etcdSource {
+            // Only with an etcd source.
+            m.family("lb_source_stale", .gauge, "1 while the server set is not known to be etcd's current one.")
+            m.sample("lb_source_stale", [], source.isCurrent ? 0 : 1)
+            m.family(
+                "lb_source_stale_seconds", .gauge,
+                "Seconds since the server set was last known to be etcd's current one (0 while watching).")
+            m.sample("lb_source_stale_seconds", [], server.etcdStaleSeconds(source))
+            m.family("lb_source_revision", .gauge, "The etcd revision the server set reflects.")
+            m.sample("lb_source_revision", [], Int(source.set.revision))
+            m.family("lb_source_resyncs_total", .counter, "Full reads of etcd after the first (compaction, restore).")
+            m.sample("lb_source_resyncs_total", [], source.resyncs)
+            m.family(
+                "lb_source_failures_total", .counter, "Calls to etcd that failed (each moves to the next endpoint).")
+            m.sample("lb_source_failures_total", [], source.failures)
+            m.family(
+                "lb_source_rejected_values_total", .counter,
+                "Values under the servers prefix that were not a valid server.")
+            m.sample("lb_source_rejected_values_total", [], source.set.rejectedTotal)
+        }
         m.family("lb_workers", .gauge, "Worker event loops carrying traffic.")
         m.sample("lb_workers", [], stats.workerCount)
         m.family(

@@ -73,6 +73,29 @@ final class AdminServer {
         sampler = timer
     }
 
+    /// Handles one complete request; `reply` gets the answer, at once or, for a change written through etcd, once
+    /// etcd has answered and this instance has applied the change. Control loop only.
+    func handle(
+        method: HTTPMethod, path: String, query: String, body: [UInt8], authorization: String?,
+        reply: @escaping (AdminResponse) -> Void
+    ) {
+        if let route = AdminRoute.match(path), route == .cluster, route.allowed.contains(method) {
+            return clusterJSON(reply: reply)
+        }
+        guard let source = server.etcdSource, let route = AdminRoute.match(path), route.allowed.contains(method),
+            route == .manageServers || route.isServerRoute
+        else {
+            return reply(handle(method: method, path: path, query: query, body: body, authorization: authorization))
+        }
+        do throws(AdminError) {
+            try AdminAuth.check(authorization, token: server.config.admin.token)
+            let q = try ManageQuery(parsing: query)
+            try manageThroughEtcd(source, route: route, method: method, body: body, query: q, reply: reply)
+        } catch {
+            reply(error.response)
+        }
+    }
+
     /// Handles one complete request and returns the answer. Control loop only. Order of checks: unknown path
     /// 404, wrong method 405 (with `Allow`), missing or wrong token 401 (management paths only), then the
     /// request itself (400, 404, 409). Every rejection happens before anything changes.
@@ -100,14 +123,20 @@ final class AdminServer {
                 ]
                 // A rejected state file does not stop traffic, so the status stays; it is shown for monitors.
                 if case .rejected(let problem)? = server.stateFile?.outcome { object["state_file_error"] = problem }
+                // A stale etcd source does not stop traffic either: lb routes with the last set it had.
+                if server.etcdSource != nil { object["source"] = server.sourceJSON() }
                 let body = json(object)
                 return AdminResponse(status: up > 0 ? 200 : 503, body: body)
             case .servers:
                 var object: [String: Any] = ["servers": serversJSON()]
                 if let stateFile = server.stateFile { object["state_file"] = stateFile.json() }
+                if server.etcdSource != nil { object["source"] = server.sourceJSON() }
                 return AdminResponse(status: 200, body: json(object))
             case .stats:
                 return AdminResponse(status: 200, body: json(statsJSON()))
+            case .cluster:
+                // With etcd the answer needs a read of etcd: `handle(…, reply:)` gives it.
+                throw AdminServer.noCluster
             case .metrics:
                 return AdminResponse(status: 200, body: metricsText(), contentType: AdminResponse.prometheus)
             case .dashboard:

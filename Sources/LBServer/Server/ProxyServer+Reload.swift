@@ -20,7 +20,7 @@ extension ProxyServer {
         SystemdNotify.reloading()
         do {
             // As at startup: `--backend` flags stand in for a file without `servers`.
-            let fresh = try ConfigLoader.load(path: path, requireServers: overrides.backends.isEmpty)
+            let fresh = try ConfigLoader.load(path: path, requireServers: !overrides.suppliesServers)
                 .applying(overrides)
             try apply(reloaded: fresh)
             // Certificates are read again even when the file did not change: renewed files on disk are the
@@ -37,6 +37,8 @@ extension ProxyServer {
     /// throws for `fresh` itself; changes that cannot be applied reject the state file instead.
     private func apply(reloaded fresh: LBConfig) throws {
         var target = fresh
+        // With etcd as the source the file has no servers: the running set is etcd's and stays.
+        if etcdSource != nil { target.servers = config.servers }
         var drained: Set<String> = []
         let fromFile = stateFile?.read()
         if let fromFile { (target.servers, drained) = fromFile.applied(to: fresh.servers) }

@@ -70,6 +70,9 @@ extension ProxyServer {
         // After a hand-off the control socket's path is the successor's.
         if case .handOff = reason { control?.stopListening(removeFile: false) } else { control?.stopListening(removeFile: true) }
         health?.stop()
+        // The registration goes at once: this instance takes no new connections from here on.
+        etcdRegistration?.stop(revoke: true)
+        etcdSource?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
             self.logger.warning("shutdown grace period over: closing in-flight connections")
             self.finishShutdown()
@@ -95,6 +98,8 @@ extension ProxyServer {
         for s in signals { s.close() }
         signals.removeAll()
         health?.stop()
+        etcdRegistration?.stop()
+        etcdSource?.stop()
         takeover?.stop()
         upgrade?.close()
         control?.close()

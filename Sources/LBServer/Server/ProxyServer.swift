@@ -30,6 +30,12 @@ public final class ProxyServer {
     let workerCount: Int
     private(set) var admin: AdminServer?
     private(set) var health: HealthChecker?
+    /// The etcd source (`server_source.type: etcd`); nil for a static one. Set by `start()`.
+    var etcdSource: EtcdSource?
+    /// This instance's lease-held entry under `/lb/<cluster>/instances/` (etcd source only).
+    var etcdRegistration: EtcdRegistration?
+    /// Server sets read from etcd that could not be built into a routing state.
+    var etcdApplyFailures = 0
     var signals: [SignalWatcher] = []
     /// How worker threads hand results back to the control loop.
     let controlInbox = LoopInbox()
@@ -283,6 +289,7 @@ public final class ProxyServer {
         if takeover != nil { health?.firstCheckWithinMs = 100 }
         health?.sync(with: routing.load(), config: config)
         health?.firstCheckWithinMs = nil
+        try startEtcdSource()
         if let takeover {
             takeover.begin(server: self)
         } else {
@@ -367,7 +374,8 @@ public final class ProxyServer {
     /// Makes `state` (from `prepare(newConfig)` in this same loop turn) the one workers route with: servers
     /// missing from it are marked removed (their in-flight requests finish, idle pooled connections close),
     /// and `config`'s servers and routing become `newConfig`'s. Lock-free for workers. Control loop only.
-    func publish(_ state: RoutingState, config newConfig: LBConfig, reason: String, movedFraction moved: Double) {
+    /// `moved`: the share of keys the change moves, for the log; nil when it was not measured.
+    func publish(_ state: RoutingState, config newConfig: LBConfig, reason: String, movedFraction moved: Double?) {
         let previous = routing.load()
         // A reweighted server is a new `Backend` sharing the old one's flags: only servers whose id left, or
         // whose address changed (a fresh `Backend`), are removed.
@@ -389,9 +397,10 @@ public final class ProxyServer {
         config.routing = newConfig.routing
         config.healthCheck = newConfig.healthCheck  // the checker now runs with these (sync above)
         config.serverHealthChecks = newConfig.serverHealthChecks
-        logger.info("config applied", metadata: [
+        var metadata: Logger.Metadata = [
             "reason": "\(reason)", "generation": "\(state.generation)", "servers": "\(state.backends.count)",
-            "moved_fraction": "\(moved)",
-        ])
+        ]
+        if let moved { metadata["moved_fraction"] = "\(moved)" }
+        logger.info("config applied", metadata: metadata)
     }
 }
