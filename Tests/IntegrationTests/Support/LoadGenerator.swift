@@ -38,7 +38,11 @@ final class LoadGenerator: @unchecked Sendable {
             let path = paths[i % paths.count]
             i += 1
             do {
-                if connection == nil { connection = try RawHTTPConnection(port: port, timeout: 5) }
+                // An instrumented lb (`Sanitizer`) on busy cores can take seconds over one answer while it
+                // rebuilds a routing table; slow is not failed, so the wait is longer there.
+                if connection == nil {
+                    connection = try RawHTTPConnection(port: port, timeout: Sanitizer.measuresResources ? 5 : 30)
+                }
                 try connection!.send("GET \(path) HTTP/1.1\r\nHost: load\r\n\r\n")
                 let r = try connection!.readResponse()
                 if r.status == 200 {
