@@ -129,8 +129,8 @@ SANITIZER_REPORTS = reports=$$(ls $(1)); \
 	for r in $$reports; do echo "== $(1)/$$r"; cat $(1)/$$r; done; \
 	echo "sanitizer reports: $$(echo $$reports | wc -w) (in $(1))"; [ -z "$$reports" ]
 
-# The whole suite against AddressSanitizer + LeakSanitizer builds (a release check, not part of `make test`: about
-# 40 minutes on 2 cores). The unit tests run instrumented, and the integration tests start instrumented lb-server
+# The whole suite against AddressSanitizer + LeakSanitizer builds (a release check, not part of `make test` or CI:
+# about 15 minutes on 2 cores once built, up to 40 when other jobs share them). The unit tests run instrumented, and the integration tests start instrumented lb-server
 # and lb-demo-backend binaries (built into .build-asan, apart from the normal build), then run once more with 2
 # workers. Every instrumented process, the test runner and each child, writes any report to
 # $(ASAN_REPORTS)/asan.PID instead of its stderr (a child's stderr is a log file the harness deletes), and a report
