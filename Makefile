@@ -14,7 +14,7 @@ RELEASE_BIN = $(shell $(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)
 DEBUG_BIN = $(shell $(SWIFT) build --show-bin-path)
 SHARED ?= ../shared
 
-.PHONY: deps test-deps build run test test-summary test-tsan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-many-servers soak bench-accesslog fuzz fuzz-tls fuzz-h2 clean
+.PHONY: deps test-deps build run test test-summary test-tsan test-asan bench bench-close bench-tls bench-scale bench-h2 bench-core bench-idle bench-many-servers soak bench-accesslog fuzz fuzz-tls fuzz-h2 clean
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
@@ -129,9 +129,65 @@ TEST_SUMMARY = awk ' \
 	      printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped } \
 	'
 
-# The lock-free publication test under ThreadSanitizer.
+# Prints every sanitizer report file in directory $(1), then their count; false if there is one.
+SANITIZER_REPORTS = reports=$$(ls $(1)); \
+	for r in $$reports; do echo "== $(1)/$$r"; cat $(1)/$$r; done; \
+	echo "sanitizer reports: $$(echo $$reports | wc -w) (in $(1))"; [ -z "$$reports" ]
+
+# The whole suite against AddressSanitizer + LeakSanitizer builds (a release check, not part of `make test` or CI:
+# about 15 minutes on 2 cores once built, up to 40 when other jobs share them). The unit tests run instrumented, and the integration tests start instrumented lb-server
+# and lb-demo-backend binaries (built into .build-asan, apart from the normal build), then run once more with 2
+# workers. Every instrumented process, the test runner and each child, writes any report to
+# $(ASAN_REPORTS)/asan.PID instead of its stderr (a child's stderr is a log file the harness deletes), and a report
+# ends the process (halt_on_error). Leaks are checked when a process exits normally, which lb-server and
+# lb-demo-backend do on the SIGTERM every test ends them with (LB_TEST_TERMINATE_GRACE gives them 10 s before
+# SIGKILL). The target fails if a test failed or any report file exists, and prints the reports.
+# Tests/sanitizers/lsan.supp lists the leak reports that are not lb's, each with its reason. LB_TEST_SANITIZER
+# tells the tests not to hold the instrumented binaries to RSS and latency bounds. The Swift backtracer is off so
+# that ASan's own signal handlers print a crash. ld.gold warns once per ASan helper symbol ("Cannot export local
+# symbol"): harmless, filtered.
+ASAN_SCRATCH := .build-asan
+ASAN_REPORTS := $(ASAN_SCRATCH)/reports
+ASAN_FLAGS := --sanitize=address --scratch-path $(ASAN_SCRATCH)
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=0:log_path=$(CURDIR)/$(ASAN_REPORTS)/asan \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/sanitizers/lsan.supp:print_suppressions=0 \
+	SWIFT_BACKTRACE=enable=no LB_TEST_TERMINATE_GRACE=10 LB_TEST_SANITIZER=address
+test-asan: test-deps
+	@set -o pipefail; $(SWIFT) build --build-tests $(ASAN_FLAGS) 2>&1 | grep -v 'Cannot export local symbol'
+	@set -o pipefail; rm -rf $(ASAN_REPORTS); mkdir -p $(ASAN_REPORTS); start=$$(date +%s); \
+	bin=$$($(SWIFT) build $(ASAN_FLAGS) --show-bin-path); \
+	$(ASAN_ENV) LB_BIN_DIR=$$bin $(SWIFT) test --skip-build $(ASAN_FLAGS) --disable-swift-testing 2>&1 \
+		| tee $(ASAN_SCRATCH)/test.log; s1=$$?; \
+	echo "== the integration suite again under ASan, with 2 workers"; \
+	$(ASAN_ENV) LB_TEST_WORKERS=2 LB_BIN_DIR=$$bin $(SWIFT) test --skip-build $(ASAN_FLAGS) --disable-swift-testing \
+		--filter IntegrationTests 2>&1 | tee $(ASAN_SCRATCH)/test-workers.log; s2=$$?; \
+	echo; $(TEST_SUMMARY) $(ASAN_SCRATCH)/test.log $(ASAN_SCRATCH)/test-workers.log; \
+	echo "test-asan: $$(( ($$(date +%s) - start) / 60 )) min of tests"; \
+	$(call SANITIZER_REPORTS,$(ASAN_REPORTS)) && [ $$s1 = 0 ] && [ $$s2 = 0 ]
+
+# ThreadSanitizer on the multi-worker paths: the unit tests of the routing core (lock-free publication) and of
+# LBServer (the health checker's cross-thread counting, the client address limit, a failed start's worker threads),
+# then a ThreadSanitizer lb-server with 2 workers under the integration tests that drive the stats inbox (every
+# /api/stats and /metrics collects each worker's counters through its inbox), snapshot publication under load
+# (admin changes, SIGHUP reloads, failover) and graceful shutdown (health-check handles included). Reports go to
+# $(TSAN_REPORTS)/tsan.PID; the target fails if a test failed or any report exists.
+TSAN_SCRATCH := .build-tsan
+TSAN_REPORTS := $(TSAN_SCRATCH)/reports
+TSAN_FLAGS := --sanitize=thread --scratch-path $(TSAN_SCRATCH)
+TSAN_ENV = TSAN_OPTIONS=halt_on_error=0:log_path=$(CURDIR)/$(TSAN_REPORTS)/tsan SWIFT_BACKTRACE=enable=no \
+	LB_TEST_TERMINATE_GRACE=10 LB_TEST_SANITIZER=thread
+TSAN_INTEGRATION := IntegrationTests.(ObservabilityTests|StatsSwitchTests|AdminAPITests|AdminAPILoadTests|FailoverUnderLoadTests|BusyPollTests|HealthCheckTests)
 test-tsan: deps
-	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter LBCoreTests
+	@set -o pipefail; $(SWIFT) build --build-tests $(TSAN_FLAGS) 2>&1 | grep -v 'Cannot export local symbol'
+	@set -o pipefail; rm -rf $(TSAN_REPORTS); mkdir -p $(TSAN_REPORTS); \
+	bin=$$($(SWIFT) build $(TSAN_FLAGS) --show-bin-path); \
+	$(TSAN_ENV) $(SWIFT) test --skip-build $(TSAN_FLAGS) --disable-swift-testing --filter 'LBCoreTests|LBServerTests' \
+		2>&1 | tee $(TSAN_SCRATCH)/test.log; s1=$$?; \
+	echo "== multi-worker integration tests against a ThreadSanitizer lb-server, 2 workers"; \
+	$(TSAN_ENV) LB_TEST_WORKERS=2 LB_BIN_DIR=$$bin $(SWIFT) test --skip-build $(TSAN_FLAGS) --disable-swift-testing \
+		--filter '$(TSAN_INTEGRATION)' 2>&1 | tee $(TSAN_SCRATCH)/test-workers.log; s2=$$?; \
+	echo; $(TEST_SUMMARY) $(TSAN_SCRATCH)/test.log $(TSAN_SCRATCH)/test-workers.log; \
+	$(call SANITIZER_REPORTS,$(TSAN_REPORTS)) && [ $$s1 = 0 ] && [ $$s2 = 0 ]
 
 # HAProxy, nginx and lb side by side on loopback (needs ../shared/bench/peers.sh).
 bench: build

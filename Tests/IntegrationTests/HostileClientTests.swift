@@ -7,7 +7,8 @@ import XCTest
 
 /// Issue 16's hostile clients, one test each: what each costs lb is bounded, counted in `/api/stats` and
 /// `/metrics`, and an ordinary client probing meanwhile (`Prober`) sees no failure and a p99 under 50 ms. After
-/// each, lb's open client connections return to where they were and its RSS to within 8 MiB of it.
+/// each, lb's open client connections return to where they were and its RSS to within 8 MiB of it. Under a sanitizer
+/// the attacks and counters are checked, not the RSS and latency bounds (`Sanitizer`).
 ///
 /// The short timeouts keep the class quick; the sweep that checks deadlines runs every quarter of the shortest
 /// (at least 50 ms), hence the slack on timing assertions.
@@ -75,7 +76,9 @@ final class HostileClientTests: IntegrationTestCase {
         let heldKiB = try rssKiB(pid: h.lb.process.pid) - h.rssBaseline
         print("\(count) silent connections: +\(heldKiB) KiB RSS (\(heldKiB * 1024 / count) bytes each)")
         // About 1.4 KiB each measured (no read buffer is held between reads); 8 KiB leaves room for allocator noise.
-        XCTAssertLessThan(heldKiB, count * 8, "a silent connection costs more than 8 KiB")
+        if Sanitizer.measuresResources {
+            XCTAssertLessThan(heldKiB, count * 8, "a silent connection costs more than 8 KiB")
+        }
         let started = Date()
         try eventually(timeout: 6, "every silent connection is closed by lb") {
             Self.closedCount(connections) == count
@@ -181,7 +184,9 @@ final class HostileClientTests: IntegrationTestCase {
         print("never-read clients: RSS peak +\(peakKiB) KiB, \(out) bytes sent, reset after \(stalled) s")
         // Each client can hold its high-water mark (256 KiB) plus one read in lb, and some MiB in the two kernels'
         // socket buffers; without back-pressure lb would hold both 64 MiB responses.
-        XCTAssertLessThan(peakKiB, 16 * 1024, "lb buffered a response its client did not read")
+        if Sanitizer.measuresResources {
+            XCTAssertLessThan(peakKiB, 16 * 1024, "lb buffered a response its client did not read")
+        }
         XCTAssertLessThan(out, 2 * 16 << 20, "more went out than socket buffers can hold")
         for r in readers {
             XCTAssertTrue(r.isClosedByPeer(timeout: 5), "a client that never reads is closed")
@@ -355,10 +360,13 @@ final class HostileClientTests: IntegrationTestCase {
             print("prober: \(report)")
             XCTAssertEqual(report.failures, [], "the ordinary client failed", file: file, line: line)
             XCTAssertGreaterThanOrEqual(report.count, 20, "the prober hardly ran", file: file, line: line)
-            XCTAssertLessThan(report.p99, HostileClientTests.p99Bound, "\(report)", file: file, line: line)
+            if Sanitizer.measuresResources {
+                XCTAssertLessThan(report.p99, HostileClientTests.p99Bound, "\(report)", file: file, line: line)
+            }
             try eventually(timeout: 10, "lb's open connections return to \(openBaseline)") {
                 HostileClientTests.int(try stats(), "connections.open") == openBaseline
             }
+            guard Sanitizer.measuresResources else { return try checks(try stats(), try metrics()) }
             var rss = 0
             do {
                 try eventually(timeout: 10, interval: 0.1, "lb's RSS returns near its baseline") {
@@ -369,8 +377,10 @@ final class HostileClientTests: IntegrationTestCase {
                 XCTFail("RSS \(rss) KiB, baseline \(rssBaseline) KiB: \(error)", file: file, line: line)
             }
             print("RSS: baseline \(rssBaseline) KiB, after \(rss) KiB")
-            try checks(try stats(), try admin.call("GET", "/metrics").response.bodyString)
+            try checks(try stats(), try metrics())
         }
+
+        func metrics() throws -> String { try admin.call("GET", "/metrics").response.bodyString }
     }
 
     private func start(

@@ -63,7 +63,11 @@ final class HotUpgradeTests: IntegrationTestCase {
     }
 
     /// Five upgrades, `pause` apart, under the client loop; checks every hand-off and returns the load's counts.
+    /// `slowMs` must outlast an upgrade, so that the slow request is still in flight at the hand-off: under a
+    /// sanitizer an upgrade (starting an instrumented successor, its first health checks) takes several seconds,
+    /// so the delay is 3 times longer there (still within the old process's 10 s shutdown_grace).
     private func upgradeFiveTimes(pause: TimeInterval, slowMs: Int) throws {
+        let slowMs = Sanitizer.measuresResources ? slowMs : 3 * slowMs
         let (lb, driver, _) = try startInstance()
         let load = HandOffLoad(port: lb.proxyPort, threads: 3)
         defer { load.stop() }

@@ -55,7 +55,9 @@ final class StreamingTests: IntegrationTestCase {
             "proxy VmHWM: baseline \(baseline) KiB, after 64 MiB download \(afterDownload) KiB "
                 + "(\(String(format: "%.2f", downloadSeconds)) s), after 16 MiB upload \(afterUpload) KiB "
                 + "(\(String(format: "%.2f", uploadSeconds)) s); growth \(afterUpload - baseline) KiB")
-        XCTAssertLessThan(afterUpload - baseline, 48 << 10, "the proxy buffered bodies instead of streaming them")
+        if Sanitizer.measuresResources {
+            XCTAssertLessThan(afterUpload - baseline, 48 << 10, "the proxy buffered bodies instead of streaming them")
+        }
     }
 
     // MARK: Pipelining and framings

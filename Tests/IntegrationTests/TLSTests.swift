@@ -276,7 +276,9 @@ final class TLSTests: IntegrationTestCase {
             "TLS: 64 MiB download \(String(format: "%.2f", downloadSeconds)) s, 16 MiB upload "
                 + "\(String(format: "%.2f", uploadSeconds)) s; proxy VmHWM baseline \(baseline) KiB, after download "
                 + "\(afterDownload) KiB, after upload \(afterUpload) KiB")
-        XCTAssertLessThan(afterUpload - baseline, 48 << 10, "the proxy buffered TLS bodies instead of streaming them")
+        if Sanitizer.measuresResources {
+            XCTAssertLessThan(afterUpload - baseline, 48 << 10, "the proxy buffered TLS bodies instead of streaming them")
+        }
     }
 
     // MARK: 8. TLS and plain listeners together

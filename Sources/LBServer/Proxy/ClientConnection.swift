@@ -244,7 +244,9 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         guard !isClosing else { return }
         // A client idle for a second (a keep-alive one between requests, or a new one that has sent nothing yet)
         // gives its buffers back: a busy one keeps them, so the data path allocates nothing.
-        if !idleBuffersReleased, h2 == nil,
+        // Only once everything written has left: the last response of a slow reader may still be draining after
+        // its exchange ended.
+        if !idleBuffersReleased, h2 == nil, stream.writeQueueBytes == 0,
             timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
                 || (timer.hasLasted(
                     ConnectionTimer.idleBeforeBufferRelease, in: .clientHeader, now: now, limits: worker.timerLimits)

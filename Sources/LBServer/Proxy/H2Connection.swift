@@ -179,7 +179,7 @@ final class H2Connection: H2SessionDelegate {
         guard !closed, !stream.isClosing else { return }
         // No stream for a second: the frame buffer and the socket's buffers (OpenSSL's included) go back, as
         // for an idle HTTP/1.1 client.
-        if !idleBuffersReleased, streams.isEmpty, !inSession,
+        if !idleBuffersReleased, streams.isEmpty, !inSession, stream.writeQueueBytes == 0, !session.wantsWrite,
             timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
         {
             idleBuffersReleased = true

@@ -89,6 +89,12 @@ extension ProxyServer {
     }
 
     func finishShutdown() {
+        // First run what the worker threads have posted, then refuse more. The poll calls this once every worker
+        // has ended, and a worker posts its `stoppedAccepting` before it can end, but libuv runs the poll's timer
+        // before the inbox's wake-up in a loop turn: closed later, a hot upgrade's `stoppedAccepting` (which answers
+        // the operator "upgraded") ran only after `upgrade?.close()` below had answered "the running lb-server
+        // stopped during the upgrade". Seen with 2 workers under AddressSanitizer, where workers end slower.
+        controlInbox.close()
         for t in threads where !t.isDone { t.closeNow() }
         admin?.close()
         shutdownTimer?.close()
@@ -103,6 +109,5 @@ extension ProxyServer {
         takeover?.stop()
         upgrade?.close()
         control?.close()
-        controlInbox.close()
     }
 }

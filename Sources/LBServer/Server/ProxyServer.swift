@@ -103,7 +103,6 @@ public final class ProxyServer {
         self.overrides = overrides
         self.logger = logger
         controlSocketPath = controlSocket
-        loop = try EventLoop()
         let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         workerCount = workers
         let state: RoutingState
@@ -117,6 +116,9 @@ public final class ProxyServer {
             state = try ProxyServer.buildState(config: config, previous: nil, workers: workers, generation: 1)
             store?.reject("its changes cannot be applied to the config's servers: \(error)")
         }
+        // Made after the last step that can throw: an EventLoop is freed only by `close()`, which a failed init
+        // would never reach.
+        loop = try EventLoop()
         self.config = config
         routing = SnapshotPublisher(state)
         for b in state.backends where drained.contains(b.spec.id) { b.setDraining(true) }
@@ -164,7 +166,33 @@ public final class ProxyServer {
     /// Binds the listeners (or, for a successor, takes over the inherited ones without accepting yet), starts
     /// the admin API, the control socket, health checks and signal handlers. Prints one `listening on` line per
     /// socket. A successor accepts only once its first health checks pass (`Takeover`).
+    ///
+    /// On failure (a bind refused, a bad certificate, a worker that could not start, a control socket in use)
+    /// everything opened so far is closed, the worker threads have ended and the loop is freed before the error
+    /// is rethrown: the caller only reports it and exits.
     public func start() throws {
+        do {
+            try startServing()
+        } catch {
+            closeAfterFailedStart()
+            throw error
+        }
+    }
+
+    /// A failed `start()`: close every handle it opened, as a shutdown's last step does, wait for the worker
+    /// threads that did start to close theirs, and free the loop once the close callbacks have run. Without this,
+    /// every handle already open (the inbox's async handle, listeners, timers, the admin API) held its memory and
+    /// its Swift owner to the end of the process, and LeakSanitizer reported them at exit.
+    private func closeAfterFailedStart() {
+        finishShutdown()
+        for t in threads { t.join() }
+        let open = loop.close()
+        if open != 0 {
+            logger.error("handles still open after a failed start", metadata: ["count": "\(open)"])
+        }
+    }
+
+    private func startServing() throws {
         lb_ignore_sigpipe()
         ProxyServer.raiseOpenFileLimit(logger: logger, needed: config.limits.maxClientConnections)
         controlInbox.attach(to: loop)

@@ -115,7 +115,14 @@ final class WorkerThread: @unchecked Sendable {
         let loop: EventLoop
         do {
             loop = try EventLoop()
-            let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
+        } catch {
+            startError = error
+            started.signal()
+            finished.signal()
+            return
+        }
+        let w = Worker(id: id, loop: loop, settings: settings, routing: routing)
+        do {
             if let accessLog { w.accessLog = try AccessLog(loop: loop, format: accessLog.format, path: accessLog.path) }
             for plan in plans {
                 let at: SocketAddress
@@ -133,6 +140,11 @@ final class WorkerThread: @unchecked Sendable {
             inbox.attach(to: loop)
             if !accepting { inbox.keepsLoopAlive(true) }
         } catch {
+            // Close what was opened before the failure (the access log's file handle, the listeners bound so far)
+            // and free the loop: left open, each handle kept its memory and its Swift owner to the end of the
+            // process.
+            w.closeAll()
+            loop.close()
             startError = error
             started.signal()
             finished.signal()

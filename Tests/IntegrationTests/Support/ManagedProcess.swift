@@ -169,12 +169,18 @@ final class ManagedProcess: TestResource, @unchecked Sendable {
         process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
 
+    /// How long `terminate` waits after SIGTERM before SIGKILL: 3 s, or `LB_TEST_TERMINATE_GRACE` seconds.
+    /// `make test-asan` raises it: an instrumented process exits slower (LeakSanitizer scans the heap at exit), and
+    /// one killed by SIGKILL is never checked for leaks.
+    static let defaultGrace: TimeInterval =
+        ProcessInfo.processInfo.environment["LB_TEST_TERMINATE_GRACE"].flatMap(TimeInterval.init) ?? 3
+
     /// Stops the process: SIGTERM, then SIGKILL if it has not exited after `grace` seconds. Idempotent.
     ///
     /// Keeps the final log text in memory, deletes the log file (unless `LB_KEEP_LOGS` is set) and unregisters.
     /// - Returns: the exit status as `waitForExit` reports it (`nil` only if even SIGKILL did not end it in 5 s).
     @discardableResult
-    func terminate(grace: TimeInterval = 3) -> Int32? {
+    func terminate(grace: TimeInterval = ManagedProcess.defaultGrace) -> Int32? {
         let first = state.withLock { state -> Bool in
             defer { state.terminated = true }
             return !state.terminated

@@ -64,7 +64,13 @@ final class UpgradeDriver: TestResource, @unchecked Sendable {
         var inodes = Set<String>()
         let hexPort = String(format: ":%04X", port)
         for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+            // Read to the end of file: String(contentsOfFile:) reads a file whose size is 0, as procfs reports, in
+            // 4 KiB chunks and stops at the first short read, and procfs hands out whole lines, so it returned only
+            // the first ~27 sockets; with many sockets open on the host the new process's listeners were missed.
+            guard let handle = FileHandle(forReadingAtPath: file) else { continue }
+            defer { try? handle.close() }
+            guard let data = try? handle.readToEnd() else { continue }
+            let text = String(decoding: data, as: UTF8.self)
             for line in text.split(separator: "\n").dropFirst() {
                 let f = line.split(separator: " ")
                 // sl local_address rem_address st ... inode (field 9)
