@@ -6,8 +6,8 @@ import XCTest
 @testable import LBServer
 
 /// A start that fails part-way closes what it opened before the error reaches the caller. Here the admin address
-/// is taken, so `start()` fails after the traffic listener and a second worker thread are up: that thread must
-/// have ended, the traffic port must be free again and the control loop's inbox closed. (Under `make test-asan`
+/// is taken, so `start()` fails after the traffic listener and both worker threads are up: they must have
+/// ended, the traffic port must be free again and the control loop's inbox closed. (Under `make test-asan`
 /// LeakSanitizer also checks, at this test process's exit, that the handles' memory was freed.)
 final class FailedStartTests: XCTestCase {
     func testAFailedStartEndsItsWorkerThreadsAndClosesItsListeners() throws {
@@ -20,7 +20,7 @@ final class FailedStartTests: XCTestCase {
             config: config, configPath: nil, overrides: overrides, logger: Logger(label: "failed-start-test"))
         XCTAssertThrowsError(try server.start(), "the admin address is in use")
 
-        XCTAssertEqual(server.threads.count, 1, "the second worker had started before the admin API failed")
+        XCTAssertEqual(server.threads.count, 2, "both worker threads had started before the admin API failed")
         XCTAssertTrue(server.threads.allSatisfy(\.isDone), "a worker thread of the failed start still runs")
         XCTAssertFalse(server.controlInbox.post {}, "the control loop's inbox is still open")
         let port = try XCTUnwrap(server.proxyAddress?.port)
