@@ -85,6 +85,12 @@ enum Callbacks {
         check.fire()
     }
 
+    /// A `LoopCheck`'s idle handle does nothing: being active, it keeps the poll from blocking.
+    static let idleNothing: uv_idle_cb = { _ in }
+
+    /// A `LoopCheck`'s idle handle has no Swift owner: its memory goes here.
+    static let closeIdle: uv_close_cb = { handle in handle!.deallocate() }
+
     static let closeCheck: uv_close_cb = { handle in
         let unmanaged = Unmanaged<LoopCheck>.fromOpaque(handle!.pointee.data!)
         unmanaged.release()

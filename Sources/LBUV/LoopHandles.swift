@@ -41,8 +41,13 @@ public final class LoopTimer {
 /// A `uv_check_t`: runs its action once per loop turn, after the turn's I/O callbacks, while started. Work that
 /// many callbacks of one turn ask for (a connection's writes, say) is done there once. Closed with `close()`;
 /// memory goes in the close callback.
+///
+/// While started it also keeps an idle handle active, which makes the turn's poll for I/O non-blocking: work
+/// asked for outside the poll phase (from a write callback libuv deferred to the next turn's pending phase, or
+/// a timer) would otherwise wait in a blocking poll until some unrelated event or timer woke the loop.
 public final class LoopCheck {
     public let handle: UnsafeMutablePointer<uv_check_t>
+    private let wake: UnsafeMutablePointer<uv_idle_t>
     private var action: () -> Void
     private var isClosing = false
     public private(set) var isActive = false
@@ -51,6 +56,8 @@ public final class LoopCheck {
         self.action = action
         handle = .allocate(capacity: 1)
         uv_check_init(loop.raw, handle)
+        wake = .allocate(capacity: 1)
+        uv_idle_init(loop.raw, wake)
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
     }
 
@@ -58,12 +65,14 @@ public final class LoopCheck {
         guard !isActive, !isClosing else { return }
         isActive = true
         uv_check_start(handle, Callbacks.check)
+        uv_idle_start(wake, Callbacks.idleNothing)
     }
 
     public func stop() {
         guard isActive else { return }
         isActive = false
         uv_check_stop(handle)
+        uv_idle_stop(wake)
     }
 
     func fire() { action() }
@@ -73,6 +82,7 @@ public final class LoopCheck {
         isClosing = true
         isActive = false
         action = {}
+        uv_close(UnsafeMutableRawPointer(wake).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeIdle)
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeCheck)
     }
 }
