@@ -123,10 +123,15 @@ final class H2Connection: H2SessionDelegate {
     /// the stream, so the queue is not held across the call.
     func pump() {
         if inSession || closed || stream.isClosing { return }
-        if stream.writeQueueBytes < settings.highWater {
+        // A send that stopped at the limit leaves frames in nghttp2. When the flush hands everything to the
+        // kernel at once no write completes later, so no drained event would come for them: the loop goes on
+        // while the queue has room and the last send filled its share.
+        while stream.writeQueueBytes < settings.highWater {
+            let limit = settings.highWater - stream.writeQueueBytes
             inSession = true
-            let failure = session.send(into: &frames, limit: settings.highWater - stream.writeQueueBytes)
+            let failure = session.send(into: &frames, limit: limit)
             inSession = false
+            let filled = frames.count >= limit
             stream.out.append(contentsOf: frames)
             frames.removeAll(keepingCapacity: frames.capacity <= 64 * 1024)
             stream.flush()
@@ -134,7 +139,9 @@ final class H2Connection: H2SessionDelegate {
                 stream.close()
                 return
             }
+            if !filled || stream.isClosing { break }
         }
+        if stream.isClosing { return }
         if (!session.wantsRead && !session.wantsWrite) || (draining && streams.isEmpty && !session.wantsWrite) {
             stream.closeAfterFlush()
         }
