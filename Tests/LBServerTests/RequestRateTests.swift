@@ -40,4 +40,15 @@ final class RequestRateTests: XCTestCase {
         XCTAssertEqual(r.servers["s"]?.requests ?? -1, 20, accuracy: 1e-9)
         XCTAssertEqual(r.servers["s"]?.errors, 0, "a server re-added under the same id starts over; never negative")
     }
+
+    func testWorkersTotalsAddUpPerServer() {
+        var sum = RequestRate.Totals(requests: 5, servers: ["a": (3, 1)])
+        sum.add(RequestRate.Totals(requests: 7, servers: ["a": (4, 0), "b": (2, 2)]))
+        XCTAssertEqual(sum.requests, 12)
+        XCTAssertEqual(sum.servers["a"]?.requests, 7)
+        XCTAssertEqual(sum.servers["a"]?.errors, 1)
+        XCTAssertEqual(sum.servers["b"]?.requests, 2)
+        XCTAssertEqual(sum.servers["b"]?.errors, 2)
+        XCTAssertEqual(sum.servers.count, 2)
+    }
 }

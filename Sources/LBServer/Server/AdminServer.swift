@@ -59,13 +59,13 @@ final class AdminServer {
     /// From `AdminConnection.didClose`.
     func connectionClosed(_ c: AdminConnection) { connections.remove(c) }
 
-    /// Every second, collects every worker's totals (`ProxyServer.collectStats`) into `rate`. The timer is unref'd
+    /// Every second, collects every worker's request totals (`ProxyServer.collectRateTotals`) into `rate`. The timer is unref'd
     /// so it never keeps the loop alive on shutdown. Control loop only.
     private func startSampling() {
         let timer = LoopTimer(loop: server.loop) { [unowned self] in
-            server.collectStats { [weak self] snapshot in
+            server.collectRateTotals { [weak self] totals in
                 guard let self else { return }
-                rate.record(at: server.loop.now, totals: RequestRate.Totals(snapshot))
+                rate.record(at: server.loop.now, totals: totals)
             }
         }
         timer.unref()

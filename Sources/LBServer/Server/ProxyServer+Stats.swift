@@ -20,21 +20,41 @@ extension ProxyServer {
                 inbox.post { box.add(part.value) }
             }
             // A worker that closed its inbox is ending its loop: its counters are there once it has ended.
-            if !posted { addWhenDone(t, to: box) }
+            if !posted { whenDone(t) { box.add($0) } }
         }
     }
 
-    /// Adds `t`'s final counters to `box` once its loop has ended (polled every 5 ms on the control loop; it
+    /// `collectStats` for the request rate alone (`Worker.rateTotals`): no latency histogram is copied, so the
+    /// per-second sampler costs the workers little however many servers there are.
+    func collectRateTotals(_ done: @escaping (RequestRate.Totals) -> Void) {
+        var total = RequestRate.Totals(carried.snapshot)
+        for t in threads where t.isDone { total.add(RequestRate.Totals(t.finalSnapshot ?? StatsSnapshot())) }
+        let live = threads.filter { !$0.isDone }
+        if live.isEmpty {
+            done(total)
+            return
+        }
+        let box = RateBox(total: total, remaining: live.count, done: done)
+        for t in live {
+            let posted = t.post { [inbox = controlInbox] w in
+                let part = UncheckedSendable(w.rateTotals())
+                inbox.post { box.add(part.value) }
+            }
+            if !posted { whenDone(t) { box.add(RequestRate.Totals($0)) } }
+        }
+    }
+
+    /// Gives `t`'s final counters to `body` once its loop has ended (polled every 5 ms on the control loop; it
     /// ends within a loop turn or two of closing its inbox).
-    private func addWhenDone(_ t: WorkerThread, to box: CollectBox) {
-        if t.isDone { return box.add(t.finalSnapshot ?? StatsSnapshot()) }
+    private func whenDone(_ t: WorkerThread, _ body: @escaping (StatsSnapshot) -> Void) {
+        if t.isDone { return body(t.finalSnapshot ?? StatsSnapshot()) }
         final class Slot { var timer: LoopTimer? }
         let slot = Slot()
         let poll = LoopTimer(loop: loop) {
             guard t.isDone else { return }
             slot.timer?.close()  // drops this closure, and with it the slot's hold on the timer
             slot.timer = nil
-            box.add(t.finalSnapshot ?? StatsSnapshot())
+            body(t.finalSnapshot ?? StatsSnapshot())
         }
         slot.timer = poll
         poll.start(timeout: 5, repeat: 5)
@@ -53,6 +73,23 @@ private final class CollectBox: @unchecked Sendable {
     }
     func add(_ part: StatsSnapshot) {
         total.merge(part)
+        remaining -= 1
+        if remaining == 0 { done(total) }
+    }
+}
+
+/// Accumulates the workers' rate totals on the control loop.
+private final class RateBox: @unchecked Sendable {
+    var total: RequestRate.Totals
+    var remaining: Int
+    let done: (RequestRate.Totals) -> Void
+    init(total: RequestRate.Totals, remaining: Int, done: @escaping (RequestRate.Totals) -> Void) {
+        self.total = total
+        self.remaining = remaining
+        self.done = done
+    }
+    func add(_ part: RequestRate.Totals) {
+        total.add(part)
         remaining -= 1
         if remaining == 0 { done(total) }
     }

@@ -22,6 +22,15 @@ struct RequestRate {
                 servers[id] = (b.counters.requests, b.counters.responses.counts.4)
             }
         }
+
+        /// Sums `other` into these totals (one worker's part, or a finished worker's).
+        mutating func add(_ other: Totals) {
+            requests &+= other.requests
+            for (id, c) in other.servers {
+                let mine = servers[id] ?? (0, 0)
+                servers[id] = (mine.requests &+ c.requests, mine.errors &+ c.errors)
+            }
+        }
     }
 
     /// Per-second rates over the window.
