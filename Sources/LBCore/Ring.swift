@@ -300,23 +300,24 @@ final class Ring: RoutingAlgorithm {
             shares[Int(owners[0])] = 1
             return shares
         }
-        var arcs = [Double](repeating: 0, count: count)
+        var widths = [UInt64](repeating: 0, count: count)
         for i in 0..<count {
-            let previous = positions[i == 0 ? count - 1 : i - 1]
-            arcs[i] = Double(positions[i] &- previous) / 18_446_744_073_709_551_616.0
+            widths[i] = positions[i] &- positions[i == 0 ? count - 1 : i - 1]
         }
+        @inline(__always) func arc(_ i: Int) -> Double { Double(widths[i]) / 18_446_744_073_709_551_616.0 }
         if probes == 1 {
-            for i in 0..<count { shares[Int(owners[i])] += arcs[i] }
+            for i in 0..<count { shares[Int(owners[i])] += arc(i) }
             return shares
         }
-        let order = (0..<count).sorted { arcs[$0] < arcs[$1] }
+        let order = Ring.orderByWidth(widths)
         var consumed = 0.0  // sum of the arcs shorter than the current piece
         var low = 0.0
         var remainingAtLow = 1.0  // 1 - F(low)
         var integral = 0.0  // P * integral from 0 to low of (1 - F)^(P-1)
-        for (rank, i) in order.enumerated() {
+        for (rank, point) in order.enumerated() {
+            let i = Int(point)
             let slope = Double(count - rank)
-            let high = arcs[i]
+            let high = arc(i)
             let remainingAtHigh = max(0, 1 - consumed - slope * high)
             if high > low {
                 integral +=
@@ -328,6 +329,35 @@ final class Ring: RoutingAlgorithm {
             remainingAtLow = remainingAtHigh
         }
         return shares
+    }
+
+    /// The points' indices ordered by arc width, equal widths by index: a stable LSD radix sort, 16 bits per
+    /// pass over the bits any width uses. A comparison sort of 160,000 arcs (1,000 servers) took most of the
+    /// admin call that asked for the shares.
+    static func orderByWidth(_ widths: [UInt64]) -> [UInt32] {
+        var order = (0..<widths.count).map { UInt32(truncatingIfNeeded: $0) }
+        var scratch = order
+        let used = widths.reduce(0, |)
+        var shift: UInt64 = 0
+        var counts = [Int](repeating: 0, count: 1 << 16)
+        while shift < 64 && used >> shift != 0 {
+            for b in counts.indices { counts[b] = 0 }
+            for w in widths { counts[Int((w >> shift) & 0xffff)] += 1 }
+            var total = 0
+            for b in counts.indices {
+                let c = counts[b]
+                counts[b] = total
+                total += c
+            }
+            for p in order {
+                let b = Int((widths[Int(p)] >> shift) & 0xffff)
+                scratch[counts[b]] = p
+                counts[b] += 1
+            }
+            swap(&order, &scratch)
+            shift += 16
+        }
+        return order
     }
 
     private static func power(_ x: Double, _ n: Int) -> Double {

@@ -240,4 +240,18 @@ final class DistributionTests: XCTestCase {
             }
         }
     }
+
+    /// The radix order the exact multi-probe shares walk is the comparison order, equal widths by index.
+    func testArcOrderMatchesASortByWidthThenIndex() {
+        var rng = SplitMix64(seed: 42)
+        for count in [0, 1, 2, 17, 5_000] {
+            // Small widths repeat (ties), large ones use the high bits: every radix pass matters.
+            let widths = (0..<count).map { i -> UInt64 in
+                let r = rng.next()
+                return i % 3 == 0 ? r % 7 : (i % 3 == 1 ? r >> 40 : r >> 1)
+            }
+            let expected = (0..<count).sorted { (widths[$0], $0) < (widths[$1], $1) }.map(UInt32.init)
+            XCTAssertEqual(Ring.orderByWidth(widths), expected, "\(count) widths")
+        }
+    }
 }

@@ -124,7 +124,7 @@ extension AdminServer {
     }
 
     func serverJSON(_ id: String, in state: RoutingState, draining: Bool? = nil) -> [String: Any] {
-        serversJSON(state, draining: draining.map { (id, $0) }).first { $0["id"] as? String == id } ?? ["id": id]
+        serversJSON(state, draining: draining.map { (id, $0) }, only: id).first ?? ["id": id]
     }
 
     func answer(_ status: Int, _ view: [String: Any], moved: Double, query: ManageQuery) -> AdminResponse {

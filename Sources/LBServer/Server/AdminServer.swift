@@ -169,11 +169,14 @@ final class AdminServer {
     /// `origin` is `config` for a server the config lists at this address and `runtime` for one added through
     /// the admin API; `runtime_changes` names the fields changed at runtime on a config server (`weight`) and
     /// a drain (`state`) on any server.
-    func serversJSON(_ given: RoutingState? = nil, draining: (id: String, value: Bool)? = nil) -> [[String: Any]] {
+    func serversJSON(
+        _ given: RoutingState? = nil, draining: (id: String, value: Bool)? = nil, only: String? = nil
+    ) -> [[String: Any]] {
         let state = given ?? server.routing.load()
         let shares = state.snapshot.keyspaceShares()
         let configured = Dictionary(server.configServers.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        return state.backends.enumerated().map { i, b in
+        return state.backends.enumerated().compactMap { i, b in
+            if let only, b.spec.id != only { return nil }
             let snap = stats.backends[b.spec.id] ?? StatsSnapshot.Backend()
             let active = snap.activeConnections
             let requests = snap.counters.requests
@@ -182,13 +185,14 @@ final class AdminServer {
             let origin = RuntimeChanges.origin(of: b.spec, config: configured)
             if origin == .config(weightChanged: true) { changes.append("weight") }
             if drained { changes.append("state") }
-            return [
+            let entry: [String: Any] = [
                 "id": b.spec.id, "host": b.spec.host, "port": b.spec.port, "weight": b.spec.weight,
                 "state": b.stateName(draining: drained),
                 "origin": origin == .runtime ? "runtime" : "config", "runtime_changes": changes,
                 "active_connections": active, "requests": requests, "keyspace_share": shares[i],
                 "last_check": b.health.lastCheckJSON(), "health": b.health.summaryJSON(now: server.loop.now),
             ]
+            return entry
         }
     }
 

@@ -12,6 +12,15 @@ struct StatsSnapshot {
         /// Requests waiting for a connection slot now (`max_connections`).
         var queueLength = 0
 
+        mutating func add(_ b: Backend) {
+            activeConnections += b.activeConnections
+            idleConnections += b.idleConnections
+            inFlight += b.inFlight
+            poolNeed += b.poolNeed
+            queueLength += b.queueLength
+            counters.merge(b.counters)
+        }
+
         /// Open connections not idle in a pool.
         var connectionsInUse: Int { activeConnections - idleConnections }
     }
@@ -58,15 +67,15 @@ struct StatsSnapshot {
         workers.requestLatency.merge(o.workers.requestLatency)
         workers.http1Connections &+= o.workers.http1Connections
         workers.h2.add(o.workers.h2)
+        backends.reserveCapacity(o.backends.count)
         for (id, b) in o.backends {
-            var mine = backends[id] ?? Backend()
-            mine.activeConnections += b.activeConnections
-            mine.idleConnections += b.idleConnections
-            mine.inFlight += b.inFlight
-            mine.poolNeed += b.poolNeed
-            mine.queueLength += b.queueLength
-            mine.counters.merge(b.counters)
-            backends[id] = mine
+            // The first part for a server is taken as it is (its histograms shared, not copied); later parts are
+            // added in place.
+            guard backends[id] != nil else {
+                backends[id] = b
+                continue
+            }
+            backends[id]!.add(b)
         }
     }
 }
