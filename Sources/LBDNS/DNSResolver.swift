@@ -106,7 +106,13 @@ public final class DNSResolver {
         options.sock_state_cb = AresCallbacks.socketState
         options.timeout = Int32(clamping: timeoutMs)
         options.tries = Int32(max(1, tries))
-        let mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES
+        // NOCHECKRESP: without it c-ares swallows a SERVFAIL or REFUSED answer, retries, and reports "could not
+        // contact DNS servers", the status of an unreachable server; lb counts and logs each kind as what it
+        // is. ROTATE: each query starts at the next resolver, so one that keeps failing that way does not hide
+        // the others from every query (timeouts and refused connections still move to the next resolver within
+        // a query).
+        options.flags = ARES_FLAG_NOCHECKRESP
+        let mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS | ARES_OPT_ROTATE
         // The resolver outlives the channel (`close()` destroys it), so c-ares borrows it unretained.
         options.sock_state_cb_data = Unmanaged.passUnretained(self).toOpaque()
         var made: ares_channel?
