@@ -11,7 +11,8 @@ final class DNSSourceTests: IntegrationTestCase {
     private func backendsOnOnePort(_ count: Int) throws -> (port: Int, backends: [DemoBackend]) {
         let first = try LBBinaries.startDemoBackend(name: "b1")
         let others = try (2...max(2, count)).prefix(count - 1).map {
-            try LBBinaries.startDemoBackend(name: "b\($0)", extraArguments: ["--host", "127.0.0.\($0)", "--port", "\(first.port)"])
+            try LBBinaries.startDemoBackend(
+                name: "b\($0)", extraArguments: ["--host", "127.0.0.\($0)", "--port", "\(first.port)"])
         }
         return (first.port, [first] + others)
     }
@@ -32,7 +33,8 @@ final class DNSSourceTests: IntegrationTestCase {
         // A record added: a new server, which gets traffic; the others keep their Backend (and its counters).
         try dns.setZone(["names": ["web.test": [Zone.a("127.0.0.1"), Zone.a("127.0.0.2"), Zone.a("127.0.0.3")]]])
         try lb.waitServers([id(1), id(2), id(3)])
-        XCTAssertEqual(Set(try TrafficProbe.backends(port: lb.server.proxyPort, paths: paths).values), ["b1", "b2", "b3"])
+        XCTAssertEqual(
+            Set(try TrafficProbe.backends(port: lb.server.proxyPort, paths: paths).values), ["b1", "b2", "b3"])
         XCTAssertGreaterThan(try lb.admin.servers()[id(2)]?["requests"] as? Int ?? 0, b2Requests, "same Backend kept")
 
         // A record removed: its server leaves routing.
@@ -76,7 +78,9 @@ final class DNSSourceTests: IntegrationTestCase {
         let lb = try startDNSLB(["name": "_http._tcp.svc.test", "resolvers": [dns.resolver], "min_ttl": "100ms"])
         let ids = backends.map { "127.0.0.1:\($0.port)" }
         try lb.waitServers([ids[0], ids[1]])
-        func weights() throws -> [Int] { try [ids[0], ids[1]].map { try lb.admin.servers()[$0]?["weight"] as? Int ?? -1 } }
+        func weights() throws -> [Int] {
+            try [ids[0], ids[1]].map { try lb.admin.servers()[$0]?["weight"] as? Int ?? -1 }
+        }
         XCTAssertEqual(try weights(), [1, 3])
         let paths = TrafficProbe.paths(400)
         var counts = TrafficProbe.counts(try TrafficProbe.backends(port: lb.server.proxyPort, paths: paths))
@@ -182,7 +186,10 @@ final class DNSSourceTests: IntegrationTestCase {
     func testTheTTLDecidesWhenToAskAgainWithinTheFloorAndCeiling() throws {
         let (port, _) = try backendsOnOnePort(1)
         let dns = try DNSTestServer(
-            self, zone: ["names": ["short.test": [Zone.a("127.0.0.1", ttl: 1)], "long.test": [Zone.a("127.0.0.1", ttl: 3600)]]])
+            self,
+            zone: [
+                "names": ["short.test": [Zone.a("127.0.0.1", ttl: 1)], "long.test": [Zone.a("127.0.0.1", ttl: 3600)]]
+            ])
         // TTL 1 s above a 1 s floor: every second. TTL 1 h under a 2 s ceiling: every 2 s.
         let short = try startDNSLB([
             "name": "short.test", "port": port, "resolvers": [dns.resolver], "min_ttl": "1s", "max_ttl": "10s",
@@ -208,13 +215,17 @@ final class DNSSourceTests: IntegrationTestCase {
         let path = try writeConfigFile([
             "server_source": [
                 "type": "dns",
-                "dns": ["name": "web..test", "resolvers": ["ns.example"], "min_ttl": "10s", "max_ttl": "1s", "family": "v4"],
+                "dns": [
+                    "name": "web..test", "resolvers": ["ns.example"], "min_ttl": "10s", "max_ttl": "1s", "family": "v4",
+                ],
             ]
         ])
         let r = ManagedProcess.run(try LBBinaries.path(of: .server), ["--check-config", "--config", path], timeout: 20)
         XCTAssertEqual(r.status, 2, r.stderr)
-        for field in ["server_source.dns.name:", "server_source.dns.resolvers[0]:", "server_source.dns.max_ttl:",
-                      "server_source.dns.family:"] {
+        for field in [
+            "server_source.dns.name:", "server_source.dns.resolvers[0]:", "server_source.dns.max_ttl:",
+            "server_source.dns.family:",
+        ] {
             XCTAssertTrue(r.stderr.contains(field), "missing \(field) in:\n\(r.stderr)")
         }
         let flags = ManagedProcess.run(

@@ -42,8 +42,12 @@ final class DNSMessageTests: XCTestCase {
         XCTAssertEqual(
             m.answers,
             [
-                DNSRecord(name: "_http._tcp.example.test", ttl: 30, data: .srv(priority: 10, weight: 5, port: 8080, target: "b1.example.test")),
-                DNSRecord(name: "_http._tcp.example.test", ttl: 20, data: .srv(priority: 20, weight: 0, port: 8081, target: "b2.example.test")),
+                DNSRecord(
+                    name: "_http._tcp.example.test", ttl: 30,
+                    data: .srv(priority: 10, weight: 5, port: 8080, target: "b1.example.test")),
+                DNSRecord(
+                    name: "_http._tcp.example.test", ttl: 20,
+                    data: .srv(priority: 20, weight: 0, port: 8081, target: "b2.example.test")),
             ])
         XCTAssertEqual(
             m.additional,

@@ -38,18 +38,26 @@ final class DNSConfigTests: XCTestCase {
 
     func testEachBadFieldIsNamedWithItsProblem() {
         assertSingleProblem(source(#"{"port": 80}"#), startsWith: "server_source.dns.name: missing")
-        assertSingleProblem(source(#"{"name": "a..b", "port": 80}"#), startsWith: "server_source.dns.name:", contains: "empty label")
-        assertSingleProblem(source(#"{"name": "a b", "port": 80}"#), startsWith: "server_source.dns.name:", contains: "letters")
-        assertSingleProblem(source(#"{"name": "_http.example.com"}"#), startsWith: "server_source.dns.name:", contains: "_service._proto.NAME")
-        assertSingleProblem(source(#"{"name": "web.test"}"#), startsWith: "server_source.dns.port: missing")
-        assertSingleProblem(source(#"{"name": "web.test", "port": 0}"#), startsWith: "server_source.dns.port: 0 is out of range 1-65535")
         assertSingleProblem(
-            source(#"{"name": "_http._tcp.test", "port": 80}"#), startsWith: "server_source.dns.port: only for an A/AAAA name")
+            source(#"{"name": "a..b", "port": 80}"#), startsWith: "server_source.dns.name:", contains: "empty label")
+        assertSingleProblem(
+            source(#"{"name": "a b", "port": 80}"#), startsWith: "server_source.dns.name:", contains: "letters")
+        assertSingleProblem(
+            source(#"{"name": "_http.example.com"}"#), startsWith: "server_source.dns.name:",
+            contains: "_service._proto.NAME")
+        assertSingleProblem(source(#"{"name": "web.test"}"#), startsWith: "server_source.dns.port: missing")
+        assertSingleProblem(
+            source(#"{"name": "web.test", "port": 0}"#), startsWith: "server_source.dns.port: 0 is out of range 1-65535"
+        )
+        assertSingleProblem(
+            source(#"{"name": "_http._tcp.test", "port": 80}"#),
+            startsWith: "server_source.dns.port: only for an A/AAAA name")
         assertSingleProblem(
             source(#"{"name": "web.test", "port": 80, "resolvers": ["dns.example:53"]}"#),
             startsWith: "server_source.dns.resolvers[0]:", contains: "not an IP address")
         assertSingleProblem(
-            source(#"{"name": "web.test", "port": 80, "resolvers": []}"#), startsWith: "server_source.dns.resolvers: must list")
+            source(#"{"name": "web.test", "port": 80, "resolvers": []}"#),
+            startsWith: "server_source.dns.resolvers: must list")
         assertSingleProblem(
             source(#"{"name": "web.test", "port": 80, "min_ttl": "10s", "max_ttl": "5s"}"#),
             startsWith: "server_source.dns.max_ttl: min_ttl (10s) must not be more than max_ttl (5s)")

@@ -19,27 +19,39 @@ final class DNSRefreshTests: XCTestCase {
     }
 
     func testFailuresBackOffFromTheFloorDoublingUpToTheCeiling() {
-        XCTAssertEqual((1...8).map { DNSRefresh.backoff(failures: $0, settings) }, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000])
+        XCTAssertEqual(
+            (1...8).map { DNSRefresh.backoff(failures: $0, settings) },
+            [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000])
         XCTAssertEqual(DNSRefresh.backoff(failures: 500, settings), 60_000)
     }
 
     func testAnAnswerPublishesOnlyWhenTheSetChanges() {
         var r = DNSRefresh(settings: settings)
-        XCTAssertEqual(r.resolved(.answer(a, ttlSeconds: 5), now: 0), .init(publish: a, nextQueryInMs: 5_000, log: .answered(after: nil)))
-        XCTAssertEqual(r.resolved(.answer(a, ttlSeconds: 5), now: 5_000), .init(publish: nil, nextQueryInMs: 5_000, log: nil))
-        XCTAssertEqual(r.resolved(.answer(ab, ttlSeconds: 2), now: 10_000), .init(publish: ab, nextQueryInMs: 2_000, log: nil))
+        XCTAssertEqual(
+            r.resolved(.answer(a, ttlSeconds: 5), now: 0),
+            .init(publish: a, nextQueryInMs: 5_000, log: .answered(after: nil)))
+        XCTAssertEqual(
+            r.resolved(.answer(a, ttlSeconds: 5), now: 5_000), .init(publish: nil, nextQueryInMs: 5_000, log: nil))
+        XCTAssertEqual(
+            r.resolved(.answer(ab, ttlSeconds: 2), now: 10_000), .init(publish: ab, nextQueryInMs: 2_000, log: nil))
     }
 
     func testFailuresKeepTheLastGoodSetAndLogOncePerKind() {
         var r = DNSRefresh(settings: settings)
         _ = r.resolved(.answer(ab, ttlSeconds: 5), now: 0)
         XCTAssertEqual(
-            r.resolved(.failure(.servfail, "x"), now: 5_000), .init(publish: nil, nextQueryInMs: 1_000, log: .failing(.servfail, "x")))
-        XCTAssertEqual(r.resolved(.failure(.servfail, "x"), now: 6_000), .init(publish: nil, nextQueryInMs: 2_000, log: nil))
+            r.resolved(.failure(.servfail, "x"), now: 5_000),
+            .init(publish: nil, nextQueryInMs: 1_000, log: .failing(.servfail, "x")))
+        XCTAssertEqual(
+            r.resolved(.failure(.servfail, "x"), now: 6_000), .init(publish: nil, nextQueryInMs: 2_000, log: nil))
         XCTAssertEqual(r.resolved(.failure(.timeout, "t"), now: 8_000).log, .failing(.timeout, "t"))
-        XCTAssertEqual(r.resolved(.answer([], ttlSeconds: 5), now: 9_000).log, .failing(.noData, "the answer has records but no usable address"))
+        XCTAssertEqual(
+            r.resolved(.answer([], ttlSeconds: 5), now: 9_000).log,
+            .failing(.noData, "the answer has records but no usable address"))
         XCTAssertEqual(r.current, ab)
-        XCTAssertEqual(r.resolved(.answer(ab, ttlSeconds: 5), now: 20_000), .init(publish: nil, nextQueryInMs: 5_000, log: .answered(after: .noData)))
+        XCTAssertEqual(
+            r.resolved(.answer(ab, ttlSeconds: 5), now: 20_000),
+            .init(publish: nil, nextQueryInMs: 5_000, log: .answered(after: .noData)))
         XCTAssertEqual(r.consecutiveFailures, 0)
     }
 
@@ -52,7 +64,8 @@ final class DNSRefreshTests: XCTestCase {
         _ = r.resolved(.failure(.nxdomain, "n"), now: 6_000)
         _ = r.resolved(.failure(.nxdomain, "n"), now: 8_000)
         // The back-off (8 s) would overshoot the hold's end: the query comes when the hold ends.
-        XCTAssertEqual(r.resolved(.failure(.nxdomain, "n"), now: 12_000), .init(publish: nil, nextQueryInMs: 3_000, log: nil))
+        XCTAssertEqual(
+            r.resolved(.failure(.nxdomain, "n"), now: 12_000), .init(publish: nil, nextQueryInMs: 3_000, log: nil))
         XCTAssertEqual(r.resolved(.failure(.nxdomain, "n"), now: 15_000).publish, [])
         XCTAssertEqual(r.current, [])
         XCTAssertEqual(r.resolved(.failure(.nxdomain, "n"), now: 30_000).publish, nil, "emptied once")

@@ -28,12 +28,15 @@ final class DNSServerSetTests: XCTestCase {
             DNSServerSet.servers(targets: targets, addresses: ["c": ["10.0.0.3"]]).map(\.id), ["10.0.0.3:82"])
         XCTAssertEqual(DNSServerSet.servers(targets: targets, addresses: [:]), [])
         XCTAssertEqual(
-            DNSServerSet.servers(targets: [Target(priority: 0, weight: 0, port: 0, host: ".")], addresses: [".": ["x"]]),
+            DNSServerSet.servers(
+                targets: [Target(priority: 0, weight: 0, port: 0, host: ".")], addresses: [".": ["x"]]),
             [], "target \".\": the service is decidedly not available")
     }
 
     func testEveryAddressOfATargetTakesItsWeightAndSharedAddressesAddUp() {
-        let targets = [Target(priority: 1, weight: 3, port: 80, host: "a"), Target(priority: 1, weight: 2, port: 80, host: "b")]
+        let targets = [
+            Target(priority: 1, weight: 3, port: 80, host: "a"), Target(priority: 1, weight: 2, port: 80, host: "b"),
+        ]
         let servers = DNSServerSet.servers(
             targets: targets, addresses: ["a": ["10.0.0.1", "10.0.0.2"], "b": ["10.0.0.2"]])
         XCTAssertEqual(servers.map { "\($0.id)@\($0.weight)" }, ["10.0.0.1:80@3", "10.0.0.2:80@5"])

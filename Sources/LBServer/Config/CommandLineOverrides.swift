@@ -285,7 +285,8 @@ extension LBConfig {
     /// The whole startup path: the file (if any), then the flags, then `LB_ADMIN_TOKEN`.
     ///
     /// Errors: no path, no backends, no etcd and no dns → "give --config FILE, at least one --backend HOST:PORT,
-    /// --etcd URL or --dns NAME"; a path that cannot be read → names it and the OS reason; otherwise every problem in the file,
+    /// --etcd URL or --dns NAME"; a path that cannot be read → names it and the OS reason; otherwise every
+    /// problem in the file,
     /// or in the flags. A file without `servers` is fine when `--backend` or `--etcd` flags are given.
     public static func resolve(
         configPath: String?, overrides: CommandLineOverrides,

@@ -33,10 +33,13 @@ extension ConfigLoader {
         switch s[.resolvers] {
         case nil: break
         case .array(let items)?:
-            if items.isEmpty { s.problem(.resolvers, "must list at least one IP:PORT (or leave it out for /etc/resolv.conf's)") }
+            if items.isEmpty {
+                s.problem(.resolvers, "must list at least one IP:PORT (or leave it out for /etc/resolv.conf's)")
+            }
             for (i, item) in items.enumerated() {
                 guard case .string(let text) = item else {
-                    s.problems.add(s.keyPath(.resolvers) + "[\(i)]", "expected \"IP:PORT\", got \(item.kindDescription)")
+                    s.problems.add(
+                        s.keyPath(.resolvers) + "[\(i)]", "expected \"IP:PORT\", got \(item.kindDescription)")
                     continue
                 }
                 do { dns.resolvers.append(try LBConfig.DNS.parseResolver(text)) } catch {
@@ -57,7 +60,9 @@ extension ConfigLoader {
         }
         dns.nxdomainHoldMs = s.duration(.nxdomainHold, default: dns.nxdomainHoldMs)
         dns.timeoutMs = s.duration(.timeout, default: dns.timeoutMs)
-        if dns.timeoutMs > 60_000 { s.problem(.timeout, "\(ConfigDuration.format(dns.timeoutMs)) is longer than a minute") }
+        if dns.timeoutMs > 60_000 {
+            s.problem(.timeout, "\(ConfigDuration.format(dns.timeoutMs)) is longer than a minute")
+        }
         dns.family = s.choice(.family, default: dns.family)
         return valid ? dns : nil
     }

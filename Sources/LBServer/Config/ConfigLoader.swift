@@ -198,7 +198,8 @@ public enum ConfigLoader {
                 source.stateFile = nil
             }
             if s[.dns] == nil {
-                s.problem(.dns, "missing; give at least the name, e.g. {\"name\": \"backends.example.com\", \"port\": 8080}")
+                s.problem(
+                    .dns, "missing; give at least the name, e.g. {\"name\": \"backends.example.com\", \"port\": 8080}")
             } else if let section = s.section(.dns, of: DNSKey.self) {
                 source.dns = readDNS(section)
             }

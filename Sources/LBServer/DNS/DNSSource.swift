@@ -53,7 +53,7 @@ final class DNSSource {
     /// resolution failed and the set in force stays), `nxdomain_hold` or `nxdomain` (the set was emptied).
     var state: String {
         guard let failing = refresh.failing else { return refresh.current == nil ? "resolving" : "ok" }
-        if failing == .nxdomain { return refresh.nxdomainSinceMs != nil && refresh.current?.isEmpty == false ? "nxdomain_hold" : "nxdomain" }
+        if failing == .nxdomain { return refresh.current?.isEmpty == false ? "nxdomain_hold" : "nxdomain" }
         return "failing"
     }
 

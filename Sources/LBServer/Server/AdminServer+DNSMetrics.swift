@@ -14,7 +14,8 @@ extension AdminServer {
         for kind in DNSFailureKind.allCases {
             m.sample("lb_dns_failures_total", [("kind", kind.rawValue)], dns.failures[kind] ?? 0)
         }
-        m.family("lb_dns_failing", .gauge, "1 while the last resolution failed (the set in force is the last good one).")
+        m.family(
+            "lb_dns_failing", .gauge, "1 while the last resolution failed (the set in force is the last good one).")
         m.sample("lb_dns_failing", [], dns.consecutiveFailures > 0 ? 1 : 0)
         m.family("lb_dns_ttl_seconds", .gauge, "The smallest TTL of the last answer with servers.")
         m.sample("lb_dns_ttl_seconds", [], Int(dns.lastTTLSeconds ?? 0))
