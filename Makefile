@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 CONFIG ?= config.json
-APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev libnghttp2-dev openssl pkg-config curl
+APT_PACKAGES := libuv1-dev libxxhash-dev zlib1g-dev libssl-dev libnghttp2-dev libc-ares-dev openssl pkg-config curl
 # Release builds link the Swift runtime and Foundation statically: same speed, 6 MB less resident memory
 # (only the pages used are mapped in), one self-contained binary. With the toolchain's lld they also pack
 # relocations (RELR: the loader reads 16 KB instead of 2 MB of .rela.dyn at startup, and the binary stays
@@ -18,7 +18,7 @@ SHARED ?= ../shared
 
 # Installs the C libraries when pkg-config cannot find them (Debian; root or sudo).
 deps:
-	@if ! pkg-config --exists libuv libxxhash zlib openssl libnghttp2 2>/dev/null || ! command -v curl >/dev/null; then \
+	@if ! pkg-config --exists libuv libxxhash zlib openssl libnghttp2 libcares 2>/dev/null || ! command -v curl >/dev/null; then \
 		echo "installing: $(APT_PACKAGES)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PACKAGES) >/dev/null; \
@@ -42,7 +42,7 @@ run: build
 # them through `requiredTool` (the testssl.sh scan, the certificate reload, HTTPS client and HTTP/2 conformance
 # tests) fail when CI is set, as .ci/run sets it: CI must not pass by skipping. .ci/run installs the same packages
 # (python3-yaml is added here only when python3 lacks the module; python3-h2 when neither python3 nor Debian's
-# /usr/bin/python3 has it). test-deps installs what is missing when it runs as root or with
+# /usr/bin/python3 has it, and python3-dnslib likewise). test-deps installs what is missing when it runs as root or with
 # password-less sudo, and otherwise says which tests will skip.
 # `make test INSTALL_TEST_DEPS=0` never installs anything.
 INSTALL_TEST_DEPS ?= 1
@@ -56,10 +56,12 @@ test-deps: deps
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
 		|| missing="$$missing chromium"; \
-	if ! command -v python3 >/dev/null; then missing="$$missing python3 python3-requests python3-yaml python3-h2"; else \
+	if ! command -v python3 >/dev/null; then missing="$$missing python3 python3-requests python3-yaml python3-h2 python3-dnslib"; else \
 		python3 -c 'import requests' 2>/dev/null || missing="$$missing python3-requests"; \
 		python3 -c 'import yaml' 2>/dev/null || missing="$$missing python3-yaml"; \
-		python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null || missing="$$missing python3-h2"; fi; \
+		python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null || missing="$$missing python3-h2"; \
+		python3 -c 'import dnslib' 2>/dev/null || /usr/bin/python3 -c 'import dnslib' 2>/dev/null \
+			|| missing="$$missing python3-dnslib"; fi; \
 	if [ -n "$$missing" ] && [ "$(INSTALL_TEST_DEPS)" = 1 ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else SUDO=no; fi; \
 		if [ "$$SUDO" = no ]; then echo "test-deps: not root and no password-less sudo; not installing:$$missing"; \
@@ -79,7 +81,9 @@ test-deps: deps
 		python3 -c 'import requests' 2>/dev/null || echo "test-deps: python3 has no requests module: the Python requests tests will skip"; \
 		python3 -c 'import yaml' 2>/dev/null || echo "test-deps: python3 has no yaml module (PyYAML): the desync corpus tests will skip"; \
 		python3 -c 'import h2' 2>/dev/null || /usr/bin/python3 -c 'import h2' 2>/dev/null \
-			|| echo "test-deps: no python3 h2 module (python3-h2): the HTTP/2 conformance tests will skip (and fail under CI)"; fi
+			|| echo "test-deps: no python3 h2 module (python3-h2): the HTTP/2 conformance tests will skip (and fail under CI)"; \
+		python3 -c 'import dnslib' 2>/dev/null || /usr/bin/python3 -c 'import dnslib' 2>/dev/null \
+			|| echo "test-deps: no python3 dnslib module (python3-dnslib): the DNS source tests will skip (and fail under CI)"; fi
 
 # The whole suite: unit tests of LBCore, LBHTTP and LBServer, and integration tests that run the real binaries;
 # then the integration tests again with 2 workers. The closing line counts every test of both runs.

@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LBServer", targets: ["LBServer"]),
         .library(name: "LBTLS", targets: ["LBTLS"]),
         .library(name: "LBH2", targets: ["LBH2"]),
+        .library(name: "LBDNS", targets: ["LBDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CCAres", pkgConfig: "libcares", providers: [.apt(["libc-ares-dev"])]),
 
         // Pure Swift routing core: hashes, balancing algorithms, snapshots, health hysteresis, stats types. No I/O.
         .target(
@@ -56,11 +58,15 @@ let package = Package(
         // The sans-I/O HTTP/2 framing layer: an nghttp2 server session fed client bytes and drained of the bytes
         // to send, reporting streams to a delegate. Knows nothing of libuv, upstreams or HTTP/1.1.
         .target(name: "LBH2", dependencies: ["CNGHTTP2"], swiftSettings: releaseUnchecked),
+        // DNS on a libuv loop: a c-ares channel whose sockets are polled by the loop (never a blocking
+        // getaddrinfo), and a sans-I/O parser of the answers (TTLs, SRV, the additional section). Knows nothing of
+        // servers, routing or HTTP.
+        .target(name: "LBDNS", dependencies: ["CCAres", "LBUV", "CLibUV"]),
         // The proxy on top: workers, client and upstream connections, health checks, admin API, config.
         .target(
             name: "LBServer",
             dependencies: [
-                "LBCore", "LBHTTP", "LBUV", "LBTLS", "LBH2", "CLibUV",
+                "LBCore", "LBHTTP", "LBUV", "LBTLS", "LBH2", "LBDNS", "CLibUV",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -83,6 +89,7 @@ let package = Package(
         .testTarget(name: "LBCoreTests", dependencies: ["LBCore"]),
         .testTarget(name: "LBHTTPTests", dependencies: ["LBHTTP"]),
         .testTarget(name: "LBH2Tests", dependencies: ["LBH2"]),
+        .testTarget(name: "LBDNSTests", dependencies: ["LBDNS"]),
         .testTarget(name: "LBServerTests", dependencies: ["LBServer"]),
         // Real OpenSSL on both sides, in memory; certificates made with the `openssl` command.
         .testTarget(name: "LBTLSTests", dependencies: ["LBTLS", "COpenSSL"], swiftSettings: releaseUnchecked),

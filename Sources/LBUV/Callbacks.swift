@@ -173,4 +173,16 @@ enum Callbacks {
         Unmanaged<ChildProcess>.fromOpaque(handle!.pointee.data!).release()
         handle!.deallocate()
     }
+
+    // MARK: polled descriptors (sockets another library opens, e.g. c-ares's)
+
+    static let poll: uv_poll_cb = { handle, status, events in
+        let poll: LoopPoll = owner(handle!.pointee.data)
+        poll.fire(status: status, events: events)
+    }
+
+    static let closePoll: uv_close_cb = { handle in
+        Unmanaged<LoopPoll>.fromOpaque(handle!.pointee.data!).release()
+        handle!.deallocate()
+    }
 }

@@ -12,7 +12,7 @@ struct LBServerCommand: ParsableCommand {
         version: LBVersion.current
     )
 
-    @Option(name: .long, help: "Config file (JSON). Not needed when --backend or --etcd flags are given.")
+    @Option(name: .long, help: "Config file (JSON). Not needed when --backend, --etcd or --dns flags are given.")
     var config: String?
 
     @Option(name: .long, help: "Traffic listen address, HOST:PORT (port 0 picks a free port).")
@@ -52,6 +52,15 @@ struct LBServerCommand: ParsableCommand {
 
     @Option(name: .long, help: "With --etcd: the cluster name; the servers are the keys under /lb/NAME/servers/.")
     var cluster: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Take the servers from DNS: the A/AAAA records of NAME (port from --dns-port), or the SRV records of "
+            + "_service._proto.NAME; re-resolved as the TTL says.",
+        valueName: "NAME"))
+    var dns: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --dns NAME (A/AAAA): the servers' port.", valueName: "N"))
+    var dnsPort: String?
 
     @Flag(name: .long, help: "Validate the configuration, print every problem, and exit (0 when valid).")
     var checkConfig = false
@@ -108,7 +117,8 @@ struct LBServerCommand: ParsableCommand {
         }
         let overrides = CommandLineOverrides(
             listen: listen, admin: admin, backends: backend, algorithm: algorithm, hash: hash, key: key, workers: workers,
-            tlsCert: tlsCert, tlsKey: tlsKey, stateFile: stateFile, etcd: etcd, cluster: cluster)
+            tlsCert: tlsCert, tlsKey: tlsKey, stateFile: stateFile, etcd: etcd, cluster: cluster,
+            dns: dns, dnsPort: dnsPort)
         let resolved: LBConfig
         do {
             resolved = try LBConfig.resolve(configPath: config, overrides: overrides)

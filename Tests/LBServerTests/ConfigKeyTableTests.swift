@@ -73,6 +73,9 @@ final class ConfigKeyTableTests: XCTestCase {
             base: ["cert": #""c""#, "key": #""k""#],
             wrap: { #"{"listeners": [{"address": "127.0.0.1:9443", "tls": {"certificates": [{\#($0)}]}}]}"# }),
         Section("server_source", ConfigLoader.ServerSourceKey.self, keyBases: etcdKeyBases),
+        Section(
+            "server_source.dns", ConfigLoader.DNSKey.self, base: ["name": #""web.test""#, "port": "80"],
+            wrap: { #"{"server_source": {"type": "dns", "dns": {\#($0)}}}"# }),
         Section("upstream_tls", ConfigLoader.UpstreamTLSKey.self),
         Section(
             "upstream_tls.client_certificate", ConfigLoader.CertificateKey.self,
@@ -89,6 +92,7 @@ final class ConfigKeyTableTests: XCTestCase {
         for key in ["type", "endpoints", "cluster", "dial_timeout", "lease_ttl", "instance_id"] { bases[key] = etcd }
         bases["username"] = etcd.merging(["password": #""p""#]) { $1 }
         bases["password"] = etcd.merging(["username": #""u""#]) { $1 }
+        bases["dns"] = ["type": #""dns""#]
         return bases
     }()
 
@@ -160,6 +164,11 @@ final class ConfigKeyTableTests: XCTestCase {
         "server_source.endpoints": #"["http://127.0.0.1:2380"]"#, "server_source.cluster": #""d""#,
         "server_source.username": #""v""#, "server_source.password": #""q""#, "server_source.dial_timeout": #""1s""#,
         "server_source.lease_ttl": #""3s""#, "server_source.instance_id": #""lb-a""#,
+        "server_source.dns": #"{"name": "web.test", "port": 80}"#,
+        "server_source.dns.name": #""other.test""#, "server_source.dns.port": "81",
+        "server_source.dns.resolvers": #"["127.0.0.1:5353"]"#, "server_source.dns.min_ttl": #""2s""#,
+        "server_source.dns.max_ttl": #""1m""#, "server_source.dns.nxdomain_hold": #""5s""#,
+        "server_source.dns.timeout": #""1s""#, "server_source.dns.family": #""ipv6""#,
     ]
     /// Keys whose only accepted value is their default, so no sample can change what the file loads to.
     static let singleValued: Set<String> = []

@@ -96,7 +96,7 @@ final class ConfigOverrideTests: XCTestCase {
     func testResolveWithoutConfigOrBackendsSaysWhatToGive() {
         XCTAssertThrowsError(try LBConfig.resolve(configPath: nil, overrides: CommandLineOverrides(), environment: [:]))
         {
-            XCTAssertEqual("\($0)", "command line: give --config FILE, at least one --backend HOST:PORT, or --etcd URL")
+            XCTAssertEqual("\($0)", "command line: give --config FILE, at least one --backend HOST:PORT, --etcd URL or --dns NAME")
         }
     }
 

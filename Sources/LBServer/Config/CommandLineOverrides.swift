@@ -28,14 +28,20 @@ public struct CommandLineOverrides: Sendable, Equatable {
     public var etcd: String?
     /// `--cluster NAME`: `server_source.cluster`, the etcd key prefix `/lb/NAME/`.
     public var cluster: String?
+    /// `--dns NAME`: the servers come from DNS (`server_source.type: dns`): the A/AAAA records of NAME, or the SRV
+    /// records of `_service._proto.NAME`.
+    public var dns: String?
+    /// `--dns-port N`: the servers' port for an A/AAAA name (`server_source.dns.port`).
+    public var dnsPort: String?
 
     /// True when the flags give the servers (or where to find them), so a config file need not list any.
-    public var suppliesServers: Bool { !backends.isEmpty || etcd != nil }
+    public var suppliesServers: Bool { !backends.isEmpty || etcd != nil || dns != nil }
 
     public init(
         listen: String? = nil, admin: String? = nil, backends: [String] = [], algorithm: String? = nil,
         hash: String? = nil, key: String? = nil, workers: String? = nil, tlsCert: String? = nil,
-        tlsKey: String? = nil, stateFile: String? = nil, etcd: String? = nil, cluster: String? = nil
+        tlsKey: String? = nil, stateFile: String? = nil, etcd: String? = nil, cluster: String? = nil,
+        dns: String? = nil, dnsPort: String? = nil
     ) {
         self.listen = listen
         self.admin = admin
@@ -49,6 +55,8 @@ public struct CommandLineOverrides: Sendable, Equatable {
         self.stateFile = stateFile
         self.etcd = etcd
         self.cluster = cluster
+        self.dns = dns
+        self.dnsPort = dnsPort
     }
 }
 
@@ -129,6 +137,7 @@ extension LBConfig {
             }
         }
         applyEtcd(o, to: &config, problems: problems)
+        applyDNS(o, to: &config, problems: problems)
         if !o.backends.isEmpty {
             var servers: [ServerSpec] = []
             var seen: Set<String> = []
@@ -197,6 +206,63 @@ extension LBConfig {
         config.serverHealthChecks = [:]
     }
 
+    /// `--dns` and `--dns-port`: `--dns` makes DNS the source (the file's `servers` and `--backend` flags do not
+    /// apply) and keeps the file's other `dns` settings (resolvers, TTL bounds) when it has a dns source too;
+    /// `--dns-port` sets the port, and alone it only changes the file's dns port.
+    private func applyDNS(_ o: CommandLineOverrides, to config: inout LBConfig, problems: ProblemList) {
+        func flag(_ name: String, _ value: String) -> String { "--\(name) \(quoted(value))" }
+        var port: Int?
+        if let text = o.dnsPort {
+            guard let n = Int(text), text.allSatisfy(\.isNumber), (1...65535).contains(n) else {
+                problems.add(flag("dns-port", text), "is not a port number 1-65535")
+                return
+            }
+            port = n
+        }
+        guard var name = o.dns else {
+            if let port, let text = o.dnsPort {
+                if config.serverSource.dns?.isSRV == false {
+                    config.serverSource.dns?.port = port
+                } else if config.serverSource.dns != nil {
+                    problems.add(flag("dns-port", text), "the file's SRV name gives each port; this flag is for A/AAAA")
+                } else {
+                    problems.add(flag("dns-port", text), "needs --dns NAME (or server_source.type dns in the file)")
+                }
+            }
+            return
+        }
+        if let problem = LBConfig.DNS.problem(withName: name) {
+            problems.add(flag("dns", name), problem)
+            return
+        }
+        if name.hasSuffix(".") { name.removeLast() }
+        if !o.backends.isEmpty {
+            problems.add(flag("dns", name), "cannot be combined with --backend: the servers come from DNS")
+        }
+        if o.etcd != nil {
+            problems.add(flag("dns", name), "cannot be combined with --etcd: choose one source of servers")
+        }
+        if let path = o.stateFile {
+            problems.add(flag("state-file", path), "cannot be combined with --dns: the records are the servers")
+        }
+        var dns = config.serverSource.dns ?? LBConfig.DNS(name: name)
+        dns.name = name
+        if dns.isSRV {
+            if let text = o.dnsPort {
+                problems.add(flag("dns-port", text), "an SRV name's records give each port; leave this out")
+            }
+            dns.port = nil
+        } else {
+            dns.port = port ?? dns.port
+            if dns.port == nil {
+                problems.add(flag("dns", name), "needs --dns-port N: the A/AAAA records give only addresses")
+            }
+        }
+        config.serverSource = ServerSource(type: .dns, dns: dns)
+        config.servers = []
+        config.serverHealthChecks = [:]
+    }
+
     /// Parses `HOST:PORT[@WEIGHT]`; the id is the address as written back (`host:port`, IPv6 in brackets).
     static func parseBackend(_ text: String) throws(ConfigValueError) -> ServerSpec {
         var address = Substring(text)
@@ -218,8 +284,9 @@ extension LBConfig {
 
     /// The whole startup path: the file (if any), then the flags, then `LB_ADMIN_TOKEN`.
     ///
-    /// Errors: no path, no backends and no etcd → "give --config FILE, at least one --backend HOST:PORT, or
-    /// --etcd URL"; a path that cannot be read → names it and the OS reason; otherwise every problem in the file,
+    /// Errors: no path, no backends, no etcd and no dns → "give --config FILE, at least one --backend HOST:PORT,
+    /// --etcd URL or --dns NAME"; a path that cannot be read → names it and the OS reason; otherwise every
+    /// problem in the file,
     /// or in the flags. A file without `servers` is fine when `--backend` or `--etcd` flags are given.
     public static func resolve(
         configPath: String?, overrides: CommandLineOverrides,
@@ -231,7 +298,8 @@ extension LBConfig {
         } else if !overrides.suppliesServers {
             throw ConfigErrors(
                 source: commandLineSource,
-                problems: [ConfigProblem("", "give --config FILE, at least one --backend HOST:PORT, or --etcd URL")])
+                problems: [ConfigProblem(
+                    "", "give --config FILE, at least one --backend HOST:PORT, --etcd URL or --dns NAME")])
         } else {
             base = LBConfig()
         }

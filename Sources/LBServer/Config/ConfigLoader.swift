@@ -35,7 +35,7 @@ public enum ConfigLoader {
     enum StatsKey: String, ConfigKey { case latency }
     enum ServerSourceKey: String, ConfigKey {
         case type, stateFile = "state_file", endpoints, cluster, username, password, dialTimeout = "dial_timeout"
-        case leaseTTL = "lease_ttl", instanceID = "instance_id"
+        case leaseTTL = "lease_ttl", instanceID = "instance_id", dns
     }
 
     /// `busy_polls`: each empty poll is one epoll_wait system call, so beyond a few hundred it only burns CPU.
@@ -118,13 +118,17 @@ public enum ConfigLoader {
             config.serverSource = readServerSource(source)
         }
         let fromEtcd = config.serverSource.type == .etcd
+        let fromDNS = config.serverSource.type == .dns
         if let servers = top[.servers] {
             if fromEtcd {
                 top.problem(.servers, "with server_source.type etcd the servers come from etcd; remove this key")
             }
+            if fromDNS {
+                top.problem(.servers, "with server_source.type dns the servers come from DNS; remove this key")
+            }
             (config.servers, config.serverHealthChecks, config.serverTLS, config.serverLimits) = readServers(
                 servers, in: top, health: config.healthCheck, tls: upstreamTLSBase)
-        } else if requireServers && !fromEtcd {
+        } else if requireServers && !fromEtcd && !fromDNS {
             top.problem(
                 .servers, "missing; list the backends here (an empty list is allowed) or pass --backend HOST:PORT")
         }
@@ -155,7 +159,8 @@ public enum ConfigLoader {
 
     /// `server_source`: `type` (`static` or `etcd`); for `static`, `state_file` (a path, or null for none); for
     /// `etcd`, `endpoints` (required, a list of `http://HOST:PORT`), `cluster` (required), `username` and
-    /// `password` (both or neither) and `dial_timeout`. A key of the other type is a problem naming it.
+    /// `password` (both or neither) and `dial_timeout`; for `dns`, the object `dns` (`readDNS`). A key of another
+    /// type is a problem naming it.
     static func readServerSource(_ s: ConfigSection<ServerSourceKey>) -> LBConfig.ServerSource {
         var source = LBConfig.ServerSource()
         source.type = s.choice(.type, default: source.type)
@@ -174,15 +179,30 @@ public enum ConfigLoader {
         let etcdKeys: [ServerSourceKey] = [
             .endpoints, .cluster, .username, .password, .dialTimeout, .leaseTTL, .instanceID,
         ]
+        if source.type != .etcd {
+            for key in etcdKeys where s[key] != nil { s.problem(key, "only with \"type\": \"etcd\"") }
+        }
+        if source.type != .dns && s[.dns] != nil { s.problem(.dns, "only with \"type\": \"dns\"") }
         switch source.type {
         case .static:
-            for key in etcdKeys where s[key] != nil { s.problem(key, "only with \"type\": \"etcd\"") }
+            break
         case .etcd:
             if source.stateFile != nil {
                 s.problem(.stateFile, "only with \"type\": \"static\"; etcd keeps the servers itself")
                 source.stateFile = nil
             }
             source.etcd = readEtcd(s)
+        case .dns:
+            if source.stateFile != nil {
+                s.problem(.stateFile, "only with \"type\": \"static\"; with dns the records are the servers")
+                source.stateFile = nil
+            }
+            if s[.dns] == nil {
+                s.problem(
+                    .dns, "missing; give at least the name, e.g. {\"name\": \"backends.example.com\", \"port\": 8080}")
+            } else if let section = s.section(.dns, of: DNSKey.self) {
+                source.dns = readDNS(section)
+            }
         }
         return source
     }

@@ -1,7 +1,8 @@
 extension LBConfig {
     /// `server_source`: where the set of servers comes from. `static`: the config file's `servers`, with the
     /// admin API's runtime changes optionally kept in a state file. `etcd`: keys under `/lb/<cluster>/servers/`
-    /// in an etcd cluster, watched for changes (`etcd` holds its settings).
+    /// in an etcd cluster, watched for changes (`etcd` holds its settings). `dns`: the A/AAAA or SRV records of
+    /// a name, resolved again as their TTL says (`dns` holds its settings).
     public struct ServerSource: Equatable, Sendable {
         /// `server_source.type`.
         public enum SourceType: String, CaseIterable, Sendable {
@@ -9,6 +10,9 @@ extension LBConfig {
             case `static`
             /// An etcd cluster, through its HTTP/JSON gateway.
             case etcd
+            /// A DNS name: its A/AAAA records (with a configured port) or, for `_service._proto.NAME`, its SRV
+            /// records.
+            case dns
         }
 
         public var type: SourceType
@@ -18,11 +22,14 @@ extension LBConfig {
         public var stateFile: String?
         /// The etcd settings; set exactly when `type` is `etcd` in a valid config.
         public var etcd: Etcd?
+        /// The DNS settings; set exactly when `type` is `dns` in a valid config.
+        public var dns: DNS?
 
-        public init(type: SourceType = .static, stateFile: String? = nil, etcd: Etcd? = nil) {
+        public init(type: SourceType = .static, stateFile: String? = nil, etcd: Etcd? = nil, dns: DNS? = nil) {
             self.type = type
             self.stateFile = stateFile
             self.etcd = etcd
+            self.dns = dns
         }
     }
 

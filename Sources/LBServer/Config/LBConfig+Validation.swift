@@ -23,6 +23,10 @@ extension LBConfig {
             problems.append(ConfigProblem(
                 "server_source.state_file", "only with \"type\": \"static\"; etcd keeps the servers itself"))
         }
+        if serverSource.type == .dns && serverSource.stateFile != nil {
+            problems.append(ConfigProblem(
+                "server_source.state_file", "only with \"type\": \"static\"; with dns the records are the servers"))
+        }
         return problems
     }
 }

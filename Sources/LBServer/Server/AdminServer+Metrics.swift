@@ -53,6 +53,7 @@ extension AdminServer {
                 "Values under the servers prefix that were not a valid server.")
             m.sample("lb_source_rejected_values_total", [], source.set.rejectedTotal)
         }
+        if let dns = server.dnsSource { dnsMetrics(&m, dns) }
         m.family("lb_workers", .gauge, "Worker event loops carrying traffic.")
         m.sample("lb_workers", [], stats.workerCount)
         m.family(

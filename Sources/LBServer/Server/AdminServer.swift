@@ -114,6 +114,14 @@ final class AdminServer {
             if route.isManagement {
                 try AdminAuth.check(authorization, token: server.config.admin.token)
             }
+            if let dns = server.dnsSource, route == .manageServers || route.isServerRoute {
+                // The records are the set: a change here would be undone by the next answer. Refused before
+                // anything changes, dry runs included.
+                throw AdminError(
+                    409,
+                    "the servers come from DNS (server_source.type dns, name \(quoted(dns.settings.name))); "
+                        + "change its records instead")
+            }
             switch route {
             case .health:
                 let state = server.routing.load()
@@ -124,13 +132,13 @@ final class AdminServer {
                 // A rejected state file does not stop traffic, so the status stays; it is shown for monitors.
                 if case .rejected(let problem)? = server.stateFile?.outcome { object["state_file_error"] = problem }
                 // A stale etcd source does not stop traffic either: lb routes with the last set it had.
-                if server.etcdSource != nil { object["source"] = server.sourceJSON() }
+                if server.etcdSource != nil || server.dnsSource != nil { object["source"] = server.sourceJSON() }
                 let body = json(object)
                 return AdminResponse(status: up > 0 ? 200 : 503, body: body)
             case .servers:
                 var object: [String: Any] = ["servers": serversJSON()]
                 if let stateFile = server.stateFile { object["state_file"] = stateFile.json() }
-                if server.etcdSource != nil { object["source"] = server.sourceJSON() }
+                if server.etcdSource != nil || server.dnsSource != nil { object["source"] = server.sourceJSON() }
                 return AdminResponse(status: 200, body: json(object))
             case .stats:
                 return AdminResponse(status: 200, body: json(statsJSON()))

@@ -70,6 +70,7 @@ extension ProxyServer {
     /// `source` in `/api/health` and `/api/servers`: where the servers come from and, for etcd, whether the set
     /// is current. `stale_seconds` is how long ago it was last known to be etcd's (0 while a watch runs).
     func sourceJSON() -> [String: Any] {
+        if let dns = dnsSource { return dnsSourceJSON(dns) }
         guard let source = etcdSource else { return ["type": config.serverSource.type.rawValue] }
         var object: [String: Any] = [
             "type": "etcd", "cluster": source.settings.cluster, "endpoint": "\(source.endpoint)",

@@ -37,8 +37,8 @@ extension ProxyServer {
     /// throws for `fresh` itself; changes that cannot be applied reject the state file instead.
     private func apply(reloaded fresh: LBConfig) throws {
         var target = fresh
-        // With etcd as the source the file has no servers: the running set is etcd's and stays.
-        if etcdSource != nil { target.servers = config.servers }
+        // With etcd or DNS as the source the file has no servers: the running set is the source's and stays.
+        if etcdSource != nil || dnsSource != nil { target.servers = config.servers }
         var drained: Set<String> = []
         let fromFile = stateFile?.read()
         if let fromFile { (target.servers, drained) = fromFile.applied(to: fresh.servers) }

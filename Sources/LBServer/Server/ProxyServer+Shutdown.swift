@@ -73,6 +73,7 @@ extension ProxyServer {
         // The registration goes at once: this instance takes no new connections from here on.
         etcdRegistration?.stop(revoke: true)
         etcdSource?.stop()
+        dnsSource?.stop()
         let deadline = LoopTimer(loop: loop) { [unowned self] in
             self.logger.warning("shutdown grace period over: closing in-flight connections")
             self.finishShutdown()
@@ -106,6 +107,7 @@ extension ProxyServer {
         health?.stop()
         etcdRegistration?.stop()
         etcdSource?.stop()
+        dnsSource?.stop()
         takeover?.stop()
         upgrade?.close()
         control?.close()

@@ -36,6 +36,10 @@ public final class ProxyServer {
     var etcdRegistration: EtcdRegistration?
     /// Server sets read from etcd that could not be built into a routing state.
     var etcdApplyFailures = 0
+    /// The DNS source (`server_source.type: dns`); nil for another. Set by `start()`.
+    var dnsSource: DNSSource?
+    /// Server sets resolved from DNS that could not be built into a routing state.
+    var dnsApplyFailures = 0
     var signals: [SignalWatcher] = []
     /// How worker threads hand results back to the control loop.
     let controlInbox = LoopInbox()
@@ -318,6 +322,7 @@ public final class ProxyServer {
         health?.sync(with: routing.load(), config: config)
         health?.firstCheckWithinMs = nil
         try startEtcdSource()
+        try startDNSSource()
         if let takeover {
             takeover.begin(server: self)
         } else {
