@@ -19,7 +19,9 @@ final class DNSTestServer {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("lb-dns-\(UUID().uuidString)").path
         zonePath = base + ".zone.json"
         logPath = base + ".queries.jsonl"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: logPath])
+        }
         let (zonePath, logPath) = (zonePath, logPath)
         test.addTeardownBlock {
             try? FileManager.default.removeItem(atPath: zonePath)
