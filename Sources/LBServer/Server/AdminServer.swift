@@ -17,6 +17,9 @@ final class AdminServer {
     private var connections = ConnectionList<AdminConnection>()
     /// The loop clock (ms) when the admin API started: "since last change" for servers that never changed.
     let startedAtLoop: UInt64
+    /// Management calls waiting for the one under way (`manage`); each is given the call that starts the next.
+    var changes: [(@escaping () -> Void) -> Void] = []
+    var changeRunning = false
 
     /// Binds `address`; with `accepting: false` (a hot upgrade's successor) it accepts after `startAccepting()`.
     convenience init(server: ProxyServer, address: SocketAddress, accepting: Bool = true) throws(SetupError) {
@@ -81,6 +84,12 @@ final class AdminServer {
     ) {
         if let route = AdminRoute.match(path), route == .cluster, route.allowed.contains(method) {
             return clusterJSON(reply: reply)
+        }
+        if server.etcdSource == nil, server.dnsSource == nil, let route = AdminRoute.match(path),
+            route.allowed.contains(method), route == .manageServers || route.isServerRoute
+        {
+            return manage(
+                route: route, method: method, body: body, query: query, authorization: authorization, reply: reply)
         }
         guard let source = server.etcdSource, let route = AdminRoute.match(path), route.allowed.contains(method),
             route == .manageServers || route.isServerRoute
@@ -149,8 +158,9 @@ final class AdminServer {
                 return AdminResponse(status: 200, body: metricsText(), contentType: AdminResponse.prometheus)
             case .dashboard:
                 return AdminResponse(status: 200, body: DashboardPage.html, contentType: AdminResponse.html)
-            case .manageServers:
-                return try addServer(body: body, query: ManageQuery(parsing: query))
+            case .manageServers, .manageServer:
+                // Only through `handle(…, reply:)`: `manage` (static source) or `manageThroughEtcd`.
+                throw AdminServer.changesAnswerLater
             case .reloadCertificates:
                 let q = try ManageQuery(parsing: query)
                 let problems = server.reloadCertificates(server.config, dryRun: q.dryRun)
@@ -161,10 +171,6 @@ final class AdminServer {
                 return AdminResponse(status: 200, body: json([
                     "reloaded": !q.dryRun, "dry_run": q.dryRun, "certificates": certificatesJSON(),
                 ]))
-            case .manageServer(let id):
-                let q = try ManageQuery(parsing: query)
-                if method == .delete { return try deleteServer(id: id, query: q) }
-                return try patchServer(id: id, body: body, query: q)
             }
         } catch {
             return error.response

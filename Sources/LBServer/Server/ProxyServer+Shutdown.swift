@@ -96,6 +96,7 @@ extension ProxyServer {
         // the operator "upgraded") ran only after `upgrade?.close()` below had answered "the running lb-server
         // stopped during the upgrade". Seen with 2 workers under AddressSanitizer, where workers end slower.
         controlInbox.close()
+        controlWork.stop()
         for t in threads where !t.isDone { t.closeNow() }
         admin?.close()
         shutdownTimer?.close()

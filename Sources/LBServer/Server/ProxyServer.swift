@@ -43,6 +43,8 @@ public final class ProxyServer {
     var signals: [SignalWatcher] = []
     /// How worker threads hand results back to the control loop.
     let controlInbox = LoopInbox()
+    /// Where routing tables for changed server sets are built, at a lower priority (`offLoop`).
+    let controlWork = ControlWork()
     var shutdownTimer: LoopTimer?
     var shutdownPoll: LoopTimer?
     var isShuttingDown = false
