@@ -33,30 +33,21 @@ extension AdminServer {
     }
 
     /// `POST /manage/servers`, `PATCH` and `DELETE /manage/servers/{id}` with the static source. Calls run one at
-    /// a time in arrival order, each planned from what the previous one left. The table build (and a new host's
+    /// a time in arrival order with reloads (`ProxyServer.serializeChange`), each planned from what the previous
+    /// one left. The table build (and a new host's
     /// lookup) and the moved-keys measurement run on the control-work thread, so neither the control loop nor,
     /// at its lower priority, a busy worker waits for a 1,000-server rebuild.
     func manage(
         route: AdminRoute, method: HTTPMethod, body: [UInt8], query: String, authorization: String?,
         reply: @escaping (AdminResponse) -> Void
     ) {
-        changes.append { [unowned self] done in
+        server.serializeChange { [weak self] done in
+            guard let self else { return done() }
             runManage(route: route, method: method, body: body, query: query, authorization: authorization, attempt: 1) {
                 reply($0)
                 done()
             }
         }
-        if !changeRunning { runNextChange() }
-    }
-
-    private func runNextChange() {
-        guard !changes.isEmpty else {
-            changeRunning = false
-            return
-        }
-        changeRunning = true
-        let run = changes.removeFirst()
-        run { [weak self] in self?.runNextChange() }
     }
 
     /// What the synchronous handler answers for a server change it is never given (it cannot answer later).

@@ -17,9 +17,6 @@ final class AdminServer {
     private var connections = ConnectionList<AdminConnection>()
     /// The loop clock (ms) when the admin API started: "since last change" for servers that never changed.
     let startedAtLoop: UInt64
-    /// Management calls waiting for the one under way (`manage`); each is given the call that starts the next.
-    var changes: [(@escaping () -> Void) -> Void] = []
-    var changeRunning = false
 
     /// Binds `address`; with `accepting: false` (a hot upgrade's successor) it accepts after `startAccepting()`.
     convenience init(server: ProxyServer, address: SocketAddress, accepting: Bool = true) throws(SetupError) {

@@ -78,4 +78,22 @@ extension ProxyServer {
             _ = inbox.post { job.value.1(result.value) }
         }
     }
+
+    /// Runs server-set changes (the admin API's, a reload's) one at a time in arrival order: `run` is called
+    /// when every earlier change has called its `done`, so each plans from the routing state the previous one
+    /// published, and two are never built from the same one. Control loop only.
+    func serializeChange(_ run: @escaping (_ done: @escaping () -> Void) -> Void) {
+        pendingChanges.append(run)
+        if !changeRunning { runNextChange() }
+    }
+
+    private func runNextChange() {
+        guard !pendingChanges.isEmpty else {
+            changeRunning = false
+            return
+        }
+        changeRunning = true
+        let run = pendingChanges.removeFirst()
+        run { [weak self] in self?.runNextChange() }
+    }
 }

@@ -8,8 +8,12 @@ extension ProxyServer {
     /// return to the file's and drains end (see docs/admin-api.md). With one, the state file is read again and
     /// its changes are laid over the new file's servers exactly as at start (`RuntimeChanges` states the
     /// precedence); a state file that cannot be read or applied is logged and the file's servers apply alone.
+    ///
+    /// The new routing table is built (new hosts looked up) and measured on the control-work thread (`offLoop`),
+    /// in turn with the admin API's server changes (`serializeChange`): the control loop goes on serving the
+    /// admin API, health checks and sources meanwhile.
     func reload() {
-        guard let path = configPath else {
+        guard configPath != nil else {
             logger.warning("SIGHUP ignored: no --config file to reload")
             return
         }
@@ -17,44 +21,106 @@ extension ProxyServer {
             logger.warning("SIGHUP ignored: this process is draining or still taking over")
             return
         }
+        serializeChange { [unowned self] done in reloadNow(attempt: 1, done: done) }
+    }
+
+    /// What a reload built on the control-work thread.
+    private enum ReloadBuild {
+        /// `servers` (with `drained`) build into `state`; `rejectedFile` says why the state file's changes were
+        /// left out, when they were.
+        case built(state: RoutingState, servers: [ServerSpec], drained: Set<String>, moved: Double, rejectedFile: String?)
+        /// The config's own servers do not build: nothing changes.
+        case failed(any Error)
+    }
+
+    private func reloadNow(attempt: Int, done: @escaping () -> Void) {
+        guard let path = configPath, !isShuttingDown else { return done() }
         SystemdNotify.reloading()
+        let fresh: LBConfig
         do {
             // As at startup: `--backend` flags stand in for a file without `servers`.
-            let fresh = try ConfigLoader.load(path: path, requireServers: !overrides.suppliesServers)
-                .applying(overrides)
-            try apply(reloaded: fresh)
-            // Certificates are read again even when the file did not change: renewed files on disk are the
-            // usual reason for a reload.
-            reloadCertificates(fresh)
+            fresh = try ConfigLoader.load(path: path, requireServers: !overrides.suppliesServers).applying(overrides)
         } catch {
-            logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
+            reloadFailed(path: path, error)
+            return done()
         }
+        // With etcd or DNS as the source the file has no servers: the running set is the source's and stays.
+        let own = etcdSource != nil || dnsSource != nil ? config.servers : fresh.servers
+        let fromFile = stateFile?.read()
+        let layered = fromFile.map { $0.applied(to: fresh.servers) }
+        let previous = routing.load()
+        let workers = workerCount
+        offLoop({ () -> ReloadBuild in
+            func build(_ servers: [ServerSpec], drained: Set<String>) throws -> ReloadBuild {
+                var target = fresh
+                target.servers = servers
+                let state = try ProxyServer.buildState(
+                    config: target, previous: previous, workers: workers, generation: previous.generation + 1)
+                let moved = previous.movedFraction(to: state) { b in
+                    b.isUp && !b.isRemoved && !drained.contains(b.spec.id)
+                }
+                _ = state.snapshot.keyspaceShares()
+                return .built(state: state, servers: servers, drained: drained, moved: moved, rejectedFile: nil)
+            }
+            do {
+                guard let layered else { return try build(own, drained: []) }
+                do {
+                    return try build(layered.0, drained: layered.1)
+                } catch where !(fromFile?.isEmpty ?? true) {
+                    // Never half-applied: the file's changes go whole or not at all. The file is blamed only once
+                    // the config alone builds; otherwise the reload fails with the config's own error.
+                    let fallback = try build(own, drained: [])
+                    guard case .built(let state, let servers, let drained, let moved, _) = fallback else { return fallback }
+                    return .built(
+                        state: state, servers: servers, drained: drained, moved: moved,
+                        rejectedFile: "its changes cannot be applied to the config's servers: \(error)")
+                }
+            } catch {
+                return .failed(error)
+            }
+        }, then: { [weak self] result in
+            guard let self else { return }
+            if routing.load() !== previous {
+                // Something else published meanwhile (a server source): build again from what runs now.
+                guard attempt < 3 else {
+                    reloadFailed(path: path, ReloadRaced())
+                    return done()
+                }
+                return reloadNow(attempt: attempt + 1, done: done)
+            }
+            switch result {
+            case .failed(let error):
+                reloadFailed(path: path, error)
+            case .built(let state, let servers, let drained, let moved, let rejectedFile):
+                if let rejectedFile { stateFile?.reject(rejectedFile) }
+                apply(reloaded: fresh, state: state, servers: servers, drained: drained, moved: moved, fromFile: fromFile)
+                // Certificates are read again even when the file did not change: renewed files on disk are the
+                // usual reason for a reload.
+                reloadCertificates(fresh)
+                SystemdNotify.ready(status: "serving")
+            }
+            done()
+        })
+    }
+
+    private struct ReloadRaced: Error, CustomStringConvertible {
+        var description: String { "the servers kept changing while the reload was built; send SIGHUP again" }
+    }
+
+    private func reloadFailed(path: String, _ error: any Error) {
+        logger.error("config reload failed; keeping the running config", metadata: ["file": "\(path)", "error": "\(error)"])
         SystemdNotify.ready(status: "serving")
     }
 
-    /// Publishes `fresh` (a reloaded config) with the state file's changes laid over its servers, and sets
-    /// every server's drain flag to what the state file says (none drained without one). Throws what `prepare`
-    /// throws for `fresh` itself; changes that cannot be applied reject the state file instead.
-    private func apply(reloaded fresh: LBConfig) throws {
+    /// Publishes `state` (`fresh`, a reloaded config, with `servers`: the state file's changes laid over its
+    /// servers when they apply) and sets every server's drain flag to what the state file says (none drained
+    /// without one).
+    private func apply(
+        reloaded fresh: LBConfig, state: RoutingState, servers: [ServerSpec], drained: Set<String>, moved: Double,
+        fromFile: RuntimeChanges?
+    ) {
         var target = fresh
-        // With etcd or DNS as the source the file has no servers: the running set is the source's and stays.
-        if etcdSource != nil || dnsSource != nil { target.servers = config.servers }
-        var drained: Set<String> = []
-        let fromFile = stateFile?.read()
-        if let fromFile { (target.servers, drained) = fromFile.applied(to: fresh.servers) }
-        let previous = routing.load()
-        let state: RoutingState
-        do {
-            state = try prepare(target)
-        } catch where fromFile.map({ !$0.isEmpty }) ?? false {
-            // Never half-applied: the file's changes go whole or not at all. The file is blamed only once the
-            // config alone builds; otherwise the reload fails with the config's own error and nothing changes.
-            target = fresh
-            drained = []
-            state = try prepare(target)
-            stateFile?.reject("its changes cannot be applied to the config's servers: \(error)")
-        }
-        let moved = previous.movedFraction(to: state) { b in b.isUp && !b.isRemoved && !drained.contains(b.spec.id) }
+        target.servers = servers
         // The flags are set before the state is published, so no drained server takes a request in between.
         for b in state.backends { b.setDraining(drained.contains(b.spec.id)) }
         publish(state, config: target, reason: "reload", movedFraction: moved)

@@ -45,6 +45,9 @@ public final class ProxyServer {
     let controlInbox = LoopInbox()
     /// Where routing tables for changed server sets are built, at a lower priority (`offLoop`).
     let controlWork = ControlWork()
+    /// Server-set changes waiting for the one under way (`serializeChange`).
+    var pendingChanges: [(_ done: @escaping () -> Void) -> Void] = []
+    var changeRunning = false
     var shutdownTimer: LoopTimer?
     var shutdownPoll: LoopTimer?
     var isShuttingDown = false
