@@ -48,4 +48,16 @@ enum H2Callbacks {
     static let readData: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
         session(userData).readData(streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length), flags: flags!)
     }
+
+    // The session's allocator (`H2Memory`): `mem_user_data` is the session's `H2Memory`, unretained.
+
+    static let memMalloc: nghttp2_malloc = { size, user in memory(user).allocate(size) }
+    static let memFree: nghttp2_free = { pointer, user in memory(user).release(pointer) }
+    static let memCalloc: nghttp2_calloc = { count, size, user in memory(user).allocateZeroed(count, size) }
+    static let memRealloc: nghttp2_realloc = { pointer, size, user in memory(user).reallocate(pointer, size) }
+}
+
+@inline(__always)
+private func memory(_ userData: UnsafeMutableRawPointer?) -> H2Memory {
+    Unmanaged<H2Memory>.fromOpaque(userData!).takeUnretainedValue()
 }

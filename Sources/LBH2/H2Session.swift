@@ -163,6 +163,8 @@ public final class H2Session {
 
     private var session: OpaquePointer?
     private unowned(unsafe) let delegate: H2SessionDelegate
+    /// The session's allocator; declared after `session`, it outlives the nghttp2 session deleted in deinit.
+    private let memory = H2Memory()
     /// The request stream whose trailer block being decoded holds a field HTTP/2 forbids there; 0: none.
     private var malformedTrailers: Int32 = 0
 
@@ -195,7 +197,10 @@ public final class H2Session {
         // connection-specific fields, te; `H2Stream`: content-length against DATA), then parsed again as
         // HTTP/1.1 before it is forwarded: nghttp2's own HTTP checks would be a third pass over every field.
         nghttp2_option_set_no_http_messaging(option, 1)
-        rv = nghttp2_session_server_new2(&session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option)
+        var mem = memory.table()
+        rv = nghttp2_session_server_new3(
+            &session, callbacks, Unmanaged.passUnretained(self).toOpaque(), option, &mem)
+        memory.seal()
         guard rv == 0 else { throw Failure(code: rv) }
         var entries = [
             nghttp2_settings_entry(
@@ -216,6 +221,13 @@ public final class H2Session {
     }
 
     deinit { nghttp2_session_del(session) }
+
+    /// The connection is idle (no stream, nothing to send): the pages of nghttp2's frame buffer go back to the
+    /// kernel (`H2Memory`); the bytes released.
+    public func releaseIdlePages() -> Int {
+        if wantsWrite { return 0 }
+        return memory.releaseIdlePages()
+    }
 
     // MARK: bytes in and out
 

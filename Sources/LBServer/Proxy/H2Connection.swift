@@ -190,7 +190,7 @@ final class H2Connection: H2SessionDelegate {
             timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
         {
             idleBuffersReleased = true
-            let released = frames.capacity + stream.releaseIdleBuffers()
+            let released = frames.capacity + stream.releaseIdleBuffers() + session.releaseIdlePages()
             frames = []
             worker.noteIdleRelease(bytes: released)
         }
