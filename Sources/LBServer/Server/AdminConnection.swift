@@ -53,19 +53,27 @@ final class AdminConnection: TCPConnection, ListLinked {
         let path = String(parts.first ?? "")
         let query = parts.count > 1 ? String(parts[1]) : ""
         let auth = head.value(named: "authorization".utf8).map { head.string($0) }
-        // Every worker copies its counters on its own loop first; the handler then reads only that copy.
+        // For the paths that show counters every worker copies its own on its loop first, and the handler reads
+        // only that copy (`AdminRoute.readsCounters`).
         let method = head.method
         let keepAlive = head.keepAlive
         let requestBody = body
         let slot = nextSlot
         nextSlot += 1
-        admin.server.collectStats { [self] snapshot in
-            admin.stats = snapshot
+        let handle = { [self] in
             admin.handle(method: method, path: path, query: query, body: requestBody, authorization: auth) {
                 [self] response in
                 ready[slot] = (response, !keepAlive)
                 writeReady()
             }
+        }
+        if AdminRoute.match(path)?.readsCounters ?? false {
+            admin.server.collectStats { [self] snapshot in
+                admin.stats = snapshot
+                handle()
+            }
+        } else {
+            handle()
         }
         body.removeAll()
     }

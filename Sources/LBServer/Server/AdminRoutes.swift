@@ -89,6 +89,18 @@ enum AdminRoute: Equatable {
         return false
     }
 
+    /// True for the paths whose answer shows the workers' counters, collected from every worker first
+    /// (`ProxyServer.collectStats`). Other paths answer without asking the workers: a collection copies every
+    /// server's counters on each worker's loop and leaves the worker to copy each latency histogram again at its
+    /// next recorded value (about 50 MB with 1,000 servers), which a burst of admin changes must not cost the
+    /// clients. A change's answer shows its server's counters as of the last collection.
+    var readsCounters: Bool {
+        switch self {
+        case .servers, .stats, .metrics: true
+        default: false
+        }
+    }
+
     /// True for the paths that change state (and so need the bearer token when one is configured).
     var isManagement: Bool {
         switch self {
