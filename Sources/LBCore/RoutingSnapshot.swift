@@ -109,10 +109,12 @@ public final class RoutingSnapshot: Sendable {
     }
 
     /// Fraction of keys whose first candidate (compared by server id) differs between `self` and `other`.
-    /// Exact ring-to-ring with one probe (arc sweep) and maglev-to-maglev of equal size (slot compare); otherwise
-    /// sampled over a fixed set of 200,000 keys (standard error <= 0.0012). Both empty = 0.
+    /// Exact ring-to-ring with one probe (arc sweep), ring-to-ring when one server alone changed
+    /// (`soleServerMovedFraction`) and maglev-to-maglev of equal size (slot compare); otherwise sampled over a
+    /// fixed set of 200,000 keys (standard error <= 0.0012). Both empty = 0.
     public func movedFraction(to other: RoutingSnapshot) -> Double {
         if let exact = table.exactMovedFraction(to: other.table) { return exact }
+        if let exact = soleServerMovedFraction(to: other) { return exact }
         let map = ServerIndexMap(from: servers, to: other.servers)
         var moved = 0
         var keys = SplitMix64(seed: RoutingSnapshot.sampleSeed)
@@ -125,6 +127,44 @@ public final class RoutingSnapshot: Sendable {
             if mine != b.next() { moved += 1 }
         }
         return Double(moved) / Double(count)
+    }
+
+    /// Exact for a ring change that touches one server's points alone (it is added, removed or reweighted, and
+    /// every other server keeps its id and weight under the same config): the other servers' points are the same
+    /// in both rings, so a key's nearest point over its probes changes only to one of that server's new points or
+    /// away from one of its removed points. Keys move only to or from that server, and the fraction is the
+    /// difference of its exact shares. Nil when the change is of any other shape.
+    func soleServerMovedFraction(to other: RoutingSnapshot) -> Double? {
+        guard table is Ring, other.table is Ring, config == other.config else { return nil }
+        var changed: String?
+        var i = 0
+        var j = 0
+        while i < servers.count || j < other.servers.count {
+            let a = i < servers.count ? servers[i] : nil
+            let b = j < other.servers.count ? other.servers[j] : nil
+            if let a, let b, a.id == b.id {
+                if a.weight != b.weight {
+                    if changed != nil { return nil }
+                    changed = a.id
+                }
+                i += 1
+                j += 1
+                continue
+            }
+            if changed != nil { return nil }
+            // Sorted by id: the smaller id is in one table only.
+            if let a, b == nil || a.id < b!.id {
+                changed = a.id
+                i += 1
+            } else {
+                changed = b!.id
+                j += 1
+            }
+        }
+        guard let id = changed else { return 0 }
+        let before = index(of: id).map { keyspaceShares()[$0] } ?? 0
+        let after = other.index(of: id).map { other.keyspaceShares()[$0] } ?? 0
+        return abs(after - before)
     }
 
     static let sampleSeed: UInt64 = 0x6c62_2d73_616d_706c  // "lb-sampl"

@@ -79,6 +79,44 @@ final class DistributionTests: XCTestCase {
         XCTAssertEqual(before.movedFraction(to: after), measured, accuracy: 4 * sigma)
     }
 
+    /// The multi-probe ring's moved fraction for a change to one server (added, removed, reweighted either way)
+    /// is that server's share difference, exact; checked against 1M keys. Two servers changed at once sample.
+    func testMultiProbeRingMovedFractionForOneServerIsExact() throws {
+        let config = RoutingConfig(algorithm: .ring)
+        XCTAssertGreaterThan(config.ringProbes, 1)
+        let base = Fixture.servers(50)
+        let before = try RoutingSnapshot(servers: base, config: config)
+        let a = Fixture.owners(before, keys: Self.keyCount)
+        var heavier = base
+        heavier[5].weight = 4
+        var lighter = base
+        lighter[5].weight = 0
+        var twoChanged = base
+        twoChanged[5].weight = 2
+        twoChanged[6].weight = 2
+        let changes: [(String, [ServerSpec], Bool)] = [
+            ("added", base + [ServerSpec(id: "zz-new", host: "h", port: 1)], true),
+            ("removed", base.filter { $0.id != base[9].id }, true),
+            ("heavier", heavier, true),
+            ("weight 0", lighter, true),
+            ("two changed", twoChanged, false),
+        ]
+        for (name, servers, exact) in changes {
+            let after = try RoutingSnapshot(servers: servers, config: config)
+            XCTAssertEqual(before.soleServerMovedFraction(to: after) != nil, exact, name)
+            let b = Fixture.owners(after, keys: Self.keyCount)
+            let map = ServerIndexMap(from: before.servers, to: after.servers)
+            var moved = 0
+            for k in 0..<Self.keyCount where map[Int(a[k])] != Int(b[k]) { moved += 1 }
+            let measured = Double(moved) / Double(Self.keyCount)
+            let sampled = exact ? Double.infinity : 200_000
+            let p = max(measured, 1e-6)
+            let sigma = (p * (1 - p) * (1 / Double(Self.keyCount) + 1 / sampled)).squareRoot()
+            XCTAssertEqual(before.movedFraction(to: after), measured, accuracy: 4 * sigma, name)
+            XCTAssertGreaterThan(measured, 0.005, name)
+        }
+    }
+
     func testMaglevBalanceAtTenAndHundredEqualServers() {
         checkEqualServerBalance(.maglev, max10: 1.02, max100: 1.06)
     }
