@@ -91,6 +91,39 @@ final class EtcdClusterTests: IntegrationTestCase {
         _ = try propagated(afterStop, sentAt: sentAt, compareRouting: true)
     }
 
+    /// The leader is killed while clients send requests: none fails (routing never needed etcd), the instances
+    /// watching it move to a surviving member, and a change written after the election reaches them all.
+    func testKillingTheLeaderUnderClientLoadFailsNoRequestAndChangesResumeAfterTheElection() throws {
+        let etcd = try EtcdCluster(self, members: 3)
+        let backends = try demoBackends(3)
+        for b in backends.prefix(2) { try etcd.putServer(cluster: cluster, id: b.name, port: b.port) }
+        let urls = etcd.members.map(\.clientURL)
+        let lbs = try (0..<3).map { i in
+            try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
+        }
+        let seeded = try etcd.serversRevision(cluster: cluster)
+        for lb in lbs { _ = try lb.waitApplied(seeded) }
+        let loads = lbs.map {
+            LoadGenerator(port: $0.server.proxyPort, paths: TrafficProbe.paths(200, prefix: "/load"), threads: 1)
+        }
+        defer { for l in loads { l.stop() } }
+        try eventually(timeout: 5, "load runs on every instance") { loads.allSatisfy { $0.succeeded > 20 } }
+
+        let leader = try etcd.leaderIndex()
+        etcd.kill(member: leader)
+        for l in loads { try l.waitForProgress(50) }
+        let added = try etcd.putServer(cluster: cluster, id: backends[2].name, port: backends[2].port)
+        for lb in lbs { _ = try lb.waitApplied(added, timeout: 20) }
+        for lb in lbs { XCTAssertEqual(try lb.serverIDs(), ["b1", "b2", "b3"]) }
+        XCTAssertNotEqual(try etcd.leaderIndex(), leader)
+        for l in loads { try l.waitForProgress(50) }
+        for (i, l) in loads.enumerated() {
+            l.stop()
+            XCTAssertEqual(l.failures.map(\.description), [], "instance \(i): a request failed")
+            print("etcd leader \(leader) killed: instance \(i) served \(l.succeeded) requests, 0 failed")
+        }
+    }
+
     func testConflictingAdminWritesThroughTwoInstancesLetExactlyOneWinAndNothingDiverges() throws {
         let etcd = try EtcdCluster(self, members: 3)
         let backends = try demoBackends(3)

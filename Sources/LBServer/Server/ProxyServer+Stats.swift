@@ -4,43 +4,42 @@ extension ProxyServer {
     /// Copies every worker's counters on its own loop and calls `done` on the control loop with their sum, plus
     /// the counters carried over from the process this one replaced (`carried`, empty without a hot upgrade).
     func collectStats(_ done: @escaping (StatsSnapshot) -> Void) {
-        var total = StatsSnapshot()
-        total.merge(carried.snapshot)
-        // A worker whose loop has ended left its counters behind (a draining process's workers end one by one).
-        for t in threads where t.isDone { total.merge(t.finalSnapshot ?? StatsSnapshot()) }
-        let live = threads.filter { !$0.isDone }
-        if live.isEmpty {
-            done(total)
-            return
-        }
-        let box = CollectBox(total: total, remaining: live.count, done: done)
-        for t in live {
-            let posted = t.post { [inbox = controlInbox] w in
-                let part = UncheckedSendable(w.snapshot())
-                inbox.post { box.add(part.value) }
-            }
-            // A worker that closed its inbox is ending its loop: its counters are there once it has ended.
-            if !posted { whenDone(t) { box.add($0) } }
-        }
+        var initial = StatsSnapshot()
+        initial.merge(carried.snapshot)
+        collect(initial, part: { $0.snapshot() }, final: { $0 }, combine: { $0.merge($1) }, done: done)
     }
 
     /// `collectStats` for the request rate alone (`Worker.rateTotals`): no latency histogram is copied, so the
     /// per-second sampler costs the workers little however many servers there are.
     func collectRateTotals(_ done: @escaping (RequestRate.Totals) -> Void) {
-        var total = RequestRate.Totals(carried.snapshot)
-        for t in threads where t.isDone { total.add(RequestRate.Totals(t.finalSnapshot ?? StatsSnapshot())) }
+        collect(
+            RequestRate.Totals(carried.snapshot), part: { $0.rateTotals() }, final: { RequestRate.Totals($0) },
+            combine: { $0.add($1) }, done: done)
+    }
+
+    /// Asks every live worker for its `part` (taken on its own loop) and adds the parts with `combine` to
+    /// `initial` and to `final` of each ended worker's last snapshot; `done` gets the sum on the control loop once
+    /// every part is in.
+    private func collect<T>(
+        _ initial: T, part: @escaping @Sendable (Worker) -> T, final: @escaping (StatsSnapshot) -> T,
+        combine: @escaping (inout T, T) -> Void, done: @escaping (T) -> Void
+    ) {
+        var total = initial
+        // A worker whose loop has ended left its counters behind (a draining process's workers end one by one).
+        for t in threads where t.isDone { combine(&total, final(t.finalSnapshot ?? StatsSnapshot())) }
         let live = threads.filter { !$0.isDone }
         if live.isEmpty {
             done(total)
             return
         }
-        let box = RateBox(total: total, remaining: live.count, done: done)
+        let box = CollectBox(total: total, remaining: live.count, combine: combine, done: done)
         for t in live {
             let posted = t.post { [inbox = controlInbox] w in
-                let part = UncheckedSendable(w.rateTotals())
-                inbox.post { box.add(part.value) }
+                let value = UncheckedSendable(part(w))
+                inbox.post { box.add(value.value) }
             }
-            if !posted { whenDone(t) { box.add(RequestRate.Totals($0)) } }
+            // A worker that closed its inbox is ending its loop: its counters are there once it has ended.
+            if !posted { whenDone(t) { box.add(final($0)) } }
         }
     }
 
@@ -61,35 +60,20 @@ extension ProxyServer {
     }
 }
 
-/// Accumulates worker snapshots on the control loop.
-private final class CollectBox: @unchecked Sendable {
-    var total: StatsSnapshot
+/// Accumulates the workers' parts on the control loop.
+private final class CollectBox<T>: @unchecked Sendable {
+    var total: T
     var remaining: Int
-    let done: (StatsSnapshot) -> Void
-    init(total: StatsSnapshot, remaining: Int, done: @escaping (StatsSnapshot) -> Void) {
+    let combine: (inout T, T) -> Void
+    let done: (T) -> Void
+    init(total: T, remaining: Int, combine: @escaping (inout T, T) -> Void, done: @escaping (T) -> Void) {
         self.total = total
         self.remaining = remaining
+        self.combine = combine
         self.done = done
     }
-    func add(_ part: StatsSnapshot) {
-        total.merge(part)
-        remaining -= 1
-        if remaining == 0 { done(total) }
-    }
-}
-
-/// Accumulates the workers' rate totals on the control loop.
-private final class RateBox: @unchecked Sendable {
-    var total: RequestRate.Totals
-    var remaining: Int
-    let done: (RequestRate.Totals) -> Void
-    init(total: RequestRate.Totals, remaining: Int, done: @escaping (RequestRate.Totals) -> Void) {
-        self.total = total
-        self.remaining = remaining
-        self.done = done
-    }
-    func add(_ part: RequestRate.Totals) {
-        total.add(part)
+    func add(_ part: T) {
+        combine(&total, part)
         remaining -= 1
         if remaining == 0 { done(total) }
     }

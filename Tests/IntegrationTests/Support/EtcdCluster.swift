@@ -79,6 +79,31 @@ final class EtcdCluster {
         members[i].process = nil
     }
 
+    /// Kills one member with SIGKILL (no goodbye to its peers, as a crashed machine); the others keep a quorum.
+    func kill(member i: Int) {
+        members[i].process?.signal(SIGKILL)
+        _ = members[i].process?.terminate(grace: 5)
+        members[i].process = nil
+    }
+
+    /// The index of the member that is the leader now, as the running members report it.
+    func leaderIndex() throws -> Int {
+        var leader: String?
+        var ids: [Int: String] = [:]
+        for (i, m) in members.enumerated() where m.process != nil {
+            let response = try HTTPClient.request(
+                port: m.clientPort, method: "POST", path: "/v3/maintenance/status",
+                headers: [("Content-Type", "application/json")], body: Array("{}".utf8), timeout: 5)
+            let object = try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
+            ids[i] = (object["header"] as? [String: Any])?["member_id"] as? String
+            leader = leader ?? object["leader"] as? String
+        }
+        guard let leader, let index = ids.first(where: { $0.value == leader })?.key else {
+            throw HarnessError.conditionNotMet(description: "no running etcd member is the leader", timeout: 0)
+        }
+        return index
+    }
+
     /// Waits until a write through the first member succeeds (a leader is elected).
     func waitUntilServing(timeout: TimeInterval = 20) throws {
         try eventually(timeout: timeout, interval: 0.1, "etcd answers on \(endpoints)") {
