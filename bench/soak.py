@@ -134,56 +134,56 @@ def keepalive_gets(port, tally):
             conn = None
 
 
-def new_connection_gets(port, tally):
+def one_request_per_connection(port, tally, kind, method, path, check, timeout, body=None, headers=None, pause=0.0):
+    """Until STOP: one request on a new connection, counted good when `check(status, data, body)` returns None,
+    else bad with the reason it returns (and the backend that answered)."""
     while not STOP.is_set():
+        payload = body() if body else None
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            status, _, backend, _ = request(conn, "GET", f"/c/{random.randint(1, 10000)}", headers={"Connection": "close"})
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+            status, data, backend, _ = request(conn, method, path(), body=payload, headers=headers)
             conn.close()
-            if status == 200:
-                tally.good("new-connection GET")
+            problem = check(status, data, payload)
+            if problem is None:
+                tally.good(kind)
             else:
-                tally.bad("new-connection GET", f"status {status}", backend)
+                tally.bad(kind, problem, backend)
         except RuntimeError as e:
-            tally.bad("new-connection GET", e.args[0], e.args[1])
+            tally.bad(kind, e.args[0], e.args[1])
         except (OSError, http.client.HTTPException) as e:
-            tally.bad("new-connection GET", type(e).__name__)
+            tally.bad(kind, type(e).__name__)
+        if pause:
+            time.sleep(pause)
+
+
+def new_connection_gets(port, tally):
+    one_request_per_connection(
+        port, tally, "new-connection GET", "GET", lambda: f"/c/{random.randint(1, 10000)}",
+        lambda status, data, _: None if status == 200 else f"status {status}", timeout=10,
+        headers={"Connection": "close"})
 
 
 def uploads(port, tally):
-    while not STOP.is_set():
-        body = os.urandom(256 * 1024)
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-            status, data, backend, _ = request(conn, "POST", "/digest", body=body)
-            conn.close()
-            if status == 200 and hashlib.sha256(body).hexdigest().encode() in data:
-                tally.good("upload")
-            else:
-                tally.bad("upload", f"status {status}" if status != 200 else "digest mismatch", backend)
-        except RuntimeError as e:
-            tally.bad("upload", e.args[0], e.args[1])
-        except (OSError, http.client.HTTPException) as e:
-            tally.bad("upload", type(e).__name__)
-        time.sleep(0.05)
+    def check(status, data, body):
+        if status != 200:
+            return f"status {status}"
+        return None if hashlib.sha256(body).hexdigest().encode() in data else "digest mismatch"
+
+    one_request_per_connection(
+        port, tally, "upload", "POST", lambda: "/digest", check, timeout=20,
+        body=lambda: os.urandom(256 * 1024), pause=0.05)
 
 
 def downloads(port, tally):
     size = 1 << 20
-    while not STOP.is_set():
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-            status, data, backend, _ = request(conn, "GET", f"/bytes?size={size}")
-            conn.close()
-            if status == 200 and len(data) == size:
-                tally.good("download")
-            else:
-                tally.bad("download", f"status {status}" if status != 200 else f"{len(data)} bytes", backend)
-        except RuntimeError as e:
-            tally.bad("download", e.args[0], e.args[1])
-        except (OSError, http.client.HTTPException) as e:
-            tally.bad("download", type(e).__name__)
-        time.sleep(0.05)
+
+    def check(status, data, _):
+        if status != 200:
+            return f"status {status}"
+        return None if len(data) == size else f"{len(data)} bytes"
+
+    one_request_per_connection(
+        port, tally, "download", "GET", lambda: f"/bytes?size={size}", check, timeout=20, pause=0.05)
 
 
 def websockets(port, tally):

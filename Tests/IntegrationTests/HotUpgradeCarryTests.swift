@@ -149,24 +149,9 @@ final class HotUpgradeCarryTests: IntegrationTestCase {
         certs.directory + "/carry\(flag)-\(getpid()).pem"
     }
 
-    /// One `openssl s_client` connection with a request (so a TLS 1.3 ticket has arrived before the session is
-    /// written): "New" or "Reused", from its summary line.
     private func handshake(
         _ port: Int, _ certs: TestCertificates, _ flag: String, out: String? = nil, in: String? = nil
     ) -> String {
-        var arguments = [
-            "s_client", "-connect", "127.0.0.1:\(port)", "-servername", "a.test", "-CAfile", certs.caCert, flag,
-            "-ign_eof",
-        ]
-        if let out { arguments += ["-sess_out", out] }
-        if let `in` { arguments += ["-sess_in", `in`] }
-        let r = ManagedProcess.run(
-            "openssl", arguments, input: Data("GET /tk HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".utf8),
-            timeout: 20)
-        let output = String(decoding: r.stdout, as: UTF8.self)
-        XCTAssertTrue(output.contains("backend tk path=/tk"), "\(flag): \(output) \(r.stderr)")
-        if output.contains("\nReused, ") { return "Reused" }
-        if output.contains("\nNew, ") { return "New" }
-        return "no handshake: \(output) \(r.stderr)"
+        certs.ticketHandshake(port: port, flag, out: out, in: `in`)
     }
 }

@@ -115,19 +115,6 @@ final class TLSTicketKeyTests: IntegrationTestCase {
     private func handshake(
         _ lb: LBServerProcess, _ flag: String, out: String? = nil, in: String? = nil, serverName: String = "a.test"
     ) -> String {
-        var arguments = [
-            "s_client", "-connect", "127.0.0.1:\(lb.proxyPort)", "-servername", serverName, "-CAfile", certs.caCert, flag,
-            "-ign_eof",
-        ]
-        if let out { arguments += ["-sess_out", out] }
-        if let `in` { arguments += ["-sess_in", `in`] }
-        let r = ManagedProcess.run(
-            "openssl", arguments, input: Data("GET /tk HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".utf8),
-            timeout: 20)
-        let output = String(decoding: r.stdout, as: UTF8.self)
-        XCTAssertTrue(output.contains("backend tk path=/tk"), "\(flag): \(output) \(r.stderr)")
-        if output.contains("\nReused, ") { return "Reused" }
-        if output.contains("\nNew, ") { return "New" }
-        return "no handshake: \(output) \(r.stderr)"
+        certs.ticketHandshake(port: lb.proxyPort, flag, out: out, in: `in`, serverName: serverName)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// A throw-away PKI for the HTTPS tests, made with the `openssl` command in a fresh temporary directory: an EC P-256
 /// CA and leaf certificates it signed, every file PEM and named by absolute path.
@@ -182,5 +183,29 @@ final class SharedTestCertificates: Sendable {
             shared?.remove()
             shared = nil
         }
+    }
+}
+
+extension TestCertificates {
+    /// One `openssl s_client` connection to `port` (SNI `serverName`, verified against this CA) with a request for
+    /// `/tk`, so a TLS 1.3 ticket has arrived before the session is written to `out`; `in` resumes a saved one.
+    /// Returns "New" or "Reused" from its summary line, and fails the test when the backend did not answer.
+    func ticketHandshake(
+        port: Int, _ flag: String, out: String? = nil, in: String? = nil, serverName: String = "a.test",
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> String {
+        var arguments = [
+            "s_client", "-connect", "127.0.0.1:\(port)", "-servername", serverName, "-CAfile", caCert, flag, "-ign_eof",
+        ]
+        if let out { arguments += ["-sess_out", out] }
+        if let `in` { arguments += ["-sess_in", `in`] }
+        let r = ManagedProcess.run(
+            "openssl", arguments, input: Data("GET /tk HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n".utf8),
+            timeout: 20)
+        let output = String(decoding: r.stdout, as: UTF8.self)
+        XCTAssertTrue(output.contains("backend tk path=/tk"), "\(flag): \(output) \(r.stderr)", file: file, line: line)
+        if output.contains("\nReused, ") { return "Reused" }
+        if output.contains("\nNew, ") { return "New" }
+        return "no handshake: \(output) \(r.stderr)"
     }
 }
