@@ -24,36 +24,17 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
     let tls: TLSStream<TLSSession>?
     /// `accessLogTLSFields()`, once made.
     var tlsLogFields: [UInt8]?
-    var parser: HTTPParser
-    var exchange: Exchange
-    /// The actions of the event being handled, performed in order (reused: no allocation per event).
-    var actions = ActionQueue()
-    /// Unconsumed input, kept while the current exchange cannot take it.
-    var pending: [UInt8] = []
+    /// The state of the request under way, taken from the worker when a request's first bytes arrive and given
+    /// back once its response is complete (`RequestState`): nil while the connection is idle, and always on an
+    /// HTTP/2 connection.
+    var current: RequestState?
     var clientAddress: [UInt8] = []
     /// This connection's counter in `limits.max_connections_per_client`'s table, released when it closes.
     var addressKey: ClientAddressLimit.Key?
-    /// Set by an action that lets the parser read on; an upstream event then replays `pending`.
-    var resumeInput = false
     var peerClosedWrite = false
     /// The buffers were given back in the current idle stretch (`releaseIdleBuffers`); the next request clears it.
     var idleBuffersReleased = false
     var readPausedForBackpressure = false
-    /// The upstream is paused because this client's write queue is over the high-water mark (a slow reader).
-    var upstreamPausedForClient = false
-
-    // The current exchange's routing and upstream.
-    var routing: RoutingState?
-    var upstream: UpstreamConnection?
-    var upstreamSlot: WorkerBackend?
-    /// The backend whose queue this request waits in (`max_connections`), and its entry's ticket.
-    var queuedSlot: WorkerBackend?
-    var queueTicket: UInt64 = 0
-    var keyHash: UInt64 = 0
-    var outgoingHead: [UInt8] = []
-    /// Loop time (ms) when the first byte of the head being read arrived, for the access-log line of a
-    /// rejected head: the loop's cached clock, so the data path pays no clock read for it.
-    var headStartMs: UInt64 = 0
 
     /// The client-side timeout (idle between requests, or the head's deadline), checked by the worker's sweep.
     var timer = ConnectionTimer()
@@ -76,11 +57,88 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         self.stream = stream
         self.tls = tls
         offersHTTP2 = http2
-        parser = HTTPParser(kind: .request, limits: worker.settings.limits)
-        exchange = Exchange(retries: worker.settings.retries)
     }
 
-    deinit { actions.deallocate() }
+    // The request state's parts under the names the shell uses; only while `current` is set.
+    @inline(__always) private var cur: RequestState { current.unsafelyUnwrapped }
+    var parser: HTTPParser {
+        _read { yield cur.parser }
+        _modify { let c = cur; yield &c.parser }
+    }
+    var exchange: Exchange {
+        _read { yield cur.exchange }
+        _modify { let c = cur; yield &c.exchange }
+    }
+    var actions: ActionQueue {
+        _read { yield cur.actions }
+        _modify { let c = cur; yield &c.actions }
+    }
+    var pending: [UInt8] {
+        _read { yield cur.pending }
+        _modify { let c = cur; yield &c.pending }
+    }
+    var outgoingHead: [UInt8] {
+        _read { yield cur.outgoingHead }
+        _modify { let c = cur; yield &c.outgoingHead }
+    }
+    var routing: RoutingState? {
+        get { current?.routing }
+        set { cur.routing = newValue }
+    }
+    var upstreamSlot: WorkerBackend? {
+        get { current?.upstreamSlot }
+        set { cur.upstreamSlot = newValue }
+    }
+    var queuedSlot: WorkerBackend? {
+        get { current?.queuedSlot }
+        set { cur.queuedSlot = newValue }
+    }
+    var keyHash: UInt64 {
+        get { cur.keyHash }
+        set { cur.keyHash = newValue }
+    }
+    var headStartMs: UInt64 {
+        get { cur.headStartMs }
+        set { cur.headStartMs = newValue }
+    }
+    /// Nil and false while no request is under way.
+    var upstream: UpstreamConnection? {
+        get { current?.upstream }
+        set { cur.upstream = newValue }
+    }
+    var resumeInput: Bool {
+        get { current?.resumeInput ?? false }
+        set { cur.resumeInput = newValue }
+    }
+    var upstreamPausedForClient: Bool {
+        get { current?.upstreamPausedForClient ?? false }
+        set { cur.upstreamPausedForClient = newValue }
+    }
+    var queueTicket: UInt64 {
+        get { current?.queueTicket ?? 0 }
+        set { cur.queueTicket = newValue }
+    }
+
+    /// No request is under way (no state held, or the one held is quiet): nothing to answer, parse or replay.
+    var isQuiet: Bool { current?.isQuiet ?? true }
+
+    /// A request's bytes arrived: the connection needs its request state, and the state's write buffer if the
+    /// stream has none.
+    @inline(__always) private func takeRequestState() {
+        guard current == nil else { return }
+        let c = worker.takeRequestState()
+        current = c
+        if stream.out.capacity == 0 { swap(&c.writeBuffer, &stream.out) }
+    }
+
+    /// The response is complete and nothing is left to parse: the request state goes back to the worker, with
+    /// the write queue's storage once everything queued has been handed to the kernel.
+    @inline(__always) func giveBackRequestStateIfQuiet() {
+        guard let c = current, c.isQuiet else { return }
+        current = nil
+        if stream.writeQueueBytes == 0 && stream.out.isEmpty { swap(&c.writeBuffer, &stream.out) }
+        worker.giveBack(c)
+    }
 
     func start() {
         stream.peerAddress(into: &clientAddress)
@@ -120,6 +178,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
             return
         }
         worker.counters.bytesIn &+= UInt64(bytes.count)
+        takeRequestState()
         if exchange.state == .tunnel {
             upstream?.tunnel(bytes)
         } else {
@@ -135,6 +194,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         }
         upstream?.flush()
         applyBackpressureTowardUpstream()
+        giveBackRequestStateIfQuiet()
     }
 
     /// The parse loop: feeds `input` to the parser and the exchange while the exchange reads, performing each
@@ -183,6 +243,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         buf.removeAll(keepingCapacity: true)
         pending = buf
         if !readPausedForBackpressure && !peerClosedWrite && exchange.state != .done { startReading() }
+        giveBackRequestStateIfQuiet()
     }
 
     func streamReadEnd(_ error: UVError) {
@@ -191,6 +252,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
             return
         }
         peerClosedWrite = true
+        // Closed between requests: nothing to answer.
+        guard current != nil else { return closeClient(afterFlush: false) }
         if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
         exchange.clientEOF(&actions)
         settle()
@@ -236,8 +299,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
             h2.drain()
             return
         }
-        exchange.drain()
-        if exchange.isIdle && parser.isBetweenMessages && pending.isEmpty { close() }
+        current?.exchange.drain()
+        if isQuiet { close() }
     }
 
     func checkDeadline(now: UInt64) {
@@ -250,7 +313,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
             timer.hasLasted(ConnectionTimer.idleBeforeBufferRelease, in: .clientIdle, now: now, limits: worker.timerLimits)
                 || (timer.hasLasted(
                     ConnectionTimer.idleBeforeBufferRelease, in: .clientHeader, now: now, limits: worker.timerLimits)
-                    && exchange.isIdle && parser.isBetweenMessages && pending.isEmpty)
+                    && isQuiet)
         {
             idleBuffersReleased = true
             releaseIdleBuffers()
@@ -265,7 +328,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
             close()
         case .clientHeader:
             worker.counters.headerTimeouts &+= 1
-            if parser.isBetweenMessages && pending.isEmpty { close() } else {
+            if isQuiet { close() } else {
                 exchange.rejectHead(status: 408, &actions)
                 settle()
             }
@@ -279,26 +342,23 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         }
     }
 
-    /// Between requests: the write queues' storage and OpenSSL's buffers (`ByteStream.releaseIdleBuffers`), the
-    /// last request head as read and as forwarded, and the action buffer. The worker trims the heap once enough
+    /// Between requests: the write queues' storage and OpenSSL's buffers (`ByteStream.releaseIdleBuffers`); the
+    /// request state went back to the worker when the last response ended. The worker trims the heap once enough
     /// is given back, so the memory leaves the process rather than idling in malloc's free lists.
     private func releaseIdleBuffers() {
-        var released = stream.releaseIdleBuffers() + outgoingHead.capacity + pending.capacity
-        outgoingHead = []
-        if pending.isEmpty { pending = [] }
-        if parser.isBetweenMessages && parser.holdsHeadBuffers {
-            released += parser.head.bytes.capacity
-            parser.dropHeadBuffers()
-        }
-        worker.noteIdleRelease(bytes: released)
+        worker.noteIdleRelease(bytes: stream.releaseIdleBuffers())
     }
 
     func streamClosed() {
         h2?.streamClosed()
-        if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
-        exchange.clientClosed(&actions)
-        perform()
+        if let c = current {
+            if exchange.isAwaitingRequestBody { worker.counters.uploadsAborted &+= 1 }
+            exchange.clientClosed(&actions)
+            perform()
+            current = nil
+            // Its upstream was dropped and its queue entry left by the actions just performed.
+            worker.giveBack(c, reusable: c.upstream == nil && c.queuedSlot == nil)
+        }
         worker.clientClosed(self)
-        routing = nil
     }
 }

@@ -5,6 +5,7 @@ extension Worker {
         s.workerCount = 1
         s.workers = counters
         s.openConnections = clients.count
+        s.http1Active = requestStatesInUse
         s.coalescedSleeps = loop.coalescedSleeps
         for b in routing.load().backends {
             let slot = b.slot(self)

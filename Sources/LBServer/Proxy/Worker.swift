@@ -52,6 +52,12 @@ final class Worker {
     /// Ended HTTP/2 streams kept with their buffers, so a new stream allocates nothing; bounded.
     private var spareH2Streams: [H2Stream] = []
     static let maxSpareH2Streams = 256
+    /// Request states given back by HTTP/1.1 connections between requests (`RequestState`), reused by the next
+    /// request on any connection of this worker; bounded, so a burst leaves at most this many behind.
+    private var spareRequestStates: [RequestState] = []
+    static let maxSpareRequestStates = 256
+    /// HTTP/1.1 connections holding a request state now: reading a request or answering one.
+    private(set) var requestStatesInUse = 0
 
     /// Monotonic nanoseconds when something uses them (latency histograms or the access log), else 0: with
     /// both off the data path reads no clock.
@@ -299,6 +305,23 @@ final class Worker {
 
     func takeSpareH2Stream() -> H2Stream? { spareH2Streams.popLast() }
 
+    /// A request state for a connection whose request begins: the most recently given back (its memory is the
+    /// warmest), else a new one.
+    @inline(__always)
+    func takeRequestState() -> RequestState {
+        requestStatesInUse += 1
+        return spareRequestStates.popLast() ?? RequestState(settings: settings)
+    }
+
+    /// A connection is done with `state`: its request is over, or the connection closed. `reusable`: nothing
+    /// refers to it any more, so it may serve another connection.
+    func giveBack(_ state: RequestState, reusable: Bool = true) {
+        requestStatesInUse -= 1
+        guard reusable, spareRequestStates.count < Self.maxSpareRequestStates, !endOfTurnClosed else { return }
+        state.makeSpare()
+        spareRequestStates.append(state)
+    }
+
     /// Idle connections gave `bytes` back to malloc (`ClientConnection.releaseIdleBuffers`). Freed blocks
     /// between live ones stay in malloc's free lists and keep the process's resident memory up; once 256 KB
     /// have been given back, and at most once a second, `malloc_trim` returns the free pages to the kernel (it
@@ -339,7 +362,7 @@ final class Worker {
         isDraining = true
         for l in listeners { l.close() }
         listeners = []
-        clients.forEach { if closeIdle { $0.drain() } else { $0.exchange.drain() } }
+        clients.forEach { if closeIdle { $0.drain() } else { $0.current?.exchange.drain() } }
         upstreams.forEach { $0.closeIfIdle() }
     }
 
@@ -357,6 +380,7 @@ final class Worker {
         pendingGrants.removeAll()
         queuedSlots.removeAll()
         spareH2Streams.removeAll()
+        spareRequestStates.removeAll()
         sweepTimer?.close()
         sweepTimer = nil
         accessLog?.close()

@@ -63,6 +63,10 @@ extension AdminServer {
 
         m.family("lb_connections_open", .gauge, "Client connections open now.")
         m.sample("lb_connections_open", [], stats.openConnections)
+        m.family(
+            "lb_connections_http1_active", .gauge,
+            "HTTP/1.1 client connections reading or answering a request; the rest of the open HTTP/1.1 ones are idle.")
+        m.sample("lb_connections_http1_active", [], stats.http1Active)
         m.family("lb_connections_total", .counter, "Client connections accepted.")
         m.sample("lb_connections_total", [], w.connectionsTotal)
         m.family("lb_protocol_connections_total", .counter, "Client connections by the protocol they spoke.")

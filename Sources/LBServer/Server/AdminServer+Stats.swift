@@ -86,7 +86,7 @@ extension AdminServer {
                 "tls_accepts_deferred": [
                     "per_turn": workers.tlsAcceptsDeferred.perTurn, "per_second": workers.tlsAcceptsDeferred.perSecond,
                 ],
-                "open": stats.openConnections,
+                "open": stats.openConnections, "http1_active": stats.http1Active,
             ],
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,

@@ -27,6 +27,8 @@ struct StatsSnapshot {
 
     var workers = WorkerCounters()
     var openConnections = 0
+    /// HTTP/1.1 client connections reading or answering a request (the others are between requests).
+    var http1Active = 0
     var workerCount = 0
     /// Wake-up coalescing sleeps the workers' loops took (`coalesce_us`).
     var coalescedSleeps: UInt64 = 0
@@ -36,6 +38,7 @@ struct StatsSnapshot {
     mutating func merge(_ o: StatsSnapshot) {
         workerCount += o.workerCount
         openConnections += o.openConnections
+        http1Active += o.http1Active
         coalescedSleeps &+= o.coalescedSleeps
         workers.connectionsTotal &+= o.workers.connectionsTotal
         workers.connectionsRefused &+= o.workers.connectionsRefused
