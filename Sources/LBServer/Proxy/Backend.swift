@@ -68,6 +68,9 @@ final class Backend: @unchecked Sendable {
     var isRemoved: Bool { removedFlag.load(ordering: .relaxed) }
     /// Takes new requests.
     var isEligible: Bool { isUp && !isDraining && !isRemoved }
+    /// Would take new requests but for its health: what panic routing (`Worker.pickServer`) picks from when no
+    /// server is eligible.
+    var takesRequestsIgnoringHealth: Bool { !isDraining && !isRemoved }
 
     func setUp(_ up: Bool) { upFlag.store(up, ordering: .relaxed) }
     func setDraining(_ d: Bool) { drainingFlag.store(d, ordering: .relaxed) }

@@ -203,15 +203,49 @@ enum AcquiredUpstream {
     case queueFull
 }
 
+/// A server chosen for one attempt (`Worker.pickServer`).
+struct ServerPick: Equatable {
+    /// Index into the routing state's `backends`.
+    let index: Int
+    /// Chosen by panic routing: the server is down by health, as is every other one that could take the request.
+    let panic: Bool
+}
+
 extension Worker {
     /// The best remaining candidate for `keyHash` in `state`, skipping servers the exchange `tried`: the
-    /// first eligible one, or under bounded load the first under its cap. Nil when none is left.
-    func pickServer(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> Int? {
+    /// first eligible one, or under bounded load the first under its cap. When none is eligible and every server
+    /// left that could take the request (not draining, not removed, weight above 0, not tried) is down by health,
+    /// panic routing (`state.panicRouting`) picks among those down servers by the same hash, and the pick is
+    /// counted (`counters.panicRouted`). Nil when no server is left, or none is up and panic routing is off.
+    ///
+    /// The panic walk runs only after the normal one found nothing, so routing while a server is up costs
+    /// nothing more. Neither walk allocates or locks. Loop thread.
+    func pickServer(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> ServerPick? {
         let backends = state.backends
-        return state.snapshot.pick(
+        if let i = state.snapshot.pick(
             forKeyHash: keyHash,
             isEligible: { i in backends[i].isEligible && !tried.contains(i) },
             load: { i in backends[i].slot(self).inFlight }, totalLoad: upstreamInFlight)
+        {
+            return ServerPick(index: i, panic: false)
+        }
+        return state.panicRouting ? pickInPanic(in: state, keyHash: keyHash, tried: tried) : nil
+    }
+
+    /// `pickServer`'s fallback. No server is eligible, so any server this accepts is one that health marked down
+    /// (or, in a race with the health checker, one that came up since the first walk: routed all the same).
+    /// Kept out of line so the common path stays small.
+    @inline(never)
+    private func pickInPanic(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> ServerPick? {
+        let backends = state.backends
+        guard
+            let i = state.snapshot.pick(
+                forKeyHash: keyHash,
+                isEligible: { i in backends[i].takesRequestsIgnoringHealth && !tried.contains(i) },
+                load: { i in backends[i].slot(self).inFlight }, totalLoad: upstreamInFlight)
+        else { return nil }
+        counters.panicRouted &+= 1
+        return ServerPick(index: i, panic: true)
     }
 
     /// Counts a request against `backend` and gives it an upstream: the newest pooled connection, else a new one
