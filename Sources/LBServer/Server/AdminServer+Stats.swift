@@ -90,6 +90,7 @@ extension AdminServer {
             ],
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,
+                "panic_routed": workers.panicRouted,
                 "key_fallbacks": workers.keyFallbacks, "per_second": rounded(rates.requests),
                 "client_aborted": workers.clientAborts, "uploads_aborted": workers.uploadsAborted,
                 "rate_window_seconds": rounded(rates.window),

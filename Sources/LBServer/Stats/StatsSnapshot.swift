@@ -59,6 +59,7 @@ struct StatsSnapshot {
         workers.requests &+= o.workers.requests
         workers.inFlight += o.workers.inFlight
         workers.noServer &+= o.workers.noServer
+        workers.panicRouted &+= o.workers.panicRouted
         workers.keyFallbacks &+= o.workers.keyFallbacks
         workers.responses.add(o.workers.responses)
         for i in workers.proxyErrors.indices { workers.proxyErrors[i] &+= o.workers.proxyErrors[i] }
