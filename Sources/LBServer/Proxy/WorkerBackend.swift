@@ -1,8 +1,8 @@
 import LBTLS
 
 /// A request waiting for a backend that is at its `max_connections` on this worker: `ClientConnection` or
-/// `H2Stream`. The worker calls back from the end of a loop turn or from its sweep, never from inside another
-/// connection's call.
+/// `H2Stream`. The worker calls back once the libuv callback that freed a slot has returned, at the end of a loop
+/// turn, or from its sweep (`Worker.scheduleGrant`), never from inside another connection's call.
 protocol QueueWaiter: AnyObject {
     /// Nonzero while queued: the ticket of its queue entry (a cancelled entry is skipped when it comes up).
     var queueTicket: UInt64 { get set }
@@ -49,7 +49,7 @@ final class WorkerBackend {
     private(set) var queued = 0
     /// The limit the queue was last filled under: grants go on while `inFlight` is below it.
     var queueCap = 0
-    /// A grant is scheduled for the end of this loop turn.
+    /// A grant is scheduled (`Worker.scheduleGrant`).
     var grantScheduled = false
     /// In the worker's list of slots with waiters (for the sweep's expiry).
     var inQueuedList = false
