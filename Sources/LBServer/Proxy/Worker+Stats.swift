@@ -5,6 +5,7 @@ extension Worker {
         s.workerCount = 1
         s.workers = counters
         s.openConnections = clients.count
+        s.openUpstreams = openUpstreams
         s.coalescedSleeps = loop.coalescedSleeps
         for b in routing.load().backends {
             let slot = b.slot(self)

@@ -215,7 +215,17 @@ final class Worker {
             settings.perClientLimit?.release(key)
         }
     }
-    func upstreamOpened(_ conn: UpstreamConnection) { upstreams.insert(conn) }
+    /// Upstream connections open now over every backend: connecting, busy or idle. Like a backend's count, a
+    /// connection leaves it when its close begins (`upstreamClosing`), while `upstreams` keeps it to its close
+    /// callback.
+    private(set) var openUpstreams = 0
+
+    func upstreamOpened(_ conn: UpstreamConnection) {
+        upstreams.insert(conn)
+        openUpstreams += 1
+        if openUpstreams > counters.upstreamPeak { counters.upstreamPeak = openUpstreams }
+    }
+    func upstreamClosing() { openUpstreams -= 1 }
     func upstreamClosed(_ conn: UpstreamConnection) { upstreams.remove(conn) }
 
     /// `connection` has frames to write: it pumps once, after this turn's I/O callbacks.

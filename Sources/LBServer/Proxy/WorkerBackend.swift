@@ -31,7 +31,10 @@ struct WorkerConnectionLimit: Equatable, Sendable {
 final class WorkerBackend {
     /// Idle keep-alive connections: the newest is reused first (warm sockets), the oldest purged first.
     var idle = IdlePool<UpstreamConnection>()
-    /// Open connections: connecting, busy and idle.
+    /// Open connections: connecting, busy and idle. A connection stops counting when its close begins (its
+    /// socket is closed then), not at its close callback, which libuv runs only at the end of the loop turn: under
+    /// load a turn's poll phase lasts long enough for hundreds of closed connections to pile up there, and they
+    /// were counted as open (in the peak, and as demand for the pool).
     private(set) var activeConnections = 0
     /// Requests of this worker assigned to this backend now (bounded load reads it).
     fileprivate(set) var inFlight = 0
@@ -115,8 +118,7 @@ final class WorkerBackend {
     /// The most recently pooled live connection, counted as a reuse; nil when none is idle.
     func takeIdle() -> UpstreamConnection? {
         while let up = idle.popNewest() {
-            // Its idle timeout fired, or the backend closed it: the close is under way, and its callback will
-            // find it out of the pool already.
+            // A closing connection leaves the pool as its close begins (`connectionClosing`); never hand one out.
             if up.isClosing { continue }
             stats.reused &+= 1
             demand.connectionsInUse(connectionsInUse)
@@ -132,7 +134,8 @@ final class WorkerBackend {
         demand.connectionsInUse(connectionsInUse)
     }
 
-    func connectionClosed(_ up: UpstreamConnection) {
+    /// `up` began closing (`UpstreamConnection.streamClosing`): once per connection.
+    func connectionClosing(_ up: UpstreamConnection) {
         activeConnections -= 1
         idle.remove(up)
     }

@@ -87,6 +87,7 @@ extension AdminServer {
                     "per_turn": workers.tlsAcceptsDeferred.perTurn, "per_second": workers.tlsAcceptsDeferred.perSecond,
                 ],
                 "open": stats.openConnections,
+                "upstream_open": stats.openUpstreams, "upstream_peak": workers.upstreamPeak,
             ],
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,

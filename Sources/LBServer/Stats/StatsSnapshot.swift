@@ -27,6 +27,8 @@ struct StatsSnapshot {
 
     var workers = WorkerCounters()
     var openConnections = 0
+    /// Upstream connections open now, over every backend and worker.
+    var openUpstreams = 0
     var workerCount = 0
     /// Wake-up coalescing sleeps the workers' loops took (`coalesce_us`).
     var coalescedSleeps: UInt64 = 0
@@ -36,6 +38,9 @@ struct StatsSnapshot {
     mutating func merge(_ o: StatsSnapshot) {
         workerCount += o.workerCount
         openConnections += o.openConnections
+        openUpstreams += o.openUpstreams
+        // With several workers the sum of their peaks: an upper bound, as for each backend.
+        workers.upstreamPeak += o.workers.upstreamPeak
         coalescedSleeps &+= o.coalescedSleeps
         workers.connectionsTotal &+= o.workers.connectionsTotal
         workers.connectionsRefused &+= o.workers.connectionsRefused
