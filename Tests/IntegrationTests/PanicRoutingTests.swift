@@ -66,7 +66,8 @@ final class PanicRoutingTests: IntegrationTestCase {
         for name in ["b1", "b2", "b3"] { try markDown(name, in: c) }
         try eventually(timeout: 10, "/api/health shows the panic") {
             let health = try c.admin.call("GET", "/api/health")
-            return health.status == 503 && health.json["servers_up"] as? Int == 0 && health.json["panic"] as? Bool == true
+            return health.status == 503 && health.json["servers_up"] as? Int == 0
+                && health.json["panic"] as? Bool == true
         }
         XCTAssertEqual(try c.admin.call("GET", "/api/servers").json["panic"] as? Bool, true)
         let before = try XCTUnwrap(try requestStats(c)["panic_routed"] as? Int)
