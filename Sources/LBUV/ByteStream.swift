@@ -44,6 +44,9 @@ public protocol ByteStreamHandler: AnyObject {
     func streamDrained()
     /// The stream is closed; its memory goes once this returns.
     func streamClosed()
+    /// The stream began closing (whoever closed it): its socket is gone, `streamClosed()` follows at the end of
+    /// the loop turn. Called once, before `streamClosed()`.
+    func streamClosing()
     /// An outgoing stream is ready to carry bytes (nil), or could not be set up: the TCP connect failed, or (TLS)
     /// the handshake did; the handler closes it then. Never called for accepted streams.
     func streamConnected(_ error: UVError?)
@@ -51,6 +54,7 @@ public protocol ByteStreamHandler: AnyObject {
 
 extension ByteStreamHandler {
     public func streamConnected(_ error: UVError?) {}
+    public func streamClosing() {}
 }
 
 extension TCPConnection: ByteStream {}
@@ -69,6 +73,8 @@ public final class HandledTCPStream: TCPConnection {
     }
 
     public override func didDrain() { handler?.streamDrained() }
+
+    public override func didBeginClosing() { handler?.streamClosing() }
 
     public override func didConnectResult(_ status: Int32) {
         handler?.streamConnected(status < 0 ? UVError(status) : nil)

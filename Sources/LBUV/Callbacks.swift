@@ -19,6 +19,9 @@ enum Callbacks {
         buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
     }
 
+    // Each stream callback ends with `EventLoop.runAfterEvent()`: work the handler asked for to run once no
+    // connection's call is under way.
+
     static let read: uv_read_cb = { stream, nread, buf in
         let conn: TCPConnection = owner(stream!.pointee.data)
         if nread > 0 {
@@ -27,23 +30,29 @@ enum Callbacks {
             conn.didReadEnd(UVError(Int32(nread)))
         }
         // nread == 0: nothing this time (EAGAIN), not end of file.
+        conn.loop.runAfterEvent()
     }
 
     static let write: uv_write_cb = { req, status in
         let conn: TCPConnection = owner(req!.pointee.data)
         conn.didWrite(status: status)
+        conn.loop.runAfterEvent()
     }
 
     static let connect: uv_connect_cb = { req, status in
         let conn: TCPConnection = owner(req!.pointee.data)
         conn.didConnect(status: status)
+        conn.loop.runAfterEvent()
     }
 
     static let closeConnection: uv_close_cb = { handle in
         let unmanaged = Unmanaged<TCPConnection>.fromOpaque(handle!.pointee.data!)
-        unmanaged.takeUnretainedValue().didClose()
+        let conn = unmanaged.takeUnretainedValue()
+        let loop = conn.loop  // outlives its connections
+        conn.didClose()
         unmanaged.release()  // the handle's one retain, taken in TCPConnection.init
         handle!.deallocate()
+        loop.runAfterEvent()
     }
 
     // MARK: listeners

@@ -45,6 +45,30 @@ public final class EventLoop {
     private static let yieldRestart = 3 * 16
     private var stopRequested = false
 
+    /// Work the loop's owner runs once the stream callback being handled has returned (`runAfterEvent`), set
+    /// once before `run()`. Asked for with `requestAfterEvent()`; it then runs after the current read, write,
+    /// connect or close callback, outside any connection's own call. Under load this is far sooner than the end of
+    /// the loop turn: libuv's poll phase handles up to 48 rounds of 1,024 events (`uv__io_poll`) before the turn
+    /// ends, and an eventfd wake-up waits behind every socket already ready. Work asked for from a timer, an async
+    /// wake-up or a check runs after the next stream callback, so the owner needs a fallback for those (a
+    /// `LoopCheck`).
+    public var afterEvent: (() -> Void)?
+    @usableFromInline var afterEventRequested = false
+
+    /// Loop thread only. Idempotent until the work runs.
+    @inlinable
+    public func requestAfterEvent() { afterEventRequested = true }
+
+    /// Called by the stream callbacks after their handler returned: one load and a branch when nothing is asked.
+    @inline(__always)
+    func runAfterEvent() {
+        // The work may ask again (a granted request that fails at once frees its slot): run until it does not.
+        while afterEventRequested {
+            afterEventRequested = false
+            afterEvent?()
+        }
+    }
+
     /// Runs until no active handle remains (or `stop()`).
     ///
     /// With neither setting on, this is libuv's loop: block in epoll_wait whenever nothing is ready.

@@ -61,6 +61,9 @@ open class TCPConnection {
     open func didFailWrite(_ error: UVError) {}
     /// The handle is closed and its memory about to go. Pending requests have already been cancelled.
     open func didClose() {}
+    /// `close()` or `abort()` began, or the connection closed itself (a failed write): the socket is closed now
+    /// (libuv closes the descriptor in `uv_close`), though `didClose` comes only at the end of the loop turn.
+    open func didBeginClosing() {}
 
     // MARK: reading
 
@@ -210,6 +213,7 @@ open class TCPConnection {
         guard !isClosing else { return false }
         isClosing = true
         isReading = false
+        didBeginClosing()
         return true
     }
 

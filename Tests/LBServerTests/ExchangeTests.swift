@@ -237,6 +237,33 @@ final class ExchangeTests: XCTestCase {
                         .log(.proxyResponse), .respond(status: 502, close: false), .finished(keepAlive: true)])
     }
 
+    /// A server picked by panic routing was already known down: whatever its connect failure, the client gets
+    /// what it gets with panic routing off, 503 (no server), and the failure still counts for passive health.
+    func testFailedPanicConnectsEndIn503WhateverTheFailure() {
+        x = Exchange(retries: 1)
+        XCTAssertEqual(begin(get()), [.pick])
+        x.picked(server: 0, panic: true)
+        _ = step { $0.requestEnd(&$1) }
+        XCTAssertEqual(step { $0.connectFailed(.timedOut, &$1) },
+                       [.countRedispatch(server: 0), .passive(server: 0, success: false), .pick])
+        x.picked(server: 1, panic: true)
+        XCTAssertEqual(step { $0.connectFailed(.tls, &$1) },
+                       [.countRedispatch(server: 1), .passive(server: 1, success: false), .countNoServer,
+                        .log(.proxyResponse), .respond(status: 503, close: false), .finished(keepAlive: true)])
+    }
+
+    /// A panic pick that connects is an ordinary attempt: its response failures answer as they always do.
+    func testAPanicAttemptThatConnectsFailsLikeAnyOther() {
+        x = Exchange(retries: 0)
+        XCTAssertEqual(begin(get()), [.pick])
+        x.picked(server: 2, panic: true)
+        _ = step { $0.requestEnd(&$1) }
+        XCTAssertEqual(step { $0.upstreamReady(connectNanos: 1, now: 2, &$1) }, [.sendRequestHead])
+        XCTAssertEqual(step { $0.upstreamFailed(.timeout, wasReused: false, &$1) },
+                       [.passive(server: 2, success: false), .dropUpstream, .log(.proxyResponse),
+                        .respond(status: 504, close: false), .finished(keepAlive: true)])
+    }
+
     func testResponseCutShortAbortsTheClient() {
         beginOnFreshUpstream(get())
         _ = okHead()

@@ -11,6 +11,8 @@ extension ConfigLoader {
     enum HealthCheckKey: String, ConfigKey {
         case enabled, type, path, interval, timeout, rise, fall, expectedStatus = "expected_status"
         case passiveFailures = "passive_failures"
+        /// Top level only: a server's override cannot set it (`readServers` says so).
+        case panic
     }
 
     enum LimitKey: String, ConfigKey {
@@ -88,6 +90,7 @@ extension ConfigLoader {
         h.fall = s.int(.fall, default: h.fall, in: 1...100)
         h.expectedStatus = s.parsed(.expectedStatus, default: h.expectedStatus, parseStatusRange)
         h.passiveFailures = s.int(.passiveFailures, default: h.passiveFailures, in: 0...1000)
+        h.panic = s.bool(.panic, default: h.panic)
         return h
     }
 

@@ -48,6 +48,10 @@ extension ConfigLoader {
             firstIndexOfID[server.id] = index
             servers.append(server)
             if let override = s.section(.healthCheck, of: HealthCheckKey.self), !override.isEmpty {
+                if override[.panic] != nil {
+                    override.problem(
+                        .panic, "only in the top-level health_check: panic routing looks at every server at once")
+                }
                 overrides[server.id] = readHealthCheck(override, over: health)
             }
             if let value = s[.tls],

@@ -24,11 +24,16 @@ extension LBConfig {
         /// Consecutive proxied-request failures (connect error, reset, timeout) that mark a server down;
         /// 0 = passive checking off.
         public var passiveFailures: Int
+        /// Panic routing (`health_check.panic`, top level only): when every server that could take a request is
+        /// down by health, the request goes by its hash to those down servers instead of being answered 503 at
+        /// once. A balancer that marks every server down from passive failures under overload would otherwise
+        /// turn the overload into a total outage.
+        public var panic: Bool
 
         public init(
             enabled: Bool = true, type: Kind = .http, path: String = "/health", intervalMs: UInt64 = 2000,
             timeoutMs: UInt64 = 1000, rise: Int = 2, fall: Int = 3, expectedStatus: ClosedRange<Int> = 200...399,
-            passiveFailures: Int = 3
+            passiveFailures: Int = 3, panic: Bool = true
         ) {
             self.enabled = enabled
             self.type = type
@@ -39,6 +44,7 @@ extension LBConfig {
             self.fall = fall
             self.expectedStatus = expectedStatus
             self.passiveFailures = passiveFailures
+            self.panic = panic
         }
     }
 }

@@ -65,6 +65,9 @@ final class Backend: @unchecked Sendable {
     var isRemoved: Bool { flags.load(ordering: .relaxed) & Self.removedBit != 0 }
     /// Takes new requests: up, neither draining nor removed.
     var isEligible: Bool { flags.load(ordering: .relaxed) == Self.upBit }
+    /// Would take new requests but for its health: what panic routing (`Worker.pickServer`) picks from when no
+    /// server is eligible.
+    var takesRequestsIgnoringHealth: Bool { flags.load(ordering: .relaxed) & (Self.drainingBit | Self.removedBit) == 0 }
 
     func setUp(_ up: Bool) { set(Self.upBit, up) }
     func setDraining(_ d: Bool) { set(Self.drainingBit, d) }

@@ -117,12 +117,12 @@ extension ClientConnection {
             }
         }
         guard let state = routing else { return }
-        guard let index = worker.pickServer(in: state, keyHash: keyHash, tried: exchange.tried) else {
+        guard let pick = worker.pickServer(in: state, keyHash: keyHash, tried: exchange.tried) else {
             exchange.noCandidate(&actions)
             return
         }
-        exchange.picked(server: index)
-        let (slot, acquired) = worker.acquireUpstream(state.backends[index], for: self, waiter: self)
+        exchange.picked(server: pick.index, panic: pick.panic)
+        let (slot, acquired) = worker.acquireUpstream(state.backends[pick.index], for: self, waiter: self)
         take(acquired, slot: slot)
     }
 

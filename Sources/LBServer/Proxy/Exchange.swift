@@ -56,6 +56,9 @@ struct Exchange {
     /// What the client gets if no candidate is left: 503 when nothing was tried (or every connect was refused),
     /// else what the last attempt's failure means (502 bad or closed response, 504 timeout).
     private var failureStatus = 503
+    /// The current attempt's server was picked by panic routing: it was down by health, as was every other one
+    /// that could take the request.
+    private var pickedInPanic = false
     /// The proxy answered `Expect: 100-continue` itself, so a backend's own 100 is not passed on twice.
     private var sentContinue = false
     /// Graceful shutdown: failures then are the shutdown's, not the server's.
@@ -118,6 +121,7 @@ struct Exchange {
         tried.removeAll(keepingCapacity: true)
         record = ExchangeRecord(start: now)
         failureStatus = 503
+        pickedInPanic = false
         sentContinue = false
         // A body-less request ends right after its head; a body waits for an upstream to stream it to.
         state = .connecting(facts.hasBody ? .held : .streaming)
@@ -210,10 +214,12 @@ struct Exchange {
         respond(503, close: requestProgress != .complete && request.hasBody, &a)
     }
 
-    /// The caller picked `server` after a `.pick`; a ready (pooled) or a connecting upstream follows.
-    mutating func picked(server: Int) {
+    /// The caller picked `server` after a `.pick` (`panic`: by panic routing, a server down by health); a ready
+    /// (pooled) or a connecting upstream follows.
+    mutating func picked(server: Int, panic: Bool = false) {
         tried.append(server)
         record.server = server
+        pickedInPanic = panic
     }
 
     /// An upstream is ready for the request head: a pooled one at once (`connectNanos` nil) or a new one
@@ -234,10 +240,13 @@ struct Exchange {
 
     /// The new connection to the current candidate failed or timed out: nothing was sent, so any method may
     /// move to the next candidate. If none is left, a timeout answers 504 and a failed TLS handshake 502 (a server
-    /// answered, but not as one lb can trust), else 503.
+    /// answered, but not as one lb can trust), else 503. A failed connect to a server picked by panic routing
+    /// answers 503 however it failed: that server was already known down, so the client gets what it would get
+    /// with panic routing off, "no server available" (with `Retry-After`), not a gateway error.
     mutating func connectFailed(_ failure: ConnectFailure, _ a: inout some ExchangeActionSink) {
         guard case .connecting = state, let server = tried.last else { return }
         switch failure {
+        case _ where pickedInPanic: failureStatus = 503
         case .timedOut: failureStatus = 504
         case .tls: failureStatus = 502
         case .refused: break

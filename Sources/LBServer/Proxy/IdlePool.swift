@@ -53,8 +53,8 @@ struct IdlePool<T: PoolLinked> {
         count -= 1
     }
 
-    /// Every pooled connection, oldest first. `body` may close them (a libuv close completes in a later callback,
-    /// which is when a connection leaves its pool) but must not push or remove.
+    /// Every pooled connection, oldest first. `body` may close the connection it is given (which takes it out of
+    /// the pool at once) but must not push, or remove any other.
     func forEach(_ body: (T) -> Void) {
         var cursor = oldest
         while let c = cursor {

@@ -203,6 +203,7 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
         socket.startReading()
     }
     func streamDrained() { handler?.streamDrained() }
+    func streamClosing() { handler?.streamClosing() }
 
     func streamClosed() {
         let h = handler

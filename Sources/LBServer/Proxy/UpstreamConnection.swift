@@ -341,9 +341,14 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         }
     }
 
+    /// The socket is closed (by this side or by itself after a failed write): it no longer counts as open.
+    func streamClosing() {
+        worker.upstreamClosing()
+        slot.connectionClosing(self)
+    }
+
     func streamClosed() {
         worker.upstreamClosed(self)
-        slot.connectionClosed(self)
         guard let owner else { return }
         self.owner = nil
         let event: UpstreamEvent

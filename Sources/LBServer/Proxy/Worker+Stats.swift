@@ -6,6 +6,7 @@ extension Worker {
         s.workers = counters
         s.openConnections = clients.count
         s.http1Active = requestStatesInUse
+        s.openUpstreams = openUpstreams
         s.coalescedSleeps = loop.coalescedSleeps
         for b in routing.load().backends {
             let slot = b.slot(self)

@@ -1,8 +1,8 @@
 import LBTLS
 
 /// A request waiting for a backend that is at its `max_connections` on this worker: `ClientConnection` or
-/// `H2Stream`. The worker calls back from the end of a loop turn or from its sweep, never from inside another
-/// connection's call.
+/// `H2Stream`. The worker calls back once the libuv callback that freed a slot has returned, at the end of a loop
+/// turn, or from its sweep (`Worker.scheduleGrant`), never from inside another connection's call.
 protocol QueueWaiter: AnyObject {
     /// Nonzero while queued: the ticket of its queue entry (a cancelled entry is skipped when it comes up).
     var queueTicket: UInt64 { get set }
@@ -31,7 +31,10 @@ struct WorkerConnectionLimit: Equatable, Sendable {
 final class WorkerBackend {
     /// Idle keep-alive connections: the newest is reused first (warm sockets), the oldest purged first.
     var idle = IdlePool<UpstreamConnection>()
-    /// Open connections: connecting, busy and idle.
+    /// Open connections: connecting, busy and idle. A connection stops counting when its close begins (its
+    /// socket is closed then), not at its close callback, which libuv runs only at the end of the loop turn: under
+    /// load a turn's poll phase lasts long enough for hundreds of closed connections to pile up there, and they
+    /// were counted as open (in the peak, and as demand for the pool).
     private(set) var activeConnections = 0
     /// Requests of this worker assigned to this backend now (bounded load reads it).
     fileprivate(set) var inFlight = 0
@@ -49,7 +52,7 @@ final class WorkerBackend {
     private(set) var queued = 0
     /// The limit the queue was last filled under: grants go on while `inFlight` is below it.
     var queueCap = 0
-    /// A grant is scheduled for the end of this loop turn.
+    /// A grant is scheduled (`Worker.scheduleGrant`).
     var grantScheduled = false
     /// In the worker's list of slots with waiters (for the sweep's expiry).
     var inQueuedList = false
@@ -115,8 +118,7 @@ final class WorkerBackend {
     /// The most recently pooled live connection, counted as a reuse; nil when none is idle.
     func takeIdle() -> UpstreamConnection? {
         while let up = idle.popNewest() {
-            // Its idle timeout fired, or the backend closed it: the close is under way, and its callback will
-            // find it out of the pool already.
+            // A closing connection leaves the pool as its close begins (`connectionClosing`); never hand one out.
             if up.isClosing { continue }
             stats.reused &+= 1
             demand.connectionsInUse(connectionsInUse)
@@ -132,7 +134,8 @@ final class WorkerBackend {
         demand.connectionsInUse(connectionsInUse)
     }
 
-    func connectionClosed(_ up: UpstreamConnection) {
+    /// `up` began closing (`UpstreamConnection.streamClosing`): once per connection.
+    func connectionClosing(_ up: UpstreamConnection) {
         activeConnections -= 1
         idle.remove(up)
     }
@@ -203,15 +206,49 @@ enum AcquiredUpstream {
     case queueFull
 }
 
+/// A server chosen for one attempt (`Worker.pickServer`).
+struct ServerPick: Equatable {
+    /// Index into the routing state's `backends`.
+    let index: Int
+    /// Chosen by panic routing: the server is down by health, as is every other one that could take the request.
+    let panic: Bool
+}
+
 extension Worker {
     /// The best remaining candidate for `keyHash` in `state`, skipping servers the exchange `tried`: the
-    /// first eligible one, or under bounded load the first under its cap. Nil when none is left.
-    func pickServer(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> Int? {
+    /// first eligible one, or under bounded load the first under its cap. When none is eligible and every server
+    /// left that could take the request (not draining, not removed, weight above 0, not tried) is down by health,
+    /// panic routing (`state.panicRouting`) picks among those down servers by the same hash, and the pick is
+    /// counted (`counters.panicRouted`). Nil when no server is left, or none is up and panic routing is off.
+    ///
+    /// The panic walk runs only after the normal one found nothing, so routing while a server is up costs
+    /// nothing more. Neither walk allocates or locks. Loop thread.
+    func pickServer(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> ServerPick? {
         let backends = state.backends
-        return state.snapshot.pick(
+        if let i = state.snapshot.pick(
             forKeyHash: keyHash,
             isEligible: { i in backends[i].isEligible && !tried.contains(i) },
             load: { i in backends[i].slot(self).inFlight }, totalLoad: upstreamInFlight)
+        {
+            return ServerPick(index: i, panic: false)
+        }
+        return state.panicRouting ? pickInPanic(in: state, keyHash: keyHash, tried: tried) : nil
+    }
+
+    /// `pickServer`'s fallback. No server is eligible, so any server this accepts is one that health marked down
+    /// (or, in a race with the health checker, one that came up since the first walk: routed all the same).
+    /// Kept out of line so the common path stays small.
+    @inline(never)
+    private func pickInPanic(in state: RoutingState, keyHash: UInt64, tried: [Int]) -> ServerPick? {
+        let backends = state.backends
+        guard
+            let i = state.snapshot.pick(
+                forKeyHash: keyHash,
+                isEligible: { i in backends[i].takesRequestsIgnoringHealth && !tried.contains(i) },
+                load: { i in backends[i].slot(self).inFlight }, totalLoad: upstreamInFlight)
+        else { return nil }
+        counters.panicRouted &+= 1
+        return ServerPick(index: i, panic: true)
     }
 
     /// Counts a request against `backend` and gives it an upstream: the newest pooled connection, else a new one

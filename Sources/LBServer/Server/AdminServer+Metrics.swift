@@ -157,6 +157,14 @@ extension AdminServer {
         m.sample("lb_requests_uploads_aborted_total", [], w.uploadsAborted)
         m.family("lb_no_server_total", .counter, "Requests answered 503 because no server could take them.")
         m.sample("lb_no_server_total", [], w.noServer)
+        m.family(
+            "lb_panic", .gauge,
+            "1 while panic routing is on and every server that could take requests is down: they go to down servers.")
+        m.sample("lb_panic", [], state.isInPanic ? 1 : 0)
+        m.family(
+            "lb_panic_routed_total", .counter,
+            "Attempts routed by the hash to a server down by health because none that could take them was up.")
+        m.sample("lb_panic_routed_total", [], w.panicRouted)
         m.family("lb_bytes_total", .counter, "Bytes on client connections: in = received from clients, out = sent.")
         m.sample("lb_bytes_total", [("direction", "in")], w.bytesIn)
         m.sample("lb_bytes_total", [("direction", "out")], w.bytesOut)

@@ -87,9 +87,11 @@ extension AdminServer {
                     "per_turn": workers.tlsAcceptsDeferred.perTurn, "per_second": workers.tlsAcceptsDeferred.perSecond,
                 ],
                 "open": stats.openConnections, "http1_active": stats.http1Active,
+                "upstream_open": stats.openUpstreams, "upstream_peak": workers.upstreamPeak,
             ],
             "requests": [
                 "total": workers.requests, "in_flight": workers.inFlight, "no_server": workers.noServer,
+                "panic_routed": workers.panicRouted,
                 "key_fallbacks": workers.keyFallbacks, "per_second": rounded(rates.requests),
                 "client_aborted": workers.clientAborts, "uploads_aborted": workers.uploadsAborted,
                 "rate_window_seconds": rounded(rates.window),

@@ -132,8 +132,11 @@ final class AdminServer {
             case .health:
                 let state = server.routing.load()
                 let up = state.backends.filter { $0.isEligible }.count
+                // In panic the status stays 503 (no server is healthy, a monitor must see it) while traffic goes on
+                // to the down servers; `panic` tells the two apart from a balancer that answers nothing.
                 var object: [String: Any] = [
                     "status": up > 0 ? "ok" : "no servers up", "servers_up": up, "servers_total": state.backends.count,
+                    "panic": state.isInPanic, "panic_routing": state.panicRouting,
                 ]
                 // A rejected state file does not stop traffic, so the status stays; it is shown for monitors.
                 if case .rejected(let problem)? = server.stateFile?.outcome { object["state_file_error"] = problem }
@@ -142,7 +145,8 @@ final class AdminServer {
                 let body = json(object)
                 return AdminResponse(status: up > 0 ? 200 : 503, body: body)
             case .servers:
-                var object: [String: Any] = ["servers": serversJSON()]
+                let state = server.routing.load()
+                var object: [String: Any] = ["servers": serversJSON(state), "panic": state.isInPanic]
                 if let stateFile = server.stateFile { object["state_file"] = stateFile.json() }
                 if server.etcdSource != nil || server.dnsSource != nil { object["source"] = server.sourceJSON() }
                 return AdminResponse(status: 200, body: json(object))

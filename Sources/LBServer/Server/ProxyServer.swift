@@ -169,7 +169,7 @@ public final class ProxyServer {
                 backends.append(Backend(spec: spec, address: address, tls: tls, limit: limit, workers: workers))
             }
         }
-        return RoutingState(snapshot: snapshot, backends: backends)
+        return RoutingState(snapshot: snapshot, backends: backends, panicRouting: config.healthCheck.panic)
     }
 
     /// Binds the listeners (or, for a successor, takes over the inherited ones without accepting yet), starts

@@ -180,6 +180,7 @@ extension CarriedCounters {
                 ("send_timeouts", \.sendTimeouts), ("slow_reader_pauses", \.slowReaderPauses),
                 ("client_aborts", \.clientAborts), ("uploads_aborted", \.uploadsAborted),
                 ("accept_errors", \.acceptErrors), ("requests", \.requests), ("no_server", \.noServer),
+                ("panic_routed", \.panicRouted),
                 ("key_fallbacks", \.keyFallbacks),
                 ("responses_1xx", \.responses.counts.0), ("responses_2xx", \.responses.counts.1),
                 ("responses_3xx", \.responses.counts.2), ("responses_4xx", \.responses.counts.3),

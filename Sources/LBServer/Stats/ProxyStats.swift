@@ -155,6 +155,14 @@ struct WorkerCounters {
     var requests: UInt64 = 0
     var inFlight = 0
     var noServer: UInt64 = 0
+    /// Picks made by panic routing (`health_check.panic`): no server that could take the request was up, so it
+    /// went by its hash to a down one. Each attempt counts (a retry in panic counts again), as Envoy counts
+    /// `lb_healthy_panic`.
+    var panicRouted: UInt64 = 0
+    /// Most upstream connections this worker had open at once, over every backend (a gauge's peak, not carried
+    /// across a hot upgrade). Each backend's `peakConnections` is reached at its own moment, so their sum is no
+    /// measure of the connections open together.
+    var upstreamPeak = 0
     var keyFallbacks: UInt64 = 0
     var responses = ClassCounts()
     var proxyErrors = [UInt64](repeating: 0, count: ProxyErrorCause.allCases.count)

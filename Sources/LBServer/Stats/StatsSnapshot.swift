@@ -29,6 +29,8 @@ struct StatsSnapshot {
     var openConnections = 0
     /// HTTP/1.1 client connections reading or answering a request (the others are between requests).
     var http1Active = 0
+    /// Upstream connections open now, over every backend and worker.
+    var openUpstreams = 0
     var workerCount = 0
     /// Wake-up coalescing sleeps the workers' loops took (`coalesce_us`).
     var coalescedSleeps: UInt64 = 0
@@ -39,6 +41,9 @@ struct StatsSnapshot {
         workerCount += o.workerCount
         openConnections += o.openConnections
         http1Active += o.http1Active
+        openUpstreams += o.openUpstreams
+        // With several workers the sum of their peaks: an upper bound, as for each backend.
+        workers.upstreamPeak += o.workers.upstreamPeak
         coalescedSleeps &+= o.coalescedSleeps
         workers.connectionsTotal &+= o.workers.connectionsTotal
         workers.connectionsRefused &+= o.workers.connectionsRefused
@@ -62,6 +67,7 @@ struct StatsSnapshot {
         workers.requests &+= o.workers.requests
         workers.inFlight += o.workers.inFlight
         workers.noServer &+= o.workers.noServer
+        workers.panicRouted &+= o.workers.panicRouted
         workers.keyFallbacks &+= o.workers.keyFallbacks
         workers.responses.add(o.workers.responses)
         for i in workers.proxyErrors.indices { workers.proxyErrors[i] &+= o.workers.proxyErrors[i] }
