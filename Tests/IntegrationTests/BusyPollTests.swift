@@ -101,6 +101,32 @@ final class BusyPollTests: IntegrationTestCase {
         try assertIdleIsFreeAndStops(lb, "coalescing")
     }
 
+    /// Clients that close their connection after each response make every request a chain of wake-ups in
+    /// sequence, which a coalescing sleep only lengthens: once most recent responses closed their connection,
+    /// 64 pending exchanges no longer make the loop sleep.
+    func testCoalescingStaysOffWhileClientsCloseAfterEachResponse() throws {
+        let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "c\($0)", delayMs: 1500) }
+        let lb = try startProxy(backends: backends.map(\.address), settings: ["coalesce_us": 200])
+        func wave(_ name: String) throws {
+            let connections = try (0..<64).map { _ in try RawHTTPConnection(port: lb.proxyPort, timeout: 10) }
+            for (i, c) in connections.enumerated() {
+                try c.send("GET /\(name)/\(i) HTTP/1.1\r\nHost: co\r\nConnection: close\r\n\r\n")
+            }
+            for c in connections {
+                XCTAssertEqual(try c.readResponse().status, 200)
+                c.close()
+            }
+        }
+        // The first wave finds no recent response: with 64 pending, the loop coalesces as before.
+        try wave("first")
+        let afterFirst = try coalescedSleeps(lb)
+        XCTAssertGreaterThan(afterFirst, 0, "no coalescing sleep with 64 exchanges pending and no history")
+        // Every one of those 64 responses closed its connection: the next 64 pending exchanges get no sleep.
+        try wave("second")
+        XCTAssertEqual(try coalescedSleeps(lb), afterFirst, "coalesced while clients close after each response")
+        try assertIdleIsFreeAndStops(lb, "coalescing")
+    }
+
     func testPlainLoopWithoutBusyPollsOrCoalescingProxiesAndStops() throws {
         let backends = try (1...2).map { try LBBinaries.startDemoBackend(name: "p\($0)") }
         let lb = try startProxy(

@@ -64,6 +64,7 @@ extension ClientConnection {
                 totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
         case .finished(let keepAlive):
             routing = nil
+            worker.noteResponseEnd(keptConnection: keepAlive && !peerClosedWrite)
             if keepAlive && !peerClosedWrite {
                 timer.enter(.clientIdle, now: loop.now, limits: worker.timerLimits)
                 resumeInput = true

@@ -58,6 +58,10 @@ final class Worker {
     /// request on any connection of this worker; bounded, so a burst leaves at most this many behind.
     private var spareRequestStates: [RequestState] = []
     static let maxSpareRequestStates = 256
+    /// The share of recent HTTP/1.1 responses that closed their connection, in 1/65,536ths: an average over
+    /// about the last 16 (`noteResponseEnd`). Wake-up coalescing applies only while it is below a quarter.
+    private var closingShare = 0
+    static let coalescingMaxClosingShare = 1 << 14
     /// HTTP/1.1 connections holding a request state now: reading a request or answering one.
     private(set) var requestStatesInUse = 0
 
@@ -81,7 +85,7 @@ final class Worker {
         // The loop's wake-up settings; coalescing weighs the exchanges under way.
         loop.busyPolls = settings.busyPolls
         loop.coalesceNanos = settings.coalesceMicros * 1_000
-        loop.pending = { [unowned self] in self.counters.inFlight }
+        loop.pending = { [unowned self] in self.closingShare < Self.coalescingMaxClosingShare ? self.counters.inFlight : 0 }
         // Queue grants run as soon as the callback that freed a slot has returned (`scheduleGrant`).
         loop.afterEvent = { [unowned self] in if !self.pendingGrants.isEmpty { self.grantQueued() } }
     }
@@ -377,6 +381,19 @@ final class Worker {
             nextPoolPurge = now + settings.poolPurgeMs
             for b in routing.load().backends { b.slot(self).purgeIdle() }
         }
+    }
+
+    /// An HTTP/1.1 response ended, keeping its connection or closing it.
+    ///
+    /// Coalescing (`coalesce_us`) pays when requests arrive on open connections: one timed sleep gathers the
+    /// reads and responses of many exchanges. When clients open a connection for every request or so, each
+    /// request is a chain of wake-ups in sequence (the accept, the request, the response, the close), and a
+    /// sleep at each step only lengthens the chain: measured with `Connection: close` on every request and 64
+    /// clients, throughput went from 0.84 to 1.02 of nginx's with coalescing off. So coalescing stays off while
+    /// a quarter or more of the recent responses closed their connection.
+    @inline(__always)
+    func noteResponseEnd(keptConnection: Bool) {
+        closingShare += ((keptConnection ? 0 : 1 << 16) - closingShare) >> 4
     }
 
     /// Graceful shutdown, step 1: stop accepting, close idle clients, let in-flight exchanges finish with
