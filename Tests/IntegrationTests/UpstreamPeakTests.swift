@@ -33,6 +33,12 @@ final class UpstreamPeakTests: IntegrationTestCase {
             .compactMap { $0["idle_connections"] as? Int }.reduce(0, +)
 
         try burst({ _ in "/close?size=1&k=\(k1)" }, port: lb.proxyPort)
+        // The backend closes each of those connections after its answer: once lb has seen every close (on a busy
+        // machine that can come after the client has its answers), only the probe's pooled ones are open.
+        try eventually(timeout: 5, "burst 1's connections are closed") {
+            let now = try admin.call("GET", "/api/stats").json
+            return ((now["connections"] as? [String: Any])?["upstream_open"] as? Int ?? Int.max) <= pooled
+        }
         try burst({ _ in "/close?size=1&k=\(k2)" }, port: lb.proxyPort)
 
         let stats = try admin.call("GET", "/api/stats").json
@@ -43,8 +49,14 @@ final class UpstreamPeakTests: IntegrationTestCase {
         // Each burst held 10 connections (some of them reused from the pool), beside the probe's pooled ones.
         XCTAssertGreaterThanOrEqual(sumOfPeaks, 2 * burstSize - 2, "\(servers)")
         XCTAssertGreaterThanOrEqual(peak, burstSize - 1, "\(connections)")
-        XCTAssertLessThanOrEqual(peak, burstSize + pooled, "\(connections), \(pooled) pooled by the probe")
-        XCTAssertLessThan(peak, sumOfPeaks, "\(connections), servers: \(servers)")
+        if (Int(ProcessInfo.processInfo.environment["LB_TEST_WORKERS"] ?? "") ?? 1) > 1 {
+            // Each worker keeps its own peak and the figure is their sum: an upper bound, reached when the bursts
+            // peaked on different workers, so no better than the servers' sum here.
+            XCTAssertLessThanOrEqual(peak, sumOfPeaks, "\(connections), servers: \(servers)")
+        } else {
+            XCTAssertLessThanOrEqual(peak, burstSize + pooled, "\(connections), \(pooled) pooled by the probe")
+            XCTAssertLessThan(peak, sumOfPeaks, "\(connections), servers: \(servers)")
+        }
         // Every `/close` connection is gone; what is left open is the pool's, as the servers count it.
         try eventually(timeout: 5, "the closed connections no longer count") {
             let now = try admin.call("GET", "/api/stats").json
