@@ -14,15 +14,20 @@ final class EtcdClusterTests: IntegrationTestCase {
 
     private func key(_ id: String) -> String { "/lb/\(cluster)/servers/\(id)" }
 
+    /// One lb instance per member, each listing the members in another order, so they do not all watch the same
+    /// one.
+    private func startInstances(_ etcd: EtcdCluster) throws -> [EtcdLB] {
+        let urls = etcd.members.map(\.clientURL)
+        return try (0..<urls.count).map { i in
+            try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
+        }
+    }
+
     func testEveryChangeReachesAllInstancesWhichThenRouteIdentically() throws {
         let etcd = try EtcdCluster(self, members: 3)
         let backends = try demoBackends(4)
         for b in backends.prefix(3) { try etcd.putServer(cluster: cluster, id: b.name, port: b.port) }
-        // Each instance lists the members in another order, so they do not all watch the same one.
-        let urls = etcd.members.map(\.clientURL)
-        let lbs = try (0..<3).map { i in
-            try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
-        }
+        let lbs = try startInstances(etcd)
         let paths = TrafficProbe.paths(2_000)
 
         /// Waits until every instance applied `revision`, checks that they route the 2,000 keys the same way,
@@ -97,10 +102,7 @@ final class EtcdClusterTests: IntegrationTestCase {
         let etcd = try EtcdCluster(self, members: 3)
         let backends = try demoBackends(3)
         for b in backends.prefix(2) { try etcd.putServer(cluster: cluster, id: b.name, port: b.port) }
-        let urls = etcd.members.map(\.clientURL)
-        let lbs = try (0..<3).map { i in
-            try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
-        }
+        let lbs = try startInstances(etcd)
         let seeded = try etcd.serversRevision(cluster: cluster)
         for lb in lbs { _ = try lb.waitApplied(seeded) }
         let loads = lbs.map {
@@ -129,10 +131,7 @@ final class EtcdClusterTests: IntegrationTestCase {
         let backends = try demoBackends(3)
         try etcd.putServer(cluster: cluster, id: "b1", port: backends[0].port)
         try etcd.putServer(cluster: cluster, id: "b2", port: backends[1].port)
-        let urls = etcd.members.map(\.clientURL)
-        let lbs = try (0..<3).map { i in
-            try startEtcdLB(endpoints: (urls[i...] + urls[..<i]).joined(separator: ","), cluster: cluster)
-        }
+        let lbs = try startInstances(etcd)
         for lb in lbs {
             try lb.waitApplied(try etcd.serversRevision(cluster: cluster))
             try lb.waitCurrent()
