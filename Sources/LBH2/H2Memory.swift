@@ -54,12 +54,16 @@ final class H2Memory {
         return any == 0
     }
 
+    /// Blocks of a page or more, while the session is being created.
+    private func remembers(_ size: Int) -> Bool { size >= Self.pageSize && !sealed }
+
     func allocate(_ size: Int) -> UnsafeMutableRawPointer? {
-        if size < Self.pageSize || sealed { return malloc(size) }
-        return allocateRemembered(size, scratch: size >= Self.largeBlock)
+        remembers(size) ? allocateRemembered(size) : malloc(size)
     }
 
-    private func allocateRemembered(_ size: Int, scratch: Bool) -> UnsafeMutableRawPointer? {
+    /// `scratch` by default for the frame buffer's size (16 KB or more).
+    private func allocateRemembered(_ size: Int, scratch: Bool? = nil) -> UnsafeMutableRawPointer? {
+        let scratch = scratch ?? (size >= Self.largeBlock)
         let rounded = (size + Self.pageSize - 1) & ~(Self.pageSize - 1)
         var pointer: UnsafeMutableRawPointer?
         guard posix_memalign(&pointer, Self.pageSize, rounded) == 0, let pointer else { return nil }
@@ -76,8 +80,8 @@ final class H2Memory {
     func allocateZeroed(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
         let total = count.multipliedReportingOverflow(by: size)
         if total.overflow { return nil }
-        if total.partialValue < Self.pageSize || sealed { return calloc(count, size) }
-        let pointer = allocateRemembered(total.partialValue, scratch: total.partialValue >= Self.largeBlock)
+        guard remembers(total.partialValue) else { return calloc(count, size) }
+        let pointer = allocateRemembered(total.partialValue)
         pointer?.initializeMemory(as: UInt8.self, repeating: 0, count: total.partialValue)
         return pointer
     }

@@ -85,7 +85,7 @@ final class Worker {
         // The loop's wake-up settings; coalescing weighs the exchanges under way.
         loop.busyPolls = settings.busyPolls
         loop.coalesceNanos = settings.coalesceMicros * 1_000
-        loop.pending = { [unowned self] in self.closingShare < Self.coalescingMaxClosingShare ? self.counters.inFlight : 0 }
+        loop.pending = { [unowned self] in self.exchangesForCoalescing }
         // Queue grants run as soon as the callback that freed a slot has returned (`scheduleGrant`).
         loop.afterEvent = { [unowned self] in if !self.pendingGrants.isEmpty { self.grantQueued() } }
     }
@@ -381,6 +381,11 @@ final class Worker {
             nextPoolPurge = now + settings.poolPurgeMs
             for b in routing.load().backends { b.slot(self).purgeIdle() }
         }
+    }
+
+    /// What the loop's coalescing weighs: the exchanges under way, or none while clients close after each response.
+    private var exchangesForCoalescing: Int {
+        closingShare < Self.coalescingMaxClosingShare ? counters.inFlight : 0
     }
 
     /// An HTTP/1.1 response ended, keeping its connection or closing it.
