@@ -21,6 +21,8 @@ public final class EventLoop {
         }
         self.readBufferSize = readBufferSize
         readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        // How a handle finds its loop's object (`TCPConnection.loop`); the loop outlives every handle on it.
+        raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
     }
 
     /// Non-blocking polls in a row that may find nothing before the loop blocks in epoll_wait (`busy_polls`).

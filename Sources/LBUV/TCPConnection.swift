@@ -14,14 +14,22 @@ import CLibUV
 /// Subclasses (in LBServer) override the `open` hooks; everything else is `final`, so calls from another
 /// module are direct, as they were when subclasses and base shared a module.
 open class TCPConnection {
-    public unowned(unsafe) let loop: EventLoop
     public let handle: UnsafeMutablePointer<uv_tcp_t>
+
+    /// The loop this connection's handle is on, found through the handle (`uv_loop_t.data`) rather than stored:
+    /// ten thousand idle connections are ten thousand of these objects, and a field less keeps each in a smaller
+    /// malloc size class.
+    @inlinable
+    public final var loop: EventLoop {
+        Unmanaged<EventLoop>.fromOpaque(handle.pointee.loop.pointee.data).takeUnretainedValue()
+    }
 
     /// Bytes waiting to be written (not yet handed to the kernel).
     public final var out: [UInt8] = []
     private var inflight: UnsafeMutableRawPointer?
-    private var inflightCapacity = 0
-    @usableFromInline final var inflightCount = 0
+    /// 32 bits each (a write is at most a `uv_buf_t`'s 32-bit length), for the same reason as `loop`.
+    private var inflightCapacity: UInt32 = 0
+    @usableFromInline final var inflightCount: UInt32 = 0
     private var writeReq: UnsafeMutablePointer<uv_write_t>?
     private var connectReq: UnsafeMutablePointer<uv_connect_t>?
     public private(set) final var isWriting = false
@@ -36,7 +44,6 @@ open class TCPConnection {
     }
 
     public init(loop: EventLoop) {
-        self.loop = loop
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.raw, handle)
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
@@ -84,7 +91,7 @@ open class TCPConnection {
 
     /// Bytes queued for this peer and not yet taken by the kernel.
     @inlinable
-    public final var writeQueueBytes: Int { out.count + (isWriting ? inflightCount : 0) }
+    public final var writeQueueBytes: Int { out.count + (isWriting ? Int(inflightCount) : 0) }
 
     @inlinable @inline(__always)
     public final func append(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
@@ -117,15 +124,16 @@ open class TCPConnection {
             return
         }
         // The kernel is full: copy the rest into the buffer this connection lends to uv_write.
-        if inflightCapacity < remaining {
+        if Int(inflightCapacity) < remaining {
             inflight?.deallocate()
-            inflightCapacity = max(remaining, 16 * 1024)
-            inflight = .allocate(byteCount: inflightCapacity, alignment: 16)
+            let capacity = max(remaining, 16 * 1024)
+            inflightCapacity = UInt32(capacity)
+            inflight = .allocate(byteCount: capacity, alignment: 16)
         }
         out.withUnsafeBytes { raw in
             inflight!.copyMemory(from: raw.baseAddress! + written, byteCount: remaining)
         }
-        inflightCount = remaining
+        inflightCount = UInt32(remaining)
         out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
         if writeReq == nil {
             writeReq = .allocate(capacity: 1)
@@ -143,7 +151,7 @@ open class TCPConnection {
     /// Frees `out`'s storage and the buffer lent to `uv_write` when nothing is queued or in flight.
     public final func releaseIdleBuffers() -> Int {
         guard out.isEmpty, !isWriting else { return 0 }
-        let released = out.capacity + inflightCapacity
+        let released = out.capacity + Int(inflightCapacity)
         out = []
         inflight?.deallocate()
         inflight = nil

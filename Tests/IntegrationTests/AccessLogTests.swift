@@ -58,6 +58,50 @@ final class AccessLogTests: IntegrationTestCase {
         XCTAssertTrue(lines[1].contains("\" 200 10 "), lines[1])
     }
 
+    /// A connection keeps an IPv4 client's address inside itself and a longer one apart: both must reach the
+    /// access log and X-Forwarded-For whole. A dual-stack listener sees an IPv4 client as `::ffff:127.0.0.1`
+    /// (16 bytes), the same client on an IPv4 listener as `127.0.0.1`.
+    func testLongAndShortClientAddressesAreLoggedAndForwardedWhole() throws {
+        let spy = try SpyBackend()
+        let log = NSTemporaryDirectory() + "lb-access-\(UUID().uuidString).log"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: log) }
+        let config = try writeConfigFile([
+            "listeners": [["address": "127.0.0.1:0"], ["address": "[::]:0"]],
+            "access_log": ["format": "json", "path": log],
+        ])
+        let lb = try LBBinaries.startServer(backends: [spy.address], configFile: config, listen: nil)
+        let dualPort = try XCTUnwrap(
+            lb.process.log.split(separator: "\n").compactMap { line -> Int? in
+                guard let r = line.range(of: "listening on [::]:") else { return nil }
+                return Int(line[r.upperBound...].prefix { $0.isNumber })
+            }.first, lb.process.log)
+        for (port, path) in [(lb.proxyPort, "/v4"), (dualPort, "/mapped"), (lb.proxyPort, "/v4-again")] {
+            let c = try RawHTTPConnection(port: port)
+            for _ in 0..<2 {
+                try c.send("GET \(path) HTTP/1.1\r\nHost: a\r\n\r\n")
+                XCTAssertEqual(try c.readResponse().status, 200)
+            }
+            c.close()
+        }
+        XCTAssertEqual(lb.process.terminate(), 0, lb.process.log)
+        let forwarded = spy.requests.map { request -> [String] in
+            let text = String(decoding: request, as: UTF8.self)
+            let path = String(text.split(separator: " ")[1])
+            let xff = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("x-forwarded-for:") }
+            return [path, xff.map { String($0.dropFirst(16)).trimmingCharacters(in: .whitespaces) } ?? "none"]
+        }
+        XCTAssertEqual(forwarded.sorted { $0[0] < $1[0] }, [
+            ["/mapped", "::ffff:127.0.0.1"], ["/mapped", "::ffff:127.0.0.1"],
+            ["/v4", "127.0.0.1"], ["/v4", "127.0.0.1"], ["/v4-again", "127.0.0.1"], ["/v4-again", "127.0.0.1"],
+        ])
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        let logged = try lines.map { line -> [String] in
+            let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            return [o["path"] as? String ?? "?", o["client"] as? String ?? "?"]
+        }
+        XCTAssertEqual(logged.sorted { $0[0] < $1[0] }, forwarded.sorted { $0[0] < $1[0] })
+    }
+
     /// Requests rejected before their head was complete get a line too: status and cause, no request line.
     func testRequestsRejectedBeforeACompleteHeadAreLogged() throws {
         for format in ["json", "common"] {

@@ -59,9 +59,13 @@ extension ClientConnection {
         case .log(let cause):
             endExchange(cause: cause)
         case .logRejectedHead(let status):
-            worker.accessLog?.log(nil, client: clientAddress, server: nil, tls: accessLogTLSFields(), entry: AccessLog.Entry(
-                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
+            guard let log = worker.accessLog else { break }
+            let tlsFields = accessLogTLSFields()
+            withClientAddress { client in
+                log.log(nil, client: client, server: nil, tls: tlsFields, entry: AccessLog.Entry(
+                    status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
+                    totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
+            }
         case .finished(let keepAlive):
             routing = nil
             worker.noteResponseEnd(keptConnection: keepAlive && !peerClosedWrite)
@@ -108,13 +112,13 @@ extension ClientConnection {
             let state = worker.routing.load()
             routing = state
             let head = parser.head
-            keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: clientAddress,
-                                      snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
             outgoingHead.removeAll(keepingCapacity: true)
-            _ = clientAddress.withUnsafeBytes { addr in
-                HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
-                                        options: settings.forwarding, secure: stream.isEncrypted,
-                                        owned: tls?.ownedField, into: &outgoingHead)
+            withClientAddress { addr in
+                keyHash = RoutingKey.hash(head, source: settings.keySource, clientAddress: addr,
+                                          snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
+                _ = HeadWriter.writeRequest(head, clientAddress: addr, requestID: worker.nextRequestID(),
+                                            options: settings.forwarding, secure: stream.isEncrypted,
+                                            owned: tls?.ownedField, into: &outgoingHead)
             }
         }
         guard let state = routing else { return }
@@ -205,10 +209,13 @@ extension ClientConnection {
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
             let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
-            log.log(parser.head, client: clientAddress, server: server, tls: accessLogTLSFields(), entry: AccessLog.Entry(
-                status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
-                connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
-                cause: cause))
+            let tlsFields = accessLogTLSFields()
+            withClientAddress { client in
+                log.log(parser.head, client: client, server: server, tls: tlsFields, entry: AccessLog.Entry(
+                    status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
+                    connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
+                    cause: cause))
+            }
         }
     }
 }

@@ -17,46 +17,94 @@ import LBUV
 /// The state below is the shell's own, touched only here and in `ClientConnection+Actions.swift` and
 /// `ClientConnection+Upstream.swift`.
 final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, QueueWaiter {
+    // The fields are what every connection pays for while it sits idle, so they are kept to what an idle plain
+    // connection needs, and fit malloc's 128-byte size class: what only some connections use is in `extras`.
     unowned(unsafe) let worker: Worker
     /// The transport; this connection owns it and is its handler until it reports `streamClosed()`.
     let stream: any ByteStream
-    /// `stream` when it is TLS, for what the handshake established (the client certificate's subject field).
-    let tls: TLSStream<TLSSession>?
-    /// `accessLogTLSFields()`, once made.
-    var tlsLogFields: [UInt8]?
     /// The state of the request under way, taken from the worker when a request's first bytes arrive and given
     /// back once its response is complete (`RequestState`): nil while the connection is idle, and always on an
     /// HTTP/2 connection.
     var current: RequestState?
-    var clientAddress: [UInt8] = []
-    /// This connection's counter in `limits.max_connections_per_client`'s table, released when it closes.
-    var addressKey: ClientAddressLimit.Key?
-    var peerClosedWrite = false
-    /// The buffers were given back in the current idle stretch (`releaseIdleBuffers`); the next request clears it.
-    var idleBuffersReleased = false
-    var readPausedForBackpressure = false
+    /// TLS, HTTP/2, a partly read h2c preface, a long client address: nil for a plain HTTP/1.1 connection from an
+    /// IPv4 client.
+    private(set) var extras: ConnectionExtras?
+    var listPrev: ClientConnection?
+    var listNext: ClientConnection?
 
     /// The client-side timeout (idle between requests, or the head's deadline), checked by the worker's sweep.
     var timer = ConnectionTimer()
 
+    /// The client's address as text when it fits in 15 bytes (every IPv4 address), its length in the last byte;
+    /// a longer one is in `extras` (`withClientAddress`).
+    private var shortAddress: (UInt64, UInt64) = (0, 0)
+    /// This connection's counter in `limits.max_connections_per_client`'s table, released when it closes.
+    var addressKey: ClientAddressLimit.Key?
+
+    var peerClosedWrite = false
+    /// The buffers were given back in the current idle stretch (`releaseIdleBuffers`); the next request clears it.
+    var idleBuffersReleased = false
+    var readPausedForBackpressure = false
     /// HTTP/2 is offered on this listener (ALPN h2, or the h2c preface on plain HTTP).
     let offersHTTP2: Bool
     /// Until the first bytes say which protocol the client speaks: HTTP/2 (ALPN or preface) or HTTP/1.x.
     var choosingProtocol = true
-    /// The first bytes of a plain connection while they still match the h2c preface.
-    var prefacePrefix: [UInt8] = []
-    /// Set once the client spoke HTTP/2: every stream event goes there from then on.
-    var h2: H2Connection?
-
-    var listPrev: ClientConnection?
-    var listNext: ClientConnection?
     var inList = false
 
     init(worker: Worker, stream: any ByteStream, tls: TLSStream<TLSSession>? = nil, http2: Bool = false) {
         self.worker = worker
         self.stream = stream
-        self.tls = tls
+        if let tls { extras = ConnectionExtras(tls: tls) }
         offersHTTP2 = http2
+    }
+
+    private func ensureExtras() -> ConnectionExtras {
+        if let extras { return extras }
+        let e = ConnectionExtras(tls: nil)
+        extras = e
+        return e
+    }
+
+    /// `stream` when it is TLS, for what the handshake established (the client certificate's subject field).
+    var tls: TLSStream<TLSSession>? { extras?.tls }
+    /// Set once the client spoke HTTP/2: every stream event goes there from then on.
+    var h2: H2Connection? {
+        get { extras?.h2 }
+        set { ensureExtras().h2 = newValue }
+    }
+    /// The first bytes of a plain connection while they still match the h2c preface.
+    var prefacePrefix: [UInt8] {
+        get { extras?.prefacePrefix ?? [] }
+        set {
+            if newValue.isEmpty && extras == nil { return }
+            ensureExtras().prefacePrefix = newValue
+        }
+    }
+    /// `accessLogTLSFields()`, once made.
+    var tlsLogFields: [UInt8]? {
+        get { extras?.tlsLogFields }
+        set { ensureExtras().tlsLogFields = newValue }
+    }
+
+    /// Calls `body` with the client's address as text ("127.0.0.1"; empty when the socket had none).
+    @inline(__always)
+    func withClientAddress<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let long = extras?.longAddress { return long.withUnsafeBytes(body) }
+        return withUnsafeBytes(of: shortAddress) { raw in
+            body(UnsafeRawBufferPointer(rebasing: raw[0..<Int(raw[15])]))
+        }
+    }
+
+    /// Keeps `text` as this connection's client address: inline when it fits, else in `extras`.
+    private func setClientAddress(_ text: [UInt8]) {
+        if text.count <= 15 {
+            withUnsafeMutableBytes(of: &shortAddress) { raw in
+                raw.copyBytes(from: text)
+                raw[15] = UInt8(text.count)
+            }
+        } else {
+            ensureExtras().longAddress = text
+        }
     }
 
     // The request state's parts under the names the shell uses; only while `current` is set.
@@ -141,7 +189,8 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
     }
 
     func start() {
-        stream.peerAddress(into: &clientAddress)
+        stream.peerAddress(into: &worker.addressScratch)
+        setClientAddress(worker.addressScratch)
         // A TLS client has client_header to complete its handshake and first head: a connection that never
         // finishes a handshake must not hold a slot for the whole idle timeout.
         timer.enter(stream.isEncrypted ? .clientHeader : .clientIdle, now: loop.now, limits: worker.timerLimits)
@@ -169,7 +218,7 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
     // MARK: input
 
     func streamRead(_ bytes: UnsafeRawBufferPointer) {
-        if let h2 {
+        if let h2 = extras?.h2 {
             h2.streamRead(bytes)
             return
         }

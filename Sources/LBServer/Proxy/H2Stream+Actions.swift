@@ -57,10 +57,13 @@ extension H2Stream {
         case .log(let cause):
             endExchange(cause: cause)
         case .logRejectedHead(let status):
-            worker.accessLog?.log(nil, client: connection.client.clientAddress, server: nil,
-                                  tls: connection.client.accessLogTLSFields(), http2: true, entry: AccessLog.Entry(
-                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                totalNanos: (worker.loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
+            guard let log = worker.accessLog else { break }
+            let tlsFields = connection.client.accessLogTLSFields()
+            connection.client.withClientAddress { client in
+                log.log(nil, client: client, server: nil, tls: tlsFields, http2: true, entry: AccessLog.Entry(
+                    status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
+                    totalNanos: (worker.loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
+            }
         case .finished:
             routing = nil
         case .closeClient:
@@ -141,14 +144,13 @@ extension H2Stream {
         if routing == nil {
             let state = worker.routing.load()
             routing = state
-            keyHash = RoutingKey.hash(parser.head, source: settings.keySource,
-                                      clientAddress: connection.client.clientAddress,
-                                      snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
             outgoingHead.removeAll(keepingCapacity: true)
-            _ = connection.client.clientAddress.withUnsafeBytes { addr in
-                HeadWriter.writeRequest(parser.head, clientAddress: addr, requestID: worker.nextRequestID(),
-                                        options: settings.forwarding, secure: connection.stream.isEncrypted,
-                                        owned: connection.client.tls?.ownedField, into: &outgoingHead)
+            connection.client.withClientAddress { addr in
+                keyHash = RoutingKey.hash(parser.head, source: settings.keySource, clientAddress: addr,
+                                          snapshot: state.snapshot, fellBack: &worker.counters.keyFallbacks)
+                _ = HeadWriter.writeRequest(parser.head, clientAddress: addr, requestID: worker.nextRequestID(),
+                                            options: settings.forwarding, secure: connection.stream.isEncrypted,
+                                            owned: connection.client.tls?.ownedField, into: &outgoingHead)
             }
         }
         guard let state = routing else { return }
@@ -231,11 +233,13 @@ extension H2Stream {
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
             let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
-            log.log(parser.head, client: connection.client.clientAddress, server: server,
-                    tls: connection.client.accessLogTLSFields(), http2: true, entry: AccessLog.Entry(
-                status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
-                connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
-                cause: cause))
+            let tlsFields = connection.client.accessLogTLSFields()
+            connection.client.withClientAddress { client in
+                log.log(parser.head, client: client, server: server, tls: tlsFields, http2: true, entry: AccessLog.Entry(
+                    status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
+                    connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
+                    cause: cause))
+            }
         }
     }
 }

@@ -5,7 +5,7 @@ import LBHTTP
 /// When the chosen key is absent (no such header, cookie or query parameter, no Host), the request's path
 /// is used instead and `fellBack` is incremented so stats show it.
 enum RoutingKey {
-    static func hash(_ head: HTTPHead, source: KeySource, clientAddress: [UInt8], snapshot: RoutingSnapshot,
+    static func hash(_ head: HTTPHead, source: KeySource, clientAddress: UnsafeRawBufferPointer, snapshot: RoutingSnapshot,
                      fellBack: inout UInt64) -> UInt64 {
         head.bytes.withUnsafeBytes { raw in
             func hashRange(_ r: Range<Int>) -> UInt64 { snapshot.hashKey(UnsafeRawBufferPointer(rebasing: raw[r])) }
@@ -33,7 +33,7 @@ enum RoutingKey {
                     if let r = parameter(raw, in: q, named: name, separator: UInt8(ascii: "&")) { return hashRange(r) }
                 }
             case .clientIP:
-                return clientAddress.withUnsafeBytes { snapshot.hashKey($0) }
+                return snapshot.hashKey(clientAddress)
             }
             fellBack &+= 1
             return hashRange(pathRange(raw, head))

@@ -24,6 +24,9 @@ final class Worker {
     /// Set by graceful shutdown: responses carry `Connection: close`, idle keep-alive clients are closed.
     private(set) var isDraining = false
     var counters = WorkerCounters()
+    /// Where an accepted connection's peer address is formatted before the connection keeps it (no allocation
+    /// per accept once it has grown).
+    var addressScratch: [UInt8] = []
     /// Requests currently assigned to an upstream, over every backend (the bounded-load average's numerator).
     var upstreamInFlight = 0
     /// Nil when `access_log.format` is off.

@@ -67,7 +67,7 @@ final class AccessLog {
     /// (common) or its method and path as null (json). `tls` is the connection's `tlsFields(...)`, nil on
     /// plain HTTP. `http2`: the request came as an HTTP/2 stream (logged as `HTTP/2.0`).
     func log(
-        _ head: HTTPHead?, client: [UInt8], server: String?, tls: [UInt8]? = nil, http2: Bool = false, entry: Entry
+        _ head: HTTPHead?, client: UnsafeRawBufferPointer, server: String?, tls: [UInt8]? = nil, http2: Bool = false, entry: Entry
     ) {
         clock.refresh()
         switch format {
@@ -113,8 +113,8 @@ final class AccessLog {
     }
 
     /// The common-format line without its end (`log` adds the TLS fields, then the newline).
-    private func common(_ head: HTTPHead?, client: [UInt8], server: String?, http2: Bool, _ e: Entry) {
-        pending.append(contentsOf: client.isEmpty ? [UInt8(ascii: "-")] : client)
+    private func common(_ head: HTTPHead?, client: UnsafeRawBufferPointer, server: String?, http2: Bool, _ e: Entry) {
+        if client.isEmpty { pending.append(UInt8(ascii: "-")) } else { pending.append(contentsOf: client) }
         append(" - - [")
         pending.append(contentsOf: clock.common)
         append("] \"")
@@ -144,7 +144,7 @@ final class AccessLog {
     }
 
     /// The JSON object without its closing brace (`log` adds the TLS fields, then `}` and the newline).
-    private func json(_ head: HTTPHead?, client: [UInt8], server: String?, http2: Bool, _ e: Entry) {
+    private func json(_ head: HTTPHead?, client: UnsafeRawBufferPointer, server: String?, http2: Bool, _ e: Entry) {
         append("{\"time\":\"")
         pending.append(contentsOf: clock.iso)
         append("\",\"client\":\"")
