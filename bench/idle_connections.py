@@ -296,10 +296,12 @@ http {{
         try:
             # Warm up, so the code a connection runs is paged in (lb drops its startup text pages, so its code faults
             # back in on first use) and one-time allocations (the backend connection, first TLS and h2 objects) are
-            # in the baseline.
+            # in the baseline. The baseline is read after the same settle time as the later readings: what a proxy
+            # runs only once connections have idled (lb's sweep that gives idle buffers back, and the code pages it
+            # faults in, about 0.6 MB) then counts in every reading alike, not against the connections.
             for _ in range(10):
                 close_hard(self.open_connection(mode, port, ctx, requests=5))
-            time.sleep(0.5)
+            time.sleep(self.args.settle)
             before = rss_kib(proc.pid)
             socks = []
             started = time.time()
