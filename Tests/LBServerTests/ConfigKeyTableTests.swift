@@ -153,7 +153,7 @@ final class ConfigKeyTableTests: XCTestCase {
         "listeners[0].tls.client_certificates.verify_depth": "5",
         "listeners[0].tls.certificates[0].cert": #""x""#, "listeners[0].tls.certificates[0].key": #""y""#,
         "servers[0].tls": "true", "servers[0].max_connections": "10", "servers[0].max_queue": "5",
-        "limits.server_max_connections": "100", "limits.server_max_queue": "10",
+        "limits.server_max_connections": "100", "limits.server_max_queue": "10", "limits.learn_server_limits": "false",
         "upstream_tls": #"{"verify": false}"#, "upstream_tls.enabled": "false", "upstream_tls.ca_file": #""ca.pem""#,
         "upstream_tls.verify": "false", "upstream_tls.server_name": #""x.test""#,
         "upstream_tls.client_certificate": #"{"cert": "c", "key": "k"}"#, "upstream_tls.min_version": #""1.3""#,

@@ -23,6 +23,7 @@ extension ConfigLoader {
         case tlsHandshakesPerTurn = "tls_handshakes_per_turn", tlsHandshakesPerSecond = "tls_handshakes_per_second"
         case http2MaxConcurrentStreams = "http2_max_concurrent_streams"
         case serverMaxConnections = "server_max_connections", serverMaxQueue = "server_max_queue"
+        case learnServerLimits = "learn_server_limits"
     }
 
     enum ForwardingKey: String, ConfigKey {
@@ -134,6 +135,7 @@ extension ConfigLoader {
         l.serverMaxConnections = s.optionalInt(
             .serverMaxConnections, default: l.serverMaxConnections, in: 1...1_000_000)
         l.serverMaxQueue = s.int(.serverMaxQueue, default: l.serverMaxQueue, in: 0...1_000_000)
+        l.learnServerLimits = s.bool(.learnServerLimits, default: l.learnServerLimits)
         return l
     }
 

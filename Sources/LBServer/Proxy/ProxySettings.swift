@@ -22,6 +22,12 @@ struct ProxySettings: Sendable {
     var poolPurgeMs: UInt64
     /// How long a request waits in a server's queue (`timeouts.queue`).
     var queueTimeoutMs: UInt64
+    /// `limits.learn_server_limits`, and the queue this worker keeps for a server at a learnt limit: its share of
+    /// `limits.max_client_connections` or of `limits.server_max_queue`, whichever is larger. Those requests would
+    /// otherwise wait in the server's accept queue, which no operator sized: none is refused sooner than
+    /// `timeouts.queue`.
+    var learnServerLimits: Bool
+    var learntLimitQueue: Int
     /// TLS accepts per loop turn and per second for this worker (the process rate divided by the workers).
     var tlsHandshakesPerTurn: Int?
     var tlsHandshakesPerSecond: Int?
@@ -55,6 +61,9 @@ struct ProxySettings: Sendable {
         tlsHandshakesPerTurn = config.limits.tlsHandshakesPerTurn
         let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         tlsHandshakesPerSecond = config.limits.tlsHandshakesPerSecond.map { max(1, ($0 + workers - 1) / workers) }
+        learnServerLimits = config.limits.learnServerLimits
+        learntLimitQueue =
+            (max(config.limits.serverMaxQueue, config.limits.maxClientConnections) + workers - 1) / workers
         retries = config.retries.max
         recordLatency = config.stats.latency
         busyPolls = config.busyPolls

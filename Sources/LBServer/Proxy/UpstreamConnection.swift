@@ -42,6 +42,8 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
     private var timer = ConnectionTimer()
     private var connectStartedNanos: UInt64 = 0
+    /// Loop time (ms) this connection last went idle into the pool.
+    private var pooledAtMs: UInt64 = 0
     /// The TLS record buffers were given back while idle in the pool; the next exchange clears it.
     private var tlsBuffersReleased = false
     /// `pauseForClient()` disarmed the response timeout; `resumeForClient()` re-arms it.
@@ -181,6 +183,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             return
         }
         state = .idle
+        pooledAtMs = loop.now
         timer.enter(.upstreamIdle, now: loop.now, limits: worker.timerLimits)
         slot.idle.push(self)
     }
@@ -315,6 +318,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
 
     func streamReadEnd(_ error: UVError) {
         guard let owner else {
+            if state == .idle { noteBackendClose() }
             close()
             return
         }
@@ -328,7 +332,16 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             close()
             return
         }
+        if !receivedAny && wasReused { noteBackendClose() }
         end(.failed(receivedAny ? .truncated : .closedBeforeResponse))
+    }
+
+    /// The backend closed this keep-alive connection while it sat in the pool or before answering the request
+    /// sent on it after the pool. Within a second of its pooling, that is not a keep-alive timeout (those are
+    /// seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`).
+    private func noteBackendClose() {
+        guard worker.settings.learnServerLimits, loop.now &- pooledAtMs < 1000 else { return }
+        _ = slot.backendShed(now: loop.now)
     }
 
     func streamDrained() {

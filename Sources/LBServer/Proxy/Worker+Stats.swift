@@ -12,7 +12,8 @@ extension Worker {
             let slot = b.slot(self)
             s.backends[b.spec.id] = StatsSnapshot.Backend(
                 counters: slot.stats, activeConnections: slot.activeConnections, idleConnections: slot.idle.count,
-                inFlight: slot.inFlight, poolNeed: slot.demand.need, queueLength: slot.queued)
+                inFlight: slot.inFlight, poolNeed: slot.demand.need, queueLength: slot.queued,
+                learntLimit: slot.learntLimit)
         }
         return s
     }

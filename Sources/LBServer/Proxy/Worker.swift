@@ -382,7 +382,14 @@ final class Worker {
         expireQueues(now: now)
         if now >= nextPoolPurge {
             nextPoolPurge = now + settings.poolPurgeMs
-            for b in routing.load().backends { b.slot(self).purgeIdle() }
+            for b in routing.load().backends {
+                let slot = b.slot(self)
+                slot.purgeIdle()
+                if slot.relaxLearntLimit(now: now), slot.queued > 0, let (connections, _) = connectionLimit(b) {
+                    slot.queueCap = connections
+                    if !slot.grantScheduled { scheduleGrant(slot) }
+                }
+            }
         }
     }
 

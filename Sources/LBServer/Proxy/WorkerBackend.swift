@@ -57,6 +57,54 @@ final class WorkerBackend {
     /// In the worker's list of slots with waiters (for the sweep's expiry).
     var inQueuedList = false
 
+    /// The limit learnt from the backend (`backendShed`): requests this worker lets it have at once; 0 = none.
+    private(set) var learntLimit = 0
+    /// Loop time of the last shed seen, and of the last time the learnt limit was raised or set.
+    private var lastShedMs: UInt64 = 0
+    private var lastRaiseMs: UInt64 = 0
+    /// Open connections below which a closed connection says nothing about the backend's capacity: at such
+    /// counts it is a keep-alive timeout or a restart, and a limit would only hold requests back.
+    static let learnMinimumConnections = 64
+    /// A learnt limit stands this long after the last shed; then it is raised by an eighth per interval, or
+    /// forgotten once demand has fallen to half of it with nobody waiting.
+    static let learntLimitHoldMs: UInt64 = 5000
+
+    /// The backend closed a keep-alive connection this worker had just pooled or just reused, with at least
+    /// `learnMinimumConnections` open to it. That is how a server out of connections makes room (nginx at
+    /// `worker_connections` closes idle keep-alive connections to accept new ones): opening more then only
+    /// parks requests in its accept queue, where they wait unseen and out of order, and each accept costs
+    /// another keep-alive connection and a retried request. So this worker holds its requests to the server
+    /// below what it has open now, lowered again at each further shed, and the rest wait in lb's queue, oldest
+    /// first. Returns true when the limit was set or lowered.
+    func backendShed(now: UInt64) -> Bool {
+        guard activeConnections >= Self.learnMinimumConnections else { return false }
+        let limit = max(Self.learnMinimumConnections - 1, activeConnections - 1)
+        lastShedMs = now
+        lastRaiseMs = now
+        guard learntLimit == 0 || limit < learntLimit else { return false }
+        learntLimit = limit
+        queueCap = min(queueCap, limit)
+        stats.limitsLearnt &+= 1
+        return true
+    }
+
+    /// From the pool purge: a learnt limit is raised by an eighth (at least one) once `learntLimitHoldMs` passed
+    /// without a shed and since the last raise, so capacity the backend gained is found again; it is forgotten
+    /// once demand fell to half of it with nobody waiting. Raising it past what the backend holds brings the next
+    /// shed, which lowers it again. Returns true when the limit went up (waiters may be granted).
+    func relaxLearntLimit(now: UInt64) -> Bool {
+        guard learntLimit > 0, now &- lastShedMs >= Self.learntLimitHoldMs,
+            now &- lastRaiseMs >= Self.learntLimitHoldMs
+        else { return false }
+        lastRaiseMs = now
+        if queued == 0 && inFlight * 2 < learntLimit {
+            learntLimit = 0
+            return false
+        }
+        learntLimit += max(1, learntLimit / 8)
+        return true
+    }
+
     func enqueue(_ w: QueueWaiter, ticket: UInt64, now: UInt64) {
         w.queueTicket = ticket
         waiting.append((w, ticket, now))
@@ -136,9 +184,12 @@ final class WorkerBackend {
 
     /// `up` began closing (`UpstreamConnection.streamClosing`): once per connection.
     func connectionClosing(_ up: UpstreamConnection) {
-        activeConnections -= 1
         idle.remove(up)
+        connectionGone()
     }
+
+    /// One connection fewer is open.
+    func connectionGone() { activeConnections -= 1 }
 
     /// One purge interval ended: closes the idle connections beyond what recent demand needed, oldest first, and
     /// counts them. The work is bounded by the pool's size; nothing here runs per request.
@@ -188,6 +239,19 @@ extension Worker {
         for b in previous.backends where b.isRemoved {
             b.slot(self).idle.forEach { $0.close() }
         }
+    }
+}
+
+extension Worker {
+    /// This worker's limit on requests to `backend` at once and its queue: the configured `max_connections`,
+    /// a limit learnt from the backend (`WorkerBackend.backendShed`), or the lower of the two; nil when neither.
+    @inline(__always)
+    func connectionLimit(_ backend: Backend) -> (connections: Int, queue: Int)? {
+        let learnt = backend.slot(self).learntLimit
+        if let limit = backend.limit {
+            return (learnt > 0 ? min(learnt, limit.connections) : limit.connections, limit.queue)
+        }
+        return learnt > 0 ? (learnt, settings.learntLimitQueue) : nil
     }
 }
 
@@ -256,15 +320,15 @@ extension Worker {
     func acquireUpstream(
         _ backend: Backend, for owner: UpstreamOwner, waiter: QueueWaiter, granted: Bool = false
     ) -> (WorkerBackend, AcquiredUpstream) {
-        if let limit = backend.limit, !granted {
+        if !granted, let (connections, queue) = connectionLimit(backend) {
             let slot = backend.slot(self)
             // Waiters go first: a request arriving as a slot frees up does not overtake the queue.
-            if slot.inFlight >= limit.connections || slot.queued > 0 {
-                if slot.queued >= limit.queue {
+            if slot.inFlight >= connections || slot.queued > 0 {
+                if slot.queued >= queue {
                     slot.stats.queueFull &+= 1
                     return (slot, .queueFull)
                 }
-                slot.queueCap = limit.connections
+                slot.queueCap = connections
                 nextQueueTicket &+= 1
                 slot.enqueue(waiter, ticket: nextQueueTicket, now: loop.now)
                 noteQueued(slot)

@@ -218,6 +218,10 @@ extension AdminServer {
         gauge("lb_upstream_queue_length", "Requests waiting for the server, at its max_connections.") { _, s, _ in
             Double(s.queueLength)
         }
+        gauge(
+            "lb_upstream_learnt_limit",
+            "Requests the workers let the server have at once since it shed connections (learn_server_limits); 0: none."
+        ) { _, s, _ in Double(s.learntLimit) }
         gauge("lb_upstream_requests_in_flight", "Requests sent to the server and not answered yet.") { _, s, _ in
             Double(s.inFlight)
         }
@@ -249,6 +253,10 @@ extension AdminServer {
         counter(
             "lb_upstream_queue_full_total", "Requests answered 503 at once: the server was at max_connections, its queue full."
         ) { $0.queueFull }
+        counter(
+            "lb_upstream_limits_learnt_total",
+            "Times the server closed keep-alive connections under load and a worker set or lowered its learnt limit."
+        ) { $0.limitsLearnt }
         counter("lb_upstream_connect_errors_total", "Connects to the server that failed or timed out.") {
             $0.connectErrors
         }

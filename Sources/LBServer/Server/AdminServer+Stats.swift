@@ -34,6 +34,7 @@ extension AdminServer {
             entry["pool_need"] = snap.poolNeed
             entry["in_flight"] = snap.inFlight
             entry["queue_length"] = snap.queueLength
+            entry["learnt_limit"] = snap.learntLimit
             let serverRates = rates.servers[b.spec.id] ?? (0, 0)
             entry["requests_per_second"] = rounded(serverRates.requests)
             entry["errors_per_second"] = rounded(serverRates.errors)
@@ -128,6 +129,7 @@ extension BackendCounters {
             "response_errors": responseErrors, "reused": reused, "reuse_ratio": reuseRatio,
             "pool_purged": purged, "pool_full": poolFull, "retries": retries, "redispatches": redispatches,
             "queue": ["queued": queued, "timeouts": queueTimeouts, "full": queueFull, "peak": peakQueue],
+            "limits_learnt": limitsLearnt,
             "peak_connections": peakConnections,
             "bytes_in": bytesIn, "bytes_out": bytesOut,
             "responses": responses.json,

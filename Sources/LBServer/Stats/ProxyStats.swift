@@ -115,6 +115,9 @@ struct BackendCounters {
     var queueTimeouts: UInt64 = 0
     var queueFull: UInt64 = 0
     var peakQueue = 0
+    /// Times the server shed a connection and this worker set or lowered its learnt limit
+    /// (`limits.learn_server_limits`).
+    var limitsLearnt: UInt64 = 0
     /// Requests moved away from this server after a failure once sent (retries) or before (redispatches).
     var retries: UInt64 = 0
     var redispatches: UInt64 = 0

@@ -11,6 +11,9 @@ struct StatsSnapshot {
         var poolNeed = 0
         /// Requests waiting for a connection slot now (`max_connections`).
         var queueLength = 0
+        /// The limits learnt from the server (`limits.learn_server_limits`), summed over the workers that have
+        /// one; 0 when none has.
+        var learntLimit = 0
 
         mutating func add(_ b: Backend) {
             activeConnections += b.activeConnections
@@ -18,6 +21,7 @@ struct StatsSnapshot {
             inFlight += b.inFlight
             poolNeed += b.poolNeed
             queueLength += b.queueLength
+            learntLimit += b.learntLimit
             counters.merge(b.counters)
         }
 
@@ -104,6 +108,7 @@ extension BackendCounters {
         queueTimeouts &+= o.queueTimeouts
         queueFull &+= o.queueFull
         peakQueue += o.peakQueue
+        limitsLearnt &+= o.limitsLearnt
         retries &+= o.retries
         redispatches &+= o.redispatches
         bytesIn &+= o.bytesIn
