@@ -26,22 +26,33 @@ final class LearntLimitTests: XCTestCase {
         XCTAssertEqual(s.stats.limitsLearnt, 0)
     }
 
-    func testEachShedHoldsRequestsBelowWhatIsOpenAndNeverRaisesTheLimit() {
+    func testAShedHoldsRequestsBelowWhatIsOpenAndEachLaterWindowLowersItBySixteenth() {
         let s = slot(open: 200)
         XCTAssertTrue(s.backendShed(now: 1_000))
         XCTAssertEqual(s.learntLimit, 199, "below the connections open when the backend shed one")
-        // The shed connection closes; the next shed lowers the limit again.
-        s.connectionGone()
-        XCTAssertTrue(s.backendShed(now: 1_010))
-        XCTAssertEqual(s.learntLimit, 198)
-        // More open than the limit (opened before it was learnt): a shed then does not raise it.
-        for _ in 0..<50 { s.connectionOpened() }
-        XCTAssertFalse(s.backendShed(now: 1_020))
-        XCTAssertEqual(s.learntLimit, 198)
-        XCTAssertEqual(s.stats.limitsLearnt, 2)
-        // The limit never goes below what a shed needs to be seen at all.
+        // A burst of closes within the window is one signal (a restart closes every connection at once).
+        for _ in 0..<32 {
+            s.connectionGone()
+            XCTAssertFalse(s.backendShed(now: 1_000 + WorkerBackend.shedWindowMs - 1))
+        }
+        XCTAssertEqual(s.learntLimit, 199)
+        for _ in 0..<32 { s.connectionOpened() }
+        // Shedding goes on: each window lowers it by a sixteenth ...
+        XCTAssertTrue(s.backendShed(now: 1_000 + WorkerBackend.shedWindowMs))
+        XCTAssertEqual(s.learntLimit, 199 - 199 / 16)
+        // ... or to below what is open, when that is lower; never up.
+        for _ in 0..<100 { s.connectionGone() }
+        XCTAssertTrue(s.backendShed(now: 1_000 + 2 * WorkerBackend.shedWindowMs))
+        XCTAssertEqual(s.learntLimit, 99)
+        for _ in 0..<200 { s.connectionOpened() }
+        XCTAssertTrue(s.backendShed(now: 1_000 + 3 * WorkerBackend.shedWindowMs))
+        XCTAssertEqual(s.learntLimit, 99 - 99 / 16)
+        XCTAssertEqual(s.stats.limitsLearnt, 4)
+        // Never below what a shed needs to be seen at all.
         let low = slot(open: WorkerBackend.learnMinimumConnections)
         XCTAssertTrue(low.backendShed(now: 1_000))
+        XCTAssertEqual(low.learntLimit, WorkerBackend.learnMinimumConnections - 1)
+        XCTAssertFalse(low.backendShed(now: 2_000), "already at the floor")
         XCTAssertEqual(low.learntLimit, WorkerBackend.learnMinimumConnections - 1)
     }
 

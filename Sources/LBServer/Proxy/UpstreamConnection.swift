@@ -42,8 +42,8 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// The timeout of the current state (connect, response head, idle in pool, tunnel), checked by the sweep.
     private var timer = ConnectionTimer()
     private var connectStartedNanos: UInt64 = 0
-    /// Loop time (ms) this connection last went idle into the pool.
-    private var pooledAtMs: UInt64 = 0
+    /// Loop time (ms) this connection was last ready for a request: connected, or put back in the pool.
+    private var readySinceMs: UInt64 = 0
     /// The TLS record buffers were given back while idle in the pool; the next exchange clears it.
     private var tlsBuffersReleased = false
     /// `pauseForClient()` disarmed the response timeout; `resumeForClient()` re-arms it.
@@ -183,7 +183,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             return
         }
         state = .idle
-        pooledAtMs = loop.now
+        readySinceMs = loop.now
         timer.enter(.upstreamIdle, now: loop.now, limits: worker.timerLimits)
         slot.idle.push(self)
     }
@@ -256,6 +256,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             return
         }
         state = .active
+        readySinceMs = loop.now
         timer.enter(.upstreamResponse, now: loop.now, limits: worker.timerLimits)
         startReading()
         let took = worker.clock() &- connectStartedNanos
@@ -332,15 +333,17 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             close()
             return
         }
-        if !receivedAny && wasReused { noteBackendClose() }
+        if !receivedAny { noteBackendClose() }
         end(.failed(receivedAny ? .truncated : .closedBeforeResponse))
     }
 
-    /// The backend closed this keep-alive connection while it sat in the pool or before answering the request
-    /// sent on it after the pool. Within a second of its pooling, that is not a keep-alive timeout (those are
-    /// seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`).
+    /// The backend closed this connection while it sat in the pool, or before answering the request sent on it
+    /// once it was connected or taken from the pool. Within a second of that, it is not a keep-alive timeout
+    /// (those are seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`;
+    /// nginx at `worker_connections` closes idle keep-alive connections and new ones that have not sent their
+    /// request yet, longest-idle first).
     private func noteBackendClose() {
-        guard worker.settings.learnServerLimits, loop.now &- pooledAtMs < 1000 else { return }
+        guard worker.settings.learnServerLimits, loop.now &- readySinceMs < 1000 else { return }
         _ = slot.backendShed(now: loop.now)
     }
 

@@ -59,29 +59,39 @@ final class WorkerBackend {
 
     /// The limit learnt from the backend (`backendShed`): requests this worker lets it have at once; 0 = none.
     private(set) var learntLimit = 0
-    /// Loop time of the last shed seen, and of the last time the learnt limit was raised or set.
+    /// Loop time of the last shed seen, of the last time the learnt limit was raised or set, and of the last
+    /// time a shed lowered it.
     private var lastShedMs: UInt64 = 0
     private var lastRaiseMs: UInt64 = 0
+    private var lastLoweredMs: UInt64 = 0
     /// Open connections below which a closed connection says nothing about the backend's capacity: at such
     /// counts it is a keep-alive timeout or a restart, and a limit would only hold requests back.
     static let learnMinimumConnections = 64
     /// A learnt limit stands this long after the last shed; then it is raised by an eighth per interval, or
     /// forgotten once demand has fallen to half of it with nobody waiting.
     static let learntLimitHoldMs: UInt64 = 5000
+    /// Sheds this close together are one signal: a burst of closes (a restart, or a batch of room made at once)
+    /// must not take the limit down by a step per connection.
+    static let shedWindowMs: UInt64 = 10
 
     /// The backend closed a keep-alive connection this worker had just pooled or just reused, with at least
     /// `learnMinimumConnections` open to it. That is how a server out of connections makes room (nginx at
     /// `worker_connections` closes idle keep-alive connections to accept new ones): opening more then only
     /// parks requests in its accept queue, where they wait unseen and out of order, and each accept costs
     /// another keep-alive connection and a retried request. So this worker holds its requests to the server
-    /// below what it has open now, lowered again at each further shed, and the rest wait in lb's queue, oldest
-    /// first. Returns true when the limit was set or lowered.
+    /// below what it has open now; while the server goes on shedding, each `shedWindowMs` with a shed lowers the
+    /// limit by a sixteenth more (or to below what is then open, if lower), and the rest wait in lb's queue,
+    /// oldest first. Returns true when the limit was set or lowered.
     func backendShed(now: UInt64) -> Bool {
         guard activeConnections >= Self.learnMinimumConnections else { return false }
-        let limit = max(Self.learnMinimumConnections - 1, activeConnections - 1)
         lastShedMs = now
         lastRaiseMs = now
+        if learntLimit > 0 && now &- lastLoweredMs < Self.shedWindowMs { return false }
+        let belowOpen = activeConnections - 1
+        let lowered = learntLimit == 0 ? belowOpen : min(belowOpen, learntLimit - max(1, learntLimit / 16))
+        let limit = max(Self.learnMinimumConnections - 1, lowered)
         guard learntLimit == 0 || limit < learntLimit else { return false }
+        lastLoweredMs = now
         learntLimit = limit
         queueCap = min(queueCap, limit)
         stats.limitsLearnt &+= 1
