@@ -97,14 +97,19 @@ struct ClassCounts {
 
 /// One worker's counters for one backend.
 struct BackendCounters {
+    // Written by every request, so first and together (the slot is a cold object with many servers):
     var requests: UInt64 = 0
     var responses = ClassCounts()
+    /// Pooled connections handed to a request.
+    var reused: UInt64 = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// Response time (request sent → response head) of requests to this server.
+    var responseLatency = Latency()
     var connectsOpened: UInt64 = 0
     var peakConnections = 0
     var connectErrors: UInt64 = 0
     var responseErrors: UInt64 = 0
-    /// Pooled connections handed to a request.
-    var reused: UInt64 = 0
     /// Idle connections the pool's purge closed (more were idle than recent demand needed).
     var purged: UInt64 = 0
     /// Reusable connections closed at the end of a response because the pool was at `limits.upstream_pool_size`.
@@ -121,17 +126,14 @@ struct BackendCounters {
     /// Requests moved away from this server after a failure once sent (retries) or before (redispatches).
     var retries: UInt64 = 0
     var redispatches: UInt64 = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
     /// TLS to the server: handshakes completed (and how many resumed a session), handshakes refused because the
     /// server's certificate did not verify, and handshakes that failed otherwise.
     var tlsHandshakes: UInt64 = 0
     var tlsResumed: UInt64 = 0
     var tlsCertificateRejections: UInt64 = 0
     var tlsHandshakeFailures: UInt64 = 0
-    /// TCP connect time and response time (request sent → response head) of requests to this server.
+    /// TCP connect time of connections to this server.
     var connectLatency = Latency()
-    var responseLatency = Latency()
 }
 
 /// One worker's global counters.
