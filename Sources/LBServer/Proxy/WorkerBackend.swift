@@ -76,9 +76,10 @@ final class WorkerBackend {
     /// must not take the limit down by a step per connection.
     static let shedWindowMs: UInt64 = 10
 
-    /// The backend closed a keep-alive connection this worker had just pooled or just reused, with at least
-    /// `learnMinimumConnections` open to it. That is how a server out of connections makes room (nginx at
-    /// `worker_connections` closes idle keep-alive connections to accept new ones): opening more then only
+    /// The backend closed, unanswered, a connection this worker had just connected, pooled or reused, with at
+    /// least `learnMinimumConnections` open to it (`UpstreamConnection.noteBackendClose`). That is how a server
+    /// out of connections makes room (nginx at `worker_connections` closes idle keep-alive connections, and new
+    /// ones whose request it has not read, to accept new ones): opening more then only
     /// parks requests in its accept queue, where they wait unseen and out of order, and each accept costs
     /// another keep-alive connection and a retried request. So this worker holds its requests to the server
     /// below what it has open now; while the server goes on shedding, each `shedWindowMs` with a shed lowers the
