@@ -18,7 +18,8 @@ open class TCPConnection {
 
     /// The loop this connection's handle is on, found through the handle (`uv_loop_t.data`) rather than stored:
     /// ten thousand idle connections are ten thousand of these objects, and a field less keeps each in a smaller
-    /// malloc size class.
+    /// malloc size class. Valid until the close callback frees the handle (`Callbacks.closeConnection` reads it
+    /// before): an object kept past its close must not ask.
     @inlinable
     public final var loop: EventLoop {
         Unmanaged<EventLoop>.fromOpaque(handle.pointee.loop.pointee.data).takeUnretainedValue()
@@ -27,7 +28,7 @@ open class TCPConnection {
     /// Bytes waiting to be written (not yet handed to the kernel).
     public final var out: [UInt8] = []
     private var inflight: UnsafeMutableRawPointer?
-    /// 32 bits each (a write is at most a `uv_buf_t`'s 32-bit length), for the same reason as `loop`.
+    /// 32 bits each (a write is at most what `uv_buf_init`'s 32-bit length takes), for the same reason as `loop`.
     private var inflightCapacity: UInt32 = 0
     @usableFromInline final var inflightCount: UInt32 = 0
     private var writeReq: UnsafeMutablePointer<uv_write_t>?

@@ -251,6 +251,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
 
     func streamConnected(_ error: UVError?) {
         if let tls { countHandshake(tls) }
+        if let error, error.code == UV_ECONNREFUSED.rawValue { slot.forgetLearntLimit() }
         if error != nil {
             end(.connectFailed(tls?.failure != nil ? .tls : .refused))
             return
@@ -337,8 +338,8 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         end(.failed(receivedAny ? .truncated : .closedBeforeResponse))
     }
 
-    /// The backend closed this connection while it sat in the pool, or before answering the request sent on it
-    /// once it was connected or taken from the pool. Within a second of that, it is not a keep-alive timeout
+    /// The backend closed this connection while it sat in the pool, or before answering the request sent on it.
+    /// Within a second of the connection's being connected or pooled, that is not a keep-alive timeout
     /// (those are seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`;
     /// nginx at `worker_connections` closes idle keep-alive connections and new ones that have not sent their
     /// request yet, longest-idle first).

@@ -385,7 +385,7 @@ final class Worker {
             for b in routing.load().backends {
                 let slot = b.slot(self)
                 slot.purgeIdle()
-                if slot.relaxLearntLimit(now: now), slot.queued > 0, let (connections, _) = connectionLimit(b) {
+                if slot.relaxLearntLimit(now: now), slot.queued > 0, let (connections, _) = connectionLimit(b, slot) {
                     slot.queueCap = connections
                     if !slot.grantScheduled { scheduleGrant(slot) }
                 }

@@ -44,6 +44,9 @@ final class WorkerBackend {
     /// other per-request fields: with 1,000 servers each request's slot is a cold object, and every cache line
     /// of it a request touches is a miss.
     private(set) var queued = 0
+    /// The limit learnt from the backend (`backendShed`): requests this worker lets it have at once; 0 = none.
+    /// Read by every request (`Worker.connectionLimit`), so it sits with the fields above.
+    private(set) var learntLimit = 0
     var stats = BackendCounters()
     /// The TLS session to resume on this worker's next connection to the backend (TLS backends only).
     let tlsSessions = TLSClientSessionCache()
@@ -59,12 +62,9 @@ final class WorkerBackend {
     /// In the worker's list of slots with waiters (for the sweep's expiry).
     var inQueuedList = false
 
-    /// The limit learnt from the backend (`backendShed`): requests this worker lets it have at once; 0 = none.
-    private(set) var learntLimit = 0
-    /// Loop time of the last shed seen, of the last time the learnt limit was raised or set, and of the last
-    /// time a shed lowered it.
-    private var lastShedMs: UInt64 = 0
-    private var lastRaiseMs: UInt64 = 0
+    /// Loop time of the last shed seen or raise of the learnt limit (the raise waits `learntLimitHoldMs` after
+    /// either), and of the last time a shed lowered it.
+    private var lastShedOrRaiseMs: UInt64 = 0
     private var lastLoweredMs: UInt64 = 0
     /// Open connections below which a closed connection says nothing about the backend's capacity: at such
     /// counts it is a keep-alive timeout or a restart, and a limit would only hold requests back.
@@ -72,9 +72,10 @@ final class WorkerBackend {
     /// A learnt limit stands this long after the last shed; then it is raised by an eighth per interval, or
     /// forgotten once demand has fallen to half of it with nobody waiting.
     static let learntLimitHoldMs: UInt64 = 5000
-    /// Sheds this close together are one signal: a burst of closes (a restart, or a batch of room made at once)
-    /// must not take the limit down by a step per connection.
-    static let shedWindowMs: UInt64 = 10
+    /// Sheds this close together are one signal, and a later window lowers the limit by a sixteenth at most: a
+    /// burst of closes (a restart or reload closing every idle connection, or a batch of room made at once) must
+    /// not take the limit down by a step per connection.
+    static let shedWindowMs: UInt64 = 50
 
     /// The backend closed, unanswered, a connection this worker had just connected, pooled or reused, with at
     /// least `learnMinimumConnections` open to it (`UpstreamConnection.noteBackendClose`). That is how a server
@@ -83,15 +84,13 @@ final class WorkerBackend {
     /// parks requests in its accept queue, where they wait unseen and out of order, and each accept costs
     /// another keep-alive connection and a retried request. So this worker holds its requests to the server
     /// below what it has open now; while the server goes on shedding, each `shedWindowMs` with a shed lowers the
-    /// limit by a sixteenth more (or to below what is then open, if lower), and the rest wait in lb's queue,
-    /// oldest first. Returns true when the limit was set or lowered.
+    /// limit by a sixteenth more, and the rest wait in lb's queue, oldest first. Returns true when the limit was
+    /// set or lowered.
     func backendShed(now: UInt64) -> Bool {
         guard activeConnections >= Self.learnMinimumConnections else { return false }
-        lastShedMs = now
-        lastRaiseMs = now
+        lastShedOrRaiseMs = now
         if learntLimit > 0 && now &- lastLoweredMs < Self.shedWindowMs { return false }
-        let belowOpen = activeConnections - 1
-        let lowered = learntLimit == 0 ? belowOpen : min(belowOpen, learntLimit - max(1, learntLimit / 16))
+        let lowered = learntLimit == 0 ? activeConnections - 1 : learntLimit - max(1, learntLimit / 16)
         let limit = max(Self.learnMinimumConnections - 1, lowered)
         guard learntLimit == 0 || limit < learntLimit else { return false }
         lastLoweredMs = now
@@ -106,10 +105,8 @@ final class WorkerBackend {
     /// once demand fell to half of it with nobody waiting. Raising it past what the backend holds brings the next
     /// shed, which lowers it again. Returns true when the limit went up (waiters may be granted).
     func relaxLearntLimit(now: UInt64) -> Bool {
-        guard learntLimit > 0, now &- lastShedMs >= Self.learntLimitHoldMs,
-            now &- lastRaiseMs >= Self.learntLimitHoldMs
-        else { return false }
-        lastRaiseMs = now
+        guard learntLimit > 0, now &- lastShedOrRaiseMs >= Self.learntLimitHoldMs else { return false }
+        lastShedOrRaiseMs = now
         if queued == 0 && inFlight * 2 < learntLimit {
             learntLimit = 0
             return false
@@ -117,6 +114,10 @@ final class WorkerBackend {
         learntLimit += max(1, learntLimit / 8)
         return true
     }
+
+    /// The server refused a connect: it is restarting or down, not making room, so a limit learnt from its
+    /// closes no longer says anything (health checking handles a server that is down).
+    func forgetLearntLimit() { learntLimit = 0 }
 
     func enqueue(_ w: QueueWaiter, ticket: UInt64, now: UInt64) {
         w.queueTicket = ticket
@@ -232,7 +233,10 @@ extension Backend {
 extension Worker {
     /// A request is assigned to `backend`: counted until `endUpstreamRequest`.
     func beginUpstreamRequest(_ backend: Backend) -> WorkerBackend {
-        let slot = backend.slot(self)
+        beginUpstreamRequest(on: backend.slot(self))
+    }
+
+    func beginUpstreamRequest(on slot: WorkerBackend) -> WorkerBackend {
         slot.stats.requests &+= 1
         slot.inFlight += 1
         upstreamInFlight += 1
@@ -256,15 +260,16 @@ extension Worker {
 }
 
 extension Worker {
-    /// This worker's limit on requests to `backend` at once and its queue: the configured `max_connections`,
-    /// a limit learnt from the backend (`WorkerBackend.backendShed`), or the lower of the two; nil when neither.
+    /// This worker's limit on requests to `backend` (whose slot is `slot`) at once and its queue: the configured
+    /// `max_connections`, a limit learnt from the backend (`WorkerBackend.backendShed`), or the lower of the two;
+    /// nil when neither. At a learnt limit the queue is at least `learntLimitQueue`: those requests would
+    /// otherwise wait in the server's accept queue.
     @inline(__always)
-    func connectionLimit(_ backend: Backend) -> (connections: Int, queue: Int)? {
-        let learnt = backend.slot(self).learntLimit
-        if let limit = backend.limit {
-            return (learnt > 0 ? min(learnt, limit.connections) : limit.connections, limit.queue)
-        }
-        return learnt > 0 ? (learnt, settings.learntLimitQueue) : nil
+    func connectionLimit(_ backend: Backend, _ slot: WorkerBackend) -> (connections: Int, queue: Int)? {
+        let learnt = slot.learntLimit
+        guard let limit = backend.limit else { return learnt > 0 ? (learnt, settings.learntLimitQueue) : nil }
+        guard learnt > 0 && learnt < limit.connections else { return (limit.connections, limit.queue) }
+        return (learnt, max(limit.queue, settings.learntLimitQueue))
     }
 }
 
@@ -333,8 +338,8 @@ extension Worker {
     func acquireUpstream(
         _ backend: Backend, for owner: UpstreamOwner, waiter: QueueWaiter, granted: Bool = false
     ) -> (WorkerBackend, AcquiredUpstream) {
-        if !granted, let (connections, queue) = connectionLimit(backend) {
-            let slot = backend.slot(self)
+        let slot = backend.slot(self)
+        if !granted, let (connections, queue) = connectionLimit(backend, slot) {
             // Waiters go first: a request arriving as a slot frees up does not overtake the queue.
             if slot.inFlight >= connections || slot.queued > 0 {
                 if slot.queued >= queue {
@@ -348,7 +353,7 @@ extension Worker {
                 return (slot, .queued)
             }
         }
-        let slot = beginUpstreamRequest(backend)
+        _ = beginUpstreamRequest(on: slot)
         if let up = slot.takeIdle() { return (slot, .pooled(up)) }
         guard let up = UpstreamConnection(worker: self, backend: backend) else { return (slot, .unavailable) }
         up.owner = owner
