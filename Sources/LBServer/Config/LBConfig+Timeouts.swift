@@ -68,10 +68,10 @@ extension LBConfig {
         /// Requests that may wait for a server at its `max_connections` (HAProxy's `maxqueue`); beyond it a
         /// request is answered 503 at once. Servers may set their own `max_queue`.
         public var serverMaxQueue: Int = 1024
-        /// A server that closes keep-alive connections lb is using or has just pooled, while lb holds many open to
-        /// it, is out of connections: each worker then holds its requests to that server at what it has in flight
-        /// and queues the rest (`WorkerBackend.backendShed`), instead of opening connections the server leaves
-        /// in its accept queue.
+        /// A server that closes, unanswered, connections lb has just connected or pooled while a worker holds 64 or
+        /// more open to it is out of connections: that worker then holds its requests to the server below what it
+        /// has open and queues the rest (`WorkerBackend.backendShed`), instead of opening connections the server
+        /// leaves in its accept queue.
         public var learnServerLimits = true
 
         public init(

@@ -60,12 +60,9 @@ extension ClientConnection {
             endExchange(cause: cause)
         case .logRejectedHead(let status):
             guard let log = worker.accessLog else { break }
-            let tlsFields = accessLogTLSFields()
-            withClientAddress { client in
-                log.log(nil, client: client, server: nil, tls: tlsFields, entry: AccessLog.Entry(
-                    status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                    totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
-            }
+            logAccess(log, nil, server: nil, entry: AccessLog.Entry(
+                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
+                totalNanos: (loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
         case .finished(let keepAlive):
             routing = nil
             worker.noteResponseEnd(keptConnection: keepAlive && !peerClosedWrite)
@@ -188,6 +185,15 @@ extension ClientConnection {
 
     // MARK: finishing
 
+    /// One access-log line for a request of this connection (an HTTP/1.1 request, or one of its HTTP/2 streams):
+    /// the client's address and the connection's TLS fields go with it.
+    func logAccess(_ log: AccessLog, _ head: HTTPHead?, server: String?, http2: Bool = false, entry: AccessLog.Entry) {
+        let tlsFields = accessLogTLSFields()
+        withClientAddress { client in
+            log.log(head, client: client, server: server, tls: tlsFields, http2: http2, entry: entry)
+        }
+    }
+
     /// The TLS version, cipher and server name for this connection's access-log lines, formatted on the first
     /// line and kept; nil on plain HTTP.
     func accessLogTLSFields() -> [UInt8]? {
@@ -209,13 +215,10 @@ extension ClientConnection {
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
             let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
-            let tlsFields = accessLogTLSFields()
-            withClientAddress { client in
-                log.log(parser.head, client: client, server: server, tls: tlsFields, entry: AccessLog.Entry(
-                    status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
-                    connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
-                    cause: cause))
-            }
+            logAccess(log, parser.head, server: server, entry: AccessLog.Entry(
+                status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
+                connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
+                cause: cause))
         }
     }
 }

@@ -58,12 +58,9 @@ extension H2Stream {
             endExchange(cause: cause)
         case .logRejectedHead(let status):
             guard let log = worker.accessLog else { break }
-            let tlsFields = connection.client.accessLogTLSFields()
-            connection.client.withClientAddress { client in
-                log.log(nil, client: client, server: nil, tls: tlsFields, http2: true, entry: AccessLog.Entry(
-                    status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
-                    totalNanos: (worker.loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
-            }
+            connection.client.logAccess(log, nil, server: nil, http2: true, entry: AccessLog.Entry(
+                status: status, bytes: 0, retries: 0, connectNanos: nil, responseNanos: nil,
+                totalNanos: (worker.loop.now &- headStartMs) &* 1_000_000, cause: .proxyResponse))
         case .finished:
             routing = nil
         case .closeClient:
@@ -233,13 +230,10 @@ extension H2Stream {
         if settings.recordLatency { worker.counters.requestLatency.record(nanos: total) }
         if let log = worker.accessLog {
             let server = record.server >= 0 ? routing?.backends[record.server].spec.id : nil
-            let tlsFields = connection.client.accessLogTLSFields()
-            connection.client.withClientAddress { client in
-                log.log(parser.head, client: client, server: server, tls: tlsFields, http2: true, entry: AccessLog.Entry(
-                    status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
-                    connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
-                    cause: cause))
-            }
+            connection.client.logAccess(log, parser.head, server: server, http2: true, entry: AccessLog.Entry(
+                status: record.status, bytes: record.bytes, retries: max(0, exchange.tried.count - 1),
+                connectNanos: record.connectNanos, responseNanos: record.responseNanos, totalNanos: total,
+                cause: cause))
         }
     }
 }

@@ -5,8 +5,10 @@ import LBHTTP
 /// When the chosen key is absent (no such header, cookie or query parameter, no Host), the request's path
 /// is used instead and `fellBack` is incremented so stats show it.
 enum RoutingKey {
-    static func hash(_ head: HTTPHead, source: KeySource, clientAddress: UnsafeRawBufferPointer, snapshot: RoutingSnapshot,
-                     fellBack: inout UInt64) -> UInt64 {
+    static func hash(
+        _ head: HTTPHead, source: KeySource, clientAddress: UnsafeRawBufferPointer, snapshot: RoutingSnapshot,
+        fellBack: inout UInt64
+    ) -> UInt64 {
         head.bytes.withUnsafeBytes { raw in
             func hashRange(_ r: Range<Int>) -> UInt64 { snapshot.hashKey(UnsafeRawBufferPointer(rebasing: raw[r])) }
             let target = head.target

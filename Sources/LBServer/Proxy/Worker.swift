@@ -251,7 +251,8 @@ final class Worker {
     /// A request slot of `slot` was freed and requests wait for one: they are granted as soon as the libuv
     /// callback that freed it returns (`EventLoop.requestAfterEvent`), after the connection that freed it has
     /// released its upstream to the pool for them to reuse, and never from inside another connection's call. A
-    /// slot freed from a timer, an async wake-up or the end of a turn is granted at the end of the turn.
+    /// slot freed from a timer, an async wake-up or the end of a turn is granted at the end of the turn. A slot
+    /// already scheduled is left as it is: one pass grants every waiter a free slot allows.
     ///
     /// Grants used to wait for the end of the loop turn. Under load libuv's poll phase goes on for up to 48 rounds
     /// of 1,024 events before a turn ends (`uv__io_poll`): about 1.7 s in a debug build with 5,000 clients. All
@@ -259,7 +260,7 @@ final class Worker {
     /// queued behind the waiters (they go first), filled the queue and was answered 503 at once. A wake-up through
     /// the loop's eventfd is no better: it waits in epoll's ready list behind every socket already ready.
     func scheduleGrant(_ slot: WorkerBackend) {
-        if endOfTurnClosed { return }
+        if endOfTurnClosed || slot.grantScheduled { return }
         slot.grantScheduled = true
         pendingGrants.append(slot)
         loop.requestAfterEvent()
@@ -387,7 +388,7 @@ final class Worker {
                 slot.purgeIdle()
                 if slot.relaxLearntLimit(now: now), slot.queued > 0, let (connections, _) = connectionLimit(b, slot) {
                     slot.queueCap = connections
-                    if !slot.grantScheduled { scheduleGrant(slot) }
+                    scheduleGrant(slot)
                 }
             }
         }

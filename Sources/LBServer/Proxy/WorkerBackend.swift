@@ -231,22 +231,17 @@ extension Backend {
 }
 
 extension Worker {
-    /// A request is assigned to `backend`: counted until `endUpstreamRequest`.
-    func beginUpstreamRequest(_ backend: Backend) -> WorkerBackend {
-        beginUpstreamRequest(on: backend.slot(self))
-    }
-
-    func beginUpstreamRequest(on slot: WorkerBackend) -> WorkerBackend {
+    /// A request is assigned to the backend of `slot`: counted until `endUpstreamRequest`.
+    func beginUpstreamRequest(_ slot: WorkerBackend) {
         slot.stats.requests &+= 1
         slot.inFlight += 1
         upstreamInFlight += 1
-        return slot
     }
 
     func endUpstreamRequest(_ slot: WorkerBackend) {
         slot.inFlight -= 1
         upstreamInFlight -= 1
-        if slot.queued > 0 && !slot.grantScheduled { scheduleGrant(slot) }
+        if slot.queued > 0 { scheduleGrant(slot) }
     }
 }
 
@@ -353,7 +348,7 @@ extension Worker {
                 return (slot, .queued)
             }
         }
-        _ = beginUpstreamRequest(on: slot)
+        beginUpstreamRequest(slot)
         if let up = slot.takeIdle() { return (slot, .pooled(up)) }
         guard let up = UpstreamConnection(worker: self, backend: backend) else { return (slot, .unavailable) }
         up.owner = owner

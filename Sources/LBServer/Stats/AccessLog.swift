@@ -67,7 +67,8 @@ final class AccessLog {
     /// (common) or its method and path as null (json). `tls` is the connection's `tlsFields(...)`, nil on
     /// plain HTTP. `http2`: the request came as an HTTP/2 stream (logged as `HTTP/2.0`).
     func log(
-        _ head: HTTPHead?, client: UnsafeRawBufferPointer, server: String?, tls: [UInt8]? = nil, http2: Bool = false, entry: Entry
+        _ head: HTTPHead?, client: UnsafeRawBufferPointer, server: String?, tls: [UInt8]? = nil, http2: Bool = false,
+        entry: Entry
     ) {
         clock.refresh()
         switch format {
