@@ -14,6 +14,10 @@ public protocol ByteStream: AnyObject {
     var writeQueueBytes: Int { get }
     var isClosing: Bool { get }
     func flush()
+    /// Sends `bytes` after whatever is queued: handed to the kernel at once when nothing is queued or in
+    /// flight ahead of them, so a body streamed through is not copied into `out` first; what the kernel does
+    /// not take (or everything, when something is ahead) is appended to `out` for the next `flush()`.
+    func send(_ bytes: UnsafeRawBufferPointer)
     func startReading()
     func stopReading()
     /// Closes once everything queued is written.
@@ -33,6 +37,7 @@ public protocol ByteStream: AnyObject {
 
 extension ByteStream {
     public var isEncrypted: Bool { false }
+    public func send(_ bytes: UnsafeRawBufferPointer) { out.append(contentsOf: bytes) }
 }
 
 /// What a `ByteStream` reports, on its loop thread.

@@ -100,6 +100,22 @@ open class TCPConnection {
     @inlinable @inline(__always)
     public final func append(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
 
+    /// Tries the kernel directly when nothing is ahead of `bytes`, and queues the rest: a response body read
+    /// from a backend in 64 KB pieces goes out without a copy into `out` while the client keeps up, and `out`
+    /// (which the back-pressure watches) holds only what the client has not taken. An error is left for the
+    /// next `flush()` to find, so no close happens inside a caller's read callback.
+    public final func send(_ bytes: UnsafeRawBufferPointer) {
+        guard out.isEmpty, !isWriting, !isClosing, !closeWhenFlushed, let base = bytes.baseAddress else {
+            out.append(contentsOf: bytes)
+            return
+        }
+        var buf = uv_buf_init(
+            UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
+        let status = uv_try_write(stream, &buf, 1)
+        let written = status > 0 ? Int(status) : 0
+        if written < bytes.count { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[written...])) }
+    }
+
     /// Hands `out` to the kernel: `uv_try_write` first, `uv_write` for the remainder.
     public final func flush() {
         guard !isWriting, !isClosing else { return }

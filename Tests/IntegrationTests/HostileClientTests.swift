@@ -182,7 +182,7 @@ final class HostileClientTests: IntegrationTestCase {
         let stalled = Date().timeIntervalSince(started)
         let out = Self.int(try h.stats(), "bytes.out")
         print("never-read clients: RSS peak +\(peakKiB) KiB, \(out) bytes sent, reset after \(stalled) s")
-        // Each client can hold its high-water mark (256 KiB) plus one read in lb, and some MiB in the two kernels'
+        // Each client can hold its high-water mark (64 KiB) plus one read in lb, and some MiB in the two kernels'
         // socket buffers; without back-pressure lb would hold both 64 MiB responses.
         if Sanitizer.measuresResources {
             XCTAssertLessThan(peakKiB, 16 * 1024, "lb buffered a response its client did not read")

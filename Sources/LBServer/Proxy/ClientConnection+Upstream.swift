@@ -9,12 +9,12 @@ extension ClientConnection {
         switch event {
         case .body(let bytes):
             let chunked = exchange.responseBody(count: bytes.count)
-            if chunked { stream.appendChunk(bytes) } else { append(bytes) }
+            if chunked { stream.appendChunk(bytes) } else { stream.send(bytes) }
             worker.counters.bytesOut &+= UInt64(bytes.count)
             applyBackpressureTowardClient()
             return true
         case .tunnelData(let bytes):
-            append(bytes)
+            stream.send(bytes)
             applyBackpressureTowardClient()
             return true
         case .readDone:

@@ -100,7 +100,7 @@ final class H2Connection: H2SessionDelegate {
     }
 
     func streamDrained() {
-        if stream.writeQueueBytes <= settings.lowWater { pump() }
+        if stream.writeQueueBytes <= settings.h2LowWater { pump() }
     }
 
     /// The socket is closed: every stream's exchange ends as the client's abort, and upstreams whose close is
@@ -126,8 +126,8 @@ final class H2Connection: H2SessionDelegate {
         // A send that stopped at the limit leaves frames in nghttp2. When the flush hands everything to the
         // kernel at once no write completes later, so no drained event would come for them: the loop goes on
         // while the queue has room and the last send filled its share.
-        while stream.writeQueueBytes < settings.highWater {
-            let limit = settings.highWater - stream.writeQueueBytes
+        while stream.writeQueueBytes < settings.h2HighWater {
+            let limit = settings.h2HighWater - stream.writeQueueBytes
             inSession = true
             let failure = session.send(into: &frames, limit: limit)
             inSession = false

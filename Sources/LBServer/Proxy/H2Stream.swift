@@ -268,7 +268,7 @@ final class H2Stream: UpstreamOwner, QueueWaiter {
             response.removeAll(keepingCapacity: true)
             responseOffset = 0
         }
-        if upstreamPaused, response.count - responseOffset <= settings.lowWater, let up = upstream {
+        if upstreamPaused, response.count - responseOffset <= settings.h2LowWater, let up = upstream {
             upstreamPaused = false
             up.startReading()
         }
@@ -336,7 +336,7 @@ final class H2Stream: UpstreamOwner, QueueWaiter {
             appendResponse(bytes)
             worker.counters.bytesOut &+= UInt64(bytes.count)
             session.resume(id)
-            if response.count - responseOffset > settings.highWater {
+            if response.count - responseOffset > settings.h2HighWater {
                 upstreamPaused = true
                 up.stopReading()
             }

@@ -119,6 +119,12 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         if let tls { tls.out.append(contentsOf: bytes) } else { socket.out.append(contentsOf: bytes) }
     }
 
+    /// Body and tunnel bytes: straight to the kernel when nothing is queued ahead (`TCPConnection.send`).
+    @inline(__always)
+    private func sendNow(_ bytes: UnsafeRawBufferPointer) {
+        if let tls { tls.out.append(contentsOf: bytes) } else { socket.send(bytes) }
+    }
+
     @inline(__always)
     private func append(_ bytes: [UInt8]) {
         if let tls { tls.out.append(contentsOf: bytes) } else { socket.out.append(contentsOf: bytes) }
@@ -150,7 +156,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         if chunked {
             if let tls { tls.appendChunk(bytes) } else { socket.appendChunk(bytes) }
         } else {
-            append(bytes)
+            sendNow(bytes)
         }
         slot.stats.bytesOut &+= UInt64(bytes.count)
         // The response timeout counts from the last request byte sent, so a long upload is not cut short.
@@ -162,7 +168,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// Client bytes of an upgraded connection.
     func tunnel(_ bytes: UnsafeRawBufferPointer) {
         timer.tunnelActivity(now: loop.now, limits: worker.timerLimits)
-        append(bytes)
+        sendNow(bytes)
     }
 
     /// Ends the link after a complete response. Returns it to the pool when `reusable`.
