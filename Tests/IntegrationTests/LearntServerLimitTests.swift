@@ -84,6 +84,11 @@ final class LearntServerLimitTests: IntegrationTestCase {
         XCTAssertLessThan(
             on.connectsOpened * 5, off.connectsOpened, "connections \(on.connectsOpened) vs \(off.connectsOpened)")
         XCTAssertLessThan(on.failed * 5, max(off.failed, 1), "failed \(on.failed) vs \(off.failed)")
+        // A shed connection goes back to the same server (there is no other), and a full server is not marked
+        // down for making room: passive health never took it out.
+        XCTAssertLessThan(on.failed * 25, on.completed, "failed \(on.failed) of \(on.completed)")
+        let health = try XCTUnwrap(on.server["health"] as? [String: Any])
+        XCTAssertEqual(health["transitions"] as? Int, 0, "\(health)")
         XCTAssertGreaterThan(on.completed, 1_000)
     }
 }

@@ -385,5 +385,40 @@ final class ExchangeTests: XCTestCase {
                                       requestComplete: r.complete, attempts: r.attempts, retries: 3),
                 r.expected, "row \(i)")
         }
+        // A shed connection: back to the same server for an idempotent complete body-less request, whatever the
+        // attempts, at most `maxShedReplays` times; then the ordinary rule.
+        typealias ShedRow = (method: HTTPMethod, body: Bool, attempts: Int, sheds: Int, expected: Exchange.AfterFailure)
+        let shedRows: [ShedRow] = [
+            (.get, false, 1, 0, .replay),
+            (.get, false, 4, 1, .replay),
+            (.get, false, 1, Exchange.maxShedReplays, .retry),
+            (.get, false, 4, Exchange.maxShedReplays, .fail),
+            (.post, false, 1, 0, .fail),
+            (.get, true, 1, 0, .fail),
+        ]
+        for (i, r) in shedRows.enumerated() {
+            XCTAssertEqual(
+                Exchange.afterFailure(.shed, wasReused: false, method: r.method, hasBody: r.body,
+                                      requestComplete: true, attempts: r.attempts, retries: 3, sheds: r.sheds),
+                r.expected, "shed row \(i)")
+        }
+    }
+
+    /// A shed connection is not held against the server's health, and the request goes back to the same
+    /// server (counted as a retry) until the bound, after which it fails as any closed connection does.
+    func testAShedConnectionIsReplayedOnTheSameServerAndNotCountedAgainstItsHealth() {
+        beginOnFreshUpstream(get())
+        for replay in 0..<Exchange.maxShedReplays {
+            let a = step { $0.upstreamFailed(.shed, wasReused: false, &$1) }
+            XCTAssertFalse(a.contains(.passive(server: 0, success: false)), "replay \(replay): \(a)")
+            XCTAssertEqual(a, [.countRetry(server: 0), .pick], "replay \(replay)")
+            XCTAssertEqual(x.tried, [], "the same server stays a candidate")
+            x.picked(server: 0)
+            XCTAssertEqual(step { $0.upstreamReady(connectNanos: 50, now: 3_000, &$1) }, [.sendRequestHead])
+        }
+        // Past the bound: the ordinary rule, which moves on to another server, still without a passive failure.
+        let last = step { $0.upstreamFailed(.shed, wasReused: false, &$1) }
+        XCTAssertEqual(last, [.countRetry(server: 0), .pick])
+        XCTAssertEqual(x.tried, [0], "server 0 is no longer a candidate")
     }
 }

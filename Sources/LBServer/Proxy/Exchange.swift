@@ -63,6 +63,8 @@ struct Exchange {
     private var sentContinue = false
     /// Graceful shutdown: failures then are the shutdown's, not the server's.
     private var draining = false
+    /// Times this request went back to a server that shed its connection (`afterFailure`).
+    private var sheds: UInt8 = 0
 
     init(retries: Int) {
         self.retries = retries
@@ -123,6 +125,7 @@ struct Exchange {
         failureStatus = 503
         pickedInPanic = false
         sentContinue = false
+        sheds = 0
         // A body-less request ends right after its head; a body waits for an upstream to stream it to.
         state = .connecting(facts.hasBody ? .held : .streaming)
         if facts.method == .connect {
@@ -263,17 +266,23 @@ struct Exchange {
         case .connecting:
             connectFailed(cause == .timeout ? .timedOut : .refused, &a)
         case .forwarding(let progress, .awaitingHead):
-            // A reused connection closed before any byte is the keep-alive race, not a sick server.
-            if !(cause == .closedBeforeResponse && wasReused) && !draining {
+            // A reused connection closed before any byte is the keep-alive race, and a shed connection a full
+            // server making room (its learnt limit answers that): neither is a sick server.
+            if !(cause == .closedBeforeResponse && wasReused) && cause != .shed && !draining {
                 a.append(.passive(server: server, success: false))
             }
             let status = cause == .timeout ? 504 : 502
             switch Exchange.afterFailure(
                 cause, wasReused: wasReused, method: request.method, hasBody: request.hasBody,
-                requestComplete: progress == .complete, attempts: tried.count, retries: retries)
+                requestComplete: progress == .complete, attempts: tried.count, retries: retries, sheds: Int(sheds))
             {
             case .replay:
-                // Nothing was processed: the same request goes out again, and the race costs no attempt.
+                // Nothing was processed: the same request goes out again, and the race costs no attempt. A shed's
+                // replay is counted as a retry of that server, and bounded.
+                if cause == .shed {
+                    sheds &+= 1
+                    a.append(.countRetry(server: server))
+                }
                 tried.removeLast()
                 state = .connecting(progress)
                 dispatch(&a)

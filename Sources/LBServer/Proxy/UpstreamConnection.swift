@@ -340,8 +340,11 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             close()
             return
         }
-        if !receivedAny { noteBackendClose() }
-        end(.failed(receivedAny ? .truncated : .closedBeforeResponse))
+        if receivedAny {
+            end(.failed(.truncated))
+        } else {
+            end(.failed(noteBackendClose() ? .shed : .closedBeforeResponse))
+        }
     }
 
     /// The backend closed this connection while it sat in the pool, or before answering the request sent on it.
@@ -349,9 +352,14 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// (those are seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`;
     /// nginx at `worker_connections` closes idle keep-alive connections and new ones that have not sent their
     /// request yet, longest-idle first).
-    private func noteBackendClose() {
-        guard worker.settings.learnServerLimits, loop.now &- readySinceMs < 1000 else { return }
+    /// Returns true when the close is such a shed.
+    @discardableResult
+    private func noteBackendClose() -> Bool {
+        guard worker.settings.learnServerLimits, loop.now &- readySinceMs < 1000,
+              slot.activeConnections >= WorkerBackend.learnMinimumConnections
+        else { return false }
         _ = slot.backendShed(now: loop.now)
+        return true
     }
 
     func streamDrained() {

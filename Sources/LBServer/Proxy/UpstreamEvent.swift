@@ -34,6 +34,10 @@ enum ConnectFailure: Equatable {
 /// Why an upstream failed an exchange.
 enum UpstreamFailure: Equatable {
     case closedBeforeResponse
+    /// Closed before any response byte while the backend was shedding connections: within a second of the
+    /// connection's being ready, with at least `WorkerBackend.learnMinimumConnections` of this worker's
+    /// connections open to it (`UpstreamConnection.noteBackendClose`). The backend is alive and full, not sick.
+    case shed
     case truncated
     case badResponse
     case timeout
