@@ -35,6 +35,11 @@ final class CarriedCountersTests: XCTestCase {
             backend.counters.requests = requests
             backend.counters.connectErrors = 2
             backend.counters.peakConnections = 30
+            backend.counters.queued = 12
+            backend.counters.queueTimeouts = 5
+            backend.counters.queueFull = 4
+            backend.counters.peakQueue = 9
+            backend.counters.limitsLearnt = 3
             backend.counters.responseLatency.record(nanos: 1_000_000)
             backend.activeConnections = 8
             backend.inFlight = 3
@@ -67,6 +72,10 @@ final class CarriedCountersTests: XCTestCase {
         XCTAssertEqual(back.snapshot.backends["a"]?.counters.requests, 600)
         XCTAssertEqual(back.snapshot.backends["b"]?.counters.connectErrors, 2)
         XCTAssertEqual(back.snapshot.backends["a"]?.counters.responseLatency.count, 1)
+        let queueAndLimits = back.snapshot.backends["b"].map {
+            [$0.counters.queued, $0.counters.queueTimeouts, $0.counters.queueFull, $0.counters.limitsLearnt]
+        }
+        XCTAssertEqual(queueAndLimits, [12, 5, 4, 3], "the queue's counters and the learnt limits cross")
         XCTAssertNil(back.snapshot.backends["gone"], "a server the process no longer routes to is not carried")
         // Gauges describe the process that has them.
         XCTAssertEqual(back.snapshot.workerCount, 0)
@@ -76,6 +85,7 @@ final class CarriedCountersTests: XCTestCase {
         XCTAssertEqual(back.snapshot.backends["a"]?.activeConnections, 0)
         XCTAssertEqual(back.snapshot.backends["a"]?.inFlight, 0)
         XCTAssertEqual(back.snapshot.backends["a"]?.counters.peakConnections, 0)
+        XCTAssertEqual(back.snapshot.backends["a"]?.counters.peakQueue, 0)
     }
 
     func testTheSuccessorAddsTheCarriedCountersToItsOwn() throws {

@@ -202,7 +202,7 @@ extension CarriedCounters {
             ])
     }
 
-    /// Every counter of `BackendCounters`; `peakConnections` is a gauge and stays out.
+    /// Every counter of `BackendCounters`; `peakConnections` and `peakQueue` are gauges and stay out.
     static var server: CounterFields<BackendCounters> {
         CounterFields(scalars: [
             ("requests", \.requests),
@@ -212,6 +212,8 @@ extension CarriedCounters {
             ("connects_opened", \.connectsOpened), ("connect_errors", \.connectErrors),
             ("response_errors", \.responseErrors), ("reused", \.reused), ("pool_purged", \.purged),
             ("pool_full", \.poolFull), ("retries", \.retries), ("redispatches", \.redispatches),
+            ("queued", \.queued), ("queue_timeouts", \.queueTimeouts), ("queue_full", \.queueFull),
+            ("limits_learnt", \.limitsLearnt),
             ("bytes_in", \.bytesIn), ("bytes_out", \.bytesOut),
             ("tls_handshakes", \.tlsHandshakes), ("tls_resumed", \.tlsResumed),
             ("tls_certificate_rejections", \.tlsCertificateRejections),
