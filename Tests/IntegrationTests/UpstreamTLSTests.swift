@@ -149,7 +149,7 @@ final class UpstreamTLSTests: IntegrationTestCase {
             ],
             upstreamTLS: ["ca_file": certs.caCert, "server_name": "a.test"],
             health: ["enabled": true, "type": "http", "path": "/health", "interval": "200ms", "timeout": "2s",
-                     "rise": 1, "fall": 1])
+                     "rise": 1, "fall": 1, "reuse_connection": false])
         let admin = AdminClient(port: lb.adminPort)
         try eventually(timeout: 10, "tls and plain up, misnamed down") {
             let s = try admin.servers()
@@ -161,10 +161,36 @@ final class UpstreamTLSTests: IntegrationTestCase {
             ?? misnamed["last_check"] as? [String: Any]
         let error = check?["error"] as? String ?? ""
         XCTAssertTrue(error.contains("certificate verification failed"), "the check says why: \(misnamed)")
-        // Each check is a new connection, and after the first it resumes the checks' last session.
+        // Each check is a new connection (`reuse_connection: false`), and after the first it resumes the checks'
+        // last session.
         try eventually(timeout: 10, "a health check resumed its TLS session") {
             tlsBackend.process.log.contains("resumed=yes path=/health")
         }
+    }
+
+    /// By default a TLS server that keeps its connections alive is checked over one connection: one handshake,
+    /// then one request per check.
+    func testHealthChecksOfATLSServerReuseOneConnection() throws {
+        let tlsBackend = try startTLSBackend()
+        let lb = try startProxy(
+            servers: [server("tls", port: tlsBackend.port)],
+            upstreamTLS: ["ca_file": certs.caCert, "server_name": "a.test"],
+            health: ["enabled": true, "type": "http", "path": "/health", "interval": "100ms", "timeout": "2s"])
+        // "tls-backend: request conn=N resumed=no path=/health", one line per check.
+        func checksPerConnection() -> [Substring: Int] {
+            var counts: [Substring: Int] = [:]
+            for line in tlsBackend.process.log.split(separator: "\n") where line.hasSuffix("path=/health") {
+                guard let conn = line.split(separator: " ").first(where: { $0.hasPrefix("conn=") }) else { continue }
+                counts[conn, default: 0] += 1
+            }
+            return counts
+        }
+        try eventually(timeout: 10, "five checks over one connection") {
+            checksPerConnection().values.contains { $0 >= 5 }
+        }
+        XCTAssertEqual(checksPerConnection().count, 1, "one connection: \(checksPerConnection())")
+        let s = try XCTUnwrap(try AdminClient(port: lb.adminPort).servers()["tls"])
+        XCTAssertEqual(s["state"] as? String, "up")
     }
 
     // MARK: configuration errors

@@ -126,7 +126,7 @@ final class HealthCheckerTests: XCTestCase {
         let request = try XCTUnwrap(server.requests.first)
         XCTAssertTrue(request.contains("\r\nHost: 127.0.0.1:\(server.port)\r\n"), request)
         XCTAssertTrue(request.contains("\r\nUser-Agent: lb-health\r\n"), request)
-        XCTAssertTrue(request.contains("\r\nConnection: close\r\n"), request)
+        XCTAssertFalse(request.contains("Connection:"), "a probe asks for keep-alive by default: \(request)")
 
         server.status = 204
         XCTAssertTrue(run(loop, timeoutMs: 3000) { b.isUp })
@@ -181,6 +181,55 @@ final class HealthCheckerTests: XCTestCase {
         XCTAssertEqual(loop.close(), 0)
     }
 
+    /// With `reuse_connection` (the default) probes of a server that keeps its connections alive go over one
+    /// connection; when the server closes it, the next probe connects again without a failed check; when the
+    /// server is gone, probes fail as ever.
+    func testProbesReuseTheConnectionTheServerKeepsAndReconnectWhenItCloses() throws {
+        let loop = try EventLoop()
+        let server = try StatusServer(loop: loop, status: 200)
+        server.keepAlive = true
+        let (state, config) = try state(
+            for: [ServerSpec(id: "s", host: "127.0.0.1", port: server.port)], health: fastChecks())
+        let checker = HealthChecker(loop: loop, logger: Logger(label: "test"))
+        checker.sync(with: state, config: config)
+        let b = state.backends[0]
+        XCTAssertTrue(run(loop, timeoutMs: 3000) { server.requests.count >= 5 })
+        XCTAssertEqual(server.accepted, 1, "\(server.requests.count) probes over one connection")
+        XCTAssertFalse(server.requests.contains { $0.contains("Connection:") }, "\(server.requests)")
+
+        server.dropConnections()
+        let before = server.requests.count
+        XCTAssertTrue(run(loop, timeoutMs: 3000) { server.requests.count >= before + 3 })
+        XCTAssertEqual(server.accepted, 2, "one new connection after the server closed the kept one")
+        XCTAssertTrue(b.isUp)
+        XCTAssertEqual(b.health.snapshot.state.failures, 0, "a closed idle connection is not a failed probe")
+
+        server.close()
+        XCTAssertTrue(run(loop, timeoutMs: 3000) { !b.isUp }, "a server gone is taken down")
+        checker.stop()
+        XCTAssertEqual(loop.close(), 0, "every timer and probe handle is closed")
+    }
+
+    /// `reuse_connection: false`: a connection and `Connection: close` per probe, even to a server that would
+    /// keep it.
+    func testWithoutReuseEveryProbeConnects() throws {
+        let loop = try EventLoop()
+        let server = try StatusServer(loop: loop, status: 200)
+        server.keepAlive = true
+        var settings = fastChecks()
+        settings.reuseConnection = false
+        let (state, config) = try state(
+            for: [ServerSpec(id: "s", host: "127.0.0.1", port: server.port)], health: settings)
+        let checker = HealthChecker(loop: loop, logger: Logger(label: "test"))
+        checker.sync(with: state, config: config)
+        XCTAssertTrue(run(loop, timeoutMs: 3000) { server.requests.count >= 4 })
+        XCTAssertEqual(server.accepted, server.requests.count)
+        XCTAssertTrue(server.requests.allSatisfy { $0.contains("\r\nConnection: close\r\n") }, "\(server.requests)")
+        checker.stop()
+        server.close()
+        XCTAssertEqual(loop.close(), 0)
+    }
+
     func testSyncStartsNewServersAndStopsRemovedOnes() throws {
         let loop = try EventLoop()
         let a = try StatusServer(loop: loop, status: 200)
@@ -219,10 +268,13 @@ private final class ManagedCounter: @unchecked Sendable {
 }
 
 /// A one-loop HTTP server for checker tests: answers every request head with `status` (or never, when nil),
-/// then closes. Records each request head.
+/// then closes, or with `keepAlive` keeps the connection for the next request. Records each request head and
+/// counts the connections it accepted.
 private final class StatusServer {
     var status: Int?
+    var keepAlive = false
     private(set) var requests: [String] = []
+    private(set) var accepted = 0
     private var listener: Listener?
     private var connections: [ObjectIdentifier: Responder] = [:]
     let port: Int
@@ -235,6 +287,7 @@ private final class StatusServer {
         l.onAccept = { [unowned self] listener in
             let r = Responder(loop: loop, server: self)
             if listener.accept(into: r) {
+                accepted += 1
                 connections[ObjectIdentifier(r)] = r
                 r.startReading()
             }
@@ -244,11 +297,21 @@ private final class StatusServer {
     fileprivate func received(_ head: String, on r: Responder) {
         requests.append(head)
         guard let status else { return }
-        r.append(Array("HTTP/1.1 \(status) X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8))
-        r.closeAfterFlush()
+        if keepAlive {
+            r.append(Array("HTTP/1.1 \(status) X\r\nContent-Length: 2\r\n\r\nok".utf8))
+            r.flush()
+        } else {
+            r.append(Array("HTTP/1.1 \(status) X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8))
+            r.closeAfterFlush()
+        }
     }
 
     fileprivate func closed(_ r: Responder) { connections[ObjectIdentifier(r)] = nil }
+
+    /// Closes the connections it holds and goes on listening (a keep-alive timeout, a reload).
+    func dropConnections() {
+        for r in connections.values { r.close() }
+    }
 
     func close() {
         listener?.close()

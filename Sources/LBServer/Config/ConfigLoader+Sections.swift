@@ -10,7 +10,7 @@ extension ConfigLoader {
     /// The keys of `health_check`, global or a server's override.
     enum HealthCheckKey: String, ConfigKey {
         case enabled, type, path, interval, timeout, rise, fall, expectedStatus = "expected_status"
-        case passiveFailures = "passive_failures"
+        case passiveFailures = "passive_failures", reuseConnection = "reuse_connection"
         /// Top level only: a server's override cannot set it (`readServers` says so).
         case panic
     }
@@ -92,6 +92,7 @@ extension ConfigLoader {
         h.expectedStatus = s.parsed(.expectedStatus, default: h.expectedStatus, parseStatusRange)
         h.passiveFailures = s.int(.passiveFailures, default: h.passiveFailures, in: 0...1000)
         h.panic = s.bool(.panic, default: h.panic)
+        h.reuseConnection = s.bool(.reuseConnection, default: h.reuseConnection)
         return h
     }
 

@@ -29,11 +29,16 @@ extension LBConfig {
         /// once. A balancer that marks every server down from passive failures under overload would otherwise
         /// turn the overload into a total outage.
         public var panic: Bool
+        /// `http` checks keep their connection for the next check when the server keeps it alive
+        /// (`reuse_connection`): no connect, accept and close per check on either side. A server whose
+        /// established connections still answer while it accepts no new ones passes such checks; passive
+        /// checking sees its connect failures.
+        public var reuseConnection: Bool
 
         public init(
             enabled: Bool = true, type: Kind = .http, path: String = "/health", intervalMs: UInt64 = 2000,
             timeoutMs: UInt64 = 1000, rise: Int = 2, fall: Int = 3, expectedStatus: ClosedRange<Int> = 200...399,
-            passiveFailures: Int = 3, panic: Bool = true
+            passiveFailures: Int = 3, panic: Bool = true, reuseConnection: Bool = true
         ) {
             self.enabled = enabled
             self.type = type
@@ -45,6 +50,7 @@ extension LBConfig {
             self.expectedStatus = expectedStatus
             self.passiveFailures = passiveFailures
             self.panic = panic
+            self.reuseConnection = reuseConnection
         }
     }
 }

@@ -9,7 +9,8 @@ import Logging
 ///
 /// One `Target` per server id: one `LoopTimer` that alternates between "wait for the next check" (interval
 /// ± 10%, the first one spread over `[0, interval)`) and "this check's deadline" (`timeout`), plus at most one
-/// `HealthProbe` in flight. Nothing blocks the loop: probes are non-blocking connects and reads.
+/// `HealthProbe` in flight, which with `reuse_connection` is the connection the last check left open when the
+/// server kept it. Nothing blocks the loop: probes are non-blocking connects and reads.
 ///
 /// Results go into the server's `HealthState` (kept in `Backend.health`, shared across snapshot rebuilds);
 /// a transition flips `Backend.setUp`, which workers read lock-free, and is logged. Health never rebuilds
@@ -21,7 +22,10 @@ final class HealthChecker {
         var backend: Backend
         var settings: LBConfig.HealthCheck
         var timer: LoopTimer?
+        /// The check in flight.
         var probe: HealthProbe?
+        /// The connection kept for the next check (`reuse_connection`), the one in flight included.
+        var connection: HealthProbe?
         var probeStartedNs: UInt64 = 0
         var timedOut = false
         /// A passive verdict consumed while this probe was in flight: its pass started too early to count.
@@ -99,6 +103,8 @@ final class HealthChecker {
         let probe = target.probe
         target.probe = nil  // the cancellation below is then ignored by `probeFinished`
         probe?.cancel(reason: "check stopped")
+        target.connection?.cancel(reason: "check stopped")
+        target.connection = nil
         target.timer?.close()
         target.timer = nil
     }
@@ -119,33 +125,62 @@ final class HealthChecker {
             scheduleNext(target)
             return
         }
+        target.timedOut = false
+        target.passiveSinceProbeStart = false
+        target.probeStartedNs = uv_hrtime()
+        // The deadline is armed before the check starts: an immediate error finishes the probe inside `start`
+        // (or `checkAgain`) and re-arms the timer for the next check.
+        target.timer?.start(timeout: max(target.settings.timeoutMs, 1))
+        let (mode, reuse) = probeMode(target)
+        if reuse, let kept = target.connection, kept.isReusable {
+            target.probe = kept
+            kept.checkAgain(mode: mode) { [weak self, weak target] outcome in
+                guard let self, let target else { return }
+                self.probeFinished(target, outcome)
+            }
+            return
+        }
+        connect(target)
+    }
+
+    /// What the next probe of `target` sends, and whether its connection is kept for the one after.
+    private func probeMode(_ target: Target) -> (HealthProbe.Mode, reuse: Bool) {
         let s = target.settings
-        let mode: HealthProbe.Mode
         switch s.type {
         case .tcp:
-            mode = .tcp
+            return (.tcp, false)
         case .http:
             let spec = target.backend.spec
-            mode = .http(request: HealthProbe.request(path: s.path, host: spec.host, port: spec.port),
-                         expected: s.expectedStatus)
+            let request = HealthProbe.request(
+                path: s.path, host: spec.host, port: spec.port, keepAlive: s.reuseConnection)
+            return (.http(request: request, expected: s.expectedStatus), s.reuseConnection)
         }
+    }
+
+    /// The check in progress goes over a new connection (none was reusable: closed by the server, still
+    /// reading the last response, reuse turned off; or the kept one was closed under the check).
+    private func connect(_ target: Target) {
+        target.connection?.cancel(reason: "replaced")
+        let (mode, reuse) = probeMode(target)
         let tls = target.backend.tls.map { (settings: $0, sessions: target.tlsSessions) }
-        let probe = HealthProbe(loop: loop, mode: mode, tls: tls) { [weak self, weak target] outcome in
+        let probe = HealthProbe(loop: loop, mode: mode, tls: tls, reuse: reuse) { [weak self, weak target] outcome in
             guard let self, let target else { return }
             self.probeFinished(target, outcome)
         }
         target.probe = probe
-        target.timedOut = false
-        target.passiveSinceProbeStart = false
-        target.probeStartedNs = uv_hrtime()
-        // The deadline is armed before the connect starts: an immediate connect error finishes the probe
-        // inside `start` and re-arms the timer for the next check.
-        target.timer?.start(timeout: max(s.timeoutMs, 1))
+        target.connection = reuse ? probe : nil
         probe.start(address: target.backend.address)
     }
 
     private func probeFinished(_ target: Target, _ outcome: HealthProbe.Outcome) {
         guard !isStopped, target.probe != nil else { return }
+        if outcome == .keptConnectionClosed {
+            // The keep-alive race: the server closed the kept connection as the probe went out. Nothing was
+            // answered; the same check goes over a new connection, within the same deadline.
+            target.connection = nil
+            connect(target)
+            return
+        }
         target.probe = nil
         let durationMs = (uv_hrtime() - target.probeStartedNs) / 1_000_000
         consumePassiveVerdict(target)
@@ -158,6 +193,8 @@ final class HealthChecker {
         case .failed(let code, let error):
             check = .init(ok: false, code: code, error: error, durationMs: durationMs, at: Date())
             input = target.timedOut ? .checkTimedOut : .checkFailed
+        case .keptConnectionClosed:
+            return  // handled above
         }
         if input == .checkPassed && target.passiveSinceProbeStart {
             // Started before the passive verdict: record it, but do not let it count towards `rise`.
