@@ -129,4 +129,15 @@ public enum HealthSchedule {
         let low = intervalMs - spread
         return max(UInt64.random(in: low...(intervalMs + spread), using: &rng), 1)
     }
+
+    /// `delay` lengthened so the check falls due at a multiple of a slot (1/64 of the interval, at most 16 ms,
+    /// at least 1 ms) on the loop clock `now`: checks of many servers then fall due together and one wake-up of
+    /// the checker's loop starts them all, and their answers tend to arrive together too. With 1,000 servers
+    /// every 2 s that is at most 63 timer wake-ups a second instead of 500; no check moves by more than a slot.
+    public static func aligned(delay: UInt64, now: UInt64, intervalMs: UInt64) -> UInt64 {
+        let slot = max(1, min(16, intervalMs / 64))
+        let due = now &+ delay
+        let rounded = (due &+ slot &- 1) / slot &* slot
+        return rounded &- now
+    }
 }

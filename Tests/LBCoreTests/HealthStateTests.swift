@@ -142,4 +142,22 @@ final class HealthStateTests: XCTestCase {
         XCTAssertEqual(HealthSchedule.nextDelay(intervalMs: 5, using: &rng), 5, "no jitter below 1 ms of spread")
         XCTAssertEqual(HealthSchedule.nextDelay(intervalMs: 0, using: &rng), 1)
     }
+
+    /// Checks of many servers fall due on shared slots (16 ms at a 2 s interval), each moved by less than a slot.
+    func testDelaysAreAlignedToSlotsSoChecksFallDueTogether() {
+        var rng = SplitMix64(seed: 3)
+        let now: UInt64 = 123_457
+        var dues = Set<UInt64>()
+        for _ in 0..<1000 {
+            let delay = HealthSchedule.nextDelay(intervalMs: 2000, using: &rng)
+            let aligned = HealthSchedule.aligned(delay: delay, now: now, intervalMs: 2000)
+            XCTAssertTrue((delay..<delay + 16).contains(aligned), "\(delay) -> \(aligned)")
+            XCTAssertEqual((now + aligned) % 16, 0)
+            dues.insert(now + aligned)
+        }
+        XCTAssertLessThanOrEqual(dues.count, 400 / 16 + 2, "1,000 checks over a 400 ms spread share ~26 slots")
+        // Short intervals (tests, aggressive settings) keep millisecond slots: nothing moves.
+        XCTAssertEqual(HealthSchedule.aligned(delay: 21, now: 5, intervalMs: 20), 21)
+        XCTAssertEqual(HealthSchedule.aligned(delay: 0, now: 7, intervalMs: 64), 0)
+    }
 }

@@ -32,6 +32,22 @@ final class HealthChecker {
         var passiveSinceProbeStart = false
         /// The TLS session the next check resumes (TLS servers): a check costs no full handshake each time.
         let tlsSessions = TLSClientSessionCache()
+        /// The `http` request for the current settings, built when they change rather than for every check.
+        private var cachedRequest: (path: String, keepAlive: Bool, host: String, port: Int, bytes: [UInt8])?
+
+        var request: [UInt8] {
+            let s = settings
+            let spec = backend.spec
+            if let c = cachedRequest, c.path == s.path, c.keepAlive == s.reuseConnection, c.host == spec.host,
+               c.port == spec.port
+            {
+                return c.bytes
+            }
+            let bytes = HealthProbe.request(
+                path: s.path, host: spec.host, port: spec.port, keepAlive: s.reuseConnection)
+            cachedRequest = (s.path, s.reuseConnection, spec.host, spec.port, bytes)
+            return bytes
+        }
 
         init(backend: Backend, settings: LBConfig.HealthCheck) {
             self.backend = backend
@@ -81,8 +97,9 @@ final class HealthChecker {
                 self.timerFired(target)
             }
             targets[id] = target
-            target.timer?.start(timeout: HealthSchedule.firstDelay(
-                intervalMs: min(settings.intervalMs, firstCheckWithinMs ?? .max), using: &rng))
+            let within = min(settings.intervalMs, firstCheckWithinMs ?? .max)
+            let first = HealthSchedule.firstDelay(intervalMs: within, using: &rng)
+            target.timer?.start(timeout: HealthSchedule.aligned(delay: first, now: loop.now, intervalMs: within))
         }
         for (id, target) in targets where !present.contains(id) {
             targets[id] = nil
@@ -150,10 +167,7 @@ final class HealthChecker {
         case .tcp:
             return (.tcp, false)
         case .http:
-            let spec = target.backend.spec
-            let request = HealthProbe.request(
-                path: s.path, host: spec.host, port: spec.port, keepAlive: s.reuseConnection)
-            return (.http(request: request, expected: s.expectedStatus), s.reuseConnection)
+            return (.http(request: target.request, expected: s.expectedStatus), s.reuseConnection)
         }
     }
 
@@ -211,7 +225,9 @@ final class HealthChecker {
     }
 
     private func scheduleNext(_ target: Target) {
-        target.timer?.start(timeout: HealthSchedule.nextDelay(intervalMs: target.settings.intervalMs, using: &rng))
+        let interval = target.settings.intervalMs
+        let delay = HealthSchedule.nextDelay(intervalMs: interval, using: &rng)
+        target.timer?.start(timeout: HealthSchedule.aligned(delay: delay, now: loop.now, intervalMs: interval))
     }
 
     // MARK: state changes
@@ -238,6 +254,7 @@ final class HealthChecker {
             if let check { record.lastCheck = check }
             return record.state.record(input, now: loop.now)
         }
+        if transition == .none { return }
         var metadata: Logger.Metadata = ["server": "\(backend.spec.id)"]
         if let check {
             metadata["result"] = "\(check.ok ? "ok" : "fail")"
