@@ -47,4 +47,41 @@ final class ConnectionLimitTests: IntegrationTestCase {
         }
         XCTAssertTrue(lb.process.isRunning, "the server survived the refusals")
     }
+
+    /// `limits.accepts_per_turn`: a burst of new connections beyond the share is left in the kernel's accept
+    /// queue and taken in later loop turns (counted in `connections.accepts_deferred`); every one is served.
+    func testABurstOfNewConnectionsIsTakenOverSeveralTurnsAndEveryOneIsServed() throws {
+        let backend = try LBBinaries.startDemoBackend(name: "b")
+        let lb = try startProxy(backends: [backend.address], settings: ["limits": ["accepts_per_turn": 1]])
+        let admin = AdminClient(port: lb.adminPort)
+        func deferred() throws -> Int {
+            let stats = try admin.call("GET", "/api/stats").json
+            return try XCTUnwrap((stats["connections"] as? [String: Any])?["accepts_deferred"] as? Int)
+        }
+        // Bursts of 128 connections from 32 threads, until some met a turn whose share was taken.
+        let statuses = Statuses()
+        for _ in 0..<5 where try deferred() == 0 {
+            DispatchQueue.concurrentPerform(iterations: 32) { t in
+                for i in 0..<4 {
+                    let status = (try? HTTPClient.get(
+                        port: lb.proxyPort, path: "/burst/\(t)/\(i)", headers: [("Connection", "close")]))?.status ?? 0
+                    statuses.append(status)
+                }
+            }
+        }
+        XCTAssertGreaterThan(try deferred(), 0, "a burst met the per-turn share")
+        XCTAssertEqual(statuses.all.filter { $0 != 200 }, [], "every connection was served, if later")
+        XCTAssertEqual(
+            try XCTUnwrap((try admin.call("GET", "/api/stats").json["connections"] as? [String: Any])?["refused"]
+                as? Int), 0)
+        XCTAssertTrue(try admin.call("GET", "/metrics").response.bodyString.contains("lb_accepts_deferred_total "))
+    }
+}
+
+/// Statuses collected from many threads (the test's own bookkeeping).
+private final class Statuses: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Int] = []
+    func append(_ status: Int) { lock.withLock { values.append(status) } }
+    var all: [Int] { lock.withLock { values } }
 }

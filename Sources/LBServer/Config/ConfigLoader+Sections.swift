@@ -21,6 +21,7 @@ extension ConfigLoader {
         case maxConnectionsPerClient = "max_connections_per_client"
         case upstreamPoolSize = "upstream_pool_size"
         case tlsHandshakesPerTurn = "tls_handshakes_per_turn", tlsHandshakesPerSecond = "tls_handshakes_per_second"
+        case acceptsPerTurn = "accepts_per_turn"
         case http2MaxConcurrentStreams = "http2_max_concurrent_streams"
         case serverMaxConnections = "server_max_connections", serverMaxQueue = "server_max_queue"
         case learnServerLimits = "learn_server_limits"
@@ -128,6 +129,7 @@ extension ConfigLoader {
         l.maxConnectionsPerClient = s.optionalInt(
             .maxConnectionsPerClient, default: l.maxConnectionsPerClient, in: positive)
         l.upstreamPoolSize = s.optionalInt(.upstreamPoolSize, default: l.upstreamPoolSize, in: positive)
+        l.acceptsPerTurn = s.optionalInt(.acceptsPerTurn, default: l.acceptsPerTurn, in: 1...100_000)
         l.tlsHandshakesPerTurn = s.optionalInt(.tlsHandshakesPerTurn, default: l.tlsHandshakesPerTurn, in: 1...100_000)
         l.tlsHandshakesPerSecond = s.optionalInt(
             .tlsHandshakesPerSecond, default: l.tlsHandshakesPerSecond, in: 1...10_000_000)

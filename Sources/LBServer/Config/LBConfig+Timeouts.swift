@@ -53,6 +53,9 @@ extension LBConfig {
         /// A fixed cap on the idle keep-alive connections kept per backend per worker. nil = no fixed cap: the
         /// pool keeps what recent demand needed and the purge (`timeouts.upstream_pool_purge`) trims the rest.
         public var upstreamPoolSize: Int?
+        /// New plain (not TLS) connections a worker accepts in one event-loop turn; the rest wait in the kernel's
+        /// accept queue for the next turn. nil = no cap.
+        public var acceptsPerTurn: Int? = 32
         /// New TLS connections a worker accepts in one event-loop turn (each is a handshake to come); the rest wait
         /// in the kernel's accept queue for the next turn. nil = no cap.
         public var tlsHandshakesPerTurn: Int? = 32

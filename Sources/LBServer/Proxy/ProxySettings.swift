@@ -30,6 +30,8 @@ struct ProxySettings: Sendable {
     var learntLimitQueue: Int
     /// TLS accepts per loop turn and per second for this worker (the process rate divided by the workers).
     var tlsHandshakesPerTurn: Int?
+    /// Plain accepts per loop turn (`limits.accepts_per_turn`); nil = no cap.
+    var acceptsPerTurn: Int?
     var tlsHandshakesPerSecond: Int?
     var retries: Int
     /// Record latency histograms (`stats.latency`).
@@ -67,6 +69,7 @@ struct ProxySettings: Sendable {
         poolPurgeMs = config.timeouts[.upstreamPoolPurge]
         queueTimeoutMs = config.timeouts[.queue]
         tlsHandshakesPerTurn = config.limits.tlsHandshakesPerTurn
+        acceptsPerTurn = config.limits.acceptsPerTurn
         let workers = config.workers.resolved(cores: ProcessInfo.processInfo.activeProcessorCount)
         tlsHandshakesPerSecond = config.limits.tlsHandshakesPerSecond.map { max(1, ($0 + workers - 1) / workers) }
         learnServerLimits = config.limits.learnServerLimits

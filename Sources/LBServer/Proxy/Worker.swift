@@ -32,14 +32,17 @@ final class Worker {
     /// Nil when `access_log.format` is off.
     var accessLog: AccessLog?
     /// The TLS handshake caps (`limits.tls_handshakes_per_turn` / `_per_second`).
-    private var tlsAdmission: TLSAdmission
+    private var tlsAdmission: AcceptAdmission
+    /// The plain accept cap (`limits.accepts_per_turn`).
+    private var plainAdmission: AcceptAdmission
     /// Fires in the next loop turn (timeout 0) to start a new turn's share, or when the rate allows the next
-    /// handshake; armed only while TLS accepts happen or wait.
-    private var tlsAdmissionTimer: LoopTimer?
-    private var tlsAdmissionTimerArmed = false
-    /// TLS listeners whose pending connection was left in the accept queue; libuv watches such a listener
-    /// again only once that connection is accepted.
-    private var deferredTLSAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>, Bool)] = []
+    /// handshake; armed only while capped accepts happen or wait.
+    private var admissionTimer: LoopTimer?
+    private var admissionTimerArmed = false
+    private var admissionTimerDue: UInt64 = 0
+    /// Listeners whose pending connection was left in the accept queue (with the TLS context of a TLS one);
+    /// libuv watches such a listener again only once that connection is accepted.
+    private var deferredAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>?, Bool)] = []
     /// HTTP/2 connections with frames to write, written once at the end of the loop turn: the responses of
     /// every backend read in one turn go out in one TLS record and one write, not one (or two) per stream event.
     private var pendingH2Writes: [H2Connection] = []
@@ -83,8 +86,9 @@ final class Worker {
             _ = uv_random(nil, nil, raw.baseAddress, raw.count, 0, nil)
         }
         requestIDBase = seed
-        tlsAdmission = TLSAdmission(
+        tlsAdmission = AcceptAdmission(
             perTurn: settings.tlsHandshakesPerTurn, perSecond: settings.tlsHandshakesPerSecond, now: loop.now)
+        plainAdmission = AcceptAdmission(perTurn: settings.acceptsPerTurn, perSecond: nil, now: loop.now)
         // The loop's wake-up settings; coalescing weighs the exchanges under way.
         loop.busyPolls = settings.busyPolls
         loop.coalesceNanos = settings.coalesceMicros * 1_000
@@ -139,18 +143,26 @@ final class Worker {
         if let tls, tlsAdmission.isLimited, !isDraining {
             switch tlsAdmission.admit(now: loop.now) {
             case .admit:
-                armTLSAdmissionTimer(after: 0)
+                armAcceptAdmissionTimer(after: 0)
             case .nextTurn:
                 counters.tlsAcceptsDeferred.perTurn &+= 1
-                deferredTLSAccepts.append((listener, tls, http2))
-                armTLSAdmissionTimer(after: 0)
+                deferredAccepts.append((listener, tls, http2))
+                armAcceptAdmissionTimer(after: 0)
                 return
             case .wait(let ms):
                 counters.tlsAcceptsDeferred.perSecond &+= 1
-                deferredTLSAccepts.append((listener, tls, http2))
-                armTLSAdmissionTimer(after: ms)
+                deferredAccepts.append((listener, tls, http2))
+                armAcceptAdmissionTimer(after: ms)
                 return
             }
+        } else if tls == nil, plainAdmission.isLimited, !isDraining {
+            if plainAdmission.admit(now: loop.now) == .nextTurn {
+                counters.acceptsDeferred &+= 1
+                deferredAccepts.append((listener, nil, http2))
+                armAcceptAdmissionTimer(after: 0)
+                return
+            }
+            armAcceptAdmissionTimer(after: 0)
         }
         let socket = HandledTCPStream(loop: loop)
         guard listener.accept(into: socket) else { return }
@@ -201,22 +213,27 @@ final class Worker {
     }
 
     /// One timer for both caps: a new turn's share (timeout 0: the next loop turn), or the rate's next token.
-    private func armTLSAdmissionTimer(after ms: UInt64) {
-        if tlsAdmissionTimerArmed && ms == 0 { return }
-        if tlsAdmissionTimer == nil {
-            let t = LoopTimer(loop: loop) { [unowned self] in self.tlsAdmissionTurn() }
+    /// The earlier of two requests wins: a plain accept deferred to the next turn must not wait for the TLS
+    /// rate's next token, and the turn that fires re-defers what still has to wait.
+    private func armAcceptAdmissionTimer(after ms: UInt64) {
+        let due = loop.now &+ ms
+        if admissionTimerArmed && admissionTimerDue <= due { return }
+        admissionTimerDue = due
+        if admissionTimer == nil {
+            let t = LoopTimer(loop: loop) { [unowned self] in self.admissionTurn() }
             t.unref()
-            tlsAdmissionTimer = t
+            admissionTimer = t
         }
-        tlsAdmissionTimer?.start(timeout: ms)
-        tlsAdmissionTimerArmed = true
+        admissionTimer?.start(timeout: ms)
+        admissionTimerArmed = true
     }
 
-    private func tlsAdmissionTurn() {
-        tlsAdmissionTimerArmed = false
+    private func admissionTurn() {
+        admissionTimerArmed = false
         tlsAdmission.newTurn()
-        let waiting = deferredTLSAccepts
-        deferredTLSAccepts.removeAll(keepingCapacity: true)
+        plainAdmission.newTurn()
+        let waiting = deferredAccepts
+        deferredAccepts.removeAll(keepingCapacity: true)
         // Closed listeners (drain, shutdown) have nothing to give: their accept fails and closes the socket.
         for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2) }
     }
@@ -428,9 +445,9 @@ final class Worker {
     func closeAll() {
         for l in listeners { l.close() }
         listeners = []
-        deferredTLSAccepts.removeAll()
-        tlsAdmissionTimer?.close()
-        tlsAdmissionTimer = nil
+        deferredAccepts.removeAll()
+        admissionTimer?.close()
+        admissionTimer = nil
         endOfTurnClosed = true
         endOfTurn?.close()
         endOfTurn = nil

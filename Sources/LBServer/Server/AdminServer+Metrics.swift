@@ -122,6 +122,10 @@ extension AdminServer {
             m.sample("lb_tls_failure_reasons_total", [("reason", reason.name)], w.tlsFailureReasons[reason.rawValue])
         }
         m.family(
+            "lb_accepts_deferred_total", .counter,
+            "New plain connections left in the accept queue for the next loop turn by limits.accepts_per_turn.")
+        m.sample("lb_accepts_deferred_total", [], w.acceptsDeferred)
+        m.family(
             "lb_tls_accepts_deferred_total", .counter,
             "New TLS connections left in the accept queue for a while by limits.tls_handshakes_per_turn/per_second.")
         m.sample("lb_tls_accepts_deferred_total", [("limit", "per_turn")], w.tlsAcceptsDeferred.perTurn)

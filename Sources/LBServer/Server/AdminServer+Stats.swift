@@ -84,6 +84,7 @@ extension AdminServer {
                 "accept_errors": workers.acceptErrors, "tls_failures": workers.tlsFailures,
                 "tls_client_certificates_refused": clientCertificateRefusals,
                 "tls_failure_reasons": tlsFailureReasons,
+                "accepts_deferred": workers.acceptsDeferred,
                 "tls_accepts_deferred": [
                     "per_turn": workers.tlsAcceptsDeferred.perTurn, "per_second": workers.tlsAcceptsDeferred.perSecond,
                 ],

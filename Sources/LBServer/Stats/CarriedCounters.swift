@@ -186,6 +186,7 @@ extension CarriedCounters {
                 ("responses_3xx", \.responses.counts.2), ("responses_4xx", \.responses.counts.3),
                 ("responses_5xx", \.responses.counts.4),
                 ("bytes_in", \.bytesIn), ("bytes_out", \.bytesOut), ("tls_failures", \.tlsFailures),
+                ("accepts_deferred", \.acceptsDeferred),
                 ("tls_accepts_deferred_per_turn", \.tlsAcceptsDeferred.perTurn),
                 ("tls_accepts_deferred_per_second", \.tlsAcceptsDeferred.perSecond),
                 ("http1_connections", \.http1Connections), ("h2_connections", \.h2.connections),

@@ -183,6 +183,8 @@ struct WorkerCounters {
     /// New TLS connections left in the kernel's accept queue for a while by the handshake limits:
     /// [0] `tls_handshakes_per_turn`, [1] `tls_handshakes_per_second`.
     var tlsAcceptsDeferred: (perTurn: UInt64, perSecond: UInt64) = (0, 0)
+    /// New plain connections left in the kernel's accept queue for the next turn by `limits.accepts_per_turn`.
+    var acceptsDeferred: UInt64 = 0
     /// Whole-request time (head received → response complete), for `lb_request_duration_seconds`.
     var requestLatency = Latency()
     /// Client connections that spoke HTTP/1.x (decided at their first bytes: not the h2c preface, not ALPN h2).

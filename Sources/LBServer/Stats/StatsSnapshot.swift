@@ -65,6 +65,7 @@ struct StatsSnapshot {
         }
         workers.tlsAcceptsDeferred.perTurn &+= o.workers.tlsAcceptsDeferred.perTurn
         workers.tlsAcceptsDeferred.perSecond &+= o.workers.tlsAcceptsDeferred.perSecond
+        workers.acceptsDeferred &+= o.workers.acceptsDeferred
         for i in workers.clientCertificateRefusals.indices {
             workers.clientCertificateRefusals[i] &+= o.workers.clientCertificateRefusals[i]
         }

@@ -2,17 +2,17 @@ import XCTest
 
 @testable import LBServer
 
-/// The TLS handshake caps: a share per loop turn, and a token bucket per second.
-final class TLSAdmissionTests: XCTestCase {
+/// The accept caps (TLS handshakes, plain accepts): a share per loop turn, and a token bucket per second.
+final class AcceptAdmissionTests: XCTestCase {
     func testThePerTurnShareIsTakenThenTheNextTurnAdmitsAgain() {
-        var a = TLSAdmission(perTurn: 2, perSecond: nil, now: 0)
+        var a = AcceptAdmission(perTurn: 2, perSecond: nil, now: 0)
         XCTAssertEqual([a.admit(now: 0), a.admit(now: 0), a.admit(now: 0)], [.admit, .admit, .nextTurn])
         a.newTurn()
         XCTAssertEqual(a.admit(now: 0), .admit)
     }
 
     func testTheRateAllowsOneSecondsBurstThenOneTokenAtATime() {
-        var a = TLSAdmission(perTurn: nil, perSecond: 10, now: 1_000)
+        var a = AcceptAdmission(perTurn: nil, perSecond: 10, now: 1_000)
         for _ in 0..<10 { XCTAssertEqual(a.admit(now: 1_000), .admit) }
         XCTAssertEqual(a.admit(now: 1_000), .wait(ms: 100), "one token every 100 ms at 10/s")
         XCTAssertEqual(a.admit(now: 1_050), .wait(ms: 50))
@@ -24,9 +24,9 @@ final class TLSAdmissionTests: XCTestCase {
     }
 
     func testBothCapsApplyAndNoCapAdmitsEverything() {
-        var a = TLSAdmission(perTurn: 3, perSecond: 1_000, now: 0)
+        var a = AcceptAdmission(perTurn: 3, perSecond: 1_000, now: 0)
         XCTAssertEqual((0..<4).map { _ in a.admit(now: 0) }, [.admit, .admit, .admit, .nextTurn])
-        var free = TLSAdmission(perTurn: nil, perSecond: nil, now: 0)
+        var free = AcceptAdmission(perTurn: nil, perSecond: nil, now: 0)
         XCTAssertFalse(free.isLimited)
         XCTAssertTrue((0..<10_000).allSatisfy { _ in free.admit(now: 0) == .admit })
     }

@@ -1,8 +1,14 @@
-/// Whether a worker takes one more new TLS connection now. A full handshake costs the loop hundreds of
-/// microseconds of OpenSSL, so a burst of new clients could stall every connection the loop serves; new TLS
-/// connections beyond the caps stay in the kernel's accept queue (as nginx and HAProxy leave them when over
-/// `maxsslrate`) and are taken in a later turn. Pure: the worker gives it the loop's time in ms.
-struct TLSAdmission {
+/// Whether a worker takes one more new connection now; connections beyond the caps stay in the kernel's
+/// accept queue and are taken in a later turn. Pure: the worker gives it the loop's time in ms.
+///
+/// - TLS (`limits.tls_handshakes_per_turn` / `_per_second`): a full handshake costs the loop hundreds of
+///   microseconds of OpenSSL, so a burst of new clients could stall every connection the loop serves (nginx and
+///   HAProxy leave connections in the queue over `maxsslrate` too).
+/// - Plain (`limits.accepts_per_turn`, as HAProxy's `tune.maxaccept`): libuv otherwise accepts every pending
+///   connection in one go, and a turn that starts hundreds of exchanges together serves them in one long batch
+///   with a working set past the caches; taking a share per turn interleaves new clients with the responses
+///   already under way.
+struct AcceptAdmission {
     enum Verdict: Equatable {
         case admit
         /// This turn's share is taken: try again in the next loop turn.
