@@ -1,7 +1,7 @@
 import CLibUV
 
 /// The transport seam: a duplex byte stream as protocol code sees it. Bytes arrive through the stream's
-/// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`. A plain TCP socket is one
+/// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`, or by `send(_:)`. A plain TCP socket is one
 /// (`HandledTCPStream`); a TLS session over a socket can be another, and the HTTP/1.1 connection and the
 /// exchange above it do not change.
 ///

@@ -88,8 +88,13 @@ public final class Listener {
         onAccept(self)
     }
 
-    /// Accepts the pending connection into `conn`. Returns false (and closes `conn`) on failure.
+    /// Accepts the pending connection into `conn`. Returns false (and closes `conn`) on failure, and once this
+    /// listener is closing: its handle may already be freed (an accept deferred to a later loop turn).
     public func accept(into conn: TCPConnection) -> Bool {
+        guard !isClosing else {
+            conn.close()
+            return false
+        }
         let server = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
         if uv_accept(server, conn.stream) < 0 {
             conn.close()

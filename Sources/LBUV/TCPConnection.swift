@@ -9,7 +9,8 @@ import CLibUV
 /// Writing: bytes are appended to `out` and sent by `flush()` with `uv_try_write`
 /// first; only what the kernel did not take is copied into `inflight`, a buffer owned by this connection and
 /// passed to `uv_write`, untouched until the write callback. One `uv_write` is in flight at a time, so order is
-/// kept and nothing allocates in the steady state.
+/// kept and nothing allocates in the steady state. `send(_:)` hands bytes to the kernel directly when nothing is
+/// queued or in flight ahead of them (a streamed body), and appends what it did not take.
 ///
 /// Subclasses (in LBServer) override the `open` hooks; everything else is `final`, so calls from another
 /// module are direct, as they were when subclasses and base shared a module.

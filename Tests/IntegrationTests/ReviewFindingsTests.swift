@@ -89,7 +89,7 @@ final class ReviewFindingsTests: IntegrationTestCase {
     }
 
     /// The response head and body bytes are only appended to the client's `out`: nothing flushes them until the
-    /// queue passes `highWater` (256 KiB) or the response ends (ClientConnection.responseHead/responseBody). A
+    /// queue passes `highWater` (then 256 KiB) or the response ends (ClientConnection.responseHead/responseBody). A
     /// streamed response (SSE, long poll, progress output, a slow download) reaches the client only at its end.
     func testStreamedResponseBytesReachTheClientBeforeTheResponseEnds() throws {
         let spy = try SpyBackend(

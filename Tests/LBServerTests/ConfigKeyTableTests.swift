@@ -135,6 +135,7 @@ final class ConfigKeyTableTests: XCTestCase {
         "limits.max_body_bytes": "5", "limits.max_client_connections": "5", "limits.upstream_pool_size": "5",
         "limits.max_connections_per_client": "5",
         "limits.tls_handshakes_per_turn": "null", "limits.tls_handshakes_per_second": "50",
+        "limits.accepts_per_turn": "5",
         "limits.http2_max_concurrent_streams": "10", "listeners[0].http2": "false",
         "forwarding.x_forwarded_for": "false", "forwarding.x_forwarded_proto": "false",
         "forwarding.x_forwarded_host": "false", "forwarding.forwarded": "true", "forwarding.request_id": "false",
@@ -177,6 +178,7 @@ final class ConfigKeyTableTests: XCTestCase {
     static let healthCheckSamples = [
         "enabled": "false", "type": #""tcp""#, "path": #""/h""#, "interval": #""3s""#, "timeout": #""2s""#,
         "rise": "5", "fall": "5", "expected_status": #""200""#, "passive_failures": "0", "panic": "false",
+        "reuse_connection": "false",
     ]
 
     func testEveryDeclaredKeyIsRead() throws {

@@ -402,6 +402,11 @@ final class ExchangeTests: XCTestCase {
                                       requestComplete: true, attempts: r.attempts, retries: 3, sheds: r.sheds),
                 r.expected, "shed row \(i)")
         }
+        // On a reused connection it is the keep-alive race whatever else it is: any method, no bound.
+        XCTAssertEqual(
+            Exchange.afterFailure(.shed, wasReused: true, method: .post, hasBody: false, requestComplete: true,
+                                  attempts: 9, retries: 3, sheds: Exchange.maxShedReplays),
+            .replay)
     }
 
     /// A shed connection is not held against the server's health, and the request goes back to the same

@@ -188,8 +188,10 @@ final class HealthCheckerTests: XCTestCase {
         let loop = try EventLoop()
         let server = try StatusServer(loop: loop, status: 200)
         server.keepAlive = true
+        var settings = fastChecks()
+        settings.timeoutMs = 2000  // a slow runner must not time a probe out (a new connection would follow)
         let (state, config) = try state(
-            for: [ServerSpec(id: "s", host: "127.0.0.1", port: server.port)], health: fastChecks())
+            for: [ServerSpec(id: "s", host: "127.0.0.1", port: server.port)], health: settings)
         let checker = HealthChecker(loop: loop, logger: Logger(label: "test"))
         checker.sync(with: state, config: config)
         let b = state.backends[0]
@@ -208,6 +210,31 @@ final class HealthCheckerTests: XCTestCase {
         XCTAssertTrue(run(loop, timeoutMs: 3000) { !b.isUp }, "a server gone is taken down")
         checker.stop()
         XCTAssertEqual(loop.close(), 0, "every timer and probe handle is closed")
+    }
+
+    /// The keep-alive race: the server closes the kept connection as a probe's request arrives on it. The same
+    /// check goes over a new connection at once, and nothing counts as failed.
+    func testAProbeMetByTheCloseOfItsKeptConnectionIsRepeatedOnANewOne() throws {
+        let loop = try EventLoop()
+        let server = try StatusServer(loop: loop, status: 200)
+        server.keepAlive = true
+        server.closeAtRequest = 2
+        var settings = fastChecks()
+        settings.timeoutMs = 2000
+        let (state, config) = try state(
+            for: [ServerSpec(id: "s", host: "127.0.0.1", port: server.port)], health: settings)
+        let checker = HealthChecker(loop: loop, logger: Logger(label: "test"))
+        checker.sync(with: state, config: config)
+        let b = state.backends[0]
+        // Connection 1: request 1 answered, request 2 met by the close; connection 2 repeats it, and so on.
+        XCTAssertTrue(run(loop, timeoutMs: 3000) {
+            server.accepted >= 3 && b.health.snapshot.state.consecutiveSuccesses >= 3
+        })
+        XCTAssertEqual(b.health.snapshot.state.failures, 0, "a probe the server closed under is repeated, not failed")
+        XCTAssertTrue(b.isUp)
+        checker.stop()
+        server.close()
+        XCTAssertEqual(loop.close(), 0)
     }
 
     /// `reuse_connection: false`: a connection and `Connection: close` per probe, even to a server that would
@@ -273,6 +300,9 @@ private final class ManagedCounter: @unchecked Sendable {
 private final class StatusServer {
     var status: Int?
     var keepAlive = false
+    /// With `keepAlive`: the request number (1-based, per connection) at which the server closes the connection
+    /// instead of answering, as a keep-alive timeout that meets the request would.
+    var closeAtRequest: Int?
     private(set) var requests: [String] = []
     private(set) var accepted = 0
     private var listener: Listener?
@@ -297,6 +327,11 @@ private final class StatusServer {
     fileprivate func received(_ head: String, on r: Responder) {
         requests.append(head)
         guard let status else { return }
+        r.served += 1
+        if keepAlive, let n = closeAtRequest, r.served == n {
+            r.close()
+            return
+        }
         if keepAlive {
             r.append(Array("HTTP/1.1 \(status) X\r\nContent-Length: 2\r\n\r\nok".utf8))
             r.flush()
@@ -322,6 +357,7 @@ private final class StatusServer {
     fileprivate final class Responder: TCPConnection {
         unowned let server: StatusServer
         private var buffer: [UInt8] = []
+        var served = 0
 
         init(loop: EventLoop, server: StatusServer) {
             self.server = server

@@ -26,6 +26,8 @@ final class HealthChecker {
         var probe: HealthProbe?
         /// The connection kept for the next check (`reuse_connection`), the one in flight included.
         var connection: HealthProbe?
+        /// `connection` was set up under TLS settings since replaced: the next check connects anew.
+        var connectionIsStale = false
         var probeStartedNs: UInt64 = 0
         var timedOut = false
         /// A passive verdict consumed while this probe was in flight: its pass started too early to count.
@@ -86,6 +88,11 @@ final class HealthChecker {
             backend.health.setPassiveThreshold(settings.passiveFailures)
             backend.health.withRecord { $0.state.setThresholds(rise: settings.rise, fall: settings.fall) }
             if let target = targets[id], target.backend.health === backend.health {
+                if target.backend.tls != backend.tls {
+                    // New TLS settings (a reloaded CA or certificate, another name): the next check handshakes
+                    // with them rather than going on over the session the old ones verified.
+                    target.connectionIsStale = true
+                }
                 target.backend = backend  // perhaps a reweighted copy: same flags and health
                 target.settings = settings  // interval and timeout changes apply from the next check
                 continue
@@ -137,7 +144,9 @@ final class HealthChecker {
         consumePassiveVerdict(target)
         guard target.settings.enabled else {
             // Active checks off for this server: each interval counts as a pass, so a passive down lasts
-            // `rise × interval` instead of forever.
+            // `rise × interval` instead of forever. A connection kept from when they were on goes.
+            target.connection?.cancel(reason: "checks disabled")
+            target.connection = nil
             apply(.checkPassed, to: target, check: nil)
             scheduleNext(target)
             return
@@ -149,7 +158,7 @@ final class HealthChecker {
         // (or `checkAgain`) and re-arms the timer for the next check.
         target.timer?.start(timeout: max(target.settings.timeoutMs, 1))
         let (mode, reuse) = probeMode(target)
-        if reuse, let kept = target.connection, kept.isReusable {
+        if reuse, !target.connectionIsStale, let kept = target.connection, kept.isReusable {
             target.probe = kept
             kept.checkAgain(mode: mode) { [weak self, weak target] outcome in
                 guard let self, let target else { return }
@@ -175,6 +184,7 @@ final class HealthChecker {
     /// reading the last response, reuse turned off; or the kept one was closed under the check).
     private func connect(_ target: Target) {
         target.connection?.cancel(reason: "replaced")
+        target.connectionIsStale = false
         let (mode, reuse) = probeMode(target)
         let tls = target.backend.tls.map { (settings: $0, sessions: target.tlsSessions) }
         let probe = HealthProbe(loop: loop, mode: mode, tls: tls, reuse: reuse) { [weak self, weak target] outcome in

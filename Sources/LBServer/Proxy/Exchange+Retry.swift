@@ -27,7 +27,7 @@ extension Exchange {
         attempts: Int, retries: Int, sheds: Int = 0
     ) -> AfterFailure {
         let replayable = !hasBody && requestComplete
-        if cause == .closedBeforeResponse && wasReused && replayable { return .replay }
+        if (cause == .closedBeforeResponse || cause == .shed) && wasReused && replayable { return .replay }
         if cause == .shed && replayable && method.isIdempotent && sheds < maxShedReplays { return .replay }
         if replayable && method.isIdempotent && attempts <= retries { return .retry }
         return .fail

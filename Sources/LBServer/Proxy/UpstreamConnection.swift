@@ -340,11 +340,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
             close()
             return
         }
-        if receivedAny {
-            end(.failed(.truncated))
-        } else {
-            end(.failed(noteBackendClose() ? .shed : .closedBeforeResponse))
-        }
+        end(.failed(receivedAny ? .truncated : closedUnanswered()))
     }
 
     /// The backend closed this connection while it sat in the pool, or before answering the request sent on it.
@@ -352,6 +348,13 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// (those are seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`;
     /// nginx at `worker_connections` closes idle keep-alive connections and new ones that have not sent their
     /// request yet, longest-idle first).
+    /// What a close before any response byte means for the exchange: `.shed` when it is such a shed on a fresh
+    /// connection. A reused connection's close stays the keep-alive race (`.closedBeforeResponse`), replayed
+    /// whatever the method, whether or not it also taught the limit.
+    private func closedUnanswered() -> UpstreamFailure {
+        noteBackendClose() && !wasReused ? .shed : .closedBeforeResponse
+    }
+
     /// Returns true when the close is such a shed.
     @discardableResult
     private func noteBackendClose() -> Bool {
@@ -389,7 +392,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         case .tunnelEnded?: event = .tunnelEnded
         case nil:
             // Closed under an exchange (write failure): the owner decides what its client sees.
-            event = .failed(receivedAny ? .truncated : .closedBeforeResponse)
+            event = .failed(receivedAny ? .truncated : closedUnanswered())
         }
         _ = owner.upstreamEvent(self, event)
     }

@@ -139,25 +139,31 @@ final class Worker {
         return l.boundAddress
     }
 
-    private func accept(from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool) {
-        if let tls, tlsAdmission.isLimited, !isDraining {
+    /// Takes the connection libuv holds for `listener` (it has already accepted it from the kernel, and watches
+    /// the listener again only once it is taken), unless a cap defers it to a later turn. `again`: a deferred
+    /// one, counted when it was first deferred. `immediately`: past the caps (the drain takes what was deferred).
+    private func accept(
+        from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool, again: Bool = false,
+        immediately: Bool = false
+    ) {
+        if let tls, tlsAdmission.isLimited, !isDraining, !immediately {
             switch tlsAdmission.admit(now: loop.now) {
             case .admit:
                 armAcceptAdmissionTimer(after: 0)
             case .nextTurn:
-                counters.tlsAcceptsDeferred.perTurn &+= 1
+                if !again { counters.tlsAcceptsDeferred.perTurn &+= 1 }
                 deferredAccepts.append((listener, tls, http2))
                 armAcceptAdmissionTimer(after: 0)
                 return
             case .wait(let ms):
-                counters.tlsAcceptsDeferred.perSecond &+= 1
+                if !again { counters.tlsAcceptsDeferred.perSecond &+= 1 }
                 deferredAccepts.append((listener, tls, http2))
                 armAcceptAdmissionTimer(after: ms)
                 return
             }
-        } else if tls == nil, plainAdmission.isLimited, !isDraining {
+        } else if tls == nil, plainAdmission.isLimited, !isDraining, !immediately {
             if plainAdmission.admit(now: loop.now) == .nextTurn {
-                counters.acceptsDeferred &+= 1
+                if !again { counters.acceptsDeferred &+= 1 }
                 deferredAccepts.append((listener, nil, http2))
                 armAcceptAdmissionTimer(after: 0)
                 return
@@ -234,8 +240,7 @@ final class Worker {
         plainAdmission.newTurn()
         let waiting = deferredAccepts
         deferredAccepts.removeAll(keepingCapacity: true)
-        // Closed listeners (drain, shutdown) have nothing to give: their accept fails and closes the socket.
-        for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2) }
+        for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2, again: true) }
     }
 
     func clientClosed(_ conn: ClientConnection) {
@@ -434,6 +439,13 @@ final class Worker {
     /// next response carries `Connection: close`, so none races a close against a request it is sending; the
     /// idle timeout or the drain deadline ends those that send nothing.
     func beginDrain(closeIdle: Bool = true) {
+        // Connections deferred by the caps are already accepted from the kernel (libuv holds each in its
+        // listener) and closing the listener would reset them: they are taken now, as the ones before them were.
+        let waiting = deferredAccepts
+        deferredAccepts.removeAll()
+        for (listener, tls, http2) in waiting {
+            accept(from: listener, tls: tls, http2: http2, again: true, immediately: true)
+        }
         isDraining = true
         for l in listeners { l.close() }
         listeners = []

@@ -123,7 +123,8 @@ struct BackendCounters {
     /// Times the server shed a connection and this worker set or lowered its learnt limit
     /// (`limits.learn_server_limits`).
     var limitsLearnt: UInt64 = 0
-    /// Requests moved away from this server after a failure once sent (retries) or before (redispatches).
+    /// Requests sent again after a failure once sent (retries: to another server, or back to this one after it
+    /// shed the connection) or moved away before (redispatches).
     var retries: UInt64 = 0
     var redispatches: UInt64 = 0
     /// TLS to the server: handshakes completed (and how many resumed a session), handshakes refused because the
