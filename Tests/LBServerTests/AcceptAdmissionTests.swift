@@ -30,4 +30,29 @@ final class AcceptAdmissionTests: XCTestCase {
         XCTAssertFalse(free.isLimited)
         XCTAssertTrue((0..<10_000).allSatisfy { _ in free.admit(now: 0) == .admit })
     }
+
+    /// A growing share (plain accepts): doubled after each turn that used it whole, back to the base after one
+    /// that did not; a fixed one (TLS) never grows.
+    func testAGrowingShareDoublesWhileTurnsFillItAndFallsBackWhenOneDoesNot() {
+        var a = AcceptAdmission(perTurn: 2, perSecond: nil, grows: true, now: 0)
+        func takeAll() -> Int {
+            var n = 0
+            while a.admit(now: 0) == .admit { n += 1 }
+            return n
+        }
+        XCTAssertEqual(takeAll(), 2)
+        a.newTurn()
+        XCTAssertEqual(takeAll(), 4)
+        a.newTurn()
+        XCTAssertEqual(takeAll(), 8)
+        a.newTurn()
+        XCTAssertEqual(a.admit(now: 0), .admit)  // a quiet turn: one connection
+        a.newTurn()
+        XCTAssertEqual(takeAll(), 2, "back to the base share")
+        var fixed = AcceptAdmission(perTurn: 2, perSecond: nil, now: 0)
+        for _ in 0..<3 {
+            XCTAssertEqual([fixed.admit(now: 0), fixed.admit(now: 0), fixed.admit(now: 0)], [.admit, .admit, .nextTurn])
+            fixed.newTurn()
+        }
+    }
 }

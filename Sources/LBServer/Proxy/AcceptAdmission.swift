@@ -19,15 +19,23 @@ struct AcceptAdmission {
 
     let perTurn: Int?
     let perSecond: Int?
+    /// With `grows`, the share doubles after each turn that used it whole and is back to `perTurn` after one that
+    /// did not: a steady stream of new connections is taken `perTurn` at a time, while a storm (thousands
+    /// connecting at once) is drained in a few turns instead of waiting seconds in the accept queue.
+    let grows: Bool
+    /// This turn's share (`perTurn`, or more while it grows).
+    private(set) var share: Int
     /// Admitted since the last `newTurn()`.
     private(set) var admittedThisTurn = 0
     /// Token bucket for `perSecond`: holds at most one second's worth, refilled continuously.
     private var tokens: Double
     private var refilledAt: UInt64
 
-    init(perTurn: Int?, perSecond: Int?, now: UInt64) {
+    init(perTurn: Int?, perSecond: Int?, grows: Bool = false, now: UInt64) {
         self.perTurn = perTurn
         self.perSecond = perSecond
+        self.grows = grows
+        share = perTurn ?? .max
         tokens = Double(perSecond ?? 0)
         refilledAt = now
     }
@@ -35,7 +43,7 @@ struct AcceptAdmission {
     var isLimited: Bool { perTurn != nil || perSecond != nil }
 
     mutating func admit(now: UInt64) -> Verdict {
-        if let perTurn, admittedThisTurn >= perTurn { return .nextTurn }
+        if perTurn != nil, admittedThisTurn >= share { return .nextTurn }
         if let perSecond {
             let rate = Double(perSecond)
             tokens = min(rate, tokens + Double(now &- refilledAt) * rate / 1000)
@@ -50,5 +58,8 @@ struct AcceptAdmission {
         return .admit
     }
 
-    mutating func newTurn() { admittedThisTurn = 0 }
+    mutating func newTurn() {
+        if grows, let perTurn { share = admittedThisTurn >= share ? min(share * 2, 1 << 20) : perTurn }
+        admittedThisTurn = 0
+    }
 }

@@ -88,7 +88,7 @@ final class Worker {
         requestIDBase = seed
         tlsAdmission = AcceptAdmission(
             perTurn: settings.tlsHandshakesPerTurn, perSecond: settings.tlsHandshakesPerSecond, now: loop.now)
-        plainAdmission = AcceptAdmission(perTurn: settings.acceptsPerTurn, perSecond: nil, now: loop.now)
+        plainAdmission = AcceptAdmission(perTurn: settings.acceptsPerTurn, perSecond: nil, grows: true, now: loop.now)
         // The loop's wake-up settings; coalescing weighs the exchanges under way.
         loop.busyPolls = settings.busyPolls
         loop.coalesceNanos = settings.coalesceMicros * 1_000
