@@ -1,9 +1,9 @@
 import CLibUV
 
 /// The transport seam: a duplex byte stream as protocol code sees it. Bytes arrive through the stream's
-/// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`, or by `send(_:)`. A plain TCP socket is one
-/// (`HandledTCPStream`); a TLS session over a socket can be another, and the HTTP/1.1 connection and the
-/// exchange above it do not change.
+/// `ByteStreamHandler`; bytes leave by appending to `out` and calling `flush()`, or by `send(_:)`. A plain TCP
+/// socket is one (`HandledTCPStream`); a TLS session over a socket can be another, and the HTTP/1.1 connection
+/// and the exchange above it do not change.
 ///
 /// Contract: every method runs on the stream's loop thread; `close()` and `abort()` are idempotent and the
 /// handler hears `streamClosed()` exactly once, after which the stream calls it no more.

@@ -34,20 +34,16 @@ final class HealthChecker {
         var passiveSinceProbeStart = false
         /// The TLS session the next check resumes (TLS servers): a check costs no full handshake each time.
         let tlsSessions = TLSClientSessionCache()
-        /// The `http` request for the current settings, built when they change rather than for every check.
-        private var cachedRequest: (path: String, keepAlive: Bool, host: String, port: Int, bytes: [UInt8])?
+        /// The `http` request for the current settings, built at the first check after `sync` changed them
+        /// rather than for every check.
+        var cachedRequest: [UInt8]?
 
         var request: [UInt8] {
-            let s = settings
-            let spec = backend.spec
-            if let c = cachedRequest, c.path == s.path, c.keepAlive == s.reuseConnection, c.host == spec.host,
-               c.port == spec.port
-            {
-                return c.bytes
-            }
+            if let cachedRequest { return cachedRequest }
             let bytes = HealthProbe.request(
-                path: s.path, host: spec.host, port: spec.port, keepAlive: s.reuseConnection)
-            cachedRequest = (s.path, s.reuseConnection, spec.host, spec.port, bytes)
+                path: settings.path, host: backend.spec.host, port: backend.spec.port,
+                keepAlive: settings.reuseConnection)
+            cachedRequest = bytes
             return bytes
         }
 
@@ -95,6 +91,7 @@ final class HealthChecker {
                 }
                 target.backend = backend  // perhaps a reweighted copy: same flags and health
                 target.settings = settings  // interval and timeout changes apply from the next check
+                target.cachedRequest = nil
                 continue
             }
             if let old = targets.removeValue(forKey: id) { close(old) }

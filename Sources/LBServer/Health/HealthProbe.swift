@@ -133,6 +133,10 @@ final class HealthProbe: ByteStreamHandler {
             finish(.failed(code: nil, error: "a kept connection cannot carry a tcp check"))
             return
         }
+        send(request)
+    }
+
+    private func send(_ request: [UInt8]) {
         stream.out.append(contentsOf: request)
         stream.flush()
     }
@@ -165,8 +169,7 @@ final class HealthProbe: ByteStreamHandler {
         case .tcp:
             finish(.passed(code: nil))
         case .http(let request, _):
-            stream.out.append(contentsOf: request)
-            stream.flush()
+            send(request)
             stream.startReading()
         }
     }

@@ -122,7 +122,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// Body and tunnel bytes: straight to the kernel when nothing is queued ahead (`TCPConnection.send`).
     @inline(__always)
     private func sendNow(_ bytes: UnsafeRawBufferPointer) {
-        if let tls { tls.out.append(contentsOf: bytes) } else { socket.send(bytes) }
+        if let tls { tls.send(bytes) } else { socket.send(bytes) }
     }
 
     @inline(__always)
@@ -343,19 +343,18 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         end(.failed(receivedAny ? .truncated : closedUnanswered()))
     }
 
-    /// The backend closed this connection while it sat in the pool, or before answering the request sent on it.
-    /// Within a second of the connection's being connected or pooled, that is not a keep-alive timeout
-    /// (those are seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`;
-    /// nginx at `worker_connections` closes idle keep-alive connections and new ones that have not sent their
-    /// request yet, longest-idle first).
-    /// What a close before any response byte means for the exchange: `.shed` when it is such a shed on a fresh
-    /// connection. A reused connection's close stays the keep-alive race (`.closedBeforeResponse`), replayed
-    /// whatever the method, whether or not it also taught the limit.
+    /// What a close before any response byte means for the exchange: `.shed` when `noteBackendClose` counts it
+    /// on a fresh connection. A reused connection's close stays the keep-alive race (`.closedBeforeResponse`),
+    /// replayed whatever the method, whether or not it also taught the limit.
     private func closedUnanswered() -> UpstreamFailure {
         noteBackendClose() && !wasReused ? .shed : .closedBeforeResponse
     }
 
-    /// Returns true when the close is such a shed.
+    /// The backend closed this connection while it sat in the pool, or before answering the request sent on it.
+    /// Within a second of the connection's being connected or pooled, that is not a keep-alive timeout
+    /// (those are seconds long): the backend is making room for other connections (`WorkerBackend.backendShed`;
+    /// nginx at `worker_connections` closes idle keep-alive connections and new ones that have not sent their
+    /// request yet, longest-idle first). Returns true when the close is such a shed.
     @discardableResult
     private func noteBackendClose() -> Bool {
         guard worker.settings.learnServerLimits, loop.now &- readySinceMs < 1000,

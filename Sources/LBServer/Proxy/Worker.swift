@@ -238,9 +238,16 @@ final class Worker {
         admissionTimerArmed = false
         tlsAdmission.newTurn()
         plainAdmission.newTurn()
+        takeDeferredAccepts(immediately: false)
+    }
+
+    /// Offers every deferred connection again (the caps may defer it once more, unless `immediately`).
+    private func takeDeferredAccepts(immediately: Bool) {
         let waiting = deferredAccepts
         deferredAccepts.removeAll(keepingCapacity: true)
-        for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2, again: true) }
+        for (listener, tls, http2) in waiting {
+            accept(from: listener, tls: tls, http2: http2, again: true, immediately: immediately)
+        }
     }
 
     func clientClosed(_ conn: ClientConnection) {
@@ -441,11 +448,7 @@ final class Worker {
     func beginDrain(closeIdle: Bool = true) {
         // Connections deferred by the caps are already accepted from the kernel (libuv holds each in its
         // listener) and closing the listener would reset them: they are taken now, as the ones before them were.
-        let waiting = deferredAccepts
-        deferredAccepts.removeAll()
-        for (listener, tls, http2) in waiting {
-            accept(from: listener, tls: tls, http2: http2, again: true, immediately: true)
-        }
+        takeDeferredAccepts(immediately: true)
         isDraining = true
         for l in listeners { l.close() }
         listeners = []
