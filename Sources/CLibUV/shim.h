@@ -23,6 +23,13 @@ static inline int lb_set_timer_slack_ns(unsigned long ns) { return prctl(PR_SET_
    export). Returns 1 when memory was released. */
 static inline int lb_malloc_trim(void) { return malloc_trim(0); }
 
+/* accept4 is declared only under _GNU_SOURCE, which Swift's Glibc module is not built with. The listener accepts
+   through this: non-blocking and close-on-exec in the one call, with the peer's address. */
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+static inline int lb_accept(int fd, struct sockaddr *addr, socklen_t *len) {
+    return accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
 /* The most descriptors one SCM_RIGHTS message may carry (the kernel's SCM_MAX_FD). */
 #define LB_MAX_PASSED_FDS 253
 

@@ -25,8 +25,6 @@ public protocol ByteStream: AnyObject {
     func close()
     /// Closes so that the peer sees an error (a TCP reset), not an orderly end.
     func abort()
-    /// The peer's address as text ("127.0.0.1"), written into `text`.
-    func peerAddress(into text: inout [UInt8])
     /// True when the bytes are encrypted on the wire (TLS): the client reached us over HTTPS.
     var isEncrypted: Bool { get }
     /// The connection is idle: frees the write buffers it keeps between writes (when nothing is queued or

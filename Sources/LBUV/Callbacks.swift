@@ -57,11 +57,6 @@ enum Callbacks {
 
     // MARK: listeners
 
-    static let connection: uv_connection_cb = { server, status in
-        let listener: Listener = owner(server!.pointee.data)
-        listener.didAccept(status: status)
-    }
-
     static let closeListener: uv_close_cb = { handle in
         Unmanaged<Listener>.fromOpaque(handle!.pointee.data!).release()
         handle!.deallocate()
@@ -183,7 +178,7 @@ enum Callbacks {
         handle!.deallocate()
     }
 
-    // MARK: polled descriptors (sockets another library opens, e.g. c-ares's)
+    // MARK: polled descriptors (listening sockets, and sockets another library opens, e.g. c-ares's)
 
     static let poll: uv_poll_cb = { handle, status, events in
         let poll: LoopPoll = owner(handle!.pointee.data)

@@ -1,19 +1,44 @@
 import CLibUV
 import Glibc
 
-/// A listening TCP socket on one loop. Accepted sockets are handed to `onAccept`, which must create a
-/// `TCPConnection` and call `accept(into:)`. Same ownership rule as connections: the handle holds one retain
-/// until its close callback.
+/// A listening TCP socket on one loop. Each pending connection is offered to `onAccept`, which must create a
+/// `TCPConnection` and call `accept(into:)`, or leave it queued in the kernel for later (a cap on accepts per
+/// turn): the listener then stops polling until `accept(into:)` is called again. Same ownership rule as
+/// connections: the handle holds one retain until its close callback.
+///
+/// The listener accepts through its own poll rather than libuv's `uv_listen`, for three costs per connection
+/// that libuv's accept loop cannot avoid. It asks the kernel how many connections wait (`TCP_INFO` on a listening
+/// socket reports its accept queue) and accepts that many, where libuv accepts until `EAGAIN`: with one client
+/// connecting at a time every accept was followed by a failing one, and a failing `accept4` allocates and frees a
+/// socket and a file (4.6 µs measured here, against 0.6 µs for the query). `accept4` hands over the peer's address
+/// (`acceptedPeer`), which spares a `getpeername`. And `TCP_NODELAY` is set once on the listening socket, which
+/// Linux copies to every socket it accepts, instead of once per connection.
 public final class Listener {
     public unowned(unsafe) let loop: EventLoop
     public let handle: UnsafeMutablePointer<uv_tcp_t>
     private var isClosing = false
-    private var isAccepting = false
+    /// Readiness of the listening socket; nil until `startAccepting()`.
+    private var poll: LoopPoll?
+    /// Polling stopped: an offer was left queued by `onAccept`, or accepting failed for want of descriptors or
+    /// memory and resumes after `errorPause`.
+    private var pausedForOwner = false
+    private var pausedForError: LoopTimer?
+    /// Set by `accept(into:)` while an offer is made: whether it was taken, and whether the queue was found empty.
+    private var offerTaken = false
+    private var queueEmpty = false
     private let backlog: Int32
-    /// Called for each pending connection; it must accept it (or close what it created).
+    /// Called for each pending connection; it must accept it, close what it created, or leave it queued.
     public var onAccept: (Listener) -> Void = { _ in }
     /// Called when accepting failed (e.g. EMFILE): counted and logged by the owner.
     public var onError: (UVError) -> Void = { _ in }
+    /// The peer address of the connection `accept(into:)` took last (valid right after it returns true).
+    public private(set) var acceptedPeer = sockaddr_storage()
+
+    /// Most connections offered in one readiness callback; the rest wait for the next turn's.
+    static let maxOffersPerWake = 1024
+    /// How long accepting pauses after the process or system ran out of descriptors or memory: the connections
+    /// stay queued in the kernel and are served once some close, instead of the listener spinning on an error.
+    static let errorPauseMs: UInt64 = 100
 
     /// Binds and listens. `reusePort` lets several workers' loops share one address (SO_REUSEPORT).
     /// With `accepting: false` the socket is bound but not listening yet: `startAccepting()` does that later.
@@ -57,10 +82,20 @@ public final class Listener {
 
     /// Starts accepting (`listen`, then polling). Idempotent. Throws when the kernel refuses `listen`.
     public func startAccepting() throws(SetupError) {
-        guard !isAccepting, !isClosing else { return }
-        let stream = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
-        try UVError.check(uv_listen(stream, backlog, Callbacks.connection), "cannot listen on \(boundAddress)")
-        isAccepting = true
+        guard poll == nil, !isClosing else { return }
+        // libuv keeps a bind error (address in use) for `uv_listen` to report; a bare `listen` on the unbound
+        // socket would instead bind it to a random port.
+        try UVError.check(handle.pointee.delayed_error, "cannot listen on \(boundAddress)")
+        let fd = descriptor
+        try UVError.check(Glibc.listen(fd, backlog) == 0 ? 0 : -errno, "cannot listen on \(boundAddress)")
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        do {
+            poll = try LoopPoll(loop: loop, socket: fd) { [unowned self] readiness in self.offerPending(readiness) }
+        } catch {
+            throw SetupError("cannot poll the listening socket of \(boundAddress): \(error)")
+        }
+        poll?.watch(readable: true, writable: false)
     }
 
     /// The socket's descriptor (-1 once closed): what a hot upgrade passes to the next process.
@@ -80,32 +115,105 @@ public final class Listener {
         return SocketAddress(storage: storage)
     }
 
-    final func didAccept(status: Int32) {
-        if status < 0 {
-            onError(UVError(status))
-            return
+    /// Connections wait in the accept queue: offers each to `onAccept`, as many as the kernel reports queued
+    /// (`queuedConnections`), until one is left queued or the queue is found empty.
+    private func offerPending(_ readiness: LoopPoll.Readiness) {
+        if let error = readiness.error { onError(error) }
+        var offers = min(queuedConnections() ?? Listener.maxOffersPerWake, Listener.maxOffersPerWake)
+        while offers > 0 && !isClosing && !pausedForOwner && pausedForError == nil {
+            offerTaken = false
+            queueEmpty = false
+            onAccept(self)
+            if !offerTaken && !isClosing {
+                // Left queued by the owner: no more readiness callbacks until it takes that one.
+                pausedForOwner = true
+                poll?.watch(readable: false, writable: false)
+            }
+            if queueEmpty { return }
+            offers -= 1
         }
-        onAccept(self)
     }
 
-    /// Accepts the pending connection into `conn`. Returns false (and closes `conn`) on failure, and once this
-    /// listener is closing: its handle may already be freed (an accept deferred to a later loop turn).
+    /// Connections in the accept queue, from `TCP_INFO` (a listening socket reports its queue length there); nil
+    /// when the kernel does not say.
+    private func queuedConnections() -> Int? {
+        var info = tcp_info()
+        var length = socklen_t(MemoryLayout<tcp_info>.size)
+        guard getsockopt(descriptor, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0,
+            length >= socklen_t(MemoryLayout.offset(of: \tcp_info.tcpi_unacked)! + 4)
+        else { return nil }
+        return Int(info.tcpi_unacked)
+    }
+
+    /// Accepts the next queued connection into `conn`, and records its peer in `acceptedPeer`. Returns false (and
+    /// closes `conn`) when none is queued or accepting failed, and once this listener is closing: its handle may
+    /// already be freed (an accept deferred to a later loop turn).
     public func accept(into conn: TCPConnection) -> Bool {
         guard !isClosing else {
             conn.close()
             return false
         }
-        let server = UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_stream_t.self)
-        if uv_accept(server, conn.stream) < 0 {
-            conn.close()
-            return false
+        offerTaken = true
+        if pausedForOwner {
+            pausedForOwner = false
+            if pausedForError == nil { poll?.watch(readable: true, writable: false) }
         }
-        return true
+        let fd = descriptor
+        while true {
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let accepted = withUnsafeMutablePointer(to: &acceptedPeer) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    lb_accept(fd, $0, &length)
+                }
+            }
+            if accepted >= 0 {
+                let status = uv_tcp_open(conn.handle, uv_os_sock_t(accepted))
+                if status == 0 { return true }
+                Glibc.close(accepted)
+                onError(UVError(status))
+                break
+            }
+            let error = errno
+            switch error {
+            case EINTR, ECONNABORTED, EPROTO, EPERM:
+                continue  // this one is gone (reset while queued, or refused by a filter); the next may be fine
+            case EAGAIN, EWOULDBLOCK:
+                queueEmpty = true
+            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                onError(UVError(-error))
+                queueEmpty = true
+                pauseAfterError()
+            default:
+                onError(UVError(-error))
+                queueEmpty = true
+            }
+            break
+        }
+        conn.close()
+        return false
+    }
+
+    /// Out of descriptors or memory: stops polling for `errorPauseMs`, leaving the queue to the kernel.
+    private func pauseAfterError() {
+        guard pausedForError == nil, !isClosing else { return }
+        poll?.watch(readable: false, writable: false)
+        let timer = LoopTimer(loop: loop) { [unowned self] in
+            self.pausedForError?.close()
+            self.pausedForError = nil
+            if !self.isClosing && !self.pausedForOwner { self.poll?.watch(readable: true, writable: false) }
+        }
+        pausedForError = timer
+        timer.start(timeout: Listener.errorPauseMs)
     }
 
     public func close() {
         guard !isClosing else { return }
         isClosing = true
+        // libuv must stop polling the descriptor before the TCP handle's close closes it.
+        poll?.close()
+        poll = nil
+        pausedForError?.close()
+        pausedForError = nil
         uv_close(UnsafeMutableRawPointer(handle).assumingMemoryBound(to: uv_handle_t.self), Callbacks.closeListener)
     }
 }

@@ -1,7 +1,7 @@
 import CLibUV
 
-/// A `uv_poll_t` on a descriptor this process did not open through libuv (a resolver library's socket): the
-/// action runs on the loop's thread when the descriptor is readable or writable. Closed with `close()`, which
+/// A `uv_poll_t` on a descriptor libuv does not read itself (a resolver library's socket, or a listening socket
+/// the `Listener` accepts from): the action runs on the loop's thread when the descriptor is readable or writable. Closed with `close()`, which
 /// must come before the descriptor itself is closed (libuv must stop polling it first); memory goes in the close
 /// callback.
 public final class LoopPoll {

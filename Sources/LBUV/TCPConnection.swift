@@ -242,21 +242,4 @@ open class TCPConnection {
         didBeginClosing()
         return true
     }
-
-    /// Peer address as text (e.g. "127.0.0.1"), written into `into` without allocating beyond its capacity.
-    public final func peerAddress(into text: inout [UInt8]) {
-        var storage = sockaddr_storage()
-        text.removeAll(keepingCapacity: true)
-        guard peerSockaddr(&storage) else { return }
-        SocketAddress.formatIP(storage, into: &text)
-    }
-
-    /// The peer's address in binary form; false when the socket has none (not connected, or already reset).
-    public final func peerSockaddr(_ storage: inout sockaddr_storage) -> Bool {
-        var len = Int32(MemoryLayout<sockaddr_storage>.size)
-        let status = withUnsafeMutablePointer(to: &storage) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(handle, $0, &len) }
-        }
-        return status == 0
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import XCTest
 
 /// `limits.max_client_connections` (per worker): a worker at its limit closes new connections at once, counts
@@ -75,6 +76,57 @@ final class ConnectionLimitTests: IntegrationTestCase {
             try XCTUnwrap((try admin.call("GET", "/api/stats").json["connections"] as? [String: Any])?["refused"]
                 as? Int), 0)
         XCTAssertTrue(try admin.call("GET", "/metrics").response.bodyString.contains("lb_accepts_deferred_total "))
+    }
+
+    /// Out of descriptors, a listener pauses instead of spinning on a queue it cannot take from, and leaves the
+    /// waiting connections queued in the kernel rather than resetting them: each is served once a descriptor frees
+    /// up, and the failures are counted in `connections.accept_errors`. The server has no backend, so it answers
+    /// 503 itself and needs no descriptor beyond a client's.
+    func testOutOfDescriptorsAcceptingPausesAndTheQueuedClientsAreServedOnceSomeClose() throws {
+        let (fd, deadPort) = try LoopbackSocket.listen()
+        Glibc.close(fd)
+        let lb = try LBBinaries.startServer(backends: ["127.0.0.1:\(deadPort)"])
+        let pid = lb.process.pid
+        XCTAssertEqual(try HTTPClient.get(port: lb.proxyPort, path: "/warm").status, 503)
+        // Room for 6 more descriptors, then 20 clients, each sending a request at once.
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count
+        let limit = open + 6
+        let set = ManagedProcess.run("prlimit", ["--pid", "\(pid)", "--nofile=\(limit):\(limit)"], timeout: 10)
+        XCTAssertEqual(set.status, 0, set.stderr)
+        var waiting = try (0..<20).map { i in
+            let c = try RawHTTPConnection(port: lb.proxyPort)
+            try c.send("GET /c/\(i) HTTP/1.1\r\nHost: t\r\n\r\n")
+            return c
+        }
+        // The server fills its descriptors with some of them and answers those; the rest wait.
+        var answered: [RawHTTPConnection] = []
+        try eventually(timeout: 10, "the server holds as many clients as it has descriptors") {
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count >= limit
+        }
+        for c in waiting where (try? c.readResponse(timeout: 0.2))?.status == 503 { answered.append(c) }
+        XCTAssertGreaterThan(answered.count, 0)
+        // A few more than 6: the count above may include descriptors closed since (the warm-up's connection, a
+        // socket of a failed connect to the dead server).
+        XCTAssertLessThanOrEqual(answered.count, 10, "no more clients than descriptors")
+        waiting.removeAll { c in answered.contains { $0 === c } }
+        // Nothing is taken while no descriptor is free, and that costs no CPU: the listener does not spin.
+        let before = try cpuSeconds(pid: pid)
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertLessThan(try cpuSeconds(pid: pid) - before, 0.3, "the server idles while out of descriptors")
+        for c in waiting { XCTAssertFalse(c.isClosedByPeer(timeout: 0), "a waiting client was not reset") }
+        // Each answered client that leaves frees a descriptor for one that waits, until every one was served.
+        for c in answered { c.close() }
+        let deadline = Date().addingTimeInterval(20)
+        while !waiting.isEmpty && Date() < deadline {
+            guard let i = waiting.firstIndex(where: { (try? $0.readResponse(timeout: 0.2))?.status == 503 }) else {
+                continue
+            }
+            waiting.remove(at: i).close()
+        }
+        XCTAssertEqual(waiting.count, 0, "every queued client was served once descriptors freed up")
+        let stats = try AdminClient(port: lb.adminPort).call("GET", "/api/stats").json
+        XCTAssertGreaterThan(try XCTUnwrap((stats["connections"] as? [String: Any])?["accept_errors"] as? Int), 0)
+        XCTAssertTrue(lb.process.isRunning)
     }
 }
 

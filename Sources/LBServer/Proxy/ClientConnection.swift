@@ -188,8 +188,10 @@ final class ClientConnection: ByteStreamHandler, ListLinked, UpstreamOwner, Queu
         worker.giveBack(c)
     }
 
-    func start() {
-        stream.peerAddress(into: &worker.addressScratch)
+    /// Starts serving a connection just accepted from `peer`.
+    func start(peer: sockaddr_storage) {
+        worker.addressScratch.removeAll(keepingCapacity: true)
+        SocketAddress.formatIP(peer, into: &worker.addressScratch)
         setClientAddress(worker.addressScratch)
         // A TLS client has client_header to complete its handshake and first head: a connection that never
         // finishes a handshake must not hold a slot for the whole idle timeout.

@@ -129,7 +129,6 @@ final class TLSStream<Session: TLSChannel>: ByteStream, ByteStreamHandler {
         socket.close()
     }
     func abort() { socket.abort() }
-    func peerAddress(into text: inout [UInt8]) { socket.peerAddress(into: &text) }
 
     // MARK: the socket's events
 

@@ -181,8 +181,7 @@ final class Worker {
         }
         var addressKey: ClientAddressLimit.Key?
         if let perClient = settings.perClientLimit {
-            var peer = sockaddr_storage()
-            if socket.peerSockaddr(&peer), let key = perClient.key(for: peer) {
+            if let key = perClient.key(for: listener.acceptedPeer) {
                 guard perClient.admit(key) else {
                     // Closed at once with no answer, like a refusal over max_client_connections: reading the
                     // request to answer 429 would cost this client's excess connections a buffer and a parse.
@@ -193,7 +192,7 @@ final class Worker {
                 addressKey = key
             }
         }
-        uv_tcp_nodelay(socket.handle, 1)
+        // TCP_NODELAY needs no call here: the listening socket has it, and Linux copies it to accepted sockets.
         let conn: ClientConnection
         if let tls {
             let served = tls.load()
@@ -215,7 +214,7 @@ final class Worker {
         conn.addressKey = addressKey
         // The worker's list holds the connection until its stream reports the close.
         clients.insert(conn)
-        conn.start()
+        conn.start(peer: listener.acceptedPeer)
     }
 
     /// One timer for both caps: a new turn's share (timeout 0: the next loop turn), or the rate's next token.

@@ -19,6 +19,19 @@ func eventually(
     }
 }
 
+/// User plus system CPU time `pid` has used, in seconds (/proc/PID/stat fields 14 and 15).
+func cpuSeconds(pid: Int32) throws -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { throw HarnessError.procUnreadable(pid: pid, field: "stat") }
+    // After "pid (comm)": field 3 (state) is at index 0, so utime (14) and stime (15) are at 11 and 12.
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
+        throw HarnessError.procUnreadable(pid: pid, field: "stat")
+    }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 /// Resident set size of `pid` now (VmRSS in /proc/PID/status), in KiB.
 /// - Throws: `HarnessError.procUnreadable` if the process is gone: a vanished process must not read as 0 KiB and
 ///   pass a memory-limit assertion.
