@@ -9,7 +9,8 @@ many servers, active HTTP health checks on (every server checked each `--interva
   1. idle: lb's CPU seconds over `--idle` seconds with no traffic, i.e. the health checker's cost per second;
   2. load: wrk with `--connections` keep-alive connections for `--duration` seconds over 10,000 paths (so the
      hash spreads keys over every server), `--rounds` times; the median throughput, lb's CPU per request
-     (utime+stime over requests) and wrk's p99;
+     (utime+stime over requests), the backend nginx's (on the same cores, its cost moves the throughput too)
+     and wrk's p99;
   3. change: one server's weight set through the admin API `--changes` times; the admin call's time, which
      includes the routing rebuild for that many servers, and wrk's p99 while the changes run.
 
@@ -82,7 +83,7 @@ def run_wrk(port, duration, connections, lua):
     return requests, rps, float(p99.group(1)) * scale, (int(errors.group(1)) if errors else 0), socket_errors
 
 
-def measure(binary, servers, args, work, lua):
+def measure(binary, servers, args, work, lua, backend_pid):
     cfg = {
         "listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}, "workers": 1,
         "servers": [{"id": f"s{i}", "host": "127.0.0.1", "port": FIRST_PORT + i} for i in range(servers)],
@@ -112,10 +113,10 @@ def measure(binary, servers, args, work, lua):
 
         rounds = []
         for _ in range(args.rounds):
-            c0 = cpu_seconds(lb.pid)
+            c0, b0 = cpu_seconds(lb.pid), cpu_seconds(backend_pid)
             requests, rps, p99, errors, sock = run_wrk(port, args.duration, args.connections, lua)
-            cpu = cpu_seconds(lb.pid) - c0
-            rounds.append((rps, cpu * 1e6 / max(1, requests), p99, errors))
+            cpu, backend_cpu = cpu_seconds(lb.pid) - c0, cpu_seconds(backend_pid) - b0
+            rounds.append((rps, cpu * 1e6 / max(1, requests), p99, errors, backend_cpu * 1e6 / max(1, requests)))
 
         # Routing rebuilds under load: one weight change after another through the admin API.
         change_times = []
@@ -141,6 +142,7 @@ def measure(binary, servers, args, work, lua):
         rps = statistics.median(r[0] for r in rounds)
         return {
             "servers": servers, "rps": rps, "cpu_us": statistics.median(r[1] for r in rounds),
+            "backend_cpu_us": statistics.median(r[4] for r in rounds),
             "p99": statistics.median(r[2] for r in rounds), "errors": sum(r[3] for r in rounds) + change_errors,
             "idle_cpu": idle_cpu, "change_ms": statistics.median(change_times),
             "change_max_ms": max(change_times), "change_p99": change_p99, "change_rps": change_rps,
@@ -197,22 +199,24 @@ http {{
     try:
         wait_port(FIRST_PORT)
         wait_port(FIRST_PORT + args.servers - 1)
-        rows = [measure(args.binary, 3, args, work, lua), measure(args.binary, args.servers, args, work, lua)]
+        rows = [measure(args.binary, n, args, work, lua, nginx.pid) for n in (3, args.servers)]
     finally:
         nginx.send_signal(signal.SIGTERM)
         nginx.wait(timeout=10)
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nlb with {args.servers} servers against 3, same run: wrk -c{args.connections} keep-alive, "
           f"{args.duration}s x {args.rounds} rounds (medians), health checks every {args.interval}")
-    print(f"{'servers':>8} {'req/s':>9} {'cpu us/req':>10} {'p99 ms':>7} {'errors':>6} {'idle cpu':>9} "
+    print(f"{'servers':>8} {'req/s':>9} {'cpu us/req':>10} {'backend':>8} {'p99 ms':>7} {'errors':>6} {'idle cpu':>9} "
           f"{'change ms':>9} {'max':>6} {'p99 ms during changes':>22}")
     for r in rows:
-        print(f"{r['servers']:>8} {r['rps']:>9.0f} {r['cpu_us']:>10.2f} {r['p99']:>7.2f} {r['errors']:>6} "
+        print(f"{r['servers']:>8} {r['rps']:>9.0f} {r['cpu_us']:>10.2f} {r['backend_cpu_us']:>8.2f} {r['p99']:>7.2f} "
+              f"{r['errors']:>6} "
               f"{r['idle_cpu'] * 100:>8.2f}% {r['change_ms']:>9.1f} {r['change_max_ms']:>6.1f} "
               f"{r['change_p99']:>22.2f}")
     small, big = rows
     print(f"throughput {big['servers']}/3: {big['rps'] / small['rps']:.3f}   "
           f"cpu per request {big['servers']}/3: {big['cpu_us'] / small['cpu_us']:.3f}   "
+          f"backend's cpu per request {big['servers']}/3: {big['backend_cpu_us'] / small['backend_cpu_us']:.3f}   "
           f"health checker: {big['idle_cpu'] * 100:.2f}% of a core for {big['servers']} servers")
     print(f"took {time.time() - started:.0f} s")
 
