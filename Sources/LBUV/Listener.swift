@@ -118,8 +118,14 @@ public final class Listener {
     /// Connections wait in the accept queue: offers each to `onAccept`, as many as the kernel reports queued
     /// (`queuedConnections`), until one is left queued or the queue is found empty.
     private func offerPending(_ readiness: LoopPoll.Readiness) {
-        if let error = readiness.error { onError(error) }
-        var offers = min(queuedConnections() ?? Listener.maxOffersPerWake, Listener.maxOffersPerWake)
+        if let error = readiness.error {
+            // libuv stops polling a descriptor that reported an error; polling starts again after the pause.
+            onError(error)
+            pauseAfterError()
+            return
+        }
+        // At least one: the socket is readable, so a connection is queued whatever the count said.
+        var offers = min(max(1, queuedConnections() ?? Listener.maxOffersPerWake), Listener.maxOffersPerWake)
         while offers > 0 && !isClosing && !pausedForOwner && pausedForError == nil {
             offerTaken = false
             queueEmpty = false
@@ -193,7 +199,8 @@ public final class Listener {
         return false
     }
 
-    /// Out of descriptors or memory: stops polling for `errorPauseMs`, leaving the queue to the kernel.
+    /// Out of descriptors or memory, or the socket reported an error: stops polling for `errorPauseMs`, leaving
+    /// the queue to the kernel.
     private func pauseAfterError() {
         guard pausedForError == nil, !isClosing else { return }
         poll?.watch(readable: false, writable: false)
