@@ -39,6 +39,8 @@ public final class Listener {
     /// How long accepting pauses after the process or system ran out of descriptors or memory: the connections
     /// stay queued in the kernel and are served once some close, instead of the listener spinning on an error.
     static let errorPauseMs: UInt64 = 100
+    /// Failed connections skipped in one `accept(into:)` before it gives up for this offer.
+    static let maxAcceptRetries = 16
 
     /// Binds and listens. `reusePort` lets several workers' loops share one address (SO_REUSEPORT).
     /// With `accepting: false` the socket is bound but not listening yet: `startAccepting()` does that later.
@@ -78,6 +80,8 @@ public final class Listener {
             close()
             throw SetupError("cannot adopt inherited socket \(fd): \(UVError(status))")
         }
+        // A predecessor that set it per connection left it off the socket; connections already queued lack it.
+        setNoDelay(fd)
     }
 
     /// Starts accepting (`listen`, then polling). Idempotent. Throws when the kernel refuses `listen`.
@@ -87,15 +91,21 @@ public final class Listener {
         // socket would instead bind it to a random port.
         try UVError.check(handle.pointee.delayed_error, "cannot listen on \(boundAddress)")
         let fd = descriptor
+        // Before `listen`: a connection completed before the option is set would be copied without it.
+        setNoDelay(fd)
         try UVError.check(Glibc.listen(fd, backlog) == 0 ? 0 : -errno, "cannot listen on \(boundAddress)")
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         do {
             poll = try LoopPoll(loop: loop, socket: fd) { [unowned self] readiness in self.offerPending(readiness) }
         } catch {
             throw SetupError("cannot poll the listening socket of \(boundAddress): \(error)")
         }
         poll?.watch(readable: true, writable: false)
+    }
+
+    /// `TCP_NODELAY` on the listening socket, which Linux copies to every socket accepted from it.
+    private func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// The socket's descriptor (-1 once closed): what a hot upgrade passes to the next process.
@@ -165,6 +175,7 @@ public final class Listener {
             if pausedForError == nil { poll?.watch(readable: true, writable: false) }
         }
         let fd = descriptor
+        var retries = 0
         while true {
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let accepted = withUnsafeMutablePointer(to: &acceptedPeer) { p in
@@ -181,17 +192,21 @@ public final class Listener {
             }
             let error = errno
             switch error {
-            case EINTR, ECONNABORTED, EPROTO, EPERM:
-                continue  // this one is gone (reset while queued, or refused by a filter); the next may be fine
+            case EINTR, ECONNABORTED, EPROTO, ENETDOWN, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP,
+                ENETUNREACH:
+                // Interrupted, or this connection failed while queued (Linux reports its pending error here and
+                // drops it from the queue): the next may be fine. Bounded, in case one of these repeats.
+                retries += 1
+                if retries < Listener.maxAcceptRetries { continue }
+                queueEmpty = true
             case EAGAIN, EWOULDBLOCK:
                 queueEmpty = true
-            case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+            default:
+                // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or refused (EPERM from a
+                // syscall filter): the connection stays queued, so trying again at once would spin.
                 onError(UVError(-error))
                 queueEmpty = true
                 pauseAfterError()
-            default:
-                onError(UVError(-error))
-                queueEmpty = true
             }
             break
         }
@@ -199,8 +214,8 @@ public final class Listener {
         return false
     }
 
-    /// Out of descriptors or memory, or the socket reported an error: stops polling for `errorPauseMs`, leaving
-    /// the queue to the kernel.
+    /// Accepting failed in a way that leaves the connection queued (out of descriptors or memory, refused), or
+    /// the socket reported an error: stops polling for `errorPauseMs`, leaving the queue to the kernel.
     private func pauseAfterError() {
         guard pausedForError == nil, !isClosing else { return }
         poll?.watch(readable: false, writable: false)

@@ -40,8 +40,8 @@ final class Worker {
     private var admissionTimer: LoopTimer?
     private var admissionTimerArmed = false
     private var admissionTimerDue: UInt64 = 0
-    /// Listeners whose pending connection was left in the accept queue (with the TLS context of a TLS one);
-    /// libuv watches such a listener again only once that connection is accepted.
+    /// Listeners whose next connection a cap left in the kernel's accept queue (with the TLS context of a TLS
+    /// one); such a listener offers again only once that connection is taken.
     private var deferredAccepts: [(Listener, SnapshotPublisher<TLSListenerContext>?, Bool)] = []
     /// HTTP/2 connections with frames to write, written once at the end of the loop turn: the responses of
     /// every backend read in one turn go out in one TLS record and one write, not one (or two) per stream event.
@@ -139,14 +139,13 @@ final class Worker {
         return l.boundAddress
     }
 
-    /// Takes the connection libuv holds for `listener` (it has already accepted it from the kernel, and watches
-    /// the listener again only once it is taken), unless a cap defers it to a later turn. `again`: a deferred
-    /// one, counted when it was first deferred. `immediately`: past the caps (the drain takes what was deferred).
+    /// Takes the next connection queued on `listener`, unless a cap leaves it queued for a later turn (the
+    /// listener then offers nothing more until it is taken). `again`: a deferred one, counted when it was first
+    /// deferred.
     private func accept(
-        from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool, again: Bool = false,
-        immediately: Bool = false
+        from listener: Listener, tls: SnapshotPublisher<TLSListenerContext>?, http2: Bool, again: Bool = false
     ) {
-        if let tls, tlsAdmission.isLimited, !isDraining, !immediately {
+        if let tls, tlsAdmission.isLimited, !isDraining {
             switch tlsAdmission.admit(now: loop.now) {
             case .admit:
                 armAcceptAdmissionTimer(after: 0)
@@ -161,7 +160,7 @@ final class Worker {
                 armAcceptAdmissionTimer(after: ms)
                 return
             }
-        } else if tls == nil, plainAdmission.isLimited, !isDraining, !immediately {
+        } else if tls == nil, plainAdmission.isLimited, !isDraining {
             if plainAdmission.admit(now: loop.now) == .nextTurn {
                 if !again { counters.acceptsDeferred &+= 1 }
                 deferredAccepts.append((listener, nil, http2))
@@ -237,15 +236,15 @@ final class Worker {
         admissionTimerArmed = false
         tlsAdmission.newTurn()
         plainAdmission.newTurn()
-        takeDeferredAccepts(immediately: false)
+        takeDeferredAccepts()
     }
 
-    /// Offers every deferred connection again (the caps may defer it once more, unless `immediately`).
-    private func takeDeferredAccepts(immediately: Bool) {
+    /// Offers every deferred connection again (the caps may defer it once more).
+    private func takeDeferredAccepts() {
         let waiting = deferredAccepts
         deferredAccepts.removeAll(keepingCapacity: true)
         for (listener, tls, http2) in waiting {
-            accept(from: listener, tls: tls, http2: http2, again: true, immediately: immediately)
+            accept(from: listener, tls: tls, http2: http2, again: true)
         }
     }
 
@@ -445,9 +444,9 @@ final class Worker {
     /// next response carries `Connection: close`, so none races a close against a request it is sending; the
     /// idle timeout or the drain deadline ends those that send nothing.
     func beginDrain(closeIdle: Bool = true) {
-        // Connections deferred by the caps are already accepted from the kernel (libuv holds each in its
-        // listener) and closing the listener would reset them: they are taken now, as the ones before them were.
-        takeDeferredAccepts(immediately: true)
+        // A connection a cap left queued is still the kernel's: in a hot upgrade the successor serves that same
+        // queue; otherwise it goes with the listener, as every connection still queued does.
+        deferredAccepts.removeAll()
         isDraining = true
         for l in listeners { l.close() }
         listeners = []

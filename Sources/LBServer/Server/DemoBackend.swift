@@ -95,7 +95,6 @@ final class DemoConnection: TCPConnection {
         self.backend = backend
         self.serial = serial
         super.init(loop: backend.loop)
-        uv_tcp_nodelay(handle, 1)
     }
 
     override func didRead(_ bytes: UnsafeRawBufferPointer) {
