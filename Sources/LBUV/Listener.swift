@@ -19,13 +19,14 @@ public final class Listener {
     private var isClosing = false
     /// Readiness of the listening socket; nil until `startAccepting()`.
     private var poll: LoopPoll?
-    /// Polling stopped: an offer was left queued by `onAccept`, or accepting failed for want of descriptors or
-    /// memory and resumes after `errorPause`.
+    /// Polling stopped: an offer was left queued by `onAccept`, or accepting failed with the connection left
+    /// queued (or the socket reported an error) and resumes after `errorPauseMs`.
     private var pausedForOwner = false
     private var pausedForError: LoopTimer?
-    /// Set by `accept(into:)` while an offer is made: whether it was taken, and whether the queue was found empty.
+    /// Set by `accept(into:)` while an offer is made: whether it was taken, and whether this round of offers
+    /// ends (the queue was found empty, or accepting failed).
     private var offerTaken = false
-    private var queueEmpty = false
+    private var stopOffering = false
     private let backlog: Int32
     /// Called for each pending connection; it must accept it, close what it created, or leave it queued.
     public var onAccept: (Listener) -> Void = { _ in }
@@ -36,8 +37,9 @@ public final class Listener {
 
     /// Most connections offered in one readiness callback; the rest wait for the next turn's.
     static let maxOffersPerWake = 1024
-    /// How long accepting pauses after the process or system ran out of descriptors or memory: the connections
-    /// stay queued in the kernel and are served once some close, instead of the listener spinning on an error.
+    /// How long accepting pauses after a failure that leaves the connection queued (descriptors or memory ran
+    /// out, a filter refused): the connections stay queued in the kernel and are served once the cause is gone,
+    /// instead of the listener spinning on the error.
     static let errorPauseMs: UInt64 = 100
     /// Failed connections skipped in one `accept(into:)` before it gives up for this offer.
     static let maxAcceptRetries = 16
@@ -138,14 +140,14 @@ public final class Listener {
         var offers = min(max(1, queuedConnections() ?? Listener.maxOffersPerWake), Listener.maxOffersPerWake)
         while offers > 0 && !isClosing && !pausedForOwner && pausedForError == nil {
             offerTaken = false
-            queueEmpty = false
+            stopOffering = false
             onAccept(self)
             if !offerTaken && !isClosing {
                 // Left queued by the owner: no more readiness callbacks until it takes that one.
                 pausedForOwner = true
                 poll?.watch(readable: false, writable: false)
             }
-            if queueEmpty { return }
+            if stopOffering { return }
             offers -= 1
         }
     }
@@ -198,14 +200,14 @@ public final class Listener {
                 // drops it from the queue): the next may be fine. Bounded, in case one of these repeats.
                 retries += 1
                 if retries < Listener.maxAcceptRetries { continue }
-                queueEmpty = true
+                stopOffering = true
             case EAGAIN, EWOULDBLOCK:
-                queueEmpty = true
+                stopOffering = true
             default:
                 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or refused (EPERM from a
                 // syscall filter): the connection stays queued, so trying again at once would spin.
                 onError(UVError(-error))
-                queueEmpty = true
+                stopOffering = true
                 pauseAfterError()
             }
             break
