@@ -200,16 +200,15 @@ public final class Listener {
                 // drops it from the queue): the next may be fine. Bounded, in case one of these repeats.
                 retries += 1
                 if retries < Listener.maxAcceptRetries { continue }
-                stopOffering = true
             case EAGAIN, EWOULDBLOCK:
-                stopOffering = true
+                break
             default:
                 // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), or refused (EPERM from a
                 // syscall filter): the connection stays queued, so trying again at once would spin.
                 onError(UVError(-error))
-                stopOffering = true
                 pauseAfterError()
             }
+            stopOffering = true
             break
         }
         conn.close()

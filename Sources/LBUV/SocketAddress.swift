@@ -64,7 +64,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
             let address = withUnsafePointer(to: &s) { p in
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
             }
-            for shift in [24, 16, 8, 0] as [UInt32] {
+            for shift in stride(from: UInt32(24), through: 0, by: -8) {  // no array built per call
                 let octet = UInt8(truncatingIfNeeded: address >> shift)
                 if octet >= 100 { text.append(UInt8(ascii: "0") + octet / 100) }
                 if octet >= 10 { text.append(UInt8(ascii: "0") + octet / 10 % 10) }

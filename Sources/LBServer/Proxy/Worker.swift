@@ -236,16 +236,10 @@ final class Worker {
         admissionTimerArmed = false
         tlsAdmission.newTurn()
         plainAdmission.newTurn()
-        takeDeferredAccepts()
-    }
-
-    /// Offers every deferred connection again (the caps may defer it once more).
-    private func takeDeferredAccepts() {
+        // Every deferred connection is offered again; the caps may defer it once more.
         let waiting = deferredAccepts
         deferredAccepts.removeAll(keepingCapacity: true)
-        for (listener, tls, http2) in waiting {
-            accept(from: listener, tls: tls, http2: http2, again: true)
-        }
+        for (listener, tls, http2) in waiting { accept(from: listener, tls: tls, http2: http2, again: true) }
     }
 
     func clientClosed(_ conn: ClientConnection) {
