@@ -16,9 +16,17 @@ many servers, active HTTP health checks on (every server checked each `--interva
 
 Prints one row per server count and the ratios of N to 3. Loopback only; everything it starts is stopped.
 
+With --peers, HAProxy and nginx go through steps 1 and 2 too, configured as in ../shared/bench/peers.sh (one
+thread each, consistent hashing on the URI, upstream keep-alive; nginx may keep 4,096 idle upstream connections
+rather than 256, so that 1,000 servers do not churn them) over the same servers, HAProxy with the same
+active health checks (nginx has none). Their N/3 ratios, measured in the same run, show how much of the drop
+comes from the harness: the backend nginx and the kernel work over N times the sockets on the same cores,
+whatever the proxy.
+
 usage: bench/many_servers.py LB_SERVER_BINARY [--servers 1000] [--duration 10] [--rounds 3] [--connections 64]
-           [--interval 2s] [--idle 10] [--changes 20]
-Takes about (idle + rounds x (duration + 1) + duration) x 2 seconds plus start-up: 1.5 minutes with defaults.
+           [--interval 2s] [--idle 10] [--changes 20] [--peers]
+Takes about (idle + rounds x (duration + 1) + duration) x 2 seconds plus start-up: 1.5 minutes with defaults,
+about 3.5 with --peers.
 """
 import argparse
 import json
@@ -155,6 +163,80 @@ def measure(binary, servers, args, work, lua, backend_pid):
             lb.kill()
 
 
+def measure_peer(kind, servers, args, work, lua, backend_pid):
+    """Steps 1 and 2 for HAProxy or nginx over the first `servers` backend ports."""
+    port = 9390 if kind == "haproxy" else 9391
+    ports = [FIRST_PORT + i for i in range(servers)]
+    path = os.path.join(work, f"{kind}-{servers}.cfg")
+    with open(path, "w") as f:
+        if kind == "haproxy":
+            inter = args.interval if args.interval[-1].isalpha() else args.interval + "s"
+            lines = "\n".join(f"  server s{i} 127.0.0.1:{p} check inter {inter}" for i, p in enumerate(ports))
+            f.write(f"""global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:{port}
+  default_backend be
+backend be
+  balance uri
+  hash-type consistent
+  option httpchk GET /health
+{lines}
+""")
+            cmd = [shutil.which("haproxy") or "/usr/sbin/haproxy", "-f", path, "-db"]
+        else:
+            lines = " ".join(f"server 127.0.0.1:{p};" for p in ports)
+            f.write(f"""daemon off; master_process off; worker_processes 1; pid {work}/{kind}-{servers}.pid;
+error_log {work}/logs/{kind}.err crit; worker_rlimit_nofile 65536;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off; keepalive_requests 1000000;
+  client_body_temp_path {work}; proxy_temp_path {work}; fastcgi_temp_path {work}; uwsgi_temp_path {work};
+  scgi_temp_path {work};
+  upstream be {{ hash $request_uri consistent; {lines} keepalive 4096; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+""")
+            cmd = [shutil.which("nginx") or "/usr/sbin/nginx", "-p", work, "-c", path]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        # HAProxy's first checks of every server run within one interval of its start.
+        time.sleep(3 if kind == "haproxy" else 0.5)
+        c0 = cpu_seconds(proc.pid)
+        time.sleep(args.idle)
+        idle_cpu = (cpu_seconds(proc.pid) - c0) / args.idle
+        rounds = []
+        for _ in range(args.rounds):
+            c0, b0 = cpu_seconds(proc.pid), cpu_seconds(backend_pid)
+            requests, rps, p99, errors, sock = run_wrk(port, args.duration, args.connections, lua)
+            cpu, backend_cpu = cpu_seconds(proc.pid) - c0, cpu_seconds(backend_pid) - b0
+            rounds.append((rps, cpu * 1e6 / max(1, requests), p99, errors, backend_cpu * 1e6 / max(1, requests)))
+        return {
+            "servers": servers, "rps": statistics.median(r[0] for r in rounds),
+            "cpu_us": statistics.median(r[1] for r in rounds),
+            "backend_cpu_us": statistics.median(r[4] for r in rounds),
+            "p99": statistics.median(r[2] for r in rounds), "errors": sum(r[3] for r in rounds),
+            "idle_cpu": idle_cpu,
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -165,8 +247,9 @@ def main():
     ap.add_argument("--interval", default="2s")
     ap.add_argument("--idle", type=int, default=10)
     ap.add_argument("--changes", type=int, default=20)
+    ap.add_argument("--peers", action="store_true", help="also HAProxy and nginx over the same servers")
     args = ap.parse_args()
-    for tool in ("nginx", "wrk"):
+    for tool in ("nginx", "wrk") + (("haproxy",) if args.peers else ()):
         if not shutil.which(tool):
             sys.exit(f"needs {tool}")
     started = time.time()
@@ -200,6 +283,10 @@ http {{
         wait_port(FIRST_PORT)
         wait_port(FIRST_PORT + args.servers - 1)
         rows = [measure(args.binary, n, args, work, lua, nginx.pid) for n in (3, args.servers)]
+        peers = {}
+        if args.peers:
+            for kind in ("haproxy", "nginx"):
+                peers[kind] = [measure_peer(kind, n, args, work, lua, nginx.pid) for n in (3, args.servers)]
     finally:
         nginx.send_signal(signal.SIGTERM)
         nginx.wait(timeout=10)
@@ -218,6 +305,23 @@ http {{
           f"cpu per request {big['servers']}/3: {big['cpu_us'] / small['cpu_us']:.3f}   "
           f"backend's cpu per request {big['servers']}/3: {big['backend_cpu_us'] / small['backend_cpu_us']:.3f}   "
           f"health checker: {big['idle_cpu'] * 100:.2f}% of a core for {big['servers']} servers")
+    if peers:
+        print(f"\nthe same over HAProxy and nginx (no admin changes; nginx has no health checks)")
+        print(f"{'proxy':>8} {'servers':>8} {'req/s':>9} {'cpu us/req':>10} {'backend':>8} {'p99 ms':>7} {'errors':>6} "
+              f"{'idle cpu':>9}")
+        table = [("lb", rows)] + list(peers.items())
+        for name, (a, b) in table:
+            for r in (a, b):
+                print(f"{name:>8} {r['servers']:>8} {r['rps']:>9.0f} {r['cpu_us']:>10.2f} {r['backend_cpu_us']:>8.2f} "
+                      f"{r['p99']:>7.2f} {r['errors']:>6} {r['idle_cpu'] * 100:>8.2f}%")
+        for name, (a, b) in table:
+            print(f"{name:>8}: throughput {b['servers']}/3 {b['rps'] / a['rps']:.3f}   "
+                  f"cpu per request {b['cpu_us'] / a['cpu_us']:.3f}   "
+                  f"backend's cpu per request {b['backend_cpu_us'] / a['backend_cpu_us']:.3f}")
+        lb_big = rows[1]
+        for name, (_, b) in peers.items():
+            print(f"lb/{name} at {b['servers']} servers: throughput {lb_big['rps'] / b['rps']:.3f}   "
+                  f"cpu per request {name}/lb {b['cpu_us'] / lb_big['cpu_us']:.3f}")
     print(f"took {time.time() - started:.0f} s")
 
 
