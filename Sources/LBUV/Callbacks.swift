@@ -16,7 +16,10 @@ enum Callbacks {
         let conn: TCPConnection = owner(handle!.pointee.data)
         let loop = conn.loop
         loop.readEvents &+= 1
-        buf!.pointee = uv_buf_init(loop.readBuffer.assumingMemoryBound(to: CChar.self), UInt32(loop.readBufferSize))
+        let whole = UInt32(truncatingIfNeeded: loop.readBufferSize)
+        let limit = conn.readLimit
+        buf!.pointee = uv_buf_init(
+            loop.readBuffer.assumingMemoryBound(to: CChar.self), limit != 0 && limit < whole ? limit : whole)
     }
 
     // Each stream callback ends with `EventLoop.runAfterEvent()`: work the handler asked for to run once no

@@ -39,6 +39,10 @@ open class TCPConnection {
     public private(set) final var isClosing = false
     /// Close as soon as everything queued has been written.
     private var closeWhenFlushed = false
+    /// The most one read takes (the alloc callback offers no more of the loop's buffer); 0: the whole buffer.
+    /// Every byte read must be kept until the peer it goes to takes it, so a connection relaying to a slow
+    /// reader reads in small pieces. (Declared here, it fills the padding after the flags above.)
+    public final var readLimit: UInt32 = 0
 
     @inlinable
     public final var stream: UnsafeMutablePointer<uv_stream_t> {
@@ -101,20 +105,60 @@ open class TCPConnection {
     @inlinable @inline(__always)
     public final func append(_ bytes: [UInt8]) { out.append(contentsOf: bytes) }
 
-    /// Tries the kernel directly when nothing is ahead of `bytes`, and queues the rest: a response body read
-    /// from a backend in 64 KB pieces goes out without a copy into `out` while the client keeps up, and `out`
-    /// (which the back-pressure watches) holds only what the client has not taken. An error is left for the
-    /// next `flush()` to find, so no close happens inside a caller's read callback.
+    /// Hands `bytes` to the kernel at once, after what `out` holds (a response head) in the same `writev`: a
+    /// response body read from a backend goes out without a copy while the client keeps up. What the kernel does
+    /// not take is copied once, into the buffer lent to `uv_write`, and written as the client reads; `out` keeps
+    /// no body bytes, so a slow reader costs lb that one buffer. Bytes sent while a write is in flight wait in
+    /// `out`. An error is left for the next `flush()` to find, so no close happens inside a caller's read
+    /// callback.
     public final func send(_ bytes: UnsafeRawBufferPointer) {
-        guard out.isEmpty, !isWriting, !isClosing, !closeWhenFlushed, let base = bytes.baseAddress else {
+        // A closing connection writes nothing more: holding bytes for it would only keep them until its close.
+        if isClosing { return }
+        guard !isWriting, !closeWhenFlushed, let base = bytes.baseAddress else {
             out.append(contentsOf: bytes)
             return
         }
-        var buf = uv_buf_init(
+        let body = uv_buf_init(
             UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: CChar.self)), UInt32(bytes.count))
-        let status = uv_try_write(stream, &buf, 1)
+        let queued = out.count
+        let status: Int32
+        if queued == 0 {
+            var buf = body
+            status = uv_try_write(stream, &buf, 1)
+        } else {
+            status = out.withUnsafeMutableBytes { raw in
+                var bufs = (uv_buf_init(raw.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(queued)), body)
+                return withUnsafeMutablePointer(to: &bufs) {
+                    $0.withMemoryRebound(to: uv_buf_t.self, capacity: 2) { uv_try_write(stream, $0, 2) }
+                }
+            }
+        }
+        if status == queued + bytes.count {
+            if queued > 0 { out.removeAll(keepingCapacity: out.capacity <= 64 * 1024) }
+            return
+        }
         let written = status > 0 ? Int(status) : 0
-        if written < bytes.count { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[written...])) }
+        guard status > 0 || status == UV_EAGAIN.rawValue else {
+            out.append(contentsOf: bytes)
+            return
+        }
+        // The kernel is full: the rest goes straight to the buffer lent to uv_write.
+        let bodyRest = UnsafeRawBufferPointer(rebasing: bytes[max(0, written - queued)...])
+        let started: Int32
+        if written < queued {
+            started = out.withUnsafeBytes { raw in
+                startWrite(UnsafeRawBufferPointer(rebasing: raw[written...]), bodyRest)
+            }
+        } else {
+            started = startWrite(bodyRest)
+        }
+        if started < 0 {
+            // Left for `flush()` to find: `out` keeps what the kernel did not take, in order.
+            out.removeSubrange(0..<min(written, queued))
+            out.append(contentsOf: bodyRest)
+        } else if queued > 0 {
+            out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+        }
     }
 
     /// Hands `out` to the kernel: `uv_try_write` first, `uv_write` for the remainder.
@@ -142,28 +186,43 @@ open class TCPConnection {
             return
         }
         // The kernel is full: copy the rest into the buffer this connection lends to uv_write.
+        let started = out.withUnsafeBytes { raw in startWrite(UnsafeRawBufferPointer(rebasing: raw[written...])) }
+        if started < 0 {
+            failWrite(UVError(started))
+            return
+        }
+        out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+    }
+
+    /// The least the buffer lent to `uv_write` is allocated with.
+    static let smallWrite: UInt32 = 16 * 1024
+
+    /// Copies `bytes` and then `more` into the buffer lent to `uv_write` and starts the write; returns libuv's
+    /// status, which the caller handles (a close must not happen inside a caller's read callback). Nothing may be
+    /// in flight.
+    private func startWrite(
+        _ bytes: UnsafeRawBufferPointer, _ more: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)
+    ) -> Int32 {
+        let remaining = bytes.count + more.count
         if Int(inflightCapacity) < remaining {
             inflight?.deallocate()
-            let capacity = max(remaining, 16 * 1024)
+            let capacity = max(remaining, Int(TCPConnection.smallWrite))
             inflightCapacity = UInt32(capacity)
             inflight = .allocate(byteCount: capacity, alignment: 16)
         }
-        out.withUnsafeBytes { raw in
-            inflight!.copyMemory(from: raw.baseAddress! + written, byteCount: remaining)
+        if let base = bytes.baseAddress { inflight!.copyMemory(from: base, byteCount: bytes.count) }
+        if let base = more.baseAddress {
+            (inflight! + bytes.count).copyMemory(from: base, byteCount: more.count)
         }
         inflightCount = UInt32(remaining)
-        out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
         if writeReq == nil {
             writeReq = .allocate(capacity: 1)
         }
         writeReq!.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         var buf = uv_buf_init(inflight!.assumingMemoryBound(to: CChar.self), UInt32(remaining))
         let s = uv_write(writeReq, stream, &buf, 1, Callbacks.write)
-        if s < 0 {
-            failWrite(UVError(s))
-            return
-        }
-        isWriting = true
+        if s >= 0 { isWriting = true }
+        return s
     }
 
     /// Frees `out`'s storage and the buffer lent to `uv_write` when nothing is queued or in flight.
@@ -180,6 +239,13 @@ open class TCPConnection {
     /// Write callback (from Callbacks.write).
     final func didWrite(status: Int32) {
         isWriting = false
+        // A big buffer left by one large remainder goes once the writes are small again (a slow reader's
+        // response read in small pieces); kept, it would cost every slow reader the largest write it ever had.
+        if inflightCount <= TCPConnection.smallWrite && inflightCapacity > TCPConnection.smallWrite {
+            inflight?.deallocate()
+            inflight = nil
+            inflightCapacity = 0
+        }
         inflightCount = 0
         if status < 0 {
             if !isClosing { failWrite(UVError(status)) }

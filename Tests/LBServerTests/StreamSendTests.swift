@@ -1,9 +1,12 @@
+import CLibUV
+import Glibc
 import LBUV
 import XCTest
 
-/// `TCPConnection.send`: bytes go to the kernel at once when nothing is queued ahead of them, and otherwise
-/// join the queue behind what is there, so a body streamed through is never reordered against a head appended
-/// before it, nor against bytes the kernel refused earlier. Over a real loopback connection.
+/// `TCPConnection.send`: bytes go to the kernel at once, behind a head appended before them in the same
+/// `writev`; what the kernel refuses is held once, in the buffer lent to `uv_write` (never also in `out`); bytes
+/// sent while that write is in flight join `out` behind it. Nothing is ever reordered. Over a real loopback
+/// connection.
 final class StreamSendTests: XCTestCase {
     private final class Peer: ByteStreamHandler {
         let stream: HandledTCPStream
@@ -30,15 +33,16 @@ final class StreamSendTests: XCTestCase {
         (0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ n &* 131 &+ ($0 >> 8)) }
     }
 
-    func testSendWritesAtOnceWhenNothingIsAheadAndQueuesBehindWhatIs() throws {
+    func testSendWritesAtOnceBehindAHeadAndHoldsWhatTheKernelRefusesOnce() throws {
         let loop = try EventLoop()
         let listener = try Listener(loop: loop, address: try SocketAddress.resolve(host: "127.0.0.1", port: 0))
         let writer = Peer(loop: loop)
         var reader: Peer?
         var expected: [UInt8] = []
         var directWithNothingAhead = false
-        var queuedBehindHead = false
-        var queuedBehindFullKernel = false
+        var headAndBodyTogether = false
+        var refusedHeldOnce = false
+        var queuedBehindInFlight = false
         var piecesSent = 0
         var failure: String?
 
@@ -65,29 +69,31 @@ final class StreamSendTests: XCTestCase {
             first.withUnsafeBytes { w.send($0) }
             expected += first
             directWithNothingAhead = w.out.isEmpty && !w.isWriting
-            // 2. A head appended and not flushed: a body sent after it waits behind it.
+            // 2. A head appended and not flushed: a body sent after it goes out with it, behind it.
             let head = Array("HTTP/1.1 200 OK\r\n\r\n".utf8)
             w.append(head)
             expected += head
             let body = Array("body".utf8)
             body.withUnsafeBytes { w.send($0) }
             expected += body
-            queuedBehindHead = w.out == head + body
-            w.flush()
-            // 3. Pieces until the kernel refuses some (the reader is not reading), then more behind them.
-            while piecesSent < 4_096, w.out.isEmpty, !w.isWriting {
+            headAndBodyTogether = w.out.isEmpty && !w.isWriting
+            // 3. Pieces until the kernel refuses part of one (the reader is not reading): that part is held in the
+            // write in flight, `out` holds nothing.
+            while piecesSent < 4_096, !w.isWriting {
                 let p = Self.piece(piecesSent)
                 p.withUnsafeBytes { w.send($0) }
                 expected += p
                 piecesSent += 1
             }
-            queuedBehindFullKernel = !w.out.isEmpty
+            refusedHeldOnce = w.isWriting && w.out.isEmpty && w.writeQueueBytes > 0 && w.writeQueueBytes <= 65_536
+            // 4. More while that write is in flight: they queue behind it.
             for _ in 0..<3 {
                 let p = Self.piece(piecesSent)
                 p.withUnsafeBytes { w.send($0) }
                 expected += p
                 piecesSent += 1
             }
+            queuedBehindInFlight = w.out.count == 3 * 65_536
             w.flush()
             r.onRead = {
                 if r.received.count >= expected.count {
@@ -114,8 +120,82 @@ final class StreamSendTests: XCTestCase {
 
         XCTAssertNil(failure)
         XCTAssertTrue(directWithNothingAhead, "bytes sent with nothing queued went to the kernel at once")
-        XCTAssertTrue(queuedBehindHead, "bytes sent behind an unflushed head joined the queue after it")
-        XCTAssertTrue(queuedBehindFullKernel, "the kernel refused part of \(piecesSent) pieces and the rest queued")
+        XCTAssertTrue(headAndBodyTogether, "bytes sent behind an unflushed head went to the kernel with it")
+        XCTAssertTrue(refusedHeldOnce, "what the kernel refused of \(piecesSent) pieces is held once, in the write")
+        XCTAssertTrue(queuedBehindInFlight, "bytes sent during the write queued behind it")
+        XCTAssertEqual(reader?.received.count, expected.count)
+        XCTAssertTrue(reader?.received == expected, "every byte arrived once, in the order it was sent")
+        XCTAssertEqual(loop.close(), 0)
+    }
+
+    /// The kernel refuses everything (its buffers were filled behind the connection's back) while a head waits in
+    /// `out`: head and body are held together, in order, in the write lent to libuv, and `out` is empty.
+    func testAHeadAndBodyTheKernelRefusesWholeAreHeldInOrderInOneWrite() throws {
+        let loop = try EventLoop()
+        let listener = try Listener(loop: loop, address: try SocketAddress.resolve(host: "127.0.0.1", port: 0))
+        let writer = Peer(loop: loop)
+        var reader: Peer?
+        var expected: [UInt8] = []
+        var heldTogether = false
+        var failure: String?
+        func finish() {
+            reader?.stream.close()
+            writer.stream.close()
+            listener.close()
+        }
+        var watchdog: LoopTimer?
+        watchdog = LoopTimer(loop: loop) {
+            failure = "timed out: \(reader?.received.count ?? 0) of \(expected.count) bytes arrived"
+            finish()
+            watchdog?.close()
+            watchdog = nil
+        }
+        watchdog?.start(timeout: 20_000)
+        var connected = false
+        func go() {
+            guard connected, let r = reader else { return }
+            let w = writer.stream
+            var fd: uv_os_fd_t = -1
+            uv_fileno(UnsafeMutableRawPointer(w.handle).assumingMemoryBound(to: uv_handle_t.self), &fd)
+            // Fill the kernel's buffers directly (the socket is non-blocking) until it takes nothing more.
+            var n = 0
+            while true {
+                let p = Self.piece(n)
+                let wrote = p.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if wrote <= 0 { break }
+                expected += p[0..<wrote]
+                n += 1
+            }
+            let head = Array("HTTP/1.1 200 OK\r\ncontent-length: 65536\r\n\r\n".utf8)
+            w.append(head)
+            let body = Self.piece(9_999)
+            body.withUnsafeBytes { w.send($0) }
+            expected += head + body
+            heldTogether = w.isWriting && w.out.isEmpty && w.writeQueueBytes == head.count + body.count
+            r.onRead = {
+                if r.received.count >= expected.count {
+                    watchdog?.close()
+                    watchdog = nil
+                    finish()
+                }
+            }
+            r.stream.startReading()
+        }
+        listener.onAccept = { l in
+            let r = Peer(loop: loop)
+            guard l.accept(into: r.stream) else { return }
+            reader = r
+            go()
+        }
+        writer.onConnected = {
+            connected = true
+            go()
+        }
+        listener.boundAddress.withSockaddr { writer.stream.connect(to: $0) }
+        loop.run()
+
+        XCTAssertNil(failure)
+        XCTAssertTrue(heldTogether, "the refused head and body are held in one write, nothing in out")
         XCTAssertEqual(reader?.received.count, expected.count)
         XCTAssertTrue(reader?.received == expected, "every byte arrived once, in the order it was sent")
         XCTAssertEqual(loop.close(), 0)

@@ -10,7 +10,7 @@ public enum Timeout: String, CaseIterable, Sendable {
     case clientHeader = "client_header"
     /// A keep-alive client connection with no request in flight.
     case clientIdle = "client_idle"
-    /// A client that takes none of its response while lb holds more than the high-water mark for it (and has
+    /// A client that takes none of its response while its socket is full and lb holds bytes for it (and has
     /// paused the backend): from the pause, and from each completed write after it.
     case clientSend = "client_send"
     /// Establishing a TCP connection to a backend.

@@ -14,6 +14,7 @@ extension ClientConnection {
         case .sendRequestHead:
             guard let up = upstream else { return }
             up.attach(to: self, method: exchange.request.method)
+            up.readPacedByClient()
             up.sendHead(outgoingHead)
             resumeInput = true
         case .sendLastChunk:

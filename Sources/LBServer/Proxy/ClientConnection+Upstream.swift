@@ -55,17 +55,21 @@ extension ClientConnection {
         }
     }
 
-    /// This client's queue is over the high-water mark even after a write attempt: pause the upstream until
-    /// `streamDrained` brings it under the low-water mark, so a client that reads slowly or not at all holds at
-    /// most the high-water mark plus one read of its response, never the whole of it. Back-pressure is the
+    /// This client's queue is over the high-water mark (0: the kernel did not take everything) even after a write
+    /// attempt: pause the upstream until `streamDrained` brings it under the low-water mark, so a client that reads
+    /// slowly or not at all holds at most one read of its response, never the whole of it; a client that took
+    /// everything has the backend read in whole buffers again (`readWhole`). Back-pressure is the
     /// transport's business, so it lives here, not in the exchange.
     ///
     /// While paused, the backend's silence is this client's doing: the upstream's response timeout is suspended
     /// and the client's `client_send` deadline runs instead (a tunnel keeps its own idle timeout).
     func applyBackpressureTowardClient() {
-        guard !upstreamPausedForClient, writeQueueBytes > settings.highWater, let up = upstream else { return }
-        flush()
-        guard writeQueueBytes > settings.highWater else { return }
+        guard !upstreamPausedForClient, let up = upstream else { return }
+        if writeQueueBytes > settings.highWater { flush() }
+        guard writeQueueBytes > settings.highWater else {
+            up.readWhole()
+            return
+        }
         upstreamPausedForClient = true
         worker.counters.slowReaderPauses &+= 1
         up.pauseForClient()

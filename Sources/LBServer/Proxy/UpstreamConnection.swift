@@ -138,6 +138,7 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         self.owner = owner
         receivedAny = false
         responseTimerSuspended = false
+        socket.readLimit = 0
         tlsBuffersReleased = false
         parser.expectResponse(to: method)
         if state == .idle { state = .active }
@@ -194,12 +195,27 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
         slot.idle.push(self)
     }
 
+    /// The largest read while the client has not shown it keeps up (HAProxy's buffer size).
+    static let slowReaderReadBytes: UInt32 = 16 * 1024
+
+    /// An HTTP/1.1 client's exchange: the response is read in pieces of `slowReaderReadBytes` until the client
+    /// takes one whole (`readWhole`), and again after a pause for it. What the kernel does not take stays in lb
+    /// until the client reads it, so a slow reader costs one small read, not one of the loop's whole buffer:
+    /// with thousands of slow readers of big responses that is most of lb's memory. A client that keeps up
+    /// costs one smaller read per response. (An HTTP/2 stream buffers its response itself and reads whole.)
+    func readPacedByClient() { socket.readLimit = UpstreamConnection.slowReaderReadBytes }
+
+    /// The client took everything sent so far: read the backend in whole buffers.
+    @inline(__always)
+    func readWhole() { socket.readLimit = 0 }
+
     /// The owner's client is not taking the response: stop reading the backend. Its silence from now on is the
     /// client's doing, not a failure of the backend, so the response timeout is suspended until
     /// `resumeForClient()` (the owner's `client_send` deadline bounds the wait instead). Other phases (a tunnel's
     /// idle timeout) keep running.
     func pauseForClient() {
         stopReading()
+        socket.readLimit = UpstreamConnection.slowReaderReadBytes
         if timer.phase == .upstreamResponse {
             responseTimerSuspended = true
             timer.enter(.none, now: 0, limits: worker.timerLimits)

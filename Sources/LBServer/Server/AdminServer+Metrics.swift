@@ -109,7 +109,7 @@ extension AdminServer {
         m.sample("lb_client_timeouts_total", [("timeout", "client_send")], w.sendTimeouts)
         m.family(
             "lb_client_slow_reader_pauses_total", .counter,
-            "Times a client's write queue passed the high-water mark and its backend was paused until it read.")
+            "Times a client's socket was full and its backend was paused until it read what lb held.")
         m.sample("lb_client_slow_reader_pauses_total", [], w.slowReaderPauses)
         m.family(
             "lb_tls_failures_total", .counter,

@@ -150,7 +150,7 @@ struct WorkerCounters {
     var headerTimeouts: UInt64 = 0
     var idleTimeouts: UInt64 = 0
     var sendTimeouts: UInt64 = 0
-    /// Times a client's write queue passed the high-water mark and its backend was paused until the client read
+    /// Times a client's socket was full and its backend was paused until the client read what lb held for it
     /// (slow readers): how often back-pressure, not memory, absorbed a response.
     var slowReaderPauses: UInt64 = 0
     /// Exchanges the client ended (closed or reset its connection) before the response was complete, and of
