@@ -238,9 +238,12 @@ soak: build
 	python3 bench/soak.py --bin "$(RELEASE_BIN)" --duration $(DURATION)
 
 # lb with 1,000 servers against 3 in one run (bench/many_servers.py): throughput, CPU per request, p99, the
-# health checker's CPU and p99 while admin changes rebuild the routing table. About 1.5 minutes.
+# health checker's CPU and p99 while admin changes rebuild the routing table; then HAProxy and nginx over the
+# same servers, for how much of the drop any proxy shows on this host. About 4.5 minutes;
+# BENCH_MANY_FLAGS= runs lb alone (about 1.5).
+BENCH_MANY_FLAGS ?= --peers
 bench-many-servers: build
-	python3 bench/many_servers.py "$(RELEASE_BIN)/lb-server"
+	python3 bench/many_servers.py "$(RELEASE_BIN)/lb-server" $(BENCH_MANY_FLAGS)
 
 # Memory per idle client connection of lb, HAProxy (1 thread) and nginx (1 worker) in the same run
 # (bench/idle_connections.py): each proxy in turn gets 9,000 connections, each having served one request, then idle;
