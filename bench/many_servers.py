@@ -91,6 +91,21 @@ def run_wrk(port, duration, connections, lua):
     return requests, rps, float(p99.group(1)) * scale, (int(errors.group(1)) if errors else 0), socket_errors
 
 
+def idle_and_load(pid, port, args, lua, backend_pid):
+    """Steps 1 and 2 against a started proxy: its CPU per second while idle, then `args.rounds` wrk runs, each as
+    (req/s, proxy CPU us per request, p99 ms, non-2xx, backend CPU us per request)."""
+    c0 = cpu_seconds(pid)
+    time.sleep(args.idle)
+    idle_cpu = (cpu_seconds(pid) - c0) / args.idle
+    rounds = []
+    for _ in range(args.rounds):
+        c0, b0 = cpu_seconds(pid), cpu_seconds(backend_pid)
+        requests, rps, p99, errors, _ = run_wrk(port, args.duration, args.connections, lua)
+        cpu, backend_cpu = cpu_seconds(pid) - c0, cpu_seconds(backend_pid) - b0
+        rounds.append((rps, cpu * 1e6 / max(1, requests), p99, errors, backend_cpu * 1e6 / max(1, requests)))
+    return idle_cpu, rounds
+
+
 def measure(binary, servers, args, work, lua, backend_pid):
     cfg = {
         "listen": "127.0.0.1:0", "admin": {"listen": "127.0.0.1:0"}, "workers": 1,
@@ -115,16 +130,7 @@ def measure(binary, servers, args, work, lua, backend_pid):
             if sum(1 for s in body["servers"] if s.get("state") == "up") == servers:
                 break
             time.sleep(0.5)
-        c0 = cpu_seconds(lb.pid)
-        time.sleep(args.idle)
-        idle_cpu = (cpu_seconds(lb.pid) - c0) / args.idle
-
-        rounds = []
-        for _ in range(args.rounds):
-            c0, b0 = cpu_seconds(lb.pid), cpu_seconds(backend_pid)
-            requests, rps, p99, errors, sock = run_wrk(port, args.duration, args.connections, lua)
-            cpu, backend_cpu = cpu_seconds(lb.pid) - c0, cpu_seconds(backend_pid) - b0
-            rounds.append((rps, cpu * 1e6 / max(1, requests), p99, errors, backend_cpu * 1e6 / max(1, requests)))
+        idle_cpu, rounds = idle_and_load(lb.pid, port, args, lua, backend_pid)
 
         # Routing rebuilds under load: one weight change after another through the admin API.
         change_times = []
@@ -213,15 +219,7 @@ http {{
         wait_port(port)
         # HAProxy's first checks of every server run within one interval of its start.
         time.sleep(3 if kind == "haproxy" else 0.5)
-        c0 = cpu_seconds(proc.pid)
-        time.sleep(args.idle)
-        idle_cpu = (cpu_seconds(proc.pid) - c0) / args.idle
-        rounds = []
-        for _ in range(args.rounds):
-            c0, b0 = cpu_seconds(proc.pid), cpu_seconds(backend_pid)
-            requests, rps, p99, errors, sock = run_wrk(port, args.duration, args.connections, lua)
-            cpu, backend_cpu = cpu_seconds(proc.pid) - c0, cpu_seconds(backend_pid) - b0
-            rounds.append((rps, cpu * 1e6 / max(1, requests), p99, errors, backend_cpu * 1e6 / max(1, requests)))
+        idle_cpu, rounds = idle_and_load(proc.pid, port, args, lua, backend_pid)
         return {
             "servers": servers, "rps": statistics.median(r[0] for r in rounds),
             "cpu_us": statistics.median(r[1] for r in rounds),

@@ -33,19 +33,18 @@ final class StreamSendTests: XCTestCase {
         (0..<65_536).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ n &* 131 &+ ($0 >> 8)) }
     }
 
-    func testSendWritesAtOnceBehindAHeadAndHoldsWhatTheKernelRefusesOnce() throws {
+    /// Connects a writer to a reader over loopback. Once both ends are up, with the reader not reading yet so the
+    /// writer can fill the kernel's buffers, `write` sends through the writer and returns every byte it sent, in
+    /// order; the reader then reads until as many arrived (or 20 s pass: the failure says how far it got).
+    private func sendOverLoopback(
+        _ write: @escaping (HandledTCPStream) -> [UInt8]
+    ) throws -> (sent: [UInt8], received: [UInt8], failure: String?) {
         let loop = try EventLoop()
         let listener = try Listener(loop: loop, address: try SocketAddress.resolve(host: "127.0.0.1", port: 0))
         let writer = Peer(loop: loop)
         var reader: Peer?
-        var expected: [UInt8] = []
-        var directWithNothingAhead = false
-        var headAndBodyTogether = false
-        var refusedHeldOnce = false
-        var queuedBehindInFlight = false
-        var piecesSent = 0
+        var sent: [UInt8] = []
         var failure: String?
-
         func finish() {
             reader?.stream.close()
             writer.stream.close()
@@ -53,17 +52,49 @@ final class StreamSendTests: XCTestCase {
         }
         var watchdog: LoopTimer?
         watchdog = LoopTimer(loop: loop) {
-            failure = "timed out: \(reader?.received.count ?? 0) of \(expected.count) bytes arrived"
+            failure = "timed out: \(reader?.received.count ?? 0) of \(sent.count) bytes arrived"
             finish()
             watchdog?.close()
             watchdog = nil
         }
         watchdog?.start(timeout: 20_000)
-
         var connected = false
         func go() {
             guard connected, let r = reader else { return }
-            let w = writer.stream
+            sent = write(writer.stream)
+            r.onRead = {
+                if r.received.count >= sent.count {
+                    watchdog?.close()
+                    watchdog = nil
+                    finish()
+                }
+            }
+            r.stream.startReading()
+        }
+        listener.onAccept = { l in
+            let r = Peer(loop: loop)
+            guard l.accept(into: r.stream) else { return }
+            reader = r
+            go()
+        }
+        writer.onConnected = {
+            connected = true
+            go()
+        }
+        listener.boundAddress.withSockaddr { writer.stream.connect(to: $0) }
+        loop.run()
+        XCTAssertEqual(loop.close(), 0)
+        return (sent, reader?.received ?? [], failure)
+    }
+
+    func testSendWritesAtOnceBehindAHeadAndHoldsWhatTheKernelRefusesOnce() throws {
+        var directWithNothingAhead = false
+        var headAndBodyTogether = false
+        var refusedHeldOnce = false
+        var queuedBehindInFlight = false
+        var piecesSent = 0
+        let result = try sendOverLoopback { w in
+            var expected: [UInt8] = []
             // 1. Nothing queued: the bytes go to the kernel, `out` stays empty.
             let first = Array("first".utf8)
             first.withUnsafeBytes { w.send($0) }
@@ -95,66 +126,23 @@ final class StreamSendTests: XCTestCase {
             }
             queuedBehindInFlight = w.out.count == 3 * 65_536
             w.flush()
-            r.onRead = {
-                if r.received.count >= expected.count {
-                    watchdog?.close()
-                    watchdog = nil
-                    finish()
-                }
-            }
-            r.stream.startReading()
+            return expected
         }
-        listener.onAccept = { l in
-            let r = Peer(loop: loop)
-            guard l.accept(into: r.stream) else { return }
-            // The reader does not read yet: the writer fills the kernel's buffers first.
-            reader = r
-            go()
-        }
-        writer.onConnected = {
-            connected = true
-            go()
-        }
-        listener.boundAddress.withSockaddr { writer.stream.connect(to: $0) }
-        loop.run()
-
-        XCTAssertNil(failure)
+        XCTAssertNil(result.failure)
         XCTAssertTrue(directWithNothingAhead, "bytes sent with nothing queued went to the kernel at once")
         XCTAssertTrue(headAndBodyTogether, "bytes sent behind an unflushed head went to the kernel with it")
         XCTAssertTrue(refusedHeldOnce, "what the kernel refused of \(piecesSent) pieces is held once, in the write")
         XCTAssertTrue(queuedBehindInFlight, "bytes sent during the write queued behind it")
-        XCTAssertEqual(reader?.received.count, expected.count)
-        XCTAssertTrue(reader?.received == expected, "every byte arrived once, in the order it was sent")
-        XCTAssertEqual(loop.close(), 0)
+        XCTAssertEqual(result.received.count, result.sent.count)
+        XCTAssertTrue(result.received == result.sent, "every byte arrived once, in the order it was sent")
     }
 
     /// The kernel refuses everything (its buffers were filled behind the connection's back) while a head waits in
     /// `out`: head and body are held together, in order, in the write lent to libuv, and `out` is empty.
     func testAHeadAndBodyTheKernelRefusesWholeAreHeldInOrderInOneWrite() throws {
-        let loop = try EventLoop()
-        let listener = try Listener(loop: loop, address: try SocketAddress.resolve(host: "127.0.0.1", port: 0))
-        let writer = Peer(loop: loop)
-        var reader: Peer?
-        var expected: [UInt8] = []
         var heldTogether = false
-        var failure: String?
-        func finish() {
-            reader?.stream.close()
-            writer.stream.close()
-            listener.close()
-        }
-        var watchdog: LoopTimer?
-        watchdog = LoopTimer(loop: loop) {
-            failure = "timed out: \(reader?.received.count ?? 0) of \(expected.count) bytes arrived"
-            finish()
-            watchdog?.close()
-            watchdog = nil
-        }
-        watchdog?.start(timeout: 20_000)
-        var connected = false
-        func go() {
-            guard connected, let r = reader else { return }
-            let w = writer.stream
+        let result = try sendOverLoopback { w in
+            var expected: [UInt8] = []
             var fd: uv_os_fd_t = -1
             uv_fileno(UnsafeMutableRawPointer(w.handle).assumingMemoryBound(to: uv_handle_t.self), &fd)
             // Fill the kernel's buffers directly (the socket is non-blocking) until it takes nothing more.
@@ -172,32 +160,11 @@ final class StreamSendTests: XCTestCase {
             body.withUnsafeBytes { w.send($0) }
             expected += head + body
             heldTogether = w.isWriting && w.out.isEmpty && w.writeQueueBytes == head.count + body.count
-            r.onRead = {
-                if r.received.count >= expected.count {
-                    watchdog?.close()
-                    watchdog = nil
-                    finish()
-                }
-            }
-            r.stream.startReading()
+            return expected
         }
-        listener.onAccept = { l in
-            let r = Peer(loop: loop)
-            guard l.accept(into: r.stream) else { return }
-            reader = r
-            go()
-        }
-        writer.onConnected = {
-            connected = true
-            go()
-        }
-        listener.boundAddress.withSockaddr { writer.stream.connect(to: $0) }
-        loop.run()
-
-        XCTAssertNil(failure)
+        XCTAssertNil(result.failure)
         XCTAssertTrue(heldTogether, "the refused head and body are held in one write, nothing in out")
-        XCTAssertEqual(reader?.received.count, expected.count)
-        XCTAssertTrue(reader?.received == expected, "every byte arrived once, in the order it was sent")
-        XCTAssertEqual(loop.close(), 0)
+        XCTAssertEqual(result.received.count, result.sent.count)
+        XCTAssertTrue(result.received == result.sent, "every byte arrived once, in the order it was sent")
     }
 }
