@@ -91,6 +91,14 @@ def run_wrk(port, duration, connections, lua):
     return requests, rps, float(p99.group(1)) * scale, (int(errors.group(1)) if errors else 0), socket_errors
 
 
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def idle_and_load(pid, port, args, lua, backend_pid):
     """Steps 1 and 2 against a started proxy: its CPU per second while idle, then `args.rounds` wrk runs, each as
     (req/s, proxy CPU us per request, p99 ms, non-2xx, backend CPU us per request)."""
@@ -162,11 +170,7 @@ def measure(binary, servers, args, work, lua, backend_pid):
             "change_max_ms": max(change_times), "change_p99": change_p99, "change_rps": change_rps,
         }
     finally:
-        lb.send_signal(signal.SIGTERM)
-        try:
-            lb.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            lb.kill()
+        stop(lb)
 
 
 def measure_peer(kind, servers, args, work, lua, backend_pid):
@@ -228,11 +232,7 @@ http {{
             "idle_cpu": idle_cpu,
         }
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def main():
