@@ -45,8 +45,8 @@ struct ProxySettings: Sendable {
     /// socket buffers do the buffering and lb queues only what the kernel did not take: 0 stops reading the
     /// source as soon as the destination's socket is full and reads again once lb has passed on all it holds,
     /// so a slow reader costs one read's remainder (`UpstreamConnection.slowReaderReadBytes` after the first).
-    /// Against a 64 KiB mark: the same throughput on loopback, peak memory with a thousand slow readers of
-    /// 1 MiB responses from 84 to 50 MB.
+    /// Against the 64 KiB mark it replaced: the same throughput and system calls per request on loopback, and
+    /// peak memory with a thousand keep-alive clients of 1 MiB responses from 82.7 to 19.8 MB (HAProxy 34).
     var highWater = 0
     var lowWater = 0
     /// The same for an HTTP/2 connection's output and each stream's buffered response: one connection

@@ -201,8 +201,9 @@ final class UpstreamConnection: ByteStreamHandler, ListLinked, PoolLinked {
     /// An HTTP/1.1 client's exchange: the response is read in pieces of `slowReaderReadBytes` until the client
     /// takes one whole (`readWhole`), and again after a pause for it. What the kernel does not take stays in lb
     /// until the client reads it, so a slow reader costs one small read, not one of the loop's whole buffer:
-    /// with thousands of slow readers of big responses that is most of lb's memory. A client that keeps up
-    /// costs one smaller read per response. (An HTTP/2 stream buffers its response itself and reads whole.)
+    /// with thousands of slow readers of big responses that is most of lb's memory. For a client that keeps up
+    /// only the first read of a response is smaller. (An HTTP/2 stream buffers its response itself and reads
+    /// whole.)
     func readPacedByClient() { socket.readLimit = UpstreamConnection.slowReaderReadBytes }
 
     /// The client took everything sent so far: read the backend in whole buffers.
