@@ -134,7 +134,7 @@ open class TCPConnection {
             }
         }
         if status == queued + bytes.count {
-            if queued > 0 { out.removeAll(keepingCapacity: out.capacity <= 64 * 1024) }
+            if queued > 0 { clearOut() }
             return
         }
         let written = status > 0 ? Int(status) : 0
@@ -143,21 +143,17 @@ open class TCPConnection {
             return
         }
         // The kernel is full: the rest goes straight to the buffer lent to uv_write.
-        let bodyRest = UnsafeRawBufferPointer(rebasing: bytes[max(0, written - queued)...])
-        let started: Int32
-        if written < queued {
-            started = out.withUnsafeBytes { raw in
-                startWrite(UnsafeRawBufferPointer(rebasing: raw[written...]), bodyRest)
-            }
-        } else {
-            started = startWrite(bodyRest)
+        let headWritten = min(written, queued)
+        let bodyRest = UnsafeRawBufferPointer(rebasing: bytes[(written - headWritten)...])
+        let started = out.withUnsafeBytes { raw in
+            startWrite(UnsafeRawBufferPointer(rebasing: raw[headWritten...]), bodyRest)
         }
         if started < 0 {
             // Left for `flush()` to find: `out` keeps what the kernel did not take, in order.
-            out.removeSubrange(0..<min(written, queued))
+            out.removeSubrange(0..<headWritten)
             out.append(contentsOf: bodyRest)
         } else if queued > 0 {
-            out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+            clearOut()
         }
     }
 
@@ -181,7 +177,7 @@ open class TCPConnection {
         }
         let remaining = out.count - written
         if remaining == 0 {
-            out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+            clearOut()
             if closeWhenFlushed { close() }
             return
         }
@@ -191,8 +187,11 @@ open class TCPConnection {
             failWrite(UVError(started))
             return
         }
-        out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+        clearOut()
     }
+
+    /// Empties `out`, keeping storage of up to 64 KiB for the next heads and small responses.
+    private func clearOut() { out.removeAll(keepingCapacity: out.capacity <= 64 * 1024) }
 
     /// The least the buffer lent to `uv_write` is allocated with.
     static let smallWrite: UInt32 = 16 * 1024
